@@ -1,0 +1,86 @@
+package config
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Error is one problem in a config file, placed at the key it is about.
+type Error struct {
+	File      string
+	Line, Col int
+	Key       string // the key path, e.g. "alias[1].address"
+	Msg       string
+}
+
+func (e *Error) Error() string {
+	var b strings.Builder
+	if e.File != "" {
+		b.WriteString(e.File)
+	} else {
+		b.WriteString("<config>")
+	}
+	fmt.Fprintf(&b, ":%d:%d: ", e.Line, e.Col)
+	if e.Key != "" {
+		b.WriteString(e.Key)
+		b.WriteString(": ")
+	}
+	b.WriteString(e.Msg)
+	return b.String()
+}
+
+// ErrorList is every problem found in one config file, in file order.
+type ErrorList []*Error
+
+func (l ErrorList) Error() string {
+	msgs := make([]string, len(l))
+	for i, e := range l {
+		msgs[i] = e.Error()
+	}
+	return strings.Join(msgs, "\n")
+}
+
+// Unwrap lets errors.As find each *Error.
+func (l ErrorList) Unwrap() []error {
+	errs := make([]error, len(l))
+	for i, e := range l {
+		errs[i] = e
+	}
+	return errs
+}
+
+// problems collects semantic errors against a locator.
+type problems struct {
+	file string
+	loc  *locator
+	list ErrorList
+}
+
+// at records a problem at the key path.
+func (p *problems) at(path, format string, args ...any) {
+	p.add(path, p.loc.find(path), format, args...)
+}
+
+// atValue records a problem at one value (an array element) of the key path.
+func (p *problems) atValue(path, value, format string, args ...any) {
+	p.add(path, p.loc.findValue(path, value), format, args...)
+}
+
+func (p *problems) add(path string, pos position, format string, args ...any) {
+	p.list = append(p.list, &Error{File: p.file, Line: pos.Line, Col: pos.Col, Key: path, Msg: fmt.Sprintf(format, args...)})
+}
+
+// line gives the line of a path, for messages that point at a second place.
+func (p *problems) line(path string) int { return p.loc.find(path).Line }
+
+func (p *problems) err() error {
+	if len(p.list) == 0 {
+		return nil
+	}
+	sort.SliceStable(p.list, func(i, j int) bool {
+		a, b := p.list[i], p.list[j]
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+	return p.list
+}

@@ -1,0 +1,23 @@
+package config
+
+import "testing"
+
+func TestSeedConfigLoads(t *testing.T) {
+	c, err := Load("../etc/gateway.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Aliases) != 4 || c.Aliases[3].Label != "eth1:3" {
+		t.Fatalf("aliases: %+v", c.Aliases)
+	}
+	p := c.DHCP.Pools[0]
+	if p.RouterAddr.String() != "192.168.1.1" || len(p.DNSAddrs) != 1 || p.DNSAddrs[0].String() != "192.168.1.3" || p.Domain != "home.arpa" {
+		t.Fatalf("pool not resolved: %+v", p)
+	}
+	if c.DHCP.Pools[1].RouterAddr.String() != "10.0.0.1" {
+		t.Fatalf("lab pool router: %v", c.DHCP.Pools[1].RouterAddr)
+	}
+	if len(c.Zones) != 2 {
+		t.Fatalf("zones: %+v", c.Zones)
+	}
+}

@@ -1,0 +1,198 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// Upstream is the forward target meaning "anything outside every zone".
+const Upstream = "upstream"
+
+func validateDNS(c *Config, p *problems, aliases map[string]*Alias) {
+	d := c.DNS
+	if !validDomain(d.Domain) {
+		p.at("dns.domain", "%q is not a valid domain name", d.Domain)
+	}
+	d.UpstreamAddrs = parseServers(p, "dns.upstreams", d.Upstreams)
+	for i, h := range d.Hosts {
+		path := fmt.Sprintf("dns.host[%d]", i)
+		if !validDomain(h.Name) {
+			p.at(path+".name", "%q is not a valid host name", h.Name)
+		}
+		if !h.Address.IsValid() {
+			p.at(path, "address is missing: set address = \"192.168.1.20\"")
+		}
+	}
+	for i, cn := range d.CNAMEs {
+		path := fmt.Sprintf("dns.cname[%d]", i)
+		if !validDomain(cn.Name) || !validDomain(cn.Target) {
+			p.at(path, "cname needs a valid name and target (got %q → %q)", cn.Name, cn.Target)
+		}
+	}
+	for i := range d.Forward {
+		f := &d.Forward[i]
+		path := fmt.Sprintf("dns.forward[%d]", i)
+		if !validDomain(f.Domain) {
+			p.at(path+".domain", "%q is not a valid domain name", f.Domain)
+		}
+		if len(f.Servers) == 0 {
+			p.at(path, "servers is missing: set servers = [\"10.0.0.53\"]")
+		}
+		f.ServerAddrs = parseServers(p, path+".servers", f.Servers)
+	}
+	for _, dom := range d.Rebind.Allow {
+		if !validDomain(dom) {
+			p.atValue("dns.rebind.allow", dom, "%q is not a valid domain name", dom)
+		}
+	}
+	if d.Cache.Size < 0 {
+		p.at("dns.cache.size", "cache size must be 0 or more")
+	}
+}
+
+// parseServers reads "a.b.c.d" or "a.b.c.d:port".
+func parseServers(p *problems, path string, list []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range list {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			out = append(out, ap)
+		} else if a, err := netip.ParseAddr(s); err == nil {
+			out = append(out, netip.AddrPortFrom(a, 53))
+		} else {
+			p.atValue(path, s, "%q is not an address or address:port", s)
+		}
+	}
+	return out
+}
+
+func validDomain(s string) bool {
+	s = strings.TrimSuffix(s, ".")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, l := range strings.Split(s, ".") {
+		if l == "" || len(l) > 63 || strings.HasPrefix(l, "-") || strings.HasSuffix(l, "-") {
+			return false
+		}
+		for _, r := range l {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func validateServices(c *Config, p *problems, aliases map[string]*Alias) {
+	for _, name := range sortedKeys(c.Services) {
+		s := c.Services[name]
+		path := "service." + name
+		if !nameRE.MatchString(name) {
+			p.at(path, "%q is not a valid service name: lowercase letters, digits, '-' and '_'", name)
+		}
+		if !s.Builtin && len(s.Ports) == 0 {
+			p.at(path, "ports is missing: set ports = [\"tcp/8080\"]")
+		}
+		s.PortSpecs = nil
+		for _, port := range s.Ports {
+			spec, err := ParsePortSpec(port)
+			if err != nil {
+				p.atValue(path+".ports", port, "%v", err)
+				continue
+			}
+			s.PortSpecs = append(s.PortSpecs, spec)
+		}
+		if s.Alias != "" && aliases[s.Alias] == nil {
+			p.at(path+".alias", "alias %q does not exist; defined aliases: %s", s.Alias, names(aliases))
+		}
+	}
+}
+
+func validateZones(c *Config, p *problems) {
+	type owner struct {
+		zone string
+		net  netip.Prefix
+	}
+	var seen []owner
+	for _, name := range sortedKeys(c.ZoneSet) {
+		z := c.ZoneSet[name]
+		path := "zone." + name
+		if !nameRE.MatchString(name) || name == Upstream {
+			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q", name, Upstream)
+		}
+		for i, sn := range z.Subnets {
+			spath := path + ".subnets"
+			switch {
+			case !sn.Addr().Is4():
+				p.atValue(spath, sn.String(), "%s is not an IPv4 subnet", sn)
+				continue
+			case sn != sn.Masked():
+				p.atValue(spath, sn.String(), "%s has host bits set; did you mean %s?", sn, sn.Masked())
+			}
+			for _, o := range seen {
+				if o.net.Overlaps(sn) {
+					p.atValue(spath, sn.String(), "subnet %s overlaps %s of zone %q; a subnet belongs to one zone", sn, o.net, o.zone)
+				}
+			}
+			for _, o := range z.Subnets[:i] {
+				if o.Overlaps(sn) && o != sn {
+					p.atValue(spath, sn.String(), "subnet %s overlaps %s in the same zone", sn, o)
+				}
+			}
+			seen = append(seen, owner{name, sn.Masked()})
+		}
+		for _, s := range z.Allow {
+			if c.Services[s] == nil {
+				p.atValue(path+".allow", s, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
+			}
+		}
+		for _, f := range z.Forward {
+			if f != Upstream && c.ZoneSet[f] == nil {
+				p.atValue(path+".forward", f, "unknown zone %q; forward names zones (%s) or %q", f, names(c.ZoneSet), Upstream)
+			}
+		}
+	}
+}
+
+// addImplicitZones gives every alias subnet no zone names a closed zone of its own,
+// and fills Zones in a stable order.
+func addImplicitZones(c *Config) {
+	c.Zones = c.Zones[:0]
+	for _, name := range sortedKeys(c.ZoneSet) {
+		c.Zones = append(c.Zones, c.ZoneSet[name])
+	}
+	for _, a := range c.Aliases {
+		if c.ZoneOf(a.Address.Addr()) != nil {
+			continue
+		}
+		name := "auto-" + a.Name
+		for n := 2; c.ZoneSet[name] != nil; n++ {
+			name = "auto-" + a.Name + "-" + strconv.Itoa(n)
+		}
+		c.Zones = append(c.Zones, &Zone{Name: name, Subnets: []netip.Prefix{a.Subnet()}, Implicit: true})
+	}
+}
+
+// ZoneOf returns the zone whose subnets hold a, or nil.
+func (c *Config) ZoneOf(a netip.Addr) *Zone {
+	for _, z := range c.Zones {
+		for _, sn := range z.Subnets {
+			if sn.Contains(a) {
+				return z
+			}
+		}
+	}
+	return nil
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
