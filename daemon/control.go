@@ -1,0 +1,164 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Request is one command on the control socket (one JSON object per connection).
+type Request struct {
+	Op string `json:"op"` // "reload", "plan", "status", "leases", "leases-import"
+	// Path and Config carry the file for reload and plan: the CLI reads the file so
+	// errors name the path the operator typed.
+	Path   string          `json:"path,omitempty"`
+	Config string          `json:"config,omitempty"`
+	Data   json.RawMessage `json:"data,omitempty"`
+}
+
+// Response is the daemon's answer.
+type Response struct {
+	OK      bool            `json:"ok"`
+	Error   string          `json:"error,omitempty"`
+	Changes []string        `json:"changes,omitempty"`
+	Data    json.RawMessage `json:"data,omitempty"`
+}
+
+// ErrNotRunning means nothing listens on the control socket.
+var ErrNotRunning = errors.New("gatewayd is not running")
+
+// Call sends one request to the daemon listening on socket and waits for the answer.
+func Call(ctx context.Context, socket string, req Request) (*Response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errConnRefused) {
+			return nil, fmt.Errorf("%w (no daemon on %s)", ErrNotRunning, socket)
+		}
+		return nil, fmt.Errorf("connecting to %s: %w", socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return nil, fmt.Errorf("sending %s to %s: %w", req.Op, socket, err)
+	}
+	var resp Response
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("reading the answer to %s from %s: %w", req.Op, socket, err)
+	}
+	return &resp, nil
+}
+
+// listenControl makes the socket: its directory only root may write, the socket 0600.
+func listenControl(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating control directory %s: %w", dir, err)
+	}
+	if fi, err := os.Stat(dir); err != nil {
+		return nil, fmt.Errorf("control directory %s: %w", dir, err)
+	} else if fi.Mode().Perm()&0o022 != 0 {
+		return nil, fmt.Errorf("control directory %s is writable by others (mode %v); make it 0755 owned by root", dir, fi.Mode().Perm())
+	}
+	// A socket file left by a daemon that died: remove it unless someone answers.
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("another gatewayd already listens on %s", path)
+	}
+	_ = os.Remove(path)
+	l, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("listening on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("securing %s: %w", path, err)
+	}
+	return l, nil
+}
+
+// serveControl answers requests until the listener closes.
+func (d *Daemon) serveControl(l net.Listener) {
+	for {
+		conn, err := l.Accept()
+		if err != nil {
+			return
+		}
+		go d.answer(conn)
+	}
+}
+
+func (d *Daemon) answer(conn net.Conn) {
+	defer conn.Close()
+	var req Request
+	if err := json.NewDecoder(io.LimitReader(conn, 64<<20)).Decode(&req); err != nil {
+		d.log.Warn("bad control request", "err", err)
+		return
+	}
+	resp := d.handle(req)
+	if err := json.NewEncoder(conn).Encode(resp); err != nil {
+		d.log.Warn("writing control answer", "op", req.Op, "err", err)
+	}
+}
+
+func (d *Daemon) handle(req Request) *Response {
+	d.log.Debug("control request", "op", req.Op)
+	switch req.Op {
+	case "reload":
+		changes, err := d.ReloadText(req.Path, []byte(req.Config))
+		return answer(changes, nil, err)
+	case "plan":
+		steps, err := d.PlanText(req.Path, []byte(req.Config))
+		return answer(steps, nil, err)
+	case "status":
+		return answer(nil, d.Status(), nil)
+	default:
+		if h, ok := d.extraOps[req.Op]; ok {
+			v, err := h(req.Data)
+			return answer(nil, v, err)
+		}
+		return &Response{Error: fmt.Sprintf("unknown request %q", req.Op)}
+	}
+}
+
+func answer(changes []string, v any, err error) *Response {
+	if err != nil {
+		return &Response{Error: err.Error(), Changes: changes}
+	}
+	r := &Response{OK: true, Changes: changes}
+	if v != nil {
+		b, merr := json.Marshal(v)
+		if merr != nil {
+			return &Response{Error: merr.Error()}
+		}
+		r.Data = b
+	}
+	return r
+}
+
+// logger builds the daemon's root logger from the config.
+func newLogger(w io.Writer, level, format string) (*slog.Logger, *slog.LevelVar) {
+	lv := new(slog.LevelVar)
+	_ = lv.UnmarshalText([]byte(orDefault(level, "info")))
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts)), lv
+	}
+	return slog.New(slog.NewTextHandler(w, opts)), lv
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

@@ -1,0 +1,183 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"gatewayd/aliases"
+	"gatewayd/config"
+)
+
+// Part is one subsystem the controller drives with the whole config: the
+// firewall and each role. Set is idempotent and leaves the previous state
+// running when it fails.
+type Part interface {
+	Name() string
+	// Plan describes, as readable steps, what Set(next) would change after prev.
+	Plan(prev, next *config.Config) []string
+	Set(ctx context.Context, c *config.Config) error
+	Status() any
+	Close() error
+}
+
+// Daemon is the running controller.
+type Daemon struct {
+	log   *slog.Logger
+	level *slog.LevelVar
+	nic   *aliases.NIC
+	parts []Part
+	// extraOps are control requests a part answers (leases, leases-import).
+	extraOps map[string]func(json.RawMessage) (any, error)
+
+	mu      sync.Mutex // serialises applies; guards what follows
+	cfg     *config.Config
+	gen     int
+	applied time.Time
+	ctl     net.Listener
+}
+
+// Options build a Daemon around its subsystems (see Open for the real ones).
+type Options struct {
+	Logger   *slog.Logger
+	Level    *slog.LevelVar
+	NIC      *aliases.NIC
+	Parts    []Part // in apply order: firewall first, then the roles
+	ExtraOps map[string]func(json.RawMessage) (any, error)
+}
+
+// New makes a controller that has applied nothing yet.
+func New(o Options) *Daemon {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Daemon{log: o.Logger, level: o.Level, nic: o.NIC, parts: o.Parts, extraOps: o.ExtraOps}
+}
+
+// Config returns the running generation's config (nil before the first apply).
+func (d *Daemon) Config() *config.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// Start applies the first config and opens the control socket.
+func (d *Daemon) Start(ctx context.Context, c *config.Config) error {
+	if _, err := d.Apply(ctx, c); err != nil {
+		return err
+	}
+	l, err := listenControl(c.Gateway.ControlSocket)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.ctl = l
+	d.mu.Unlock()
+	go d.serveControl(l)
+	go d.watch(ctx)
+	return nil
+}
+
+func (d *Daemon) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := d.nic.Watch(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("watching addresses", "err", err)
+			time.Sleep(time.Second)
+		}
+	}
+}
+
+// Stop stops the roles and the control socket. It leaves the aliases and the
+// firewall in place, so a restart does not flap addresses and the box never
+// fails open.
+func (d *Daemon) Stop() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var errs []error
+	if d.ctl != nil {
+		d.ctl.Close()
+	}
+	for i := len(d.parts) - 1; i >= 0; i-- {
+		if err := d.parts[i].Close(); err != nil {
+			errs = append(errs, fmt.Errorf("stopping %s: %w", d.parts[i].Name(), err))
+		}
+	}
+	errs = append(errs, d.nic.Close())
+	return errors.Join(errs...)
+}
+
+// ReloadText validates config text and applies it. The running state is kept
+// when the text is refused or the apply fails.
+func (d *Daemon) ReloadText(path string, text []byte) ([]string, error) {
+	c, err := config.Parse(path, text)
+	if err != nil {
+		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
+	}
+	return d.Apply(context.Background(), c)
+}
+
+// PlanText validates config text and says what applying it would change.
+func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
+	c, err := config.Parse(path, text)
+	if err != nil {
+		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.checkImmutable(c); err != nil {
+		return nil, err
+	}
+	return d.plan(d.cfg, c)
+}
+
+// checkImmutable refuses changes that only a restart can make.
+func (d *Daemon) checkImmutable(next *config.Config) error {
+	prev := d.cfg
+	if prev == nil {
+		return nil
+	}
+	for _, f := range []struct{ key, old, new string }{
+		{"gateway.interface", prev.Gateway.Interface, next.Gateway.Interface},
+		{"gateway.state_dir", prev.Gateway.StateDir, next.Gateway.StateDir},
+		{"gateway.control_socket", prev.Gateway.ControlSocket, next.Gateway.ControlSocket},
+	} {
+		if f.old != f.new {
+			return fmt.Errorf("%s changed from %q to %q: that needs a restart (systemctl restart gatewayd), nothing changed", f.key, f.old, f.new)
+		}
+	}
+	return nil
+}
+
+// held converts the aliases this box holds into the aliases package's type.
+func held(c *config.Config) []aliases.Alias {
+	if c == nil {
+		return nil
+	}
+	var out []aliases.Alias
+	for _, a := range c.Held() {
+		out = append(out, aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label})
+	}
+	return out
+}
+
+// union is next's aliases plus prev's that next does not have (by address):
+// the set held while roles move, so nothing is removed before its role stopped.
+func union(prev, next []aliases.Alias) []aliases.Alias {
+	out := append([]aliases.Alias(nil), next...)
+	have := map[netip.Addr]bool{}
+	for _, a := range next {
+		have[a.Prefix.Addr()] = true
+	}
+	for _, a := range prev {
+		if !have[a.Prefix.Addr()] {
+			out = append(out, a)
+		}
+	}
+	return out
+}

@@ -1,0 +1,5 @@
+package daemon
+
+import "syscall"
+
+var errConnRefused = syscall.ECONNREFUSED

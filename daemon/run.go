@@ -1,0 +1,84 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"gatewayd/aliases"
+	"gatewayd/config"
+)
+
+// Run is `gatewayd run`: it applies the config at path, serves the control
+// socket, reloads on SIGHUP and stops on SIGTERM or SIGINT, leaving the
+// aliases and the firewall in place.
+func Run(ctx context.Context, path string, logOut io.Writer) error {
+	c, err := config.Load(path)
+	if err != nil {
+		return err
+	}
+	log, level := newLogger(logOut, c.Gateway.LogLevel, c.Gateway.LogFormat)
+	if err := os.MkdirAll(c.Gateway.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state directory: %w", err)
+	}
+	nic, err := aliases.Open(aliases.Options{
+		Interface: c.Gateway.Interface,
+		StateDir:  c.Gateway.StateDir,
+		Logger:    log,
+		Announce:  aliases.Announce{Count: c.Gateway.AnnounceCount, Interval: c.Gateway.AnnounceInterval.Duration},
+	})
+	if err != nil {
+		return err
+	}
+	parts, ops, err := openParts(c, log)
+	if err != nil {
+		nic.Close()
+		return err
+	}
+	d := New(Options{Logger: log, Level: level, NIC: nic, Parts: parts, ExtraOps: ops})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	if err := d.Start(ctx, c); err != nil {
+		d.Stop()
+		return err
+	}
+	log.Info("gatewayd running", "config", path, "host", c.Gateway.Host, "interface", c.Gateway.Interface)
+	_ = notify("READY=1")
+	for {
+		select {
+		case <-ctx.Done():
+			return d.shutdown()
+		case s := <-sigs:
+			if s != syscall.SIGHUP {
+				log.Info("stopping", "signal", s.String())
+				return d.shutdown()
+			}
+			d.reloadFile(path)
+		}
+	}
+}
+
+func (d *Daemon) shutdown() error {
+	_ = notify("STOPPING=1")
+	return d.Stop()
+}
+
+// reloadFile is SIGHUP: reload the file the daemon was started with.
+func (d *Daemon) reloadFile(path string) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		d.log.Error("reload refused", "err", err)
+		return
+	}
+	if changes, err := d.ReloadText(path, text); err != nil {
+		d.log.Error("reload refused", "err", err)
+	} else {
+		d.log.Info("reloaded", "changes", len(changes))
+	}
+}

@@ -1,0 +1,55 @@
+package daemon
+
+import (
+	"time"
+)
+
+// Status is what `gatewayd status` shows.
+type Status struct {
+	Host       string         `json:"host"`
+	Interface  string         `json:"interface"`
+	Config     string         `json:"config"`
+	Generation int            `json:"generation"`
+	Applied    time.Time      `json:"applied"`
+	Aliases    []AliasStatus  `json:"aliases"`
+	Parts      map[string]any `json:"roles"`
+}
+
+// AliasStatus is one alias of the config as this box sees it.
+type AliasStatus struct {
+	Name     string `json:"name"`
+	Address  string `json:"address"`
+	Label    string `json:"label"`
+	Host     string `json:"host,omitempty"`
+	Held     bool   `json:"held"`
+	Present  bool   `json:"present"`
+	Conflict string `json:"conflict,omitempty"`
+}
+
+// Status reports the running generation.
+func (d *Daemon) Status() Status {
+	d.mu.Lock()
+	c, gen, applied := d.cfg, d.gen, d.applied
+	d.mu.Unlock()
+	st := Status{Generation: gen, Applied: applied, Parts: map[string]any{}}
+	if c == nil {
+		return st
+	}
+	st.Host, st.Interface, st.Config = c.Gateway.Host, c.Gateway.Interface, c.File
+	kernel := map[string]bool{}
+	conflicts := map[string]string{}
+	for _, s := range d.nic.Status() {
+		kernel[s.Alias.Name] = s.Present
+		conflicts[s.Alias.Name] = s.Conflict
+	}
+	for _, a := range c.Aliases {
+		st.Aliases = append(st.Aliases, AliasStatus{
+			Name: a.Name, Address: a.Address.String(), Label: a.Label, Host: a.Host,
+			Held: c.Holds(a), Present: kernel[a.Name], Conflict: conflicts[a.Name],
+		})
+	}
+	for _, p := range d.parts {
+		st.Parts[p.Name()] = p.Status()
+	}
+	return st
+}
