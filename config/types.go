@@ -135,17 +135,17 @@ type Static struct {
 
 // DNS is the DNS role.
 type DNS struct {
-	Alias     string     `toml:"alias"`
-	Domain    string     `toml:"domain"`
-	Upstreams []string   `toml:"upstreams"`
-	LocalTTL  Duration   `toml:"local_ttl"`
-	Hosts     []Host     `toml:"host"`
-	CNAMEs    []CNAME    `toml:"cname"`
-	Forward   []Forward  `toml:"forward"`
-	Cache     DNSCache   `toml:"cache"`
-	Rebind    DNSRebind  `toml:"rebind"`
-	Timeout   Duration   `toml:"timeout"`
-	MaxFlight int        `toml:"max_inflight"`
+	Alias     string    `toml:"alias"`
+	Domain    string    `toml:"domain"`
+	Upstreams []string  `toml:"upstreams"`
+	LocalTTL  Duration  `toml:"local_ttl"`
+	Hosts     []Host    `toml:"host"`
+	CNAMEs    []CNAME   `toml:"cname"`
+	Forward   []Forward `toml:"forward"`
+	Cache     DNSCache  `toml:"cache"`
+	Rebind    DNSRebind `toml:"rebind"`
+	Timeout   Duration  `toml:"timeout"`
+	MaxFlight int       `toml:"max_inflight"`
 	// UpstreamAddrs is Upstreams resolved to address:port. Filled by Load.
 	UpstreamAddrs []netip.AddrPort `toml:"-"`
 }

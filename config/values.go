@@ -90,7 +90,9 @@ func (r Range) Size() int {
 	return int(be32(b)-be32(a)) + 1
 }
 
-func be32(b [4]byte) uint32 { return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) }
+func be32(b [4]byte) uint32 {
+	return uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])
+}
 
 // ParsePortSpec reads "tcp/22", "udp/53", "tcp/8000-8080" or "icmp".
 func ParsePortSpec(s string) (PortSpec, error) {
