@@ -1,0 +1,114 @@
+package aliases
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+)
+
+// Alias is one address gatewayd should hold on the NIC.
+type Alias struct {
+	Name   string       // the role's name in the config, e.g. "dns"; for messages and the record
+	Prefix netip.Prefix // the address with its subnet length, e.g. 192.168.1.3/24 (not masked)
+	Label  string       // e.g. "eth1:2"; empty means the interface name (the kernel's default)
+}
+
+func (a Alias) String() string {
+	if a.Name == "" {
+		return a.Prefix.String()
+	}
+	return fmt.Sprintf("%s (%s)", a.Name, a.Prefix)
+}
+
+// maxLabel is the kernel's IFNAMSIZ-1: labels and interface names are at
+// most 15 bytes.
+const maxLabel = 15
+
+// validate checks the desired set for the NIC ifname and returns a copy
+// with empty labels filled in. Every problem is reported, each naming its
+// alias.
+func validate(ifname string, desired []Alias) ([]Alias, error) {
+	var errs []error
+	out := make([]Alias, 0, len(desired))
+	byAddr := map[netip.Addr]Alias{}
+	byLabel := map[string]Alias{}
+	for _, a := range desired {
+		if a.Label == "" {
+			a.Label = ifname
+		}
+		if err := checkAlias(ifname, a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if prev, ok := byAddr[a.Prefix.Addr()]; ok {
+			errs = append(errs, fmt.Errorf("alias %s: address %s is also alias %s", a, a.Prefix.Addr(), prev))
+			continue
+		}
+		if prev, ok := byLabel[a.Label]; ok {
+			errs = append(errs, fmt.Errorf("alias %s: label %s is also used by alias %s", a, a.Label, prev))
+			continue
+		}
+		byAddr[a.Prefix.Addr()] = a
+		byLabel[a.Label] = a
+		out = append(out, a)
+	}
+	return out, errors.Join(errs...)
+}
+
+func checkAlias(ifname string, a Alias) error {
+	switch {
+	case !a.Prefix.IsValid():
+		return fmt.Errorf("alias %q: no valid address/length (want e.g. 192.168.1.1/24)", a.Name)
+	case !a.Prefix.Addr().Is4():
+		return fmt.Errorf("alias %s: only IPv4 aliases are supported", a)
+	case a.Prefix.Addr().IsUnspecified(), a.Prefix.Addr().IsMulticast(), a.Prefix.Addr().IsLoopback(),
+		a.Prefix.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("alias %s: %s cannot be an interface address", a, a.Prefix.Addr())
+	case len(a.Label) > maxLabel:
+		return fmt.Errorf("alias %s: label %q is longer than %d bytes", a, a.Label, maxLabel)
+	case !strings.HasPrefix(a.Label, ifname):
+		// iproute2 refuses labels that do not start with the device name,
+		// and so would the operator reading `ip addr`.
+		return fmt.Errorf("alias %s: label %q must start with the interface name %q (e.g. %s:0)", a, a.Label, ifname, ifname)
+	}
+	return nil
+}
+
+// Step operations.
+const (
+	OpAdd      = "add"      // add the address with its label
+	OpDel      = "del"      // remove an address gatewayd added earlier
+	OpRelabel  = "relabel"  // delete and add again: the kernel cannot change a label in place
+	OpConflict = "conflict" // the address is on the NIC but not gatewayd's: left alone, reported
+)
+
+// Step is one change Plan proposes and Set carries out. Steps with Op
+// OpConflict change nothing; they say why a desired alias is not held.
+type Step struct {
+	Op        string
+	Alias     Alias  // add, relabel, conflict: the desired alias; del: the address removed
+	Interface string // the NIC
+	OldLabel  string // relabel: the label the kernel has now
+	Reason    string
+}
+
+// String renders the step as the ip(8) command doing the same thing.
+func (s Step) String() string {
+	p := s.Alias.Prefix
+	switch s.Op {
+	case OpAdd:
+		return fmt.Sprintf("ip addr add %s dev %s label %s", p, s.Interface, s.Alias.Label)
+	case OpDel:
+		return fmt.Sprintf("ip addr del %s dev %s", p, s.Interface)
+	case OpRelabel:
+		return fmt.Sprintf("ip addr del %s dev %s && ip addr add %s dev %s label %s",
+			p, s.Interface, p, s.Interface, s.Alias.Label)
+	case OpConflict:
+		return fmt.Sprintf("# %s: %s", s.Alias, s.Reason)
+	}
+	return fmt.Sprintf("# unknown step %q for %s", s.Op, s.Alias)
+}
+
+// writes reports whether carrying out the step changes the kernel.
+func (s Step) writes() bool { return s.Op == OpAdd || s.Op == OpDel || s.Op == OpRelabel }

@@ -1,0 +1,14 @@
+// Package aliases owns the alias addresses gatewayd puts on its one NIC
+// (eth1:0, eth1:1, … as `ip addr` shows them): it adds the ones the
+// desired state names, removes the ones it added earlier that are no longer
+// wanted, puts back the ones someone else removes, announces new ones with
+// gratuitous ARP and probes (RFC 5227) whether an address is held elsewhere.
+//
+// It owns exactly the addresses recorded in <state dir>/aliases.json, which
+// it writes after each change it made; [NIC.owned] is the only answer to
+// "did gatewayd add this?". It must never change any other address (the
+// NIC's primary address, addresses added by hand), any other interface, or
+// any sysctl but net.ipv4.conf.<nic>.promote_secondaries. It knows nothing
+// of the configuration file: the controller turns config into [Alias]
+// values.
+package aliases
