@@ -117,8 +117,9 @@ func (l *Lab) Namespace(name string) (*Namespace, error) {
 }
 
 // Switch creates a switch: bridge br0, up, inside namespace
-// "<prefix>-sw-<name>". IPv6 is off in that namespace so the bridge and its
-// ports send nothing of their own onto the wire.
+// "<prefix>-sw-<name>" (tcpdump it through Switch.NS). IPv6 is off in that
+// namespace so the bridge and its ports send nothing of their own onto the
+// wire.
 func (l *Lab) Switch(name string) (*Switch, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -132,7 +133,9 @@ func (l *Lab) Switch(name string) (*Switch, error) {
 			return nil, fmt.Errorf("switch %s: %w", name, err)
 		}
 	}
-	if err := l.ip(ns, "link", "add", bridgeName, "type", "bridge", "stp_state", "0"); err != nil {
+	// A plain switch: no STP, so ports forward at once, and no multicast
+	// snooping, so IPv6 neighbour discovery is flooded like on a dumb hub.
+	if err := l.ip(ns, "link", "add", bridgeName, "type", "bridge", "stp_state", "0", "mcast_snooping", "0"); err != nil {
 		return nil, fmt.Errorf("switch %s: %w", name, err)
 	}
 	if err := l.ip(ns, "link", "set", bridgeName, "up"); err != nil {

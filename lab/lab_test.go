@@ -107,6 +107,22 @@ func TestLinkConnectsTwoNamespaces(t *testing.T) {
 	Eventually(t, 10*time.Second, func() error {
 		return b.Ping(ctxFor(t, time.Second), netip.MustParseAddr("fd00:9::1"))
 	})
+	// A link-local address's zone names an interface inside the namespace.
+	var lladdr netip.Addr
+	h := try(a.Handle()).must(t)
+	defer h.Close()
+	link := try(h.LinkByName("up0")).must(t)
+	for _, addr := range try(h.AddrList(link, netlink.FAMILY_V6)).must(t) {
+		if ip, ok := netip.AddrFromSlice(addr.IP); ok && ip.IsLinkLocalUnicast() {
+			lladdr = ip.WithZone("down0")
+		}
+	}
+	if !lladdr.IsValid() {
+		t.Fatal("up0 has no IPv6 link-local address")
+	}
+	Eventually(t, 10*time.Second, func() error {
+		return b.Ping(ctxFor(t, time.Second), lladdr)
+	})
 }
 
 // Nothing lab makes may ever show up in the host namespace.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"strconv"
 	"time"
 
 	"golang.org/x/net/icmp"
@@ -43,6 +44,15 @@ func (n *Namespace) Ping(ctx context.Context, dst netip.Addr) error {
 
 	var c *icmp.PacketConn
 	err := n.Do(func() error {
+		if target.Zone != "" {
+			// Resolve the zone here: WriteTo would look the name up in
+			// the namespace of whatever thread it runs on.
+			ifi, err := net.InterfaceByName(target.Zone)
+			if err != nil {
+				return err
+			}
+			target.Zone = strconv.Itoa(ifi.Index)
+		}
 		var err error
 		c, err = icmp.ListenPacket(network, laddr)
 		return err
