@@ -27,12 +27,12 @@ const maxLabel = 15
 
 // validate checks the desired set for the NIC ifname and returns a copy
 // with empty labels filled in. Every problem is reported, each naming its
-// alias.
+// alias. Two aliases may share a label (the kernel allows it, and the
+// controller's transitional sets, old plus new, can briefly have that).
 func validate(ifname string, desired []Alias) ([]Alias, error) {
 	var errs []error
 	out := make([]Alias, 0, len(desired))
 	byAddr := map[netip.Addr]Alias{}
-	byLabel := map[string]Alias{}
 	for _, a := range desired {
 		if a.Label == "" {
 			a.Label = ifname
@@ -45,12 +45,7 @@ func validate(ifname string, desired []Alias) ([]Alias, error) {
 			errs = append(errs, fmt.Errorf("alias %s: address %s is also alias %s", a, a.Prefix.Addr(), prev))
 			continue
 		}
-		if prev, ok := byLabel[a.Label]; ok {
-			errs = append(errs, fmt.Errorf("alias %s: label %s is also used by alias %s", a, a.Label, prev))
-			continue
-		}
 		byAddr[a.Prefix.Addr()] = a
-		byLabel[a.Label] = a
 		out = append(out, a)
 	}
 	return out, errors.Join(errs...)

@@ -183,8 +183,7 @@ func TestValidate(t *testing.T) {
 		{"label of another NIC", []Alias{al("router", "192.168.1.1/24", "eth0:0")}, `must start with the interface name "eth1"`},
 		{"same address twice", []Alias{al("a", "192.168.1.1/24", "eth1:0"), al("b", "192.168.1.1/16", "eth1:1")},
 			"alias b (192.168.1.1/16): address 192.168.1.1 is also alias a (192.168.1.1/24)"},
-		{"same label twice", []Alias{al("a", "192.168.1.1/24", "eth1:0"), al("b", "192.168.1.2/24", "eth1:0")},
-			"label eth1:0 is also used by alias a"},
+		{"same label twice is allowed", []Alias{al("a", "192.168.1.1/24", "eth1:0"), al("b", "192.168.1.2/24", "eth1:0")}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

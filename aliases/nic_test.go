@@ -1,0 +1,311 @@
+package aliases
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"net/netip"
+
+	"gatewayd/lab"
+)
+
+func TestOpenMissingInterface(t *testing.T) {
+	r := newRig(t)
+	_, err := r.tryOpen(t, Options{Interface: "eth9", StateDir: r.dir})
+	want := "interface eth9 does not exist; set [gateway] interface to one of: eth1"
+	if err == nil || err.Error() != want {
+		t.Fatalf("Open(eth9) error = %v, want %q", err, want)
+	}
+}
+
+func TestOpenSetsPromoteSecondaries(t *testing.T) {
+	r := newRig(t)
+	r.open(t)
+	if got := strings.TrimSpace(r.gw.MustRun(t, "cat", "/proc/sys/net/ipv4/conf/eth1/promote_secondaries")); got != "1" {
+		t.Fatalf("promote_secondaries on eth1 = %q, want 1", got)
+	}
+}
+
+func TestOpenRefusesHandleFromAnotherNamespace(t *testing.T) {
+	r := newRig(t)
+	h, err := r.gw.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	// Called from the test's own namespace with a handle into the lab: Open
+	// must notice before it writes any sysctl.
+	n, err := Open(Options{Interface: "eth1", StateDir: r.dir, Handle: h})
+	if err == nil {
+		n.Close()
+		t.Fatal("Open accepted a handle from another namespace")
+	}
+	if !strings.Contains(err.Error(), "not in the caller's network namespace") {
+		t.Fatalf("error = %v", err)
+	}
+}
+
+func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
+	r := newRig(t)
+	h, err := r.gw.Handle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	n, err := r.tryOpen(t, Options{Interface: "eth1", StateDir: r.dir, Handle: h})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := set(t, n, router, dhcp, dns)
+	if len(res.Done) != 3 || len(res.Conflicts) != 0 {
+		t.Fatalf("first Set: %+v", res)
+	}
+	r.wantAddrs(t, map[string]string{primary: "eth1",
+		"192.168.1.1/24": "eth1:0", "192.168.1.2/24": "eth1:1", "192.168.1.3/24": "eth1:2"})
+	if got := n.Writes(); got != 3 {
+		t.Errorf("writes after adding 3 aliases = %d, want 3", got)
+	}
+
+	// Watch sees the events of the first Set and re-lists: it must find
+	// nothing to do either.
+	watch(t, n)
+	before := n.Writes()
+	res = set(t, n, router, dhcp, dns)
+	if res.Changed() || n.Writes() != before {
+		t.Fatalf("second Set with the same aliases: %d netlink writes, result %+v; want none", n.Writes()-before, res)
+	}
+	time.Sleep(10 * settle) // give a wrong write by Watch its chance
+	if n.Writes() != before {
+		t.Fatalf("Watch made %d netlink writes with nothing to repair", n.Writes()-before)
+	}
+	if steps, err := n.Plan([]Alias{router, dhcp, dns}); err != nil || len(steps) != 0 {
+		t.Fatalf("Plan of the applied set = %v, %v; want nothing", steps, err)
+	}
+
+	for _, st := range n.Status() {
+		if !st.Present || !st.Owned || st.Label != st.Alias.Label || st.Conflict != "" || st.Err != nil {
+			t.Errorf("status of %s: %+v", st.Alias, st)
+		}
+	}
+}
+
+func TestOwnershipSurvivesRestartAndPurge(t *testing.T) {
+	r := newRig(t)
+	r.gw.MustRun(t, "ip", "addr", "add", "192.168.1.77/24", "dev", "eth1", "label", "eth1:hand")
+	others := map[string]string{primary: "eth1", "192.168.1.77/24": "eth1:hand"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range others {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+
+	n := r.open(t)
+	set(t, n, router, dhcp, dns, labnet)
+	n.Close()
+
+	// A restart with an edited config: dhcp and lab are gone from it.
+	n = r.open(t)
+	steps, err := n.Plan([]Alias{router, dns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) != 2 || steps[0].String() != "ip addr del 10.0.0.1/24 dev eth1" ||
+		steps[1].String() != "ip addr del 192.168.1.2/24 dev eth1" || steps[1].Alias.Name != "dhcp" {
+		t.Fatalf("plan after restart: %q", steps)
+	}
+	res := set(t, n, router, dns)
+	if len(res.Done) != 2 {
+		t.Fatalf("Set after restart did %q, want the 2 deletes", res.Done)
+	}
+	r.wantAddrs(t, with(map[string]string{"192.168.1.1/24": "eth1:0", "192.168.1.3/24": "eth1:2"}))
+
+	// Relabelling: delete and add.
+	relabelled := router
+	relabelled.Label = "eth1:9"
+	res = set(t, n, relabelled, dns)
+	if len(res.Done) != 1 || res.Done[0].Op != OpRelabel {
+		t.Fatalf("relabel Set did %q", res.Done)
+	}
+	r.wantAddrs(t, with(map[string]string{"192.168.1.1/24": "eth1:9", "192.168.1.3/24": "eth1:2"}))
+
+	// The hand-added address wanted as an alias: reported, never taken.
+	hand := Alias{Name: "printer", Prefix: pfx("192.168.1.77/24"), Label: "eth1:4"}
+	res = set(t, n, relabelled, dns, hand)
+	if len(res.Conflicts) != 1 || res.Conflicts[0].Alias.Name != "printer" || res.Changed() {
+		t.Fatalf("Set with a hand-added address: %+v", res)
+	}
+	for _, st := range n.Status() {
+		if st.Alias.Name == "printer" && (st.Owned || st.Conflict == "" || !st.Present) {
+			t.Errorf("status of the hand-added address: %+v", st)
+		}
+	}
+
+	// Another restart, then purge: only gatewayd's addresses go.
+	n.Close()
+	n = r.open(t)
+	if err := n.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.wantAddrs(t, others)
+	b, err := os.ReadFile(filepath.Join(r.dir, recordFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rec recordJSON
+	if err := json.Unmarshal(b, &rec); err != nil || len(rec.Addresses) != 0 {
+		t.Fatalf("record after purge: %s (%v)", b, err)
+	}
+}
+
+func TestRemovingThePrimaryOfASubnetKeepsTheOthers(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	lab2 := Alias{Name: "lab2", Prefix: pfx("10.0.0.2/24"), Label: "eth1:4"}
+	set(t, n, labnet, lab2) // 10.0.0.1 is the primary of 10.0.0.0/24
+	set(t, n, lab2)
+	r.wantAddrs(t, map[string]string{primary: "eth1", "10.0.0.2/24": "eth1:4"})
+}
+
+func TestWatchPutsBackAndSurvivesLinkChanges(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	set(t, n, router, dhcp, dns)
+	watch(t, n)
+	all := map[string]string{primary: "eth1",
+		"192.168.1.1/24": "eth1:0", "192.168.1.2/24": "eth1:1", "192.168.1.3/24": "eth1:2"}
+
+	before := n.Writes()
+	r.gw.MustRun(t, "ip", "addr", "del", "192.168.1.2/24", "dev", "eth1")
+	lab.Eventually(t, 5*time.Second, func() error { return r.checkAddrs(t, all) })
+	if got := n.Writes() - before; got != 1 {
+		t.Errorf("putting one alias back took %d netlink writes, want 1", got)
+	}
+
+	// Down and up: IPv4 addresses stay, and on up every alias is announced
+	// again, so a neighbour that learnt another MAC meanwhile learns ours.
+	r.gw.MustRun(t, "ip", "link", "set", "eth1", "down")
+	r.nb.MustRun(t, "ip", "neigh", "replace", "192.168.1.3", "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale")
+	r.gw.MustRun(t, "ip", "link", "set", "eth1", "up")
+	lab.Eventually(t, 5*time.Second, func() error { return r.checkAddrs(t, all) })
+	lab.Eventually(t, 5*time.Second, func() error { return r.neighbourSees(t, "192.168.1.3", r.gwMAC.String()) })
+
+	// The NIC vanishes and comes back (a new ifindex, its addresses gone):
+	// the aliases come back; the primary is not gatewayd's to restore.
+	r.gw.MustRun(t, "ip", "link", "del", "eth1")
+	if _, err := r.l.Plug(r.sw, r.gw, "eth1"); err != nil {
+		t.Fatal(err)
+	}
+	delete(all, primary)
+	lab.Eventually(t, 5*time.Second, func() error { return r.checkAddrs(t, all) })
+	if got := strings.TrimSpace(r.gw.MustRun(t, "cat", "/proc/sys/net/ipv4/conf/eth1/promote_secondaries")); got != "1" {
+		t.Errorf("promote_secondaries on the new eth1 = %q, want 1", got)
+	}
+}
+
+func TestWatchRateLimits(t *testing.T) {
+	w := &watcher{n: &NIC{log: testLogger(t)}, limit: map[netip.Prefix][]time.Time{}}
+	now := time.Now()
+	p := pfx("192.168.1.1/24")
+	for i := range repairBurst {
+		if ok, _ := w.allow(p, now.Add(time.Duration(i)*time.Second)); !ok {
+			t.Fatalf("put-back %d refused", i+1)
+		}
+	}
+	ok, retry := w.allow(p, now.Add(10*time.Second))
+	if ok || retry != repairWindow-10*time.Second {
+		t.Fatalf("put-back %d: allowed=%v retry=%v; want refused, retry in %v", repairBurst+1, ok, retry, repairWindow-10*time.Second)
+	}
+	if ok, _ := w.allow(pfx("192.168.1.2/24"), now); !ok {
+		t.Fatal("another address was limited too")
+	}
+	if ok, _ := w.allow(p, now.Add(repairWindow)); !ok {
+		t.Fatal("still refused after the window")
+	}
+}
+
+// neighbourSees checks the neighbour's ARP entry for ip.
+func (r *rig) neighbourSees(t *testing.T, ip, mac string) error {
+	out := r.nb.MustRun(t, "ip", "neigh", "show", ip, "dev", "eth0")
+	if !strings.Contains(out, "lladdr "+mac) {
+		return fmt.Errorf("neighbour's entry for %s: %q, want lladdr %s", ip, strings.TrimSpace(out), mac)
+	}
+	return nil
+}
+
+func TestSetAnnouncesToNeighbours(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	// The neighbour still believes the address lives at another MAC (the
+	// box it moved from). Without a gratuitous ARP it would keep sending
+	// there until the entry expires.
+	r.nb.MustRun(t, "ip", "neigh", "replace", "192.168.1.3", "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "stale")
+	set(t, n, dns)
+	lab.Eventually(t, 2*time.Second, func() error { return r.neighbourSees(t, "192.168.1.3", r.gwMAC.String()) })
+
+	if err := n.Announce(netip.MustParseAddr("192.168.1.99")); err == nil {
+		t.Error("Announce of an address the NIC does not hold succeeded")
+	}
+}
+
+func TestProbe(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	set(t, n, dns)
+	ctx := context.Background()
+
+	holder, err := n.Probe(ctx, netip.MustParseAddr("192.168.1.50"), 2*time.Second)
+	if err != nil || holder.String() != r.nbMAC.String() {
+		t.Fatalf("Probe(neighbour's address) = %v, %v; want %v", holder, err, r.nbMAC)
+	}
+	holder, err = n.Probe(ctx, netip.MustParseAddr("192.168.1.99"), 300*time.Millisecond)
+	if err != nil || holder != nil {
+		t.Fatalf("Probe(free address) = %v, %v; want nobody", holder, err)
+	}
+	// Holding it ourselves does not count.
+	holder, err = n.Probe(ctx, dns.Prefix.Addr(), 300*time.Millisecond)
+	if err != nil || holder != nil {
+		t.Fatalf("Probe(our own alias) = %v, %v; want nobody", holder, err)
+	}
+	// A probe must teach the neighbour nothing (sender IP 0.0.0.0).
+	if out := r.nb.MustRun(t, "ip", "neigh", "show", "0.0.0.0"); strings.TrimSpace(out) != "" {
+		t.Errorf("neighbour learnt %q from a probe", out)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	if _, err := n.Probe(cctx, netip.MustParseAddr("192.168.1.99"), time.Minute); err == nil {
+		t.Error("Probe with a cancelled context succeeded")
+	}
+}
+
+func TestCloseStopsWatch(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	set(t, n, router)
+	done := make(chan error, 1)
+	go func() { done <- n.Watch(context.Background()) }()
+	time.Sleep(10 * settle) // let it subscribe
+	n.Close()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Watch after Close: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Watch still running 10 s after Close")
+	}
+	if _, err := n.Set(context.Background(), []Alias{router}); err == nil {
+		t.Error("Set on a closed NIC succeeded")
+	}
+	r.wantAddrs(t, map[string]string{primary: "eth1", "192.168.1.1/24": "eth1:0"}) // Close leaves addresses alone
+}

@@ -1,0 +1,265 @@
+package aliases
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// Watch timings.
+const (
+	settle        = 20 * time.Millisecond // coalesce a burst of events into one re-list
+	resync        = 30 * time.Second      // re-list even without events, in case some were lost
+	repairWindow  = time.Minute           // the rate limit: at most repairBurst puts-back
+	repairBurst   = 5                     // of one address per repairWindow
+	resubscribeLo = 100 * time.Millisecond
+	resubscribeHi = 5 * time.Second
+)
+
+// Watch keeps the aliases of the last Set on the NIC until ctx is done: an
+// owned alias someone removes is put back (at most repairBurst times per
+// address per repairWindow, then it backs off), and when the NIC comes up
+// again, or is recreated, its aliases are restored and announced. It returns
+// nil when ctx is done or the NIC is closed, or an error if it cannot
+// subscribe at all.
+func (n *NIC) Watch(ctx context.Context) error {
+	w := &watcher{n: n, limit: map[netip.Prefix][]time.Time{}}
+	first := true
+	backoff := resubscribeLo
+	for {
+		sub, err := n.subscribe()
+		if err != nil {
+			if first {
+				return fmt.Errorf("watching %s: %w", n.ifname, err)
+			}
+			n.log.Warn("resubscribing to netlink failed", "err", err, "retry", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-n.bgCtx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, resubscribeHi)
+			continue
+		}
+		first, backoff = false, resubscribeLo
+		// Events may have been lost before (re)subscribing: look now.
+		w.announceAll = true
+		if link, err := n.link(); err == nil {
+			w.up = isUp(link.Attrs())
+		}
+		w.run(ctx, sub)
+		sub.close()
+		if ctx.Err() != nil || n.bgCtx.Err() != nil {
+			return nil
+		}
+		n.log.Warn("netlink subscription closed; resubscribing")
+	}
+}
+
+type subscription struct {
+	addrs chan netlink.AddrUpdate
+	links chan netlink.LinkUpdate
+	done  chan struct{}
+}
+
+func (n *NIC) subscribe() (*subscription, error) {
+	s := &subscription{
+		addrs: make(chan netlink.AddrUpdate, 64),
+		links: make(chan netlink.LinkUpdate, 16),
+		done:  make(chan struct{}),
+	}
+	onErr := func(err error) { n.log.Debug("netlink subscription", "err", err) }
+	ns := n.ns
+	err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{Namespace: &ns, ErrorCallback: onErr})
+	if err != nil {
+		close(s.done)
+		return nil, fmt.Errorf("subscribing to address changes: %w", err)
+	}
+	err = netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{Namespace: &ns, ErrorCallback: onErr})
+	if err != nil {
+		s.links = nil
+		s.close()
+		return nil, fmt.Errorf("subscribing to link changes: %w", err)
+	}
+	return s, nil
+}
+
+// close ends the subscription and drains the channels so the library's
+// goroutines can finish.
+func (s *subscription) close() {
+	close(s.done)
+	for _, drain := range []func(){
+		func() {
+			for range s.addrs {
+			}
+		},
+		func() {
+			if s.links != nil {
+				for range s.links {
+				}
+			}
+		},
+	} {
+		go drain()
+	}
+}
+
+type watcher struct {
+	n           *NIC
+	up          bool // the NIC was up (and running) at the last link event
+	gone        bool // the NIC was deleted: nothing to repair until it is back
+	announceAll bool // announce every owned alias after the next repair
+	limit       map[netip.Prefix][]time.Time
+	backingOff  map[netip.Prefix]bool
+}
+
+// run handles events until ctx is done or a channel closes.
+func (w *watcher) run(ctx context.Context, sub *subscription) {
+	n := w.n
+	timer := time.NewTimer(0) // repair once right away
+	defer timer.Stop()
+	kick := func() { timer.Reset(settle) }
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.bgCtx.Done():
+			return
+		case u, ok := <-sub.addrs:
+			if !ok {
+				return
+			}
+			if u.LinkIndex == int(n.index.Load()) && u.LinkAddress.IP.To4() != nil {
+				kick()
+			}
+		case u, ok := <-sub.links:
+			if !ok {
+				return
+			}
+			if w.linkEvent(u) {
+				kick()
+			}
+		case <-timer.C:
+			next := w.repair(ctx)
+			timer.Reset(next)
+		}
+	}
+}
+
+// linkEvent notes what happened to the NIC and reports whether to repair.
+func (w *watcher) linkEvent(u netlink.LinkUpdate) bool {
+	n := w.n
+	attrs := u.Link.Attrs()
+	if attrs.Name != n.ifname {
+		return false
+	}
+	if u.Header.Type == unix.RTM_DELLINK {
+		n.log.Warn("interface removed; waiting for it to come back")
+		w.up, w.gone = false, true
+		return false
+	}
+	w.gone = false
+	if old := n.index.Load(); int(old) != attrs.Index {
+		n.log.Warn("interface reappeared with a new index; restoring its aliases", "old", old, "new", attrs.Index)
+		n.index.Store(int32(attrs.Index))
+		if err := setPromoteSecondaries(n.ns, n.ifname); err != nil {
+			n.log.Error("setting promote_secondaries", "err", err)
+		}
+	}
+	up := isUp(attrs)
+	if up && !w.up {
+		n.log.Info("interface is up; restoring and announcing its aliases")
+		w.announceAll = true
+	}
+	w.up = up
+	return true
+}
+
+// repair puts back what is missing and returns when to look again.
+func (w *watcher) repair(ctx context.Context) time.Duration {
+	n := w.n
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.desired == nil || n.closed || w.gone || ctx.Err() != nil {
+		return resync
+	}
+	now := time.Now()
+	wait := resync
+	res, err := n.reconcile(ctx, func(s Step) bool {
+		ok, retry := w.allow(s.Alias.Prefix, now)
+		if !ok {
+			wait = min(wait, retry)
+		}
+		return ok
+	})
+	for _, s := range res.Done {
+		n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+	}
+	if err != nil {
+		n.log.Error("restoring aliases", "err", err)
+		wait = min(wait, time.Second)
+	}
+	if w.announceAll && err == nil {
+		w.announceAll = false
+		w.announceOwned(res)
+	}
+	return wait
+}
+
+// announceOwned announces every owned desired alias not just added (those
+// were announced when added).
+func (w *watcher) announceOwned(res Result) {
+	n := w.n
+	link, kernel, err := n.kernelAddrs()
+	if err != nil {
+		n.log.Warn("announcing aliases", "err", err)
+		return
+	}
+	done := map[netip.Prefix]bool{}
+	for _, s := range res.Done {
+		done[s.Alias.Prefix] = true
+	}
+	for _, k := range kernel {
+		if _, ok := n.owned(k.Prefix); !ok || done[k.Prefix] {
+			continue
+		}
+		if err := n.burst(link, k.Prefix.Addr()); err != nil {
+			n.log.Warn("gratuitous ARP failed", "addr", k.Prefix.Addr(), "err", err)
+		}
+	}
+}
+
+// allow applies the rate limit to putting p back, and says when to retry
+// if it refuses.
+func (w *watcher) allow(p netip.Prefix, now time.Time) (bool, time.Duration) {
+	times := w.limit[p]
+	for len(times) > 0 && now.Sub(times[0]) >= repairWindow {
+		times = times[1:]
+	}
+	if len(times) >= repairBurst {
+		w.limit[p] = times
+		if w.backingOff == nil {
+			w.backingOff = map[netip.Prefix]bool{}
+		}
+		if !w.backingOff[p] {
+			w.backingOff[p] = true
+			w.n.log.Error("alias keeps being removed by someone else; backing off", "addr", p, "puts_back", len(times), "window", repairWindow)
+		}
+		return false, repairWindow - now.Sub(times[0])
+	}
+	delete(w.backingOff, p)
+	w.limit[p] = append(times, now)
+	return true, 0
+}
+
+// isUp reports whether the NIC can carry frames: up and with a carrier.
+func isUp(attrs *netlink.LinkAttrs) bool {
+	return attrs.Flags&net.FlagUp != 0 && attrs.RawFlags&unix.IFF_RUNNING != 0
+}
