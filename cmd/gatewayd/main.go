@@ -47,6 +47,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	path := fs.String("config", config.DefaultPath, "the config file")
 	asJSON := fs.Bool("json", false, "print JSON")
 	wait := fs.Duration("wait", 0, "reload: how long to wait for another host to release an address")
+	keep := fs.Bool("keep", false, "demo: keep the lab running until interrupted")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -67,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = status(ctx, *path, *asJSON, stdout)
 	case "purge":
 		err = daemon.Purge(ctx, *path, stdout)
+	case "demo":
+		err = demo(ctx, *keep, stdout)
 	default:
 		fmt.Fprintf(stderr, "gatewayd: unknown command %q\n\n%s", cmd, usage)
 		return 2
