@@ -93,6 +93,16 @@ func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
 			t.Errorf("status of %s: %+v", st.Alias, st)
 		}
 	}
+
+	// Stopped before it starts: nothing done, nothing recorded.
+	cctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if res, err := n.Set(cctx, []Alias{router, dhcp, dns, labnet}); err == nil || res.Changed() {
+		t.Errorf("Set with a cancelled context: %+v, %v; want an error and nothing done", res, err)
+	}
+	if _, owned := n.owned(labnet.Prefix); owned {
+		t.Error("an alias never added is recorded as owned")
+	}
 }
 
 func TestOwnershipSurvivesRestartAndPurge(t *testing.T) {
@@ -277,9 +287,10 @@ func TestProbe(t *testing.T) {
 	if err != nil || holder != nil {
 		t.Fatalf("Probe(our own alias) = %v, %v; want nobody", holder, err)
 	}
-	// A probe must teach the neighbour nothing (sender IP 0.0.0.0).
-	if out := r.nb.MustRun(t, "ip", "neigh", "show", "0.0.0.0"); strings.TrimSpace(out) != "" {
-		t.Errorf("neighbour learnt %q from a probe", out)
+	// A probe must teach the neighbour nothing (sender IP 0.0.0.0): a
+	// request with a real sender IP would have left an entry for it.
+	if out := r.nb.MustRun(t, "ip", "neigh", "show", "dev", "eth0"); strings.Contains(out, r.gwMAC.String()) {
+		t.Errorf("neighbour learnt %q from probes", out)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	cancel()

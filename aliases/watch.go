@@ -76,17 +76,26 @@ func (n *NIC) subscribe() (*subscription, error) {
 		done:  make(chan struct{}),
 	}
 	onErr := func(err error) { n.log.Debug("netlink subscription", "err", err) }
-	ns := n.ns
-	err := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{Namespace: &ns, ErrorCallback: onErr})
-	if err != nil {
+	// The sockets are made in the NIC's namespace and stay there; the
+	// library's reader goroutines may then run anywhere.
+	var addrErr, linkErr error
+	err := inNS(n.ns, func() error {
+		addrErr = netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+		if addrErr == nil {
+			linkErr = netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{ErrorCallback: onErr})
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case addrErr != nil:
 		close(s.done)
-		return nil, fmt.Errorf("subscribing to address changes: %w", err)
-	}
-	err = netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{Namespace: &ns, ErrorCallback: onErr})
-	if err != nil {
+		return nil, fmt.Errorf("subscribing to address changes: %w", addrErr)
+	case linkErr != nil:
 		s.links = nil
 		s.close()
-		return nil, fmt.Errorf("subscribing to link changes: %w", err)
+		return nil, fmt.Errorf("subscribing to link changes: %w", linkErr)
 	}
 	return s, nil
 }
