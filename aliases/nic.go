@@ -46,6 +46,7 @@ type NIC struct {
 	announce  Announce
 	writes    atomic.Uint64 // netlink writes attempted, for tests and metrics
 	index     atomic.Int32  // the NIC's ifindex when last seen
+	subs      atomic.Int32  // netlink subscriptions Watch has made, for tests
 
 	mu      sync.Mutex // serialises reconciles and guards what follows
 	rec     *record
@@ -216,11 +217,13 @@ func (n *NIC) kernelAddrs() (netlink.Link, []kernelAddr, error) {
 		return nil, nil, err
 	}
 	var addrs []netlink.Addr
-	for try := 0; ; try++ {
+	// A dump racing with changes is interrupted; never act on a partial one.
+	for try := 1; ; try++ {
 		addrs, err = n.h.AddrList(link, netlink.FAMILY_V4)
-		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 4 {
+		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 5 {
 			break
 		}
+		time.Sleep(time.Duration(try) * 5 * time.Millisecond)
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("listing the addresses of %s: %w", n.ifname, err)

@@ -320,3 +320,48 @@ func TestCloseStopsWatch(t *testing.T) {
 	}
 	r.wantAddrs(t, map[string]string{primary: "eth1", "192.168.1.1/24": "eth1:0"}) // Close leaves addresses alone
 }
+
+// TestWatchResubscribes overflows Watch's netlink socket (the kernel then
+// reports ENOBUFS and the library closes the channel) and checks that Watch
+// subscribes again and keeps putting aliases back.
+func TestWatchResubscribes(t *testing.T) {
+	r := newRig(t)
+	n := r.open(t)
+	set(t, n, router, dhcp)
+	watch(t, n)
+	lab.Eventually(t, 5*time.Second, func() error {
+		if n.subs.Load() < 1 {
+			return fmt.Errorf("not subscribed yet")
+		}
+		return nil
+	})
+
+	// Hold the NIC so Watch stalls in its repair while thousands of address
+	// events pile up behind it.
+	var batch strings.Builder
+	for i := range 6000 {
+		fmt.Fprintf(&batch, "addr add 172.16.%d.%d/32 dev eth1\n", i/250, i%250+1)
+	}
+	path := filepath.Join(t.TempDir(), "batch")
+	if err := os.WriteFile(path, []byte(batch.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.mu.Lock()
+	_, err := r.gw.Run(context.Background(), "ip", "-b", path)
+	n.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 10*time.Second, func() error {
+		if got := n.subs.Load(); got < 2 {
+			return fmt.Errorf("%d subscriptions, want a second one after the overflow", got)
+		}
+		return nil
+	})
+	r.gw.MustRun(t, "ip", "addr", "flush", "dev", "eth1", "to", "172.16.0.0/16")
+
+	r.gw.MustRun(t, "ip", "addr", "del", "192.168.1.2/24", "dev", "eth1")
+	lab.Eventually(t, 5*time.Second, func() error {
+		return r.checkAddrs(t, map[string]string{primary: "eth1", "192.168.1.1/24": "eth1:0", "192.168.1.2/24": "eth1:1"})
+	})
+}

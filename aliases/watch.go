@@ -38,28 +38,49 @@ func (n *NIC) Watch(ctx context.Context) error {
 				return fmt.Errorf("watching %s: %w", n.ifname, err)
 			}
 			n.log.Warn("resubscribing to netlink failed", "err", err, "retry", backoff)
-			select {
-			case <-ctx.Done():
+			if !n.pause(ctx, backoff) {
 				return nil
-			case <-n.bgCtx.Done():
-				return nil
-			case <-time.After(backoff):
 			}
 			backoff = min(2*backoff, resubscribeHi)
 			continue
 		}
-		first, backoff = false, resubscribeLo
+		first = false
+		n.subs.Add(1)
 		// Events may have been lost before (re)subscribing: look now.
 		w.announceAll = true
 		if link, err := n.link(); err == nil {
 			w.up = isUp(link.Attrs())
 		}
+		start := time.Now()
 		w.run(ctx, sub)
 		sub.close()
 		if ctx.Err() != nil || n.bgCtx.Err() != nil {
 			return nil
 		}
-		n.log.Warn("netlink subscription closed; resubscribing")
+		// The channel closes when the socket overflows (ENOBUFS) during
+		// an event storm; do not spin through subscriptions while it lasts.
+		if time.Since(start) > resubscribeHi {
+			backoff = resubscribeLo
+		}
+		n.log.Warn("netlink subscription closed (events lost?); resubscribing", "after", backoff)
+		if !n.pause(ctx, backoff) {
+			return nil
+		}
+		backoff = min(2*backoff, resubscribeHi)
+	}
+}
+
+// pause waits d; false means ctx is done or the NIC closed meanwhile.
+func (n *NIC) pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-n.bgCtx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -134,7 +155,15 @@ func (w *watcher) run(ctx context.Context, sub *subscription) {
 	n := w.n
 	timer := time.NewTimer(0) // repair once right away
 	defer timer.Stop()
-	kick := func() { timer.Reset(settle) }
+	due := time.Now()
+	// kick schedules a repair settle from now unless one is due sooner: a
+	// steady stream of events must not postpone it for ever.
+	kick := func() {
+		if at := time.Now().Add(settle); at.Before(due) {
+			due = at
+			timer.Reset(settle)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
@@ -157,6 +186,7 @@ func (w *watcher) run(ctx context.Context, sub *subscription) {
 			}
 		case <-timer.C:
 			next := w.repair(ctx)
+			due = time.Now().Add(next)
 			timer.Reset(next)
 		}
 	}
