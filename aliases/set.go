@@ -59,7 +59,11 @@ func (n *NIC) Set(ctx context.Context, desired []Alias) (Result, error) {
 		want = []Alias{}
 	}
 	n.desired = want
-	return n.reconcile(ctx, nil)
+	res, err := n.reconcile(ctx, nil)
+	for _, s := range res.Conflicts {
+		n.log.Warn("alias not held: its address is on the NIC but was not added by gatewayd", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "reason", s.Reason)
+	}
+	return res, err
 }
 
 // reconcile brings the kernel to n.desired; steps allow rejects are
@@ -73,7 +77,6 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool) (Result, err
 	errs := []error{n.forgetGone(kernel)}
 	for _, s := range plan(n.ifname, n.desired, kernel, n.owned) {
 		if s.Op == OpConflict {
-			n.log.Warn("address already on the NIC and not added by gatewayd", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "reason", s.Reason)
 			res.Conflicts = append(res.Conflicts, s)
 			continue
 		}
@@ -121,7 +124,7 @@ func (n *NIC) forgetGone(kernel []kernelAddr) error {
 	changed := false
 	for _, e := range n.rec.on(n.ifname) {
 		if !present[e.Prefix] {
-			n.log.Info("owned address is gone from the NIC; forgetting it", "alias", e.Name, "addr", e.Prefix)
+			n.log.Debug("owned address is gone from the NIC; forgetting it", "alias", e.Name, "addr", e.Prefix)
 			n.rec.remove(n.ifname, e.Prefix)
 			changed = true
 		}

@@ -125,19 +125,15 @@ func (n *NIC) subscribe() (*subscription, error) {
 // goroutines can finish.
 func (s *subscription) close() {
 	close(s.done)
-	for _, drain := range []func(){
-		func() {
-			for range s.addrs {
+	go func() {
+		for range s.addrs {
+		}
+	}()
+	if s.links != nil {
+		go func() {
+			for range s.links {
 			}
-		},
-		func() {
-			if s.links != nil {
-				for range s.links {
-				}
-			}
-		},
-	} {
-		go drain()
+		}()
 	}
 }
 
