@@ -62,9 +62,9 @@ func (p *problems) at(path, format string, args ...any) {
 	p.add(path, p.loc.find(path), format, args...)
 }
 
-// atValue records a problem at one value (an array element) of the key path.
-func (p *problems) atValue(path, value, format string, args ...any) {
-	p.add(path, p.loc.findValue(path, value), format, args...)
+// atElem records a problem at the i-th element of the array at the key path.
+func (p *problems) atElem(path string, i int, format string, args ...any) {
+	p.add(fmt.Sprintf("%s[%d]", path, i), p.loc.findElement(path, i), format, args...)
 }
 
 func (p *problems) add(path string, pos position, format string, args ...any) {

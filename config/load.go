@@ -1,10 +1,10 @@
 package config
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 
@@ -32,7 +32,7 @@ func Parse(file string, text []byte) (*Config, error) {
 	md, err := toml.NewDecoder(strings.NewReader(string(text))).Decode(c)
 	loc := newLocator(string(text))
 	if err != nil {
-		return nil, decodeError(file, err)
+		return nil, decodeError(file, string(text), loc, err)
 	}
 	p := &problems{file: file, loc: loc}
 	unknownKeys(p, md.Undecoded())
@@ -50,59 +50,69 @@ func Parse(file string, text []byte) (*Config, error) {
 
 func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
 
-// decodeError turns the TOML library's errors into an *Error with line:column.
-func decodeError(file string, err error) error {
-	var pe toml.ParseError
-	if errors.As(err, &pe) {
-		msg := pe.Message
-		if pe.Usage != "" {
-			msg += " (" + strings.TrimSpace(strings.ReplaceAll(pe.Usage, "\n", " ")) + ")"
-		}
-		return ErrorList{{File: file, Line: pe.Position.Line, Col: max(pe.Position.Col, 1), Key: pe.LastKey, Msg: msg}}
-	}
-	// Type mismatches carry only "line N" in their text.
-	return ErrorList{{File: file, Line: lineOf(err.Error()), Col: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}}
-}
-
-func lineOf(s string) int {
-	var n int
-	if i := strings.Index(s, "line "); i >= 0 {
-		fmt.Sscanf(s[i+5:], "%d", &n)
-	}
-	return max(n, 1)
-}
-
 // unknownKeys reports every key the schema does not have, with the valid ones.
 func unknownKeys(p *problems, keys []toml.Key) {
 	seen := map[string]int{}
+	var reported []toml.Key
 	for _, k := range keys {
-		stripped := k.String()
+		full := k
+		k = unknownPart(k)
+		if underAny(k, reported) || len(k) < len(full) && slices.ContainsFunc(reported, func(r toml.Key) bool { return slices.Equal(r, k) }) {
+			continue // inside an unknown table already reported
+		}
+		reported = append(reported, k)
+		stripped := strings.Join(k, ".")
 		// Match the n-th undecoded occurrence with the n-th occurrence in the file.
 		n := seen[stripped]
 		seen[stripped] = n + 1
-		path := stripped
-		for _, full := range p.loc.order {
-			if stripIndex(full) == stripped {
-				if n == 0 {
-					path = full
-					break
-				}
-				n--
-			}
-		}
+		path := p.loc.nth(stripped, n)
 		parent := k[:len(k)-1]
-		valid := validKeys(parent)
+		valid, array := validKeys(parent)
 		where := "at the top level"
-		if len(parent) > 0 {
+		switch {
+		case array:
+			where = "in [[" + strings.Join(parent, ".") + "]]"
+		case len(parent) > 0:
 			where = "in [" + strings.Join(parent, ".") + "]"
+		}
+		if len(valid) == 0 {
+			p.at(path, "unknown key %q %s", k[len(k)-1], where)
+			continue
 		}
 		p.at(path, "unknown key %q %s; valid keys are: %s", k[len(k)-1], where, strings.Join(valid, ", "))
 	}
 }
 
-// validKeys lists the keys the schema accepts in the table at path.
-func validKeys(path toml.Key) []string {
+// unknownPart shortens an undecoded key to its first part the schema does not
+// know: "dhcp.lease.time" (written as a dotted key) is the unknown "dhcp.lease".
+func unknownPart(k toml.Key) toml.Key {
+	for i := range k {
+		valid, _ := validKeys(k[:i])
+		if len(valid) == 1 && valid[0] == "<name>" {
+			continue // any zone or service name
+		}
+		if !slices.Contains(valid, k[i]) {
+			return k[:i+1]
+		}
+	}
+	return k
+}
+
+// underAny reports whether k lies inside one of the tables in parents.
+func underAny(k toml.Key, parents []toml.Key) bool {
+	for _, p := range parents {
+		if len(p) < len(k) && slices.Equal(p, k[:len(p)]) {
+			return true
+		}
+	}
+	return false
+}
+
+// validKeys lists the keys the schema accepts in the table at path, and whether
+// that table is an array of tables.
+func validKeys(path toml.Key) ([]string, bool) {
 	t := reflect.TypeFor[Config]()
+	array := false
 	for i := 0; i < len(path); i++ {
 		t = deref(t)
 		if t.Kind() == reflect.Map {
@@ -111,13 +121,18 @@ func validKeys(path toml.Key) []string {
 		}
 		f, ok := fieldByTag(t, path[i])
 		if !ok {
-			return nil
+			return nil, false
 		}
 		t = f.Type
+		array = t.Kind() == reflect.Slice
 	}
 	t = deref(t)
-	if t.Kind() == reflect.Map {
-		return []string{"<name>"}
+	switch t.Kind() {
+	case reflect.Map:
+		return []string{"<name>"}, false
+	case reflect.Struct:
+	default:
+		return nil, false
 	}
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
@@ -126,7 +141,7 @@ func validKeys(path toml.Key) []string {
 		}
 	}
 	sort.Strings(keys)
-	return keys
+	return keys, array
 }
 
 func deref(t reflect.Type) reflect.Type {

@@ -16,10 +16,12 @@ type locator struct {
 	pos   map[string]position
 	// order lists every key path in file order, for matching undecoded keys.
 	order []string
+	// lineKey is the first key path written on each line.
+	lineKey map[int]string
 }
 
 func newLocator(text string) *locator {
-	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}}
+	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}}
 	arrays := map[string]int{} // array-of-tables path → next index
 	current := ""
 	for i, raw := range l.lines {
@@ -61,6 +63,9 @@ func (l *locator) record(path string, p position) {
 		l.pos[path] = p
 	}
 	l.order = append(l.order, path)
+	if _, seen := l.lineKey[p.Line]; !seen {
+		l.lineKey[p.Line] = path
+	}
 }
 
 // resolve turns a header's dotted name into its parent path with array indices
@@ -129,23 +134,183 @@ func (l *locator) find(path string) position {
 	return position{1, 1}
 }
 
-// findValue returns the position of a quoted value inside the key at path (an
-// array element, say), falling back to the key itself.
-func (l *locator) findValue(path, value string) position {
+// offset returns the position of a byte offset in the text (columns count bytes).
+func (l *locator) offset(off int) position {
+	for i, line := range l.lines {
+		if off <= len(line) {
+			return position{i + 1, max(off, 0) + 1}
+		}
+		off -= len(line) + 1
+	}
+	last := len(l.lines) - 1
+	return position{last + 1, len(l.lines[last]) + 1}
+}
+
+// keyOnLine returns the first key path written on a line, or "".
+func (l *locator) keyOnLine(line int) string { return l.lineKey[line] }
+
+// findElement returns the position of the n-th element (from 0) of the array
+// written as the value of the key at path, falling back to the key itself.
+func (l *locator) findElement(path string, n int) position {
 	pos, ok := l.pos[path]
-	if !ok || value == "" {
+	if !ok {
 		return l.find(path)
 	}
-	needle := strconv.Quote(value)
-	for i := pos.Line - 1; i < len(l.lines) && i < pos.Line+50; i++ {
-		if i > pos.Line-1 && strings.Contains(l.lines[i], "=") {
-			break
+	s := &scanner{lines: l.lines, li: pos.Line - 1, ci: pos.Col - 1}
+	for c := s.peek(); c != '=' && c != '\n' && c != 0; c = s.peek() {
+		s.next()
+	}
+	if s.peek() != '=' {
+		return pos
+	}
+	s.next()
+	s.skipSpace()
+	if s.peek() != '[' {
+		return pos
+	}
+	s.next()
+	for k := 0; ; k++ {
+		s.skipSpace()
+		if c := s.peek(); c == 0 || c == ']' {
+			return pos
 		}
-		if c := strings.Index(l.lines[i], needle); c >= 0 {
-			return position{i + 1, c + 1}
+		if k == n {
+			return position{s.li + 1, s.ci + 1}
+		}
+		s.skipValue()
+		s.skipSpace()
+		if s.peek() != ',' {
+			return pos
+		}
+		s.next()
+	}
+}
+
+// scanner walks TOML text byte by byte across lines, just well enough to find
+// the elements of an array value.
+type scanner struct {
+	lines  []string
+	li, ci int
+}
+
+// peek returns the current byte, '\n' at the end of a line, 0 at the end of text.
+func (s *scanner) peek() byte {
+	switch {
+	case s.li >= len(s.lines):
+		return 0
+	case s.ci >= len(s.lines[s.li]):
+		if s.li == len(s.lines)-1 {
+			return 0
+		}
+		return '\n'
+	}
+	return s.lines[s.li][s.ci]
+}
+
+func (s *scanner) next() {
+	if s.li < len(s.lines) && s.ci >= len(s.lines[s.li]) {
+		s.li, s.ci = s.li+1, 0
+	} else {
+		s.ci++
+	}
+}
+
+func (s *scanner) has(prefix string) bool {
+	return s.li < len(s.lines) && strings.HasPrefix(s.lines[s.li][min(s.ci, len(s.lines[s.li])):], prefix)
+}
+
+// skipSpace skips blanks, line ends and comments.
+func (s *scanner) skipSpace() {
+	for {
+		switch s.peek() {
+		case ' ', '\t', '\r', '\n':
+			s.next()
+		case '#':
+			s.ci = len(s.lines[s.li])
+		default:
+			return
 		}
 	}
-	return pos
+}
+
+// skipValue skips one value: a string, an array or inline table, or a bare word.
+func (s *scanner) skipValue() {
+	switch c := s.peek(); c {
+	case '"', '\'':
+		s.skipString(c)
+	case '[', '{':
+		depth := 0
+		for {
+			switch c := s.peek(); c {
+			case 0:
+				return
+			case '"', '\'':
+				s.skipString(c)
+				continue
+			case '#':
+				s.ci = len(s.lines[s.li])
+				continue
+			case '[', '{':
+				depth++
+			case ']', '}':
+				depth--
+			}
+			s.next()
+			if depth == 0 {
+				return
+			}
+		}
+	default:
+		for c := s.peek(); c != 0 && !strings.ContainsRune(", \t\r\n]}#", rune(c)); c = s.peek() {
+			s.next()
+		}
+	}
+}
+
+// skipString skips a basic or literal string, single- or multi-line.
+func (s *scanner) skipString(q byte) {
+	triple := strings.Repeat(string(q), 3)
+	if s.has(triple) {
+		s.ci += 3
+		for !s.has(triple) && s.peek() != 0 {
+			if q == '"' && s.peek() == '\\' {
+				s.next()
+			}
+			s.next()
+		}
+		s.ci += 3
+		for s.has(string(q)) { // up to two quotes may close the content
+			s.ci++
+		}
+		return
+	}
+	s.next()
+	for c := s.peek(); c != q && c != '\n' && c != 0; c = s.peek() {
+		if q == '"' && c == '\\' {
+			s.next()
+		}
+		s.next()
+	}
+	s.next()
+}
+
+// nth returns the full path (with array indices) of the n-th place in the file
+// where the key path stripped (without indices) is written. A key written only
+// as part of a dotted key ("lease.time = ...") is placed at that dotted key.
+func (l *locator) nth(stripped string, n int) string {
+	for _, exact := range []bool{true, false} {
+		k := n
+		for _, full := range l.order {
+			s := stripIndex(full)
+			if s == stripped || !exact && strings.HasPrefix(s, stripped+".") {
+				if k == 0 {
+					return full
+				}
+				k--
+			}
+		}
+	}
+	return stripped
 }
 
 // stripIndex removes array indices: "alias[1].name" → "alias.name".

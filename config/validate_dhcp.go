@@ -108,7 +108,10 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 		}
 	}
 	if pool.Router != "" {
-		pool.RouterAddr = resolveAddr(p, path+".router", pool.Router, aliases)
+		var ok bool
+		if pool.RouterAddr, ok = resolveAddr(pool.Router, aliases); !ok {
+			p.at(path+".router", "%q is neither an alias name (%s) nor an IPv4 address", pool.Router, names(aliases))
+		}
 	} else if c.Router != nil && aliases[c.Router.Alias] != nil && pool.Subnet.Contains(aliases[c.Router.Alias].Address.Addr()) {
 		pool.RouterAddr = aliases[c.Router.Alias].Address.Addr()
 	}
@@ -132,22 +135,23 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 }
 
 // resolveAddr reads an alias name or an IPv4 address.
-func resolveAddr(p *problems, path, s string, aliases map[string]*Alias) netip.Addr {
+func resolveAddr(s string, aliases map[string]*Alias) (netip.Addr, bool) {
 	if a, ok := aliases[s]; ok {
-		return a.Address.Addr()
+		return a.Address.Addr(), true
 	}
 	if a, err := netip.ParseAddr(s); err == nil && a.Is4() {
-		return a
+		return a, true
 	}
-	p.atValue(path, s, "%q is neither an alias name (%s) nor an IPv4 address", s, names(aliases))
-	return netip.Addr{}
+	return netip.Addr{}, false
 }
 
 func resolveAddrs(p *problems, path string, list []string, aliases map[string]*Alias) []netip.Addr {
 	var out []netip.Addr
-	for _, s := range list {
-		if a := resolveAddr(p, path, s, aliases); a.IsValid() {
+	for i, s := range list {
+		if a, ok := resolveAddr(s, aliases); ok {
 			out = append(out, a)
+		} else {
+			p.atElem(path, i, "%q is neither an alias name (%s) nor an IPv4 address", s, names(aliases))
 		}
 	}
 	return out

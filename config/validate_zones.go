@@ -43,9 +43,9 @@ func validateDNS(c *Config, p *problems, aliases map[string]*Alias) {
 		}
 		f.ServerAddrs = parseServers(p, path+".servers", f.Servers)
 	}
-	for _, dom := range d.Rebind.Allow {
+	for i, dom := range d.Rebind.Allow {
 		if !validDomain(dom) {
-			p.atValue("dns.rebind.allow", dom, "%q is not a valid domain name", dom)
+			p.atElem("dns.rebind.allow", i, "%q is not a valid domain name", dom)
 		}
 	}
 	if d.Cache.Size < 0 {
@@ -56,13 +56,13 @@ func validateDNS(c *Config, p *problems, aliases map[string]*Alias) {
 // parseServers reads "a.b.c.d" or "a.b.c.d:port".
 func parseServers(p *problems, path string, list []string) []netip.AddrPort {
 	var out []netip.AddrPort
-	for _, s := range list {
+	for i, s := range list {
 		if ap, err := netip.ParseAddrPort(s); err == nil {
 			out = append(out, ap)
 		} else if a, err := netip.ParseAddr(s); err == nil {
 			out = append(out, netip.AddrPortFrom(a, 53))
 		} else {
-			p.atValue(path, s, "%q is not an address or address:port", s)
+			p.atElem(path, i, "%q is not an address or address:port", s)
 		}
 	}
 	return out
@@ -97,10 +97,10 @@ func validateServices(c *Config, p *problems, aliases map[string]*Alias) {
 			p.at(path, "ports is missing: set ports = [\"tcp/8080\"]")
 		}
 		s.PortSpecs = nil
-		for _, port := range s.Ports {
+		for i, port := range s.Ports {
 			spec, err := ParsePortSpec(port)
 			if err != nil {
-				p.atValue(path+".ports", port, "%v", err)
+				p.atElem(path+".ports", i, "%v", err)
 				continue
 			}
 			s.PortSpecs = append(s.PortSpecs, spec)
@@ -127,31 +127,31 @@ func validateZones(c *Config, p *problems) {
 			spath := path + ".subnets"
 			switch {
 			case !sn.Addr().Is4():
-				p.atValue(spath, sn.String(), "%s is not an IPv4 subnet", sn)
+				p.atElem(spath, i, "%s is not an IPv4 subnet", sn)
 				continue
 			case sn != sn.Masked():
-				p.atValue(spath, sn.String(), "%s has host bits set; did you mean %s?", sn, sn.Masked())
+				p.atElem(spath, i, "%s has host bits set; did you mean %s?", sn, sn.Masked())
 			}
 			for _, o := range seen {
 				if o.net.Overlaps(sn) {
-					p.atValue(spath, sn.String(), "subnet %s overlaps %s of zone %q; a subnet belongs to one zone", sn, o.net, o.zone)
+					p.atElem(spath, i, "subnet %s overlaps %s of zone %q; a subnet belongs to one zone", sn, o.net, o.zone)
 				}
 			}
 			for _, o := range z.Subnets[:i] {
 				if o.Overlaps(sn) && o != sn {
-					p.atValue(spath, sn.String(), "subnet %s overlaps %s in the same zone", sn, o)
+					p.atElem(spath, i, "subnet %s overlaps %s in the same zone", sn, o)
 				}
 			}
 			seen = append(seen, owner{name, sn.Masked()})
 		}
-		for _, s := range z.Allow {
+		for i, s := range z.Allow {
 			if c.Services[s] == nil {
-				p.atValue(path+".allow", s, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
+				p.atElem(path+".allow", i, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
 			}
 		}
-		for _, f := range z.Forward {
+		for i, f := range z.Forward {
 			if f != Upstream && c.ZoneSet[f] == nil {
-				p.atValue(path+".forward", f, "unknown zone %q; forward names zones (%s) or %q", f, names(c.ZoneSet), Upstream)
+				p.atElem(path+".forward", i, "unknown zone %q; forward names zones (%s) or %q", f, names(c.ZoneSet), Upstream)
 			}
 		}
 	}
