@@ -1,7 +1,6 @@
 package config
 
 import (
-	"fmt"
 	"os"
 	"time"
 )
@@ -31,7 +30,7 @@ func applyDefaults(c *Config) {
 	setDur(&g.AnnounceInterval, 500*time.Millisecond)
 	for i := range c.Aliases {
 		if c.Aliases[i].Label == "" {
-			c.Aliases[i].Label = fmt.Sprintf("%s:%d", g.Interface, i)
+			c.Aliases[i].Label = defaultLabel(c, i)
 		}
 	}
 	if d := c.DHCP; d != nil {

@@ -80,22 +80,43 @@ func validateAliases(c *Config, p *problems) map[string]*Alias {
 			p.at(path+".address", "address %s is also used by alias %q (line %d); each alias needs its own address", a.Address.Addr(), other, p.line(aliasPath(c, other)+".address"))
 		} else {
 			byAddr[a.Address.Addr()] = a.Name
+			checkSubnetLength(c, p, i)
 		}
-		for j := range c.Aliases[:i] {
-			o := c.Aliases[j]
-			if o.Address.IsValid() && o.Address.Bits() != a.Address.Bits() && o.Subnet().Overlaps(a.Subnet()) {
-				p.at(path+".address", "subnet %s overlaps %s of alias %q with another prefix length; aliases on one subnet must use the same length", a.Subnet(), o.Subnet(), o.Name)
-			}
-		}
-		if len(a.Label) > 15 {
-			p.at(path+".label", "label %q is %d bytes; the kernel allows at most 15 (shorten it or the interface name)", a.Label, len(a.Label))
-		} else if other, dup := labels[a.Label]; dup {
-			p.at(path+".label", "label %q is also used by alias %q; labels must be unique", a.Label, other)
-		}
-		labels[a.Label] = a.Name
+		checkLabel(c, p, i, labels)
 	}
 	return byName
 }
+
+// checkSubnetLength reports alias i when its subnet overlaps an earlier alias's
+// subnet with another prefix length (once, for the first such alias).
+func checkSubnetLength(c *Config, p *problems, i int) {
+	a := c.Aliases[i]
+	for j, o := range c.Aliases[:i] {
+		if o.Address.IsValid() && o.Address.Bits() != a.Address.Bits() && o.Subnet().Overlaps(a.Subnet()) {
+			p.at(fmt.Sprintf("alias[%d].address", i), "subnet %s overlaps %s of alias %q (line %d); aliases on one subnet must use the same prefix length",
+				a.Subnet(), o.Subnet(), o.Name, p.line(fmt.Sprintf("alias[%d].address", j)))
+			return
+		}
+	}
+}
+
+// checkLabel checks alias i's label; labels maps the labels seen to their alias.
+func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
+	a := c.Aliases[i]
+	path := fmt.Sprintf("alias[%d].label", i)
+	_, explicit := p.loc.pos[path]
+	switch {
+	case len(a.Label) > 15 && !explicit:
+		p.at(path, "the default label %q (interface:index) is %d bytes; the kernel allows at most 15: set label = \"...\" on this alias", a.Label, len(a.Label))
+	case len(a.Label) > 15:
+		p.at(path, "label %q is %d bytes; the kernel allows at most 15", a.Label, len(a.Label))
+	case labels[a.Label] != "":
+		p.at(path, "label %q is also used by alias %q; labels must be unique", a.Label, labels[a.Label])
+	}
+	labels[a.Label] = a.Name
+}
+
+func defaultLabel(c *Config, i int) string { return fmt.Sprintf("%s:%d", c.Gateway.Interface, i) }
 
 func aliasPath(c *Config, name string) string {
 	for i, a := range c.Aliases {
@@ -106,7 +127,11 @@ func aliasPath(c *Config, name string) string {
 	return "alias"
 }
 
+// broadcast is the last address of an IPv4 subnet (invalid for IPv6).
 func broadcast(p netip.Prefix) netip.Addr {
+	if !p.Addr().Is4() {
+		return netip.Addr{}
+	}
 	a := p.Masked().Addr().As4()
 	v := be32(a) | (1<<(32-p.Bits()) - 1)
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
@@ -181,6 +206,6 @@ func validateRoute(c *Config, p *problems, path string, rt Route, needOnLink boo
 	case !rt.Via.IsValid():
 		p.at(path, "via is missing: set via = \"<next hop address>\"")
 	case needOnLink && !c.onLink(rt.Via):
-		p.at(path+".via", "next hop %s is not on any alias subnet", rt.Via)
+		p.at(path+".via", "next hop %s is not on any alias subnet; the next hop must be directly reachable on %s", rt.Via, c.Gateway.Interface)
 	}
 }
