@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"math"
 	"net"
 	"net/netip"
 	"strconv"
@@ -14,7 +15,7 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	s := strings.TrimSpace(string(b))
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
+		if err != nil || days < 0 || days > math.MaxInt64/int(24*time.Hour) {
 			return fmt.Errorf("invalid duration %q: want e.g. \"12h\", \"30m\" or \"2d\"", s)
 		}
 		d.Duration = time.Duration(days) * 24 * time.Hour
