@@ -22,8 +22,8 @@ func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
 		for j := range d.Pools[:i] {
 			a, b := d.Pools[i].Range, d.Pools[j].Range
 			if a.Start.IsValid() && b.Start.IsValid() && a.Overlaps(b) {
-				p.at(fmt.Sprintf("dhcp.pool[%d].range", i), "range %s overlaps range %s of pool %d (line %d); ranges must not share addresses",
-					a, b, j+1, p.line(fmt.Sprintf("dhcp.pool[%d].range", j)))
+				p.at(fmt.Sprintf("dhcp.pool[%d].range", i), "range %s overlaps range %s of dhcp.pool[%d] (line %d); ranges must not share addresses",
+					a, b, j, p.line(fmt.Sprintf("dhcp.pool[%d].range", j)))
 			}
 		}
 	}
@@ -52,10 +52,12 @@ func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
 			p.at(path+".address", "%s is outside every pool's subnet; a static lease must be on a subnet a [[dhcp.pool]] serves", s.Address)
 		case addrs[s.Address] > 0:
 			p.at(path+".address", "%s is already the static lease of another client (line %d)", s.Address, p.line(fmt.Sprintf("dhcp.static[%d].address", addrs[s.Address]-1)))
+		case s.Address == d.poolFor(s.Address).Subnet.Addr() || s.Address == broadcast(d.poolFor(s.Address).Subnet):
+			p.at(path+".address", "%s is the network or broadcast address of %s; pick a host address", s.Address, d.poolFor(s.Address).Subnet)
 		default:
 			for _, a := range c.Aliases {
 				if a.Address.Addr() == s.Address {
-					p.at(path+".address", "%s is the address of alias %q", s.Address, a.Name)
+					p.at(path+".address", "%s is the address of alias %q; pick an address no alias uses", s.Address, a.Name)
 				}
 			}
 		}
@@ -109,8 +111,11 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 	}
 	if pool.Router != "" {
 		var ok bool
-		if pool.RouterAddr, ok = resolveAddr(pool.Router, aliases); !ok {
+		switch pool.RouterAddr, ok = resolveAddr(pool.Router, aliases); {
+		case !ok:
 			p.at(path+".router", "%q is neither an alias name (%s) nor an IPv4 address", pool.Router, names(aliases))
+		case !pool.Subnet.Contains(pool.RouterAddr):
+			p.at(path+".router", "router %s is not on the pool's subnet %s; clients could not reach it (name an alias or address on %s)", pool.RouterAddr, pool.Subnet, pool.Subnet)
 		}
 	} else if c.Router != nil && aliases[c.Router.Alias] != nil && pool.Subnet.Contains(aliases[c.Router.Alias].Address.Addr()) {
 		pool.RouterAddr = aliases[c.Router.Alias].Address.Addr()

@@ -14,7 +14,7 @@ const Upstream = "upstream"
 func validateDNS(c *Config, p *problems, aliases map[string]*Alias) {
 	d := c.DNS
 	if !validDomain(d.Domain) {
-		p.at("dns.domain", "%q is not a valid domain name", d.Domain)
+		p.at("dns.domain", "%q is not a valid domain name: dot-separated labels of letters, digits and '-', e.g. \"home.arpa\"", d.Domain)
 	}
 	d.UpstreamAddrs = parseServers(p, "dns.upstreams", d.Upstreams)
 	for i, h := range d.Hosts {
@@ -62,7 +62,7 @@ func parseServers(p *problems, path string, list []string) []netip.AddrPort {
 		} else if a, err := netip.ParseAddr(s); err == nil {
 			out = append(out, netip.AddrPortFrom(a, 53))
 		} else {
-			p.atElem(path, i, "%q is not an address or address:port", s)
+			p.atElem(path, i, "%q is not an address or address:port, e.g. \"192.168.1.254\" or \"192.168.1.254:5353\"", s)
 		}
 	}
 	return out
@@ -105,44 +105,19 @@ func validateServices(c *Config, p *problems, aliases map[string]*Alias) {
 			}
 			s.PortSpecs = append(s.PortSpecs, spec)
 		}
-		if s.Alias != "" && aliases[s.Alias] == nil {
+		// A built-in service's alias is its role's, checked with the role.
+		if !s.Builtin && s.Alias != "" && aliases[s.Alias] == nil {
 			p.at(path+".alias", "alias %q does not exist; defined aliases: %s", s.Alias, names(aliases))
 		}
 	}
 }
 
 func validateZones(c *Config, p *problems) {
-	type owner struct {
-		zone string
-		net  netip.Prefix
-	}
-	var seen []owner
 	for _, name := range sortedKeys(c.ZoneSet) {
 		z := c.ZoneSet[name]
 		path := "zone." + name
 		if !nameRE.MatchString(name) || name == Upstream {
 			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q", name, Upstream)
-		}
-		for i, sn := range z.Subnets {
-			spath := path + ".subnets"
-			switch {
-			case !sn.Addr().Is4():
-				p.atElem(spath, i, "%s is not an IPv4 subnet", sn)
-				continue
-			case sn != sn.Masked():
-				p.atElem(spath, i, "%s has host bits set; did you mean %s?", sn, sn.Masked())
-			}
-			for _, o := range seen {
-				if o.net.Overlaps(sn) {
-					p.atElem(spath, i, "subnet %s overlaps %s of zone %q; a subnet belongs to one zone", sn, o.net, o.zone)
-				}
-			}
-			for _, o := range z.Subnets[:i] {
-				if o.Overlaps(sn) && o != sn {
-					p.atElem(spath, i, "subnet %s overlaps %s in the same zone", sn, o)
-				}
-			}
-			seen = append(seen, owner{name, sn.Masked()})
 		}
 		for i, s := range z.Allow {
 			if c.Services[s] == nil {
@@ -153,6 +128,51 @@ func validateZones(c *Config, p *problems) {
 			if f != Upstream && c.ZoneSet[f] == nil {
 				p.atElem(path+".forward", i, "unknown zone %q; forward names zones (%s) or %q", f, names(c.ZoneSet), Upstream)
 			}
+		}
+	}
+	validateZoneSubnets(c, p)
+}
+
+// validateZoneSubnets checks every zone subnet and that no two overlap. An
+// overlap is reported once, at the subnet written later in the file.
+func validateZoneSubnets(c *Config, p *problems) {
+	type entry struct {
+		zone, path string
+		i          int
+		net        netip.Prefix
+		pos        position
+	}
+	var all []entry
+	for _, name := range sortedKeys(c.ZoneSet) {
+		path := "zone." + name + ".subnets"
+		for i, sn := range c.ZoneSet[name].Subnets {
+			switch {
+			case !sn.Addr().Is4():
+				p.atElem(path, i, "%s is not an IPv4 subnet", sn)
+				continue
+			case sn != sn.Masked():
+				p.atElem(path, i, "%s has host bits set; did you mean %s?", sn, sn.Masked())
+			}
+			all = append(all, entry{name, path, i, sn.Masked(), p.loc.findElement(path, i)})
+		}
+	}
+	sort.SliceStable(all, func(a, b int) bool {
+		return all[a].pos.Line < all[b].pos.Line || all[a].pos.Line == all[b].pos.Line && all[a].pos.Col < all[b].pos.Col
+	})
+	for k, e := range all {
+		for _, o := range all[:k] {
+			if !o.net.Overlaps(e.net) {
+				continue
+			}
+			switch {
+			case o.zone != e.zone:
+				p.atElem(e.path, e.i, "subnet %s overlaps %s of zone %q (line %d); a subnet belongs to one zone", e.net, o.net, o.zone, o.pos.Line)
+			case o.net == e.net:
+				p.atElem(e.path, e.i, "subnet %s is listed twice in zone %q (line %d)", e.net, e.zone, o.pos.Line)
+			default:
+				p.atElem(e.path, e.i, "subnet %s overlaps %s (line %d) in the same zone; list the wider one only", e.net, o.net, o.pos.Line)
+			}
+			break
 		}
 	}
 }
