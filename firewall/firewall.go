@@ -1,0 +1,257 @@
+package firewall
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// sockBuf is the send and receive buffer of the netlink socket. A batch goes
+// to the kernel in one sendmsg, which must fit the send buffer, and the kernel
+// queues one acknowledgement per message before userspace reads any: too
+// small a receive buffer drops them (ENOBUFS) although the batch committed.
+const sockBuf = 64 << 20
+
+// Options configure a Firewall.
+type Options struct {
+	// Logger receives the component's logs; nil means slog.Default().
+	Logger *slog.Logger
+	// NetNS is an open file descriptor of the network namespace to manage;
+	// 0 means the namespace of the thread calling Open.
+	NetNS int
+}
+
+// Firewall applies rulesets to table inet gatewayd in one network namespace.
+// Its methods are safe for concurrent use.
+type Firewall struct {
+	log   *slog.Logger
+	nsFD  int
+	ownNS *os.File // the namespace file Open opened, closed by Close
+
+	mu      sync.Mutex
+	conn    *nftables.Conn
+	applied string   // rendering of the ruleset last applied and verified
+	last    *Ruleset // that ruleset
+	batches atomic.Uint64
+}
+
+// Open connects to nftables in the namespace opts names (or the caller's).
+// It changes nothing in the kernel.
+func Open(opts Options) (*Firewall, error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	f := &Firewall{log: log.With("component", "firewall"), nsFD: opts.NetNS}
+	if f.nsFD == 0 {
+		ns, err := threadNetNS()
+		if err != nil {
+			return nil, err
+		}
+		f.ownNS, f.nsFD = ns, int(ns.Fd())
+	}
+	if err := f.dial(); err != nil {
+		f.closeNS()
+		return nil, err
+	}
+	return f, nil
+}
+
+// threadNetNS opens the network namespace of the calling thread, so the
+// firewall keeps working there whichever thread later calls it.
+func threadNetNS() (*os.File, error) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	f, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		return nil, fmt.Errorf("opening the current network namespace: %w", err)
+	}
+	return f, nil
+}
+
+// dial (re)opens the lasting netlink connection with enlarged buffers.
+func (f *Firewall) dial() error {
+	if f.conn != nil {
+		_ = f.conn.CloseLasting()
+		f.conn = nil
+	}
+	c, err := nftables.New(nftables.WithNetNSFd(f.nsFD), nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))
+	if err != nil {
+		return fmt.Errorf("connecting to nftables: %w", err)
+	}
+	f.conn = c
+	return nil
+}
+
+// bigBuffers enlarges the socket buffers past the system maximum when
+// allowed (root), and as far as the maximum otherwise.
+func bigBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], sockBuf); e != nil {
+				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], sockBuf); e != nil {
+					serr = e
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("enlarging the netlink socket buffers: %w", serr)
+	}
+	return nil
+}
+
+// Close releases the netlink connection. It leaves the table in place: the
+// firewall keeps protecting the box while gatewayd is stopped.
+func (f *Firewall) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var err error
+	if f.conn != nil {
+		err = f.conn.CloseLasting()
+		f.conn = nil
+	}
+	f.closeNS()
+	return err
+}
+
+func (f *Firewall) closeNS() {
+	if f.ownNS != nil {
+		_ = f.ownNS.Close()
+		f.ownNS = nil
+	}
+}
+
+// Batches counts the netlink batches (writes) sent so far.
+func (f *Firewall) Batches() uint64 { return f.batches.Load() }
+
+// Applied returns the ruleset last applied and verified, or nil.
+func (f *Firewall) Applied() *Ruleset {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.last
+}
+
+// Set makes table inet gatewayd be r. It is idempotent: when r renders as
+// the ruleset last applied and the kernel still holds it, nothing is written.
+// Otherwise one netlink batch flushes and rebuilds the table, so the old and
+// new rules are swapped atomically and named counters that r keeps keep their
+// values; then the table is read back and compared (chains, rules per chain,
+// set elements, counters). When the kernel refuses the batch the previous
+// ruleset stays in place and the error says why.
+func (f *Firewall) Set(r *Ruleset) error {
+	text := r.Render()
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == nil {
+		return errors.New("applying the firewall: the firewall is closed")
+	}
+	if text == f.applied {
+		err := f.verify(r)
+		if err == nil {
+			return nil
+		}
+		f.log.Warn("table inet gatewayd was changed outside gatewayd; restoring it", "err", err)
+	}
+	if err := f.apply(r); err != nil {
+		return err
+	}
+	f.applied, f.last = text, r
+	return nil
+}
+
+// apply sends r and verifies it, falling back to a full replacement when the
+// flush-and-rebuild batch is refused.
+func (f *Firewall) apply(r *Ruleset) error {
+	cur, err := f.readTable()
+	if err != nil {
+		return fmt.Errorf("applying the firewall: %w", err)
+	}
+	err = f.send(func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) })
+	if err != nil {
+		if f.verify(r) == nil {
+			f.log.Warn("the kernel reported an error but table inet gatewayd holds the new ruleset", "err", err)
+			return nil
+		}
+		f.log.Warn("rebuilding table inet gatewayd failed; replacing it whole (counters restart at zero)", "err", err)
+		err2 := f.send(func(cc *nftables.Conn) error { return queueReplace(cc, r, cur.exists) })
+		if err2 != nil {
+			return fmt.Errorf("applying the firewall: %w", errors.Join(err, err2, f.stateAfterError()))
+		}
+	}
+	if err := f.verify(r); err != nil {
+		return fmt.Errorf("applying the firewall: the kernel accepted the ruleset but reading it back %w", err)
+	}
+	return nil
+}
+
+// stateAfterError reads the table back after a failed batch and says what
+// the kernel holds now.
+func (f *Firewall) stateAfterError() error {
+	if f.last != nil && f.verify(f.last) == nil {
+		return errors.New("the previous ruleset is still in place")
+	}
+	cur, err := f.readTable()
+	switch {
+	case err != nil:
+		return fmt.Errorf("reading table inet gatewayd back: %w", err)
+	case !cur.exists:
+		return errors.New("table inet gatewayd does not exist now")
+	}
+	return fmt.Errorf("table inet gatewayd now has %d chains, %d sets, %d objects and does not match the previous ruleset", len(cur.chains), len(cur.sets), len(cur.objects))
+}
+
+// send queues one batch with fill and flushes it. After a failed flush the
+// connection is reopened, since unread acknowledgements may be left on it.
+func (f *Firewall) send(fill func(*nftables.Conn) error) error {
+	if err := fill(f.conn); err != nil {
+		// Nothing was sent; drop what was queued by flushing a fresh conn.
+		return errors.Join(err, f.dial())
+	}
+	f.batches.Add(1)
+	if err := f.conn.Flush(); err != nil {
+		return errors.Join(err, f.dial())
+	}
+	return nil
+}
+
+// Purge deletes table inet gatewayd, and nothing else.
+func (f *Firewall) Purge() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.conn == nil {
+		return errors.New("removing the firewall: the firewall is closed")
+	}
+	cur, err := f.readTable()
+	if err != nil {
+		return fmt.Errorf("removing the firewall: %w", err)
+	}
+	f.applied, f.last = "", nil
+	if !cur.exists {
+		return nil
+	}
+	err = f.send(func(cc *nftables.Conn) error {
+		cc.DelTable(gatewaydTable())
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("removing table inet gatewayd: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package firewall
+
+import (
+	"net/netip"
+
+	"gatewayd/config"
+)
+
+// Table names gatewayd's table; it is the only table the package touches.
+const (
+	Table  = "gatewayd"
+	Family = "inet"
+)
+
+// Names of the sets and maps every ruleset has.
+const (
+	SetZones   = "zones_v4" // every zone subnet
+	MapZoneIn  = "zone_in"  // source subnet → jump in_<zone>
+	MapZoneFwd = "zone_fwd" // source subnet → jump fwd_<zone>
+)
+
+// UpstreamZone names what lies outside every zone, in counters and log prefixes.
+const UpstreamZone = config.Upstream
+
+// Ruleset is the whole of table inet gatewayd, as data. It is built by Build,
+// rendered by Render and applied by Firewall.Set; nothing in it depends on the
+// kernel.
+type Ruleset struct {
+	// Interface is the NIC (the DHCP DISCOVER rule matches it).
+	Interface string
+	// Aliases are the aliases this box holds, in config order.
+	Aliases []AliasInfo
+	// Zones are the zones in config order (implicit zones last).
+	Zones []ZoneInfo
+	// Counters are the named counter objects, in rendering order.
+	Counters []string
+	// Sets are the named sets and verdict maps.
+	Sets []Set
+	// Chains are the base chains, then each zone's chains.
+	Chains []Chain
+}
+
+// AliasInfo is one alias held by this box.
+type AliasInfo struct {
+	Name string
+	Addr netip.Addr
+}
+
+// ZoneInfo is the policy Build derived for one zone.
+type ZoneInfo struct {
+	Name     string
+	Subnets  []netip.Prefix
+	Implicit bool
+	// Access lists what the zone may reach on this box.
+	Access []Access
+	// Forward lists the zones (or "upstream") it may be routed to.
+	Forward []string
+}
+
+// Access is one service port the zone may reach on one address of this box.
+type Access struct {
+	Service string
+	Addr    netip.Addr
+	Port    config.PortSpec
+}
+
+// Set is a named interval set of IPv4 prefixes, or, when Map is true, an
+// interval verdict map whose elements jump to a chain.
+type Set struct {
+	Name     string
+	Map      bool
+	Elements []Element
+}
+
+// Element is one prefix of a set; Jump names the chain of a map element.
+type Element struct {
+	Prefix netip.Prefix
+	Jump   string
+}
+
+// Chain is a chain of the table. Base chains have a Hook.
+type Chain struct {
+	Name string
+	// Hook is "input", "forward", "output" or "postrouting"; "" for a
+	// regular chain.
+	Hook     string
+	Type     string // "filter" or "nat"
+	Priority int    // 0 (filter) or 100 (srcnat)
+	Policy   string // "accept" or "drop"
+	Rules    []Rule
+}
+
+// Base reports whether the chain is attached to a hook.
+func (c Chain) Base() bool { return c.Hook != "" }
+
+// Rule is a list of expressions, the last of which is usually a verdict.
+type Rule struct {
+	Exprs   []Expr
+	Comment string
+}
+
+// Expr is one match or statement of a rule. The concrete types below are the
+// whole vocabulary: Render prints each as nft syntax and the kernel edge
+// encodes each as netlink expressions.
+type Expr interface{ String() string }
+
+// Field is the address a match reads.
+type Field int
+
+// Address fields.
+const (
+	Saddr Field = iota
+	Daddr
+)
+
+func (f Field) String() string {
+	if f == Saddr {
+		return "saddr"
+	}
+	return "daddr"
+}
+
+// Conntrack states (the kernel's bit values).
+const (
+	CtInvalid     = 1
+	CtEstablished = 2
+	CtRelated     = 4
+	CtNew         = 8
+)
+
+type (
+	// IifLo matches packets from the loopback interface.
+	IifLo struct{}
+	// OifLo matches packets to the loopback interface.
+	OifLo struct{}
+	// IifName matches the input interface by name.
+	IifName struct{ Name string }
+	// CtState matches any of the conntrack states in Mask.
+	CtState struct{ Mask uint32 }
+	// Addr matches an IPv4 or IPv6 address field against a prefix (a
+	// single address when the prefix is full length).
+	Addr struct {
+		Field  Field
+		Prefix netip.Prefix
+		Neg    bool
+	}
+	// InSet matches an IPv4 address field against a named set.
+	InSet struct {
+		Field Field
+		Set   string
+		Neg   bool
+	}
+	// Port matches the TCP or UDP destination port range.
+	Port struct {
+		Proto    string // "tcp" or "udp"
+		From, To uint16
+	}
+	// IPProto matches the IPv4 protocol ("icmp").
+	IPProto struct{ Proto string }
+	// ICMPType matches an ICMP (V6 false) or ICMPv6 type.
+	ICMPType struct {
+		V6   bool
+		Type uint8
+	}
+	// HopLimit matches the IPv6 hop limit.
+	HopLimit struct{ Value uint8 }
+	// FibSaddrNotLocal matches packets whose source is not an address of
+	// this box.
+	FibSaddrNotLocal struct{}
+	// Limit passes at most Rate packets a second, with a burst.
+	Limit struct{ Rate, Burst uint32 }
+	// Counter counts in the named counter object.
+	Counter struct{ Name string }
+	// Log logs with a prefix.
+	Log struct{ Prefix string }
+	// Vmap dispatches on an IPv4 address field through a verdict map.
+	Vmap struct {
+		Field Field
+		Map   string
+	}
+	// Masquerade rewrites the source to the outgoing interface's address.
+	Masquerade struct{}
+	// Verdict ends the rule: "accept", "drop" or "jump" to Chain.
+	Verdict struct {
+		Kind  string
+		Chain string
+	}
+)
+
+// Verdicts used by Build.
+var (
+	Accept = Verdict{Kind: "accept"}
+	Drop   = Verdict{Kind: "drop"}
+)
+
+// Jump is a jump to chain.
+func Jump(chain string) Verdict { return Verdict{Kind: "jump", Chain: chain} }
