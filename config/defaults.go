@@ -12,7 +12,9 @@ const (
 	DefaultDomain        = "home.arpa"
 )
 
-func applyDefaults(c *Config) {
+// applyDefaults fills what the file left out; set reports whether the file
+// wrote a key, for settings where zero means "off" rather than "default".
+func applyDefaults(c *Config, set func(key ...string) bool) {
 	g := &c.Gateway
 	if g.Host == "" {
 		g.Host, _ = os.Hostname()
@@ -23,8 +25,10 @@ func applyDefaults(c *Config) {
 	if g.ControlSocket == "" {
 		g.ControlSocket = DefaultControlSocket
 	}
-	setDur(&g.ProbeTimeout, 500*time.Millisecond)
-	if g.AnnounceCount == 0 {
+	if !set("gateway", "probe_timeout") {
+		g.ProbeTimeout.Duration = 500 * time.Millisecond
+	}
+	if !set("gateway", "announce_count") {
 		g.AnnounceCount = 3
 	}
 	setDur(&g.AnnounceInterval, 500*time.Millisecond)

@@ -40,7 +40,7 @@ func Parse(file string, text []byte) (*Config, error) {
 		return nil, err
 	}
 	c.File = file
-	applyDefaults(c)
+	applyDefaults(c, md.IsDefined)
 	validate(c, p)
 	if err := p.err(); err != nil {
 		return nil, err
