@@ -1,0 +1,404 @@
+package dhcp
+
+import (
+	"math/bits"
+	"net/netip"
+	"slices"
+
+	"gatewayd/config"
+)
+
+// allocator holds every binding, held offer and static lease, and finds
+// addresses. It is not safe for concurrent use: the handler's lock guards it.
+//
+// Each pool keeps two bitmaps over its range: used (bound, declined, offered
+// or reserved for a static lease) and known (some binding, maybe expired,
+// names the address). A fresh address is the first neither used nor known
+// after the pool's cursor, so an expired client's address stays free for its
+// return as long as possible; then the first not used; when even that fails
+// the expired bindings are swept and the search runs again.
+type allocator struct {
+	pools    []*pool
+	byAddr   map[uint32]*binding
+	byClient map[string]*binding
+	offers   map[uint32]*offer
+	offerOf  map[string]uint32
+	// statics by client key ("h"+mac and/or "i"+client id) and by address.
+	statics    map[string]*staticLease
+	staticAddr map[uint32]*staticLease
+}
+
+// pool is one [[dhcp.pool]] range and its bitmaps.
+type pool struct {
+	cfg        *config.Pool
+	start, end uint32
+	used       []uint64
+	known      []uint64
+	cursor     uint32 // offset where the next search starts
+	opts       *poolOptions
+}
+
+// offer is an address held for a client between OFFER and REQUEST.
+type offer struct {
+	key   string
+	until int64 // Unix nanoseconds
+}
+
+// staticLease is a [[dhcp.static]] entry.
+type staticLease struct {
+	addr     uint32
+	hostname string
+}
+
+// noClient is a key no client has (real keys start with "h" or "i").
+const noClient = "\x00"
+
+func newAllocator() *allocator {
+	return &allocator{
+		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
+		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
+		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
+	}
+}
+
+func newPool(c *config.Pool) *pool {
+	p := &pool{cfg: c, start: addrU32(c.Range.Start), end: addrU32(c.Range.End)}
+	words := (p.size() + 63) / 64
+	p.used, p.known = make([]uint64, words), make([]uint64, words)
+	return p
+}
+
+func (p *pool) size() int                { return int(p.end-p.start) + 1 }
+func (p *pool) contains(a uint32) bool   { return a >= p.start && a <= p.end }
+func (p *pool) onSubnet(a uint32) bool   { return p.cfg.Subnet.Contains(u32Addr(a)) }
+func (p *pool) inUse() int               { return popcount(p.used) }
+func setBit(bm []uint64, i uint32)       { bm[i/64] |= 1 << (i % 64) }
+func clearBit(bm []uint64, i uint32)     { bm[i/64] &^= 1 << (i % 64) }
+func testBit(bm []uint64, i uint32) bool { return bm[i/64]&(1<<(i%64)) != 0 }
+
+func popcount(bm []uint64) int {
+	n := 0
+	for _, w := range bm {
+		n += bits.OnesCount64(w)
+	}
+	return n
+}
+
+// configure installs new pools and static leases, keeping every binding and
+// offer. Bindings outside the new pools stay until they expire.
+func (a *allocator) configure(pools []*pool, statics []config.Static) {
+	a.pools = pools
+	clear(a.statics)
+	clear(a.staticAddr)
+	for _, s := range statics {
+		st := &staticLease{addr: addrU32(s.Address), hostname: s.Hostname}
+		if len(s.MAC) > 0 {
+			a.statics[clientKey("", string(s.MAC))] = st
+		}
+		if s.ClientID != "" {
+			a.statics[clientKey(staticClientID(s.ClientID), "")] = st
+		}
+		a.staticAddr[st.addr] = st
+	}
+	for _, p := range pools {
+		for addr := range a.staticAddr {
+			if p.contains(addr) {
+				setBit(p.used, addr-p.start)
+			}
+		}
+	}
+	for addr, b := range a.byAddr {
+		a.mark(addr, b)
+	}
+	for addr := range a.offers {
+		if p := a.poolOf(addr); p != nil {
+			setBit(p.used, addr-p.start)
+		}
+	}
+}
+
+// mark sets the bitmaps for a binding that was just stored.
+func (a *allocator) mark(addr uint32, b *binding) {
+	p := a.poolOf(addr)
+	if p == nil {
+		return
+	}
+	setBit(p.known, addr-p.start)
+	if b.state != bindExpired {
+		setBit(p.used, addr-p.start)
+	}
+}
+
+// poolOf returns the pool whose range holds addr.
+func (a *allocator) poolOf(addr uint32) *pool {
+	for _, p := range a.pools {
+		if p.contains(addr) {
+			return p
+		}
+	}
+	return nil
+}
+
+// static returns the client's static lease, by client id first.
+func (a *allocator) static(clientID, mac string) *staticLease {
+	if clientID != "" {
+		if st := a.statics[clientKey(clientID, "")]; st != nil {
+			return st
+		}
+	}
+	return a.statics[clientKey("", mac)]
+}
+
+// available reports whether the client with key may have addr at this time:
+// no other client's static lease, live offer, live binding or quarantine.
+func (a *allocator) available(addr uint32, key string, now int64, nowNs int64) bool {
+	if st := a.staticAddr[addr]; st != nil && a.statics[key] != st {
+		return false
+	}
+	if o := a.offers[addr]; o != nil && o.until > nowNs && o.key != key {
+		return false
+	}
+	if b := a.byAddr[addr]; b != nil && b.live(now) && b.key() != key {
+		return false
+	}
+	return true
+}
+
+// inRange returns the pool among cands whose range holds addr.
+func inRange(cands []*pool, addr uint32) *pool {
+	for _, p := range cands {
+		if p.contains(addr) {
+			return p
+		}
+	}
+	return nil
+}
+
+// onSubnet returns a pool among cands whose subnet holds addr.
+func onSubnet(cands []*pool, addr uint32) *pool {
+	for _, p := range cands {
+		if p.onSubnet(addr) {
+			return p
+		}
+	}
+	return nil
+}
+
+// nextFree finds a fresh address in cands, sweeping expired bindings and
+// offers once if the pools look full. It returns ok false when they are.
+func (a *allocator) nextFree(cands []*pool, now, nowNs int64) (uint32, *pool, bool, []nameChange) {
+	if addr, p, ok := a.search(cands, now, nowNs); ok {
+		return addr, p, true, nil
+	}
+	names := a.sweep(now, nowNs)
+	addr, p, ok := a.search(cands, now, nowNs)
+	return addr, p, ok, names
+}
+
+func (a *allocator) search(cands []*pool, now, nowNs int64) (uint32, *pool, bool) {
+	for _, unseen := range []bool{true, false} {
+		for _, p := range cands {
+			if addr, ok := a.scan(p, unseen, now, nowNs); ok {
+				return addr, p, true
+			}
+		}
+	}
+	return 0, nil, false
+}
+
+// scan walks p's bitmap from its cursor to the end, then from the start to
+// the cursor, for a clear bit (in used, and in known too when unseen), and
+// checks the candidate.
+func (a *allocator) scan(p *pool, unseen bool, now, nowNs int64) (uint32, bool) {
+	n := uint32(p.size())
+	if off, ok := a.scanSpan(p, p.cursor, n, unseen, now, nowNs); ok {
+		return off, true
+	}
+	return a.scanSpan(p, 0, p.cursor, unseen, now, nowNs)
+}
+
+func (a *allocator) scanSpan(p *pool, from, to uint32, unseen bool, now, nowNs int64) (uint32, bool) {
+	for off := from; off < to; {
+		w := p.used[off/64]
+		if unseen {
+			w |= p.known[off/64]
+		}
+		w = ^w >> (off % 64) // free bits from off upward within the word
+		if w == 0 {
+			off += 64 - off%64
+			continue
+		}
+		off += uint32(bits.TrailingZeros64(w))
+		if off >= to {
+			break
+		}
+		addr := p.start + off
+		if a.available(addr, noClient, now, nowNs) {
+			p.cursor = (off + 1) % uint32(p.size())
+			return addr, true
+		}
+		// Something holds it that the bitmap missed: mark it and go on.
+		setBit(p.used, off)
+		off++
+	}
+	return 0, false
+}
+
+// hold keeps addr for the client until untilNs, replacing its earlier offer.
+func (a *allocator) hold(addr uint32, key string, untilNs int64) {
+	a.dropOffer(key)
+	if old := a.offers[addr]; old != nil {
+		delete(a.offerOf, old.key)
+	}
+	a.offers[addr] = &offer{key: key, until: untilNs}
+	a.offerOf[key] = addr
+	if p := a.poolOf(addr); p != nil {
+		setBit(p.used, addr-p.start)
+	}
+}
+
+// dropOffer forgets the client's held offer.
+func (a *allocator) dropOffer(key string) {
+	addr, ok := a.offerOf[key]
+	if !ok {
+		return
+	}
+	delete(a.offerOf, key)
+	delete(a.offers, addr)
+	a.refresh(addr)
+}
+
+// offered returns the client's live held offer.
+func (a *allocator) offered(key string, nowNs int64) (uint32, bool) {
+	addr, ok := a.offerOf[key]
+	if !ok || a.offers[addr].until <= nowNs {
+		return 0, false
+	}
+	return addr, true
+}
+
+// refresh recomputes addr's used bit from what holds it now.
+func (a *allocator) refresh(addr uint32) {
+	p := a.poolOf(addr)
+	if p == nil {
+		return
+	}
+	_, offered := a.offers[addr]
+	b := a.byAddr[addr]
+	_, static := a.staticAddr[addr]
+	if offered || static || (b != nil && b.state != bindExpired) {
+		setBit(p.used, addr-p.start)
+	} else {
+		clearBit(p.used, addr-p.start)
+	}
+	if b != nil {
+		setBit(p.known, addr-p.start)
+	} else {
+		clearBit(p.known, addr-p.start)
+	}
+}
+
+// put stores b as the binding of its address, replacing whatever binding the
+// address had (an expired one of another client is forgotten). It returns the
+// client's binding at another address, now expired, for the log; nil if none.
+func (a *allocator) put(b *binding) (moved *binding) {
+	if old := a.byAddr[b.addr]; old != nil {
+		if k := old.key(); k != "" && a.byClient[k] == old {
+			delete(a.byClient, k)
+		}
+	}
+	if k := b.key(); k != "" {
+		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr {
+			if prev.state == bindActive {
+				prev.state = bindExpired
+				moved = prev
+			}
+			a.refresh(prev.addr)
+		}
+		a.byClient[k] = b
+	}
+	a.byAddr[b.addr] = b
+	a.refresh(b.addr)
+	return moved
+}
+
+// forget removes the binding of addr entirely.
+func (a *allocator) forget(addr uint32) {
+	b := a.byAddr[addr]
+	if b == nil {
+		return
+	}
+	if k := b.key(); k != "" && a.byClient[k] == b {
+		delete(a.byClient, k)
+	}
+	delete(a.byAddr, addr)
+	a.refresh(addr)
+}
+
+// sweep ends what has run out: offers, leases (their names are withdrawn)
+// and quarantines. Expired bindings inside a pool are remembered so the
+// client gets the address again; those outside every pool are forgotten.
+func (a *allocator) sweep(now, nowNs int64) []nameChange {
+	var names []nameChange
+	for addr, o := range a.offers {
+		if o.until <= nowNs {
+			delete(a.offers, addr)
+			if a.offerOf[o.key] == addr {
+				delete(a.offerOf, o.key)
+			}
+			a.refresh(addr)
+		}
+	}
+	for addr, b := range a.byAddr {
+		if b.state == bindExpired || b.expires > now {
+			if b.state == bindExpired && a.poolOf(addr) == nil {
+				a.forget(addr)
+			}
+			continue
+		}
+		if b.state == bindActive && b.hostname != "" {
+			names = append(names, nameChange{host: b.hostname, addr: u32Addr(addr)})
+		}
+		if b.state == bindDeclined || a.poolOf(addr) == nil {
+			a.forget(addr)
+			continue
+		}
+		b.state = bindExpired
+		a.refresh(addr)
+	}
+	return names
+}
+
+// bindings returns every binding, in address order.
+func (a *allocator) bindings() []*binding {
+	out := make([]*binding, 0, len(a.byAddr))
+	for _, b := range a.byAddr {
+		out = append(out, b)
+	}
+	slices.SortFunc(out, func(x, y *binding) int {
+		switch {
+		case x.addr < y.addr:
+			return -1
+		case x.addr > y.addr:
+			return 1
+		}
+		return 0
+	})
+	return out
+}
+
+// load installs bindings read from the log or imported, before or after
+// configure. Only the newest binding of a client keeps the client's key.
+func (a *allocator) load(b *binding) {
+	if k := b.key(); k != "" {
+		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr && prev.expires > b.expires {
+			a.byAddr[b.addr] = b
+			a.mark(b.addr, b)
+			return
+		}
+	}
+	a.put(b)
+}
+
+// addrOf is a convenience for logs and tests.
+func addrOf(v uint32) netip.Addr { return u32Addr(v) }

@@ -1,0 +1,64 @@
+package dhcp
+
+import (
+	"strings"
+	"sync/atomic"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// counters are the role's packet counters; safe for concurrent use.
+type counters struct {
+	in, out     [256]atomic.Uint64 // by message type
+	malformed   atomic.Uint64
+	ignored     atomic.Uint64
+	exhausted   atomic.Uint64
+	naks        atomic.Uint64
+	declines    atomic.Uint64
+	panics      atomic.Uint64
+	sendErrors  atomic.Uint64
+	storeErrors atomic.Uint64
+}
+
+// Counters are the role's packet counters as `gatewayd status` shows them.
+type Counters struct {
+	// In and Out count messages by type ("discover", "ack", ...).
+	In  map[string]uint64 `json:"in"`
+	Out map[string]uint64 `json:"out"`
+	// Malformed packets were dropped: not DHCP, truncated, bad options, no client.
+	Malformed uint64 `json:"malformed"`
+	// Ignored packets needed no answer or were not ours to answer (another
+	// server chosen, another address, no pool for the client's network).
+	Ignored uint64 `json:"ignored"`
+	// NoAddress counts DISCOVERs left unanswered because the pools are full.
+	NoAddress uint64 `json:"no_address"`
+	Naks      uint64 `json:"naks"`
+	Declines  uint64 `json:"declines"`
+	// Panics are handler failures caught and counted; the packet is dropped.
+	Panics      uint64 `json:"panics"`
+	SendErrors  uint64 `json:"send_errors"`
+	StoreErrors uint64 `json:"store_errors"`
+}
+
+func (c *counters) snapshot() Counters {
+	out := Counters{
+		In: map[string]uint64{}, Out: map[string]uint64{},
+		Malformed: c.malformed.Load(), Ignored: c.ignored.Load(), NoAddress: c.exhausted.Load(),
+		Naks: c.naks.Load(), Declines: c.declines.Load(), Panics: c.panics.Load(),
+		SendErrors: c.sendErrors.Load(), StoreErrors: c.storeErrors.Load(),
+	}
+	for i := range c.in {
+		if v := c.in[i].Load(); v > 0 {
+			out.In[typeName(dhcpv4.MessageType(i))] = v
+		}
+		if v := c.out[i].Load(); v > 0 {
+			out.Out[typeName(dhcpv4.MessageType(i))] = v
+		}
+	}
+	return out
+}
+
+// typeName is "discover", "ack", ... for a message type.
+func typeName(t dhcpv4.MessageType) string {
+	return strings.ToLower(strings.TrimPrefix(t.String(), "DHCP"))
+}

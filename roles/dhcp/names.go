@@ -1,0 +1,89 @@
+package dhcp
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// Names receives the host names of leases, for the DNS role to answer. The DNS
+// role's *Server implements it. Calls are made outside the DHCP role's locks,
+// in the order the leases change; an implementation must not call back into
+// the DHCP role.
+type Names interface {
+	PublishLease(host string, addr netip.Addr)
+	WithdrawLease(host string, addr netip.Addr)
+}
+
+// nameChange is one pending call to Names.
+type nameChange struct {
+	publish bool
+	host    string
+	addr    netip.Addr
+}
+
+// applyNames makes the calls in order; a nil Names ignores them.
+func applyNames(n Names, changes []nameChange) {
+	if n == nil {
+		return
+	}
+	for _, c := range changes {
+		if c.publish {
+			n.PublishLease(c.host, c.addr)
+		} else {
+			n.WithdrawLease(c.host, c.addr)
+		}
+	}
+}
+
+// refusedNames are host names a client may not claim: they would hijack
+// lookups every host on the site makes.
+var refusedNames = map[string]bool{"localhost": true, "wpad": true}
+
+// sanitizeHostname turns what a client sent (option 12, or the first label of
+// option 81) into one valid DNS label: lower case letters, digits and inner
+// dashes, at most 63 bytes. A dot ends the label; spaces and underscores
+// become dashes; other characters are dropped. It
+// returns "" when nothing usable is left or the name is refused.
+func sanitizeHostname(s string) string {
+	if i := strings.IndexByte(s, '.'); i >= 0 {
+		s = s[:i]
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+			b.WriteByte(c)
+		case c >= 'A' && c <= 'Z':
+			b.WriteByte(c + 'a' - 'A')
+		case c == '-' || c == '_' || c == ' ':
+			b.WriteByte('-')
+		}
+	}
+	out := strings.Trim(b.String(), "-")
+	if len(out) > 63 {
+		out = strings.TrimRight(out[:63], "-")
+	}
+	if out == "" || refusedNames[out] {
+		return ""
+	}
+	return out
+}
+
+// fqdnFirstLabel reads option 81 (RFC 4702): flags, two obsolete rcodes, then
+// the name, in wire format when the E flag is set, else ASCII. It returns the
+// first label, or "" when the option is malformed.
+func fqdnFirstLabel(opt []byte) string {
+	if len(opt) < 4 {
+		return ""
+	}
+	flags, name := opt[0], opt[3:]
+	if flags&0x04 == 0 {
+		return string(name)
+	}
+	n := int(name[0])
+	if n == 0 || n > 63 || 1+n > len(name) {
+		return ""
+	}
+	return string(name[1 : 1+n])
+}

@@ -1,0 +1,331 @@
+package dhcp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"time"
+
+	"gatewayd/config"
+)
+
+// Options are what the controller gives the role once, at creation.
+type Options struct {
+	// Interface is the NIC to serve on when the config names none.
+	Interface string
+	// StateDir holds the lease log, in StateDir/dhcp/.
+	StateDir string
+	Logger   *slog.Logger
+	// Names, when set, receives the host names of leases.
+	Names Names
+}
+
+// Server is the DHCP role. New opens the lease log; Set starts, reconfigures
+// and stops serving; Close stops it and closes the log.
+type Server struct {
+	opts  Options
+	log   *slog.Logger
+	names Names
+	store *store
+	cnt   counters
+	now   func() time.Time
+	// sweepEvery is how often expired leases are ended and their names withdrawn.
+	sweepEvery time.Duration
+
+	setMu sync.Mutex // serialises Set and Close
+
+	mu      sync.Mutex // guards everything below
+	h       *handler
+	cur     *settings // applied; nil when stopped
+	conn    *conn
+	stopped chan struct{} // closed to stop the sweeper
+	closed  bool
+}
+
+// settings is the part of the config the role serves; Set compares it to
+// decide whether there is anything to do.
+type settings struct {
+	Interface string
+	Alias     netip.Prefix
+	DHCP      config.DHCP
+}
+
+// New opens (or creates) the lease log under opts.StateDir/dhcp and loads it.
+// The role does not serve until Set.
+func New(opts Options) (*Server, error) {
+	if opts.StateDir == "" {
+		return nil, errors.New("dhcp: no state directory for the lease log")
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	log = log.With("role", "dhcp")
+	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log)
+	if err != nil {
+		return nil, fmt.Errorf("dhcp: %w", err)
+	}
+	s := &Server{log: log, names: opts.Names, store: st, now: time.Now, sweepEvery: 10 * time.Second}
+	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true}
+	for _, b := range binds {
+		s.h.alloc.load(b)
+	}
+	s.opts = opts
+	st.snapshot = s.snapshot
+	log.Info("lease log opened", "path", st.path, "leases", len(binds))
+	return s, nil
+}
+
+// snapshot copies every binding for a compaction of the log.
+func (s *Server) snapshot() []*binding {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	list := s.h.alloc.bindings()
+	copies := make([]binding, len(list))
+	out := make([]*binding, len(list))
+	for i, b := range list {
+		copies[i] = *b
+		out[i] = &copies[i]
+	}
+	return out
+}
+
+// desired returns what c asks of the role, nil when the role must not run
+// here: no [dhcp] section, or its alias held by another box.
+func (s *Server) desired(c *config.Config) (*settings, error) {
+	if c == nil || c.DHCP == nil {
+		return nil, nil
+	}
+	alias, held := c.RoleAlias("dhcp")
+	if alias == nil || !held {
+		return nil, nil
+	}
+	ifname := c.Gateway.Interface
+	if ifname == "" {
+		ifname = s.opts.Interface
+	}
+	if ifname == "" {
+		return nil, errors.New("dhcp: no interface to serve on: set [gateway] interface")
+	}
+	if !alias.Address.Addr().Is4() {
+		return nil, fmt.Errorf("dhcp: alias %q (%s) is not IPv4", alias.Name, alias.Address)
+	}
+	return &settings{Interface: ifname, Alias: alias.Address, DHCP: *c.DHCP}, nil
+}
+
+// Set applies the config: it starts the role, reconfigures it (pools and
+// options change without losing a lease) or stops it when the config has no
+// [dhcp] or this box does not hold its alias. The same config twice does
+// nothing. On error the previous state keeps running. Call it in the NIC's
+// network namespace: the socket is made there.
+func (s *Server) Set(ctx context.Context, c *config.Config) error {
+	want, err := s.desired(c)
+	if err != nil {
+		return err
+	}
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("dhcp: %w", err)
+	}
+	s.mu.Lock()
+	cur, closed, oldConn := s.cur, s.closed, s.conn
+	s.mu.Unlock()
+	if closed {
+		return errors.New("dhcp: the role is closed")
+	}
+	if want == nil {
+		s.stop()
+		return nil
+	}
+	if cur != nil && reflect.DeepEqual(*cur, *want) {
+		return nil
+	}
+	newConn := oldConn
+	if oldConn == nil || oldConn.ifname != want.Interface {
+		if newConn, err = listen(want.Interface); err != nil {
+			return fmt.Errorf("dhcp: %w", err)
+		}
+	}
+	s.mu.Lock()
+	s.h.configure(want)
+	starting := s.cur == nil
+	s.cur, s.conn = want, newConn
+	var names []nameChange
+	if starting {
+		s.stopped = make(chan struct{})
+		names = s.activeNames(true)
+	}
+	stopped := s.stopped
+	s.store.append(nil, func(error) { applyNames(s.names, names) })
+	s.mu.Unlock()
+
+	if newConn != oldConn {
+		go s.serve(newConn)
+		if oldConn != nil {
+			oldConn.close()
+		}
+	}
+	if starting {
+		go s.sweeper(stopped)
+	}
+	s.log.Info("serving", "iface", want.Interface, "addr", want.Alias.Addr(), "pools", len(want.DHCP.Pools), "static", len(want.DHCP.Static))
+	return nil
+}
+
+// activeNames lists the names of every live lease, to publish or withdraw.
+func (s *Server) activeNames(publish bool) []nameChange {
+	now := s.now().Unix()
+	var out []nameChange
+	for _, b := range s.h.alloc.byAddr {
+		if b.state == bindActive && b.live(now) && b.hostname != "" {
+			out = append(out, nameChange{publish: publish, host: b.hostname, addr: u32Addr(b.addr)})
+		}
+	}
+	return out
+}
+
+// stop closes the socket and withdraws the names; the leases stay.
+func (s *Server) stop() {
+	s.mu.Lock()
+	if s.cur == nil {
+		s.mu.Unlock()
+		return
+	}
+	cn := s.conn
+	s.cur, s.conn = nil, nil
+	close(s.stopped)
+	names := s.activeNames(false)
+	s.store.append(nil, func(error) { applyNames(s.names, names) })
+	s.mu.Unlock()
+	cn.close()
+	s.log.Info("stopped")
+}
+
+// serve is the read loop of one socket; it ends when the socket is closed.
+func (s *Server) serve(cn *conn) {
+	buf := make([]byte, 4096)
+	for {
+		n, src, dst, err := cn.read(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("reading the DHCP socket", "err", err)
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		s.mu.Lock()
+		if s.conn != cn {
+			s.mu.Unlock()
+			return
+		}
+		if !s.forUs(dst) {
+			s.mu.Unlock()
+			s.cnt.ignored.Add(1)
+			continue
+		}
+		out := s.h.handleBytes(s.now(), buf[:n], src)
+		if len(out.commit) > 0 || len(out.names) > 0 {
+			s.store.append(out.commit, func(err error) { s.finish(cn, out, err) })
+			s.mu.Unlock()
+			continue
+		}
+		s.mu.Unlock()
+		s.finish(cn, out, nil)
+	}
+}
+
+// forUs accepts requests broadcast on the wire or sent to the DHCP alias; a
+// role does not answer on another role's address.
+func (s *Server) forUs(dst netip.Addr) bool {
+	if !dst.IsValid() || dst == bcast4 || s.cur == nil {
+		return true
+	}
+	alias := s.cur.Alias
+	if dst == alias.Addr() {
+		return true
+	}
+	return dst == broadcastOf(alias)
+}
+
+func broadcastOf(p netip.Prefix) netip.Addr {
+	v := addrU32(p.Masked().Addr()) | ^(^uint32(0) << (32 - p.Bits()))
+	return u32Addr(v)
+}
+
+// finish runs once the outcome's bindings are on disk: it makes the name
+// changes and sends the reply. A binding that could not be written gets no
+// reply; the client will ask again.
+func (s *Server) finish(cn *conn, out outcome, err error) {
+	if err != nil {
+		s.cnt.storeErrors.Add(1)
+		return
+	}
+	applyNames(s.names, out.names)
+	if out.reply == nil {
+		if out.why != "" {
+			s.log.Debug("no reply", "why", out.why)
+		}
+		return
+	}
+	to := out.to
+	if out.neigh {
+		if err := cn.neighbour(to.Addr(), out.reply.ClientHWAddr); err != nil {
+			s.log.Debug("unicast impossible, broadcasting", "err", err)
+			to = netip.AddrPortFrom(bcast4, clientPort)
+		}
+	}
+	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
+	if err := cn.write(out.reply.ToBytes(), src, to); err != nil {
+		s.cnt.sendErrors.Add(1)
+		s.log.Warn("sending a reply", "err", err)
+		return
+	}
+	s.cnt.out[out.reply.MessageType()].Add(1)
+}
+
+// sweeper ends expired leases and withdraws their names until stopped.
+func (s *Server) sweeper(stopped chan struct{}) {
+	t := time.NewTicker(s.sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stopped:
+			return
+		case <-t.C:
+		}
+		s.sweep()
+	}
+}
+
+func (s *Server) sweep() {
+	s.mu.Lock()
+	now := s.now()
+	names := s.h.alloc.sweep(now.Unix(), now.UnixNano())
+	if len(names) > 0 {
+		s.store.append(nil, func(error) { applyNames(s.names, names) })
+	}
+	s.mu.Unlock()
+}
+
+// Close stops the role and closes the lease log after writing what is queued.
+func (s *Server) Close() error {
+	s.setMu.Lock()
+	defer s.setMu.Unlock()
+	s.stop()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	return s.store.close()
+}

@@ -1,0 +1,160 @@
+package dhcp
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+)
+
+// Status is the role's state for `gatewayd status`.
+type Status struct {
+	Running   bool         `json:"running"`
+	Interface string       `json:"interface,omitempty"`
+	Address   netip.Addr   `json:"address,omitzero"`
+	Pools     []PoolStatus `json:"pools"`
+	// Active leases, declined (quarantined) addresses and held offers.
+	Active   int         `json:"active"`
+	Declined int         `json:"declined"`
+	Offers   int         `json:"offers"`
+	Counters Counters    `json:"counters"`
+	Store    StoreStatus `json:"store"`
+}
+
+// PoolStatus is one pool's occupation.
+type PoolStatus struct {
+	Range  string `json:"range"`
+	Subnet string `json:"subnet"`
+	Size   int    `json:"size"`
+	// Used addresses are leased, offered, declined or reserved for a static lease.
+	Used   int `json:"used"`
+	Active int `json:"active"`
+}
+
+// Status reports the role's state and counters.
+func (s *Server) Status() Status {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().Unix()
+	st := Status{Running: s.cur != nil, Pools: []PoolStatus{}, Offers: len(s.h.alloc.offers)}
+	if s.cur != nil {
+		st.Interface, st.Address = s.cur.Interface, s.cur.Alias.Addr()
+	}
+	a := s.h.alloc
+	active := make([]int, len(a.pools))
+	for addr, b := range a.byAddr {
+		if !b.live(now) {
+			continue
+		}
+		if b.state == bindDeclined {
+			st.Declined++
+			continue
+		}
+		st.Active++
+		for i, p := range a.pools {
+			if p.contains(addr) {
+				active[i]++
+			}
+		}
+	}
+	for i, p := range a.pools {
+		st.Pools = append(st.Pools, PoolStatus{
+			Range: p.cfg.Range.String(), Subnet: p.cfg.Subnet.String(),
+			Size: p.size(), Used: p.inUse(), Active: active[i],
+		})
+	}
+	st.Counters = s.cnt.snapshot()
+	st.Store = s.store.status()
+	return st
+}
+
+// Leases returns the live leases (active and declined), in address order.
+func (s *Server) Leases() []Lease {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now().Unix()
+	var out []Lease
+	for _, b := range s.h.alloc.bindings() {
+		if b.live(now) {
+			out = append(out, b.lease(now))
+		}
+	}
+	return out
+}
+
+// Import adds leases (from Export or ReadLeases) to the role, durably,
+// whether it is serving or not. Expired leases are skipped; a lease whose
+// address is live-bound to another client here is skipped and reported. It
+// returns how many were imported; nothing is imported when one is invalid.
+func (s *Server) Import(leases []Lease) (int, error) {
+	now := s.now()
+	var binds []*binding
+	var errs []error
+	for _, l := range leases {
+		b, err := bindingOf(l)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if b.live(now.Unix()) {
+			binds = append(binds, b)
+		}
+	}
+	if len(errs) > 0 {
+		return 0, fmt.Errorf("importing leases: %w", errors.Join(errs...))
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return 0, errors.New("importing leases: the role is closed")
+	}
+	a := s.h.alloc
+	var commit []*binding
+	var names []nameChange
+	for _, b := range binds {
+		if old := a.byAddr[b.addr]; old != nil && old.live(now.Unix()) && old.key() != b.key() {
+			errs = append(errs, fmt.Errorf("lease %s: already leased here to %s; skipped", u32Addr(b.addr), describe(old)))
+			continue
+		}
+		if old := a.byAddr[b.addr]; old != nil && old.live(now.Unix()) && old.hostname != "" && old.hostname != b.hostname && s.cur != nil {
+			names = append(names, nameChange{host: old.hostname, addr: u32Addr(b.addr)})
+		}
+		commit = append(commit, b)
+		if moved := a.put(b); moved != nil {
+			commit = append(commit, moved)
+		}
+		if b.state == bindActive && b.hostname != "" && s.cur != nil {
+			names = append(names, nameChange{publish: true, host: b.hostname, addr: u32Addr(b.addr)})
+		}
+	}
+	done := make(chan error, 1)
+	n := len(binds) - len(errs)
+	s.store.append(commit, func(err error) {
+		if err == nil {
+			applyNames(s.names, names)
+		}
+		done <- err
+	})
+	s.mu.Unlock()
+	if err := <-done; err != nil {
+		return 0, fmt.Errorf("importing leases: %w", err)
+	}
+	s.log.Info("leases imported", "count", n, "skipped", len(errs))
+	if len(errs) > 0 {
+		return n, fmt.Errorf("importing leases: %w", errors.Join(errs...))
+	}
+	return n, nil
+}
+
+// describe names a binding's client for messages.
+func describe(b *binding) string {
+	if b.clientID != "" {
+		return "client id " + colonHex(b.clientID)
+	}
+	return "MAC " + colonHex(b.mac)
+}
+
+// expiresIn is a helper for messages and tests.
+func expiresIn(b *binding, now time.Time) time.Duration {
+	return time.Unix(b.expires, 0).Sub(now)
+}
