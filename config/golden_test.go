@@ -1,0 +1,42 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+
+// TestGolden pins the whole error text for each refused file in testdata: every
+// problem, sorted by line, one a line.
+func TestGolden(t *testing.T) {
+	files, err := filepath.Glob("testdata/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/*.toml: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			_, err := Load(file)
+			if err == nil {
+				t.Fatalf("%s loaded without error", file)
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(file, ".toml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./config -run TestGolden -update)", err)
+			}
+			if got != string(want) {
+				t.Errorf("error text for %s differs from %s:\ngot:\n%s\nwant:\n%s", file, golden, got, want)
+			}
+		})
+	}
+}
