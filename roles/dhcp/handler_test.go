@@ -12,13 +12,13 @@ import (
 
 // harness drives a handler with packets, without sockets or disk.
 type harness struct {
-	t   *testing.T
+	t   testing.TB
 	h   *handler
 	cnt counters
 	now time.Time
 }
 
-func newHarness(t *testing.T, text string) *harness {
+func newHarness(t testing.TB, text string) *harness {
 	t.Helper()
 	hs := &harness{t: t, now: time.Unix(1_700_000_000, 0)}
 	hs.h = &handler{alloc: newAllocator(), counters: &hs.cnt, log: quietLog()}
@@ -149,7 +149,7 @@ func TestHandlerExchanges(t *testing.T) {
 		}},
 		{name: "wrong subnet is ignored when not authoritative",
 			config: editConfig(t, testTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nauthoritative = false"),
-			steps: []step{{pkt: msg(R, macA, wantIP("10.1.2.3"))}}},
+			steps:  []step{{pkt: msg(R, macA, wantIP("10.1.2.3"))}}},
 		{name: "a free in-pool address is granted to a client the server does not know", steps: []step{
 			{pkt: msg(R, macA, ci("192.0.2.107")), reply: ACK, yiaddr: "192.0.2.107", to: "192.0.2.107:68", commit: 1},
 			{pkt: msg(R, macB, wantIP("192.0.2.108")), reply: ACK, yiaddr: "192.0.2.108", commit: 1},

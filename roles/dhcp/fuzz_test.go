@@ -1,0 +1,87 @@
+package dhcp
+
+import (
+	"bytes"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+)
+
+// FuzzHandle feeds raw bytes into the handler, one after another on the same
+// state: it must never panic, and every reply must parse.
+func FuzzHandle(f *testing.F) {
+	seeds := []func() *dhcpv4.DHCPv4{
+		msg(dhcpv4.MessageTypeDiscover, macA, host("pc"), dhcpv4.WithRequestedOptions(dhcpv4.OptionClasslessStaticRoute)),
+		msg(dhcpv4.MessageTypeRequest, macA, wantIP("192.0.2.100"), sid(srv)),
+		msg(dhcpv4.MessageTypeRequest, macB, ci("192.0.2.101")),
+		msg(dhcpv4.MessageTypeDecline, macA, wantIP("192.0.2.100"), sid(srv)),
+		msg(dhcpv4.MessageTypeRelease, macA, ci("192.0.2.100")),
+		msg(dhcpv4.MessageTypeInform, macA, ci("192.0.2.50")),
+		msg(dhcpv4.MessageTypeDiscover, macS, gi("198.51.100.1"), cid(1, 2, 3)),
+		msg(dhcpv4.MessageTypeRequest, macS, dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionFQDN, []byte{4, 0, 0, 3, 'a', 'b', 'c', 0}))),
+	}
+	for _, s := range seeds {
+		f.Add(s().ToBytes())
+	}
+	f.Add([]byte{})
+	f.Add([]byte{1, 1, 6, 0})
+	hs := newHarness(f, testTOML)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		hs.now = hs.now.Add(time.Second)
+		out := hs.h.handleBytes(hs.now, b, netip.MustParseAddrPort("192.0.2.77:68"))
+		if n := hs.cnt.panics.Load(); n > 0 {
+			t.Fatalf("the handler panicked on %x", b)
+		}
+		if out.reply != nil {
+			if _, err := dhcpv4.FromBytes(out.reply.ToBytes()); err != nil {
+				t.Fatalf("reply does not parse: %v", err)
+			}
+			if !out.to.IsValid() {
+				t.Fatal("a reply without a destination")
+			}
+		}
+		for _, c := range out.commit {
+			if _, ok := decodeRecord(encodeRecord(nil, c)); !ok {
+				t.Fatalf("committed binding %+v does not survive the log", c)
+			}
+		}
+	})
+}
+
+// FuzzReadLeases must never panic on any lease file.
+func FuzzReadLeases(f *testing.F) {
+	for _, s := range []string{
+		"1700003600 02:00:00:00:00:01 192.0.2.100 laptop 01:02:00:00:00:00:01\n",
+		"lease 192.0.2.1 {\n ends epoch 5;\n binding state active;\n uid \"\\001\\x02a\";\n hardware ethernet 02:00:00:00:00:01;\n}\n",
+		`{"format":"gatewayd","version":1,"leases":[{"address":"192.0.2.1","mac":"02:00:00:00:00:01","expires":"2030-01-01T00:00:00Z","state":"active"}]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		leases, _, err := ReadLeases(bytes.NewReader(b))
+		if err != nil {
+			return
+		}
+		for _, l := range leases {
+			bindingOf(l) // may refuse, must not panic
+		}
+	})
+}
+
+// FuzzDecodeRecord: a line either is refused or round-trips.
+func FuzzDecodeRecord(f *testing.F) {
+	f.Add(encodeRecord(nil, testBinding(1)))
+	f.Add([]byte("00000000 1.2.3.4 a 1 - - -\n"))
+	f.Fuzz(func(t *testing.T, line []byte) {
+		b, ok := decodeRecord(line)
+		if !ok {
+			return
+		}
+		again, ok := decodeRecord(encodeRecord(nil, b))
+		if !ok || *again != *b {
+			t.Fatalf("%q decoded to %+v, which does not round-trip", line, b)
+		}
+	})
+}
