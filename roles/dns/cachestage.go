@@ -1,0 +1,219 @@
+package dns
+
+import (
+	"context"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// staleTTL is the TTL of an answer served stale (RFC 8767 §4 suggests 30 s).
+const staleTTL = 30
+
+// cachePolicy is how long answers are kept.
+type cachePolicy struct {
+	minTTL, maxTTL time.Duration // bounds for every cached TTL
+	negTTL         time.Duration // upper bound for negative answers (RFC 2308)
+	serveStale     time.Duration // how long past expiry an answer may stand in for a failing upstream
+}
+
+// cacheStage is stage 5: answers from the cache, and, on a miss, one
+// upstream query for any number of identical concurrent misses.
+type cacheStage struct {
+	store  *cacheStore
+	flight *flight[cacheKey, *dns.Msg]
+	policy cachePolicy
+	now    func() time.Time
+	next   stage
+}
+
+func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
+	key := cacheKey{name: req.name, qtype: req.q.Qtype, qclass: req.q.Qclass, do: req.do, cd: req.cd}
+	now := c.now()
+	e, fresh := c.store.get(key, now)
+	if fresh {
+		c.store.hits.Add(1)
+		req.by = byCache
+		return e.reply(req, now)
+	}
+	c.store.misses.Add(1)
+	m, joined := c.flight.do(ctx, key, func() *dns.Msg {
+		m := c.next.serve(ctx, req)
+		if ne := c.entry(m, now); ne != nil {
+			c.store.put(key, ne)
+		}
+		return m
+	})
+	if joined {
+		c.store.merged.Add(1)
+		req.by = byForward
+	}
+	if e != nil && (m == nil || m.Rcode == dns.RcodeServerFailure || m.Rcode == dns.RcodeRefused) {
+		c.store.stale.Add(1)
+		req.by = byStale
+		return e.staleReply(req)
+	}
+	if m == nil {
+		if joined {
+			return req.reply(dns.RcodeServerFailure) // our own deadline ended while waiting
+		}
+		return nil
+	}
+	return adopt(req, m)
+}
+
+// entry turns an upstream answer into a cache entry, or nil when it must
+// not be cached: only NOERROR and NXDOMAIN, never truncated, and negative
+// answers only with an SOA to bound them (RFC 2308 §5).
+func (c *cacheStage) entry(m *dns.Msg, now time.Time) *cacheEntry {
+	if m == nil || m.Truncated || (m.Rcode != dns.RcodeSuccess && m.Rcode != dns.RcodeNameError) {
+		return nil
+	}
+	ttl, ok := c.ttl(m)
+	if !ok || ttl <= 0 {
+		return nil
+	}
+	stored := &dns.Msg{MsgHdr: m.MsgHdr}
+	stored.Answer = c.clampRRs(m.Answer, ttl)
+	stored.Ns = c.clampRRs(m.Ns, ttl)
+	stored.Extra = c.clampRRs(withoutOPT(m.Extra), ttl)
+	e := &cacheEntry{msg: stored, stored: now, expires: now.Add(ttl)}
+	e.staleTo = e.expires.Add(c.policy.serveStale)
+	return e
+}
+
+// ttl is how long m may be cached: the smallest TTL of its answer and
+// authority records for a positive answer; for a negative one the SOA's
+// TTL or MINIMUM, whichever is smaller (RFC 2308 §5), capped by negTTL.
+// Both are then held within [minTTL, maxTTL].
+func (c *cacheStage) ttl(m *dns.Msg) (time.Duration, bool) {
+	var secs uint32
+	if isNegative(m) {
+		soa := findSOA(m.Ns)
+		if soa == nil {
+			return 0, false
+		}
+		secs = min(soa.Hdr.Ttl, soa.Minttl)
+		secs = min(secs, uint32(c.policy.negTTL/time.Second))
+	} else {
+		secs = ^uint32(0)
+		for _, rr := range m.Answer {
+			secs = min(secs, rr.Header().Ttl)
+		}
+		for _, rr := range m.Ns {
+			secs = min(secs, rr.Header().Ttl)
+		}
+	}
+	d := time.Duration(secs) * time.Second
+	d = min(d, c.policy.maxTTL)
+	return max(d, c.policy.minTTL), true
+}
+
+// clampRRs copies rrs with every TTL held within [minTTL, ttl'] where ttl'
+// is the larger of the entry's lifetime and maxTTL, so no record claims to
+// live longer than the cache keeps it.
+func (c *cacheStage) clampRRs(rrs []dns.RR, entry time.Duration) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	lo := uint32(c.policy.minTTL / time.Second)
+	hi := uint32(max(entry, c.policy.maxTTL) / time.Second)
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		cp := dns.Copy(rr)
+		h := cp.Header()
+		h.Ttl = min(max(h.Ttl, lo), hi)
+		if h.Rrtype == dns.TypeSOA {
+			h.Ttl = uint32(entry / time.Second) // the negative TTL clients should use
+		}
+		out[i] = cp
+	}
+	return out
+}
+
+// isNegative reports whether m is NXDOMAIN or NODATA (no answer records).
+func isNegative(m *dns.Msg) bool {
+	return m.Rcode == dns.RcodeNameError || len(m.Answer) == 0
+}
+
+func findSOA(rrs []dns.RR) *dns.SOA {
+	for _, rr := range rrs {
+		if soa, ok := rr.(*dns.SOA); ok {
+			return soa
+		}
+	}
+	return nil
+}
+
+func withoutOPT(rrs []dns.RR) []dns.RR {
+	out := rrs[:0:0]
+	for _, rr := range rrs {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// reply builds the answer for req from the entry, with every TTL lowered
+// by the entry's age.
+func (e *cacheEntry) reply(req *request, now time.Time) *dns.Msg {
+	age := uint32(now.Sub(e.stored) / time.Second)
+	m := adoptHeader(req, e.msg)
+	m.Answer = agedRRs(e.msg.Answer, age, 0)
+	m.Ns = agedRRs(e.msg.Ns, age, 0)
+	m.Extra = agedRRs(e.msg.Extra, age, 0)
+	return m
+}
+
+// staleReply serves an expired entry with the TTL RFC 8767 suggests.
+func (e *cacheEntry) staleReply(req *request) *dns.Msg {
+	m := adoptHeader(req, e.msg)
+	m.Answer = agedRRs(e.msg.Answer, 0, staleTTL)
+	m.Ns = agedRRs(e.msg.Ns, 0, staleTTL)
+	m.Extra = agedRRs(e.msg.Extra, 0, staleTTL)
+	return m
+}
+
+// agedRRs copies rrs with TTLs lowered by age (not below 0), or all set to
+// fixed when it is not 0.
+func agedRRs(rrs []dns.RR, age, fixed uint32) []dns.RR {
+	if len(rrs) == 0 {
+		return nil
+	}
+	out := make([]dns.RR, len(rrs))
+	for i, rr := range rrs {
+		cp := dns.Copy(rr)
+		h := cp.Header()
+		switch {
+		case fixed != 0:
+			h.Ttl = fixed
+		case h.Ttl > age:
+			h.Ttl -= age
+		default:
+			h.Ttl = 0
+		}
+		out[i] = cp
+	}
+	return out
+}
+
+// adoptHeader starts req's reply from a stored or shared answer: the
+// answer's rcode and flags, req's ID and question.
+func adoptHeader(req *request, src *dns.Msg) *dns.Msg {
+	m := req.reply(src.Rcode)
+	m.Authoritative = false
+	m.AuthenticatedData = src.AuthenticatedData
+	return m
+}
+
+// adopt copies a shared answer (a merged miss) into req's own reply.
+func adopt(req *request, src *dns.Msg) *dns.Msg {
+	m := adoptHeader(req, src)
+	m.Authoritative = src.Authoritative
+	m.Truncated = src.Truncated
+	m.Answer = agedRRs(src.Answer, 0, 0)
+	m.Ns = agedRRs(src.Ns, 0, 0)
+	m.Extra = agedRRs(withoutOPT(src.Extra), 0, 0)
+	return m
+}

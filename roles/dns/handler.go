@@ -1,0 +1,186 @@
+package dns
+
+import (
+	"net"
+	"net/netip"
+
+	"github.com/miekg/dns"
+)
+
+const (
+	// udpSize is the EDNS buffer size we advertise and the most we send a
+	// client over UDP (the DNS flag day 2020 value, which avoids
+	// fragmentation).
+	udpSize = 1232
+	// readBuffer is the listener's UDP read buffer (dns.Server.UDPSize):
+	// larger than udpSize so a query with big EDNS options still parses.
+	readBuffer = 4096
+)
+
+// handler is the dns.Handler the listeners call: it parses the request,
+// runs the current pipeline and finalizes the reply.
+type handler struct{ s *Server }
+
+func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	_, m := h.s.respond(w.RemoteAddr(), r)
+	if m == nil {
+		return
+	}
+	if err := w.WriteMsg(m); err != nil {
+		h.s.log.Debug("writing a reply", "addr", w.RemoteAddr().String(), "err", err)
+	}
+}
+
+// respond answers one parsed query from client; a nil reply means nothing
+// is sent. It never panics: a panic in a stage is counted and answered
+// SERVFAIL.
+func (s *Server) respond(from net.Addr, r *dns.Msg) (req *request, m *dns.Msg) {
+	defer func() {
+		if v := recover(); v != nil {
+			s.counters.panics.Add(1)
+			s.log.Error("panic answering a query", "err", v)
+			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+			m.Extra = nil
+		}
+	}()
+	client, tcp := clientAddr(from)
+	p := s.pipe.Load()
+	if m := precheck(r); m != nil {
+		s.counters.count(byServer, m.Rcode)
+		return nil, m
+	}
+	req = newRequest(r, client, tcp)
+	if p == nil {
+		return req, nil // stopped between the read and now
+	}
+	m = p.first.serve(s.ctx, req)
+	s.counters.count(req.by, rcodeOf(m))
+	if m == nil {
+		return req, nil
+	}
+	s.finish(req, m)
+	return req, m
+}
+
+// precheck answers what the pipeline must not see: more than one OPT
+// record (FORMERR), an EDNS version other than 0 (BADVERS, RFC 6891 §6.1.3),
+// zone transfers and classes other than IN (REFUSED, NOTIMP for meta types).
+func precheck(r *dns.Msg) *dns.Msg {
+	if len(r.Question) != 1 {
+		return formErr(r)
+	}
+	var opt *dns.OPT
+	for _, rr := range r.Extra {
+		if o, ok := rr.(*dns.OPT); ok {
+			if opt != nil || o.Hdr.Name != "." {
+				return formErr(r)
+			}
+			opt = o
+		}
+	}
+	if opt != nil && opt.Version() != 0 {
+		m := new(dns.Msg).SetReply(r)
+		m.Rcode = dns.RcodeBadVers
+		m.SetEdns0(udpSize, opt.Do())
+		return m
+	}
+	q := r.Question[0]
+	var rcode int
+	switch {
+	case q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR:
+		rcode = dns.RcodeRefused
+	case q.Qtype == dns.TypeOPT || q.Qtype == dns.TypeTSIG || q.Qtype == dns.TypeTKEY:
+		rcode = dns.RcodeFormatError
+	case q.Qtype == dns.TypeMAILA || q.Qtype == dns.TypeMAILB:
+		rcode = dns.RcodeNotImplemented
+	case q.Qclass != dns.ClassINET && q.Qclass != dns.ClassANY:
+		rcode = dns.RcodeRefused
+	default:
+		return nil
+	}
+	m := new(dns.Msg).SetReply(r)
+	m.Rcode = rcode
+	if opt != nil {
+		m.SetEdns0(udpSize, opt.Do())
+	}
+	return m
+}
+
+func formErr(r *dns.Msg) *dns.Msg {
+	m := new(dns.Msg)
+	m.Id, m.Response, m.Opcode = r.Id, true, r.Opcode
+	m.Rcode = dns.RcodeFormatError
+	return m
+}
+
+// finish turns a stage's reply into what goes on the wire: RA for served
+// clients, AD only for clients that asked with DO or AD, our OPT record
+// for EDNS clients, and, over UDP, truncation to what the client takes.
+func (s *Server) finish(req *request, m *dns.Msg) {
+	m.Id = req.msg.Id
+	m.Response = true
+	m.RecursionAvailable = !req.refused
+	if !req.do && !req.ad {
+		m.AuthenticatedData = false
+	}
+	m.Extra = withoutOPT(m.Extra)
+	if req.edns {
+		m.SetEdns0(udpSize, req.do)
+	}
+	if req.tcp {
+		m.Compress = len(m.Answer)+len(m.Ns)+len(m.Extra) > 4
+		return
+	}
+	m.Truncate(req.size)
+	if m.Truncated {
+		s.counters.truncated.Add(1)
+	}
+}
+
+// clientAddr reads the client's address and transport from the
+// ResponseWriter's remote address.
+func clientAddr(a net.Addr) (netip.Addr, bool) {
+	switch a := a.(type) {
+	case *net.UDPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), false
+	case *net.TCPAddr:
+		ip, _ := netip.AddrFromSlice(a.IP)
+		return ip.Unmap(), true
+	}
+	return netip.Addr{}, false
+}
+
+func rcodeOf(m *dns.Msg) int {
+	if m == nil {
+		return 0
+	}
+	return m.Rcode
+}
+
+// acceptQuery is the listeners' MsgAcceptFunc: responses are ignored,
+// opcodes other than QUERY get NOTIMP, and anything but one question with
+// empty answer and authority sections gets FORMERR.
+func (s *Server) acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	if dh.Bits&qr != 0 {
+		s.counters.count(byNone, 0)
+		return dns.MsgIgnore
+	}
+	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
+		s.counters.count(byServer, dns.RcodeNotImplemented)
+		return dns.MsgRejectNotImplemented
+	}
+	if dh.Qdcount != 1 || dh.Ancount != 0 || dh.Nscount != 0 || dh.Arcount > 2 {
+		s.counters.malformed.Add(1)
+		s.counters.count(byServer, dns.RcodeFormatError)
+		return dns.MsgReject
+	}
+	return dns.MsgAccept
+}
+
+// invalidQuery is the listeners' MsgInvalidFunc: it counts what did not
+// parse (the library answers FORMERR or nothing).
+func (s *Server) invalidQuery(m []byte, err error) {
+	s.counters.malformed.Add(1)
+}

@@ -1,0 +1,242 @@
+package dns
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// discard is a logger for tests that check no log output.
+var discard = slog.New(slog.DiscardHandler)
+
+var testClient = netip.MustParseAddr("192.168.1.50")
+
+// newQuery is a client query; opts are applied to it.
+func newQuery(name string, qtype uint16, opts ...func(*dns.Msg)) *dns.Msg {
+	m := new(dns.Msg)
+	m.SetQuestion(name, qtype)
+	for _, o := range opts {
+		o(m)
+	}
+	return m
+}
+
+func withEDNS(size uint16, do bool) func(*dns.Msg) {
+	return func(m *dns.Msg) { m.SetEdns0(size, do) }
+}
+
+func testRequest(name string, qtype uint16, opts ...func(*dns.Msg)) *request {
+	return newRequest(newQuery(name, qtype, opts...), testClient, false)
+}
+
+// nextStage is a terminal stage that records what reached it and answers
+// with a TXT record "next".
+type nextStage struct {
+	mu    sync.Mutex
+	names []string
+}
+
+func (n *nextStage) serve(ctx context.Context, req *request) *dns.Msg {
+	n.mu.Lock()
+	n.names = append(n.names, req.name)
+	n.mu.Unlock()
+	req.by = byForward
+	m := req.reply(dns.RcodeSuccess)
+	m.Answer = []dns.RR{&dns.TXT{Hdr: header(req.q.Name, dns.TypeTXT, 60), Txt: []string{"next"}}}
+	return m
+}
+
+func (n *nextStage) seen() []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([]string(nil), n.names...)
+}
+
+// fromNext reports whether m is nextStage's answer.
+func fromNext(m *dns.Msg) bool {
+	if m == nil || len(m.Answer) != 1 {
+		return false
+	}
+	t, ok := m.Answer[0].(*dns.TXT)
+	return ok && len(t.Txt) == 1 && t.Txt[0] == "next"
+}
+
+// fakeNet is an in-memory network of upstream servers: a dialer that never
+// opens a socket, so pure tests send nothing anywhere.
+type fakeNet struct {
+	mu      sync.Mutex
+	servers map[string]*fakeServer
+	dials   map[string]int // "udp addr" / "tcp addr" → count
+}
+
+// fakeServer is one upstream. answer makes its replies (nil: no reply);
+// refused makes reads fail like a port nobody listens on.
+type fakeServer struct {
+	answer  func(q *dns.Msg, tcp bool) []*dns.Msg
+	refused bool
+	mu      sync.Mutex
+	ids     []uint16
+}
+
+func newFakeNet() *fakeNet {
+	return &fakeNet{servers: map[string]*fakeServer{}, dials: map[string]int{}}
+}
+
+func (f *fakeNet) add(addr string, s *fakeServer) *fakeServer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.servers[addr] = s
+	return s
+}
+
+func (f *fakeNet) dialUDP(ctx context.Context, addr string) (net.Conn, error) {
+	return f.dial(addr, false)
+}
+
+func (f *fakeNet) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	return f.dial(addr, true)
+}
+
+func (f *fakeNet) dial(addr string, tcp bool) (net.Conn, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	proto := "udp "
+	if tcp {
+		proto = "tcp "
+	}
+	f.dials[proto+addr]++
+	s := f.servers[addr]
+	if s == nil {
+		s = &fakeServer{} // silent: a host that drops everything
+	}
+	if tcp && s.refused {
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
+	}
+	return &fakeConn{srv: s, tcp: tcp, in: make(chan []byte, 16)}, nil
+}
+
+func (f *fakeNet) dialCount(key string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.dials[key]
+}
+
+// answerWith is a fakeServer answer func: every query gets one reply made
+// by fn from it.
+func answerWith(fn func(q *dns.Msg) *dns.Msg) func(*dns.Msg, bool) []*dns.Msg {
+	return func(q *dns.Msg, _ bool) []*dns.Msg { return []*dns.Msg{fn(q)} }
+}
+
+// aAnswer answers every A query with addr, TTL ttl.
+func aAnswer(addr string, ttl uint32) func(*dns.Msg, bool) []*dns.Msg {
+	return answerWith(func(q *dns.Msg) *dns.Msg {
+		m := new(dns.Msg).SetReply(q)
+		m.RecursionAvailable = true
+		if q.Question[0].Qtype == dns.TypeA {
+			m.Answer = []dns.RR{aRecord(q.Question[0].Name, netip.MustParseAddr(addr), ttl)}
+		}
+		return m
+	})
+}
+
+// fakeConn is one socket to a fakeServer: datagrams, or a byte stream with
+// two-byte length prefixes for TCP.
+type fakeConn struct {
+	srv    *fakeServer
+	tcp    bool
+	in     chan []byte
+	stream bytes.Buffer
+	mu     sync.Mutex
+	dl     time.Time
+	closed bool
+}
+
+func (c *fakeConn) Write(b []byte) (int, error) {
+	raw := b
+	if c.tcp {
+		raw = b[2:]
+	}
+	q := new(dns.Msg)
+	if err := q.Unpack(raw); err != nil {
+		return 0, err
+	}
+	c.srv.mu.Lock()
+	c.srv.ids = append(c.srv.ids, q.Id)
+	c.srv.mu.Unlock()
+	if c.srv.refused {
+		c.in <- nil // the ICMP error arrives as a read error
+		return len(b), nil
+	}
+	if c.srv.answer == nil {
+		return len(b), nil
+	}
+	for _, r := range c.srv.answer(q, c.tcp) {
+		out, err := r.Pack()
+		if err != nil {
+			return 0, err
+		}
+		if c.tcp {
+			out = append(binary.BigEndian.AppendUint16(nil, uint16(len(out))), out...)
+		}
+		c.in <- out
+	}
+	return len(b), nil
+}
+
+func (c *fakeConn) Read(b []byte) (int, error) {
+	if c.tcp && c.stream.Len() > 0 {
+		return c.stream.Read(b)
+	}
+	c.mu.Lock()
+	dl := c.dl
+	c.mu.Unlock()
+	var timeout <-chan time.Time
+	if !dl.IsZero() {
+		t := time.NewTimer(time.Until(dl))
+		defer t.Stop()
+		timeout = t.C
+	}
+	select {
+	case p := <-c.in:
+		if p == nil {
+			return 0, &net.OpError{Op: "read", Net: "udp", Err: os.NewSyscallError("recvfrom", syscall.ECONNREFUSED)}
+		}
+		if c.tcp {
+			c.stream.Write(p)
+			return c.stream.Read(b)
+		}
+		return copy(b, p), nil
+	case <-timeout:
+		return 0, os.ErrDeadlineExceeded
+	}
+}
+
+func (c *fakeConn) Close() error                       { c.closed = true; return nil }
+func (c *fakeConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
+func (c *fakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
+func (c *fakeConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }
+func (c *fakeConn) SetWriteDeadline(t time.Time) error { return nil }
+func (c *fakeConn) SetDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.dl = t
+	c.mu.Unlock()
+	return nil
+}
+
+// must fails the test on err.
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

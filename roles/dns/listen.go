@@ -1,0 +1,112 @@
+package dns
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/miekg/dns"
+	"golang.org/x/sys/unix"
+)
+
+// shutdownWait bounds how long closing listeners waits for the queries
+// they are still answering.
+const shutdownWait = 2 * time.Second
+
+// listeners are the UDP and TCP servers on port 53 of one address.
+type listeners struct {
+	addr     netip.AddrPort
+	udp, tcp *dns.Server
+}
+
+// listen opens UDP and TCP port 53 on addr in the sockets' namespace and
+// starts serving them with h. The sockets are bound with IP_FREEBIND, so
+// they come up even before the alias is on the NIC. When listen returns,
+// both sockets are bound and being served.
+func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
+	lc := net.ListenConfig{Control: freebind}
+	var pc net.PacketConn
+	var ln net.Listener
+	var errU, errT error
+	err := sock.do(func() {
+		ctx := context.Background()
+		pc, errU = lc.ListenPacket(ctx, "udp", addr.String())
+		ln, errT = lc.Listen(ctx, "tcp", addr.String())
+	})
+	if err = errors.Join(err, errU, errT); err != nil {
+		closeAll(pc, ln)
+		return nil, fmt.Errorf("listening on %s: %w", addr, err)
+	}
+	l := &listeners{addr: addr}
+	l.udp = &dns.Server{PacketConn: pc, UDPSize: readBuffer}
+	l.tcp = &dns.Server{Listener: ln, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	// Each server reports once when it serves, or with the error that
+	// stopped it first; the buffer takes both reports of both servers.
+	events := make(chan error, 4)
+	for _, srv := range []*dns.Server{l.udp, l.tcp} {
+		srv.Handler = handler{s}
+		srv.MsgAcceptFunc = s.acceptQuery
+		srv.MsgInvalidFunc = s.invalidQuery
+		srv.NotifyStartedFunc = func() { events <- nil }
+		go func() {
+			err := srv.ActivateAndServe()
+			if err != nil {
+				s.log.Error("DNS listener stopped", "addr", addr.String(), "err", err)
+			}
+			events <- fmt.Errorf("serving %s: %w", addr, err)
+		}()
+	}
+	for range 2 {
+		if err := <-events; err != nil {
+			l.close()
+			closeAll(pc, ln)
+			return nil, err
+		}
+	}
+	return l, nil
+}
+
+// close stops both servers, letting queries being answered finish for up
+// to shutdownWait, and closes the sockets.
+func (l *listeners) close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
+	defer cancel()
+	errU := l.udp.ShutdownContext(ctx)
+	errT := l.tcp.ShutdownContext(ctx)
+	if errors.Is(errU, context.DeadlineExceeded) {
+		errU = nil // the socket is closed anyway; slow forwards lose their reply
+	}
+	if errors.Is(errT, context.DeadlineExceeded) {
+		errT = nil
+	}
+	if err := errors.Join(errU, errT); err != nil {
+		return fmt.Errorf("closing the listeners on %s: %w", l.addr, err)
+	}
+	return nil
+}
+
+func closeAll(pc net.PacketConn, ln net.Listener) {
+	if pc != nil {
+		pc.Close()
+	}
+	if ln != nil {
+		ln.Close()
+	}
+}
+
+// freebind lets a socket bind an address the host does not have yet.
+func freebind(network, address string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		if network == "udp6" || network == "tcp6" {
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_FREEBIND, 1)
+			return
+		}
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_FREEBIND, 1)
+	})
+	return errors.Join(err, serr)
+}

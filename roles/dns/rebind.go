@@ -1,0 +1,74 @@
+package dns
+
+import (
+	"context"
+	"net/netip"
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// nonPublic are ranges no public name should resolve to (beyond what
+// netip's IsPrivate, IsLoopback, IsLinkLocalUnicast and IsUnspecified cover).
+var nonPublic = mustPrefixes("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24")
+
+// rebind is stage 7: DNS rebinding protection. An upstream answer for a
+// public name that carries a private, loopback, link-local or site address
+// lets a web page reach the site's own hosts; those records are dropped.
+// Names under an allowed domain (the config's list, the conditional
+// forwarding domains, and the site's domain) keep them.
+type rebind struct {
+	allow   []string       // lower-case FQDNs
+	site    []netip.Prefix // the site's own subnets, private or not
+	dropped *atomic.Uint64
+	next    stage
+}
+
+func (r *rebind) serve(ctx context.Context, req *request) *dns.Msg {
+	m := r.next.serve(ctx, req)
+	if m == nil || len(m.Answer) == 0 || r.allowed(req.name) {
+		return m
+	}
+	kept := m.Answer[:0:0]
+	for _, rr := range m.Answer {
+		if a, ok := rrAddr(rr); ok && r.private(a) {
+			r.dropped.Add(1)
+			continue
+		}
+		kept = append(kept, rr)
+	}
+	if len(kept) == len(m.Answer) {
+		return m
+	}
+	m.Answer = kept
+	m.AuthenticatedData = false
+	return m
+}
+
+func (r *rebind) allowed(name string) bool {
+	for _, d := range r.allow {
+		if inDomain(name, d) {
+			return true
+		}
+	}
+	return false
+}
+
+// private reports whether a public name must not resolve to a.
+func (r *rebind) private(a netip.Addr) bool {
+	a = a.Unmap()
+	if a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || a.IsUnspecified() {
+		return true
+	}
+	for _, p := range nonPublic {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	for _, p := range r.site {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}

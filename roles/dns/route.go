@@ -1,0 +1,59 @@
+package dns
+
+import (
+	"context"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// route is where the queries for one domain go.
+type route struct {
+	domain string // lower-case FQDN; "." for the default upstreams
+	pool   *pool
+}
+
+// routeTable holds the conditional forwarding domains (c.DNS.Forward) and
+// the default route. The most specific domain wins.
+type routeTable struct {
+	byDomain map[string]*route
+	def      *route
+}
+
+// match returns the conditional route whose domain holds name, or nil.
+func (t *routeTable) match(name string) *route {
+	if t == nil || len(t.byDomain) == 0 {
+		return nil
+	}
+	for i := 0; i < len(name); {
+		if r, ok := t.byDomain[name[i:]]; ok {
+			return r
+		}
+		j := strings.IndexByte(name[i:], '.')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+	}
+	return t.byDomain["."]
+}
+
+// conditional is stage 4: it picks the upstreams for the name, a
+// conditional route or the default one, for the cache and forward stages.
+type conditional struct {
+	table *routeTable
+	next  stage
+}
+
+func (c *conditional) serve(ctx context.Context, req *request) *dns.Msg {
+	req.route = c.table.match(req.name)
+	if req.route == nil {
+		req.route = c.table.def
+	}
+	if req.route == nil || req.route.pool == nil || len(req.route.pool.upstreams) == 0 {
+		// No upstream is configured: we know only the local names.
+		req.by = byForward
+		return req.reply(dns.RcodeServerFailure)
+	}
+	return c.next.serve(ctx, req)
+}

@@ -1,0 +1,114 @@
+package dns
+
+import (
+	"sync/atomic"
+
+	"github.com/miekg/dns"
+)
+
+// stageID names the stage that answered a query, for the counters.
+type stageID uint8
+
+const (
+	byNone     stageID = iota // dropped: no reply sent
+	byServer                  // the handler itself: FORMERR, BADVERS, NOTIMP
+	byAccess                  // REFUSED to a client outside the served zones
+	bySpecial                 // a special-use name answered locally
+	byLocal                   // the local zone
+	byCache                   // a cached answer
+	byStale                   // an expired cached answer served while upstreams fail
+	byForward                 // an upstream's answer
+	byOverload                // SERVFAIL because MaxFlight queries were in flight
+	numStages
+)
+
+var stageNames = [numStages]string{"dropped", "server", "access", "special", "local", "cache", "stale", "forward", "overload"}
+
+func (s stageID) String() string { return stageNames[s] }
+
+// counters are the role's query counters, updated on the hot path.
+type counters struct {
+	byStage   [numStages]atomic.Uint64
+	byRcode   [24]atomic.Uint64 // index = rcode; BADVERS is 16, the rest share the last slot
+	malformed atomic.Uint64     // queries that did not parse
+	panics    atomic.Uint64     // handler panics recovered
+	truncated atomic.Uint64     // UDP replies sent with TC
+	rebind    atomic.Uint64     // answer records dropped by rebind protection
+}
+
+func (c *counters) count(by stageID, rcode int) {
+	c.byStage[by].Add(1)
+	if by == byNone {
+		return
+	}
+	if rcode < 0 || rcode >= len(c.byRcode) {
+		rcode = len(c.byRcode) - 1
+	}
+	c.byRcode[rcode].Add(1)
+}
+
+// Status is what `gatewayd status` shows for the DNS role.
+type Status struct {
+	Running bool   `json:"running"`
+	Addr    string `json:"addr,omitempty"`
+	Domain  string `json:"domain,omitempty"`
+	// ByStage counts queries by the stage that answered them.
+	ByStage map[string]uint64 `json:"by_stage"`
+	// ByRcode counts replies by response code (NOERROR, NXDOMAIN, ...).
+	ByRcode   map[string]uint64 `json:"by_rcode"`
+	Malformed uint64            `json:"malformed"`
+	Panics    uint64            `json:"panics"`
+	Truncated uint64            `json:"truncated"`
+	Rebind    uint64            `json:"rebind_dropped"`
+	Leases    int               `json:"lease_names"`
+	Cache     CacheStatus       `json:"cache"`
+	Upstreams []UpstreamStatus  `json:"upstreams,omitempty"`
+}
+
+// CacheStatus describes the answer cache.
+type CacheStatus struct {
+	Size      int    `json:"size"`
+	Capacity  int    `json:"capacity"`
+	Hits      uint64 `json:"hits"`
+	Misses    uint64 `json:"misses"`
+	Stale     uint64 `json:"stale_served"`
+	Merged    uint64 `json:"merged"` // misses that waited for an identical query in flight
+	Evictions uint64 `json:"evictions"`
+}
+
+// UpstreamStatus describes one upstream server.
+type UpstreamStatus struct {
+	Addr     string  `json:"addr"`
+	Domain   string  `json:"domain,omitempty"` // "" for the default upstreams
+	Healthy  bool    `json:"healthy"`
+	Queries  uint64  `json:"queries"`
+	Failures uint64  `json:"failures"`
+	RTTMilli float64 `json:"rtt_ms"`
+}
+
+// snapshot copies the counters into s.
+func (c *counters) snapshot(s *Status) {
+	s.ByStage = map[string]uint64{}
+	for i := range c.byStage {
+		if v := c.byStage[i].Load(); v > 0 {
+			s.ByStage[stageID(i).String()] = v
+		}
+	}
+	s.ByRcode = map[string]uint64{}
+	for i := range c.byRcode {
+		if v := c.byRcode[i].Load(); v > 0 {
+			name, ok := dns.RcodeToString[i]
+			switch {
+			case i == dns.RcodeBadVers:
+				name = "BADVERS" // the table says BADSIG; this server does no TSIG
+			case !ok || i == len(c.byRcode)-1:
+				name = "OTHER"
+			}
+			s.ByRcode[name] = v
+		}
+	}
+	s.Malformed = c.malformed.Load()
+	s.Panics = c.panics.Load()
+	s.Truncated = c.truncated.Load()
+	s.Rebind = c.rebind.Load()
+}
