@@ -12,6 +12,10 @@ type Alias struct {
 	Name   string       // the role's name in the config, e.g. "dns"; for messages and the record
 	Prefix netip.Prefix // the address with its subnet length, e.g. 192.168.1.3/24 (not masked)
 	Label  string       // e.g. "eth1:2"; empty means the interface name (the kernel's default)
+	// KeepLabel accepts whatever label an owned address already has: a label
+	// the config numbered by position must not make Set delete and add an
+	// address (a role outage) just because an alias before it was removed.
+	KeepLabel bool
 }
 
 func (a Alias) String() string {

@@ -84,20 +84,28 @@ func (n *NIC) Announce(a netip.Addr) error {
 	return n.burst(link, a)
 }
 
-func (n *NIC) burst(link netlink.Link, a netip.Addr) error {
+func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
+	if len(addrs) == 0 {
+		return nil
+	}
+	// One socket for the whole burst: opening one per address costs a thread
+	// switched into the namespace each time, seconds for hundreds of aliases.
 	c, err := n.openARP(link)
 	if err != nil {
 		return err
 	}
-	p := announcement(c.mac, a)
-	if err := c.send(p); err != nil {
-		c.Close()
-		return fmt.Errorf("announcing %s on %s: %w", a, n.ifname, err)
+	frames := make([]arpPacket, len(addrs))
+	var errs []error
+	for i, a := range addrs {
+		frames[i] = announcement(c.mac, a)
+		if err := c.send(frames[i]); err != nil {
+			errs = append(errs, fmt.Errorf("announcing %s on %s: %w", a, n.ifname, err))
+		}
 	}
 	n.bgMu.Lock()
 	defer n.bgMu.Unlock()
 	if n.bgClosed || n.announce.Count <= 1 {
-		return c.Close()
+		return errors.Join(append(errs, c.Close())...)
 	}
 	n.bg.Add(1)
 	go func() {
@@ -111,12 +119,14 @@ func (n *NIC) burst(link netlink.Link, a netip.Addr) error {
 				return
 			case <-t.C:
 			}
-			if err := c.send(p); err != nil {
-				n.log.Debug("gratuitous ARP failed", "addr", a, "err", err)
+			for _, p := range frames {
+				if err := c.send(p); err != nil {
+					n.log.Debug("gratuitous ARP failed", "addr", p, "err", err)
+				}
 			}
 		}
 	}()
-	return nil
+	return errors.Join(errs...)
 }
 
 // Probe asks (RFC 5227 ARP Probe, sender IP 0.0.0.0) whether another host

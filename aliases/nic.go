@@ -48,10 +48,12 @@ type NIC struct {
 	index     atomic.Int32  // the NIC's ifindex when last seen
 	subs      atomic.Int32  // netlink subscriptions Watch has made, for tests
 
-	mu      sync.Mutex // serialises reconciles and guards what follows
-	rec     *record
-	desired []Alias // nil until the first Set, and after Purge
-	closed  bool
+	mu  sync.Mutex // serialises reconciles and guards what follows
+	rec *record
+	// recDirty: rec has changes not yet written (a reconcile writes once).
+	recDirty bool
+	desired  []Alias // nil until the first Set, and after Purge
+	closed   bool
 
 	bgMu     sync.Mutex // guards bgClosed and bg.Add against Close
 	bgClosed bool

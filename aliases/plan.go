@@ -45,7 +45,7 @@ func plan(ifname string, desired []Alias, kernel []kernelAddr, owned ownedFunc) 
 		}
 		step := Step{Alias: d, Interface: ifname}
 		switch {
-		case exact != nil && exact.Label == d.Label:
+		case exact != nil && (exact.Label == d.Label || d.KeepLabel):
 			continue
 		case exact != nil:
 			step.Op, step.OldLabel = OpRelabel, exact.Label

@@ -75,7 +75,11 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool) (Result, err
 		return res, err
 	}
 	errs := []error{n.forgetGone(kernel)}
-	for _, s := range plan(n.ifname, n.desired, kernel, n.owned) {
+	steps := plan(n.ifname, n.desired, kernel, n.owned)
+	if err := n.recordIntent(steps, allow); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	for _, s := range steps {
 		if s.Op == OpConflict {
 			res.Conflicts = append(res.Conflicts, s)
 			continue
@@ -104,13 +108,75 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool) (Result, err
 		}
 		n.log.Info("step done", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String(), "reason", s.Reason)
 		res.Done = append(res.Done, s)
+	}
+	var announce []netip.Addr
+	for _, s := range res.Done {
 		if s.Op != OpDel {
-			if err := n.burst(link, s.Alias.Prefix.Addr()); err != nil {
-				n.log.Warn("gratuitous ARP failed", "addr", s.Alias.Prefix.Addr(), "err", err)
+			announce = append(announce, s.Alias.Prefix.Addr())
+		}
+	}
+	if err := n.burst(link, announce...); err != nil {
+		n.log.Warn("gratuitous ARP failed", "err", err)
+	}
+	n.dropUnmetIntents(steps, res.Done)
+	errs = append(errs, n.saveRecord())
+	return res, errors.Join(errs...)
+}
+
+// dropUnmetIntents takes out of the record the adds recordIntent wrote that
+// were not carried out (stopped by ctx, deferred, or failed).
+func (n *NIC) dropUnmetIntents(steps, done []Step) {
+	added := map[netip.Prefix]bool{}
+	for _, s := range done {
+		added[s.Alias.Prefix] = true
+	}
+	for _, s := range steps {
+		if s.Op == OpAdd && !added[s.Alias.Prefix] {
+			if _, ok := n.owned(s.Alias.Prefix); ok {
+				n.rec.remove(n.ifname, s.Alias.Prefix)
+				n.recDirty = true
 			}
 		}
 	}
-	return res, errors.Join(errs...)
+}
+
+// recordIntent writes every address about to be added into the record before
+// the first add, in one atomic write: an address gatewayd adds is never on
+// the NIC without the record naming it, and 250 adds cost one fsync, not 250.
+// An entry whose add then fails is dropped at the end of the reconcile; one
+// left by a crash is dropped by forgetGone on the next.
+func (n *NIC) recordIntent(steps []Step, allow func(Step) bool) error {
+	intents := 0
+	for _, s := range steps {
+		if (s.Op == OpAdd || s.Op == OpRelabel) && (allow == nil || allow(s)) {
+			n.rec.put(n.ifname, s.Alias)
+			intents++
+		}
+	}
+	if intents == 0 {
+		return nil
+	}
+	if err := n.rec.save(); err != nil {
+		for _, s := range steps {
+			if s.Op == OpAdd {
+				n.rec.remove(n.ifname, s.Alias.Prefix)
+			}
+		}
+		return fmt.Errorf("aliases on %s: nothing added: %w", n.ifname, err)
+	}
+	return nil
+}
+
+// saveRecord writes the record when the reconcile changed it.
+func (n *NIC) saveRecord() error {
+	if !n.recDirty {
+		return nil
+	}
+	if err := n.rec.save(); err != nil {
+		return err
+	}
+	n.recDirty = false
+	return nil
 }
 
 // forgetGone drops owned entries whose address is no longer on the NIC (it
@@ -135,22 +201,18 @@ func (n *NIC) forgetGone(kernel []kernelAddr) error {
 	return n.rec.save()
 }
 
-// add adds a and records it. If the record cannot be written the address
-// is removed again: an address on the NIC that the record does not name
-// would be a stranger to every later run.
+// add adds a and records it. recordIntent has already written it into the
+// record; a failed add takes it out again.
 func (n *NIC) add(link netlink.Link, a Alias) error {
 	if err := n.addrAdd(link, a); err != nil {
+		if _, ok := n.owned(a.Prefix); ok {
+			n.rec.remove(n.ifname, a.Prefix)
+			n.recDirty = true
+		}
 		return fmt.Errorf("adding %s to %s: %w", a, n.ifname, err)
 	}
 	n.rec.put(n.ifname, a)
-	if err := n.rec.save(); err != nil {
-		n.rec.remove(n.ifname, a.Prefix)
-		err = fmt.Errorf("adding %s to %s: %w", a, n.ifname, err)
-		if derr := n.addrDel(link, a.Prefix, a.Label); derr != nil {
-			return errors.Join(err, fmt.Errorf("removing %s from %s again: %w", a, n.ifname, derr))
-		}
-		return err
-	}
+	n.recDirty = true
 	return nil
 }
 
@@ -184,9 +246,7 @@ func (n *NIC) del(link netlink.Link, a Alias) error {
 		return fmt.Errorf("removing %s from %s: %w", a, n.ifname, err)
 	}
 	n.rec.remove(n.ifname, a.Prefix)
-	if err := n.rec.save(); err != nil {
-		return fmt.Errorf("removed %s from %s but: %w", a, n.ifname, err)
-	}
+	n.recDirty = true
 	return nil
 }
 
@@ -262,5 +322,6 @@ func (n *NIC) Purge(ctx context.Context) error {
 		}
 		n.log.Info("purged", "alias", a.Name, "addr", a.Prefix)
 	}
+	errs = append(errs, n.saveRecord())
 	return errors.Join(errs...)
 }

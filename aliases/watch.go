@@ -261,13 +261,14 @@ func (w *watcher) announceOwned(res Result) {
 	for _, s := range res.Done {
 		done[s.Alias.Prefix] = true
 	}
+	var addrs []netip.Addr
 	for _, k := range kernel {
-		if _, ok := n.owned(k.Prefix); !ok || done[k.Prefix] {
-			continue
+		if _, ok := n.owned(k.Prefix); ok && !done[k.Prefix] {
+			addrs = append(addrs, k.Prefix.Addr())
 		}
-		if err := n.burst(link, k.Prefix.Addr()); err != nil {
-			n.log.Warn("gratuitous ARP failed", "addr", k.Prefix.Addr(), "err", err)
-		}
+	}
+	if err := n.burst(link, addrs...); err != nil {
+		n.log.Warn("gratuitous ARP failed", "err", err)
 	}
 }
 
