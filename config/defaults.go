@@ -35,6 +35,7 @@ func applyDefaults(c *Config, set func(key ...string) bool) {
 	for i := range c.Aliases {
 		if c.Aliases[i].Label == "" {
 			c.Aliases[i].Label = defaultLabel(c, i)
+			c.Aliases[i].DefaultLabel = true
 		}
 	}
 	if d := c.DHCP; d != nil {

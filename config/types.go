@@ -51,6 +51,8 @@ type Alias struct {
 	Address netip.Prefix `toml:"address"`
 	// Label is the address label (`eth1:0`); default "<interface>:<index>".
 	Label string `toml:"label"`
+	// DefaultLabel is true when Label was numbered by position, not written.
+	DefaultLabel bool `toml:"-"`
 	// Host names the box that holds the alias; default: every box (this one).
 	Host string `toml:"host"`
 }

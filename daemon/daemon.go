@@ -161,7 +161,7 @@ func held(c *config.Config) []aliases.Alias {
 	}
 	var out []aliases.Alias
 	for _, a := range c.Held() {
-		out = append(out, aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label})
+		out = append(out, aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label, KeepLabel: a.DefaultLabel})
 	}
 	return out
 }
