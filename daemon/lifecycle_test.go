@@ -131,3 +131,34 @@ func TestReloadRefused(t *testing.T) {
 		t.Errorf("the daemon does not run the good config any more: %q %v", out, err)
 	}
 }
+
+// TestReloadTouchesOnlyWhatChanged removes an alias from the middle of the
+// list: only its address goes; the aliases after it keep their address and
+// position-numbered label (no delete and add, so their roles keep serving).
+func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
+	g := newGateway(t)
+	g.start()
+	text, _ := os.ReadFile(g.conf)
+	g.write(strings.Replace(string(text), "[[alias]]\nname = \"dhcp\"\naddress = \"198.51.100.2/24\"\n", "", 1))
+	mon, err := g.ns.Start(context.Background(), "ip", "-o", "monitor", "address")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, err := g.cli("reload")
+	if err != nil {
+		t.Fatalf("reload: %v\n%s", err, out)
+	}
+	if strings.TrimSpace(out) != "ip addr del 198.51.100.2/24 dev eth1" {
+		t.Errorf("reload did:\n%s\nwant only the removal of 198.51.100.2/24", out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	mon.Process.Kill()
+	mon.Wait()
+	for _, line := range strings.Split(strings.TrimSpace(g.lab.Output(mon)), "\n") {
+		if !strings.Contains(line, "198.51.100.2/24") {
+			t.Errorf("the reload touched another address: %s", line)
+		}
+	}
+	g.wantAddrs(map[string]string{"198.51.100.2/24": "", "198.51.100.3/24": "eth1:2", "203.0.113.1/24": "eth1:3"})
+}
