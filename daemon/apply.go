@@ -31,8 +31,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		d.log.Info("reload: no changes")
 		return nil, nil
 	}
-	_ = notify(reloadingState())
-	defer notify("READY=1")
+	if d.cfg != nil {
+		_ = notify(reloadingState())
+		defer notify("READY=1")
+	}
 	if err := d.claim(ctx, d.cfg, next); err != nil {
 		return nil, err
 	}
