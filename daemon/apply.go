@@ -23,13 +23,13 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	if err := d.checkImmutable(next); err != nil {
 		return nil, err
 	}
+	if d.cfg != nil && sameConfig(d.cfg, next) {
+		d.log.Info("reload: no changes")
+		return nil, nil
+	}
 	steps, err := d.plan(d.cfg, next)
 	if err != nil {
 		return nil, err
-	}
-	if d.cfg != nil && len(steps) == 0 {
-		d.log.Info("reload: no changes")
-		return nil, nil
 	}
 	if d.cfg != nil {
 		_ = notify(reloadingState())
