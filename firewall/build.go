@@ -37,9 +37,9 @@ func Build(c *config.Config) *Ruleset {
 		r.Counters = append(r.Counters, ZoneCounter(z.Name, "in"), ZoneCounter(z.Name, "fwd"), ZoneCounter(z.Name, "drop"))
 	}
 	r.Counters = append(r.Counters, ZoneCounter(UpstreamZone, "drop"))
-	r.Sets = zoneSets(r.Zones)
+	r.Sets = append(zoneSets(r.Zones), aliasSet(r.Aliases))
 
-	r.Chains = []Chain{inputChain(r), forwardChain(), outputChain(r)}
+	r.Chains = []Chain{inputChain(r), forwardChain(r.Interface), outputChain(r)}
 	if masquerades(c) {
 		r.Chains = append(r.Chains, srcnatChain())
 	}
@@ -83,7 +83,7 @@ func zoneInfo(c *config.Config, z *config.Zone) ZoneInfo {
 		}
 		for _, addr := range serviceAddrs(c, svc) {
 			for _, p := range svc.PortSpecs {
-				a := Access{Service: name, Addr: addr, Port: p}
+				a := Access{Service: name, Addr: addr, Port: p, Every: svc.Alias == ""}
 				if !seen[a] {
 					seen[a] = true
 					info.Access = append(info.Access, a)
@@ -126,16 +126,28 @@ func zoneSets(zones []ZoneInfo) []Set {
 	return []Set{all, in, fwd}
 }
 
+// aliasSet holds the addresses of the aliases held here, for services
+// served on every alias.
+func aliasSet(aliases []AliasInfo) Set {
+	s := Set{Name: SetAliases}
+	for _, a := range aliases {
+		s.Elements = append(s.Elements, Element{Prefix: single(a.Addr)})
+	}
+	slices.SortFunc(s.Elements, func(a, b Element) int { return a.Prefix.Addr().Compare(b.Prefix.Addr()) })
+	return s
+}
+
 func inputChain(r *Ruleset) Chain {
 	c := Chain{Name: "input", Hook: "input", Type: "filter", Policy: "drop"}
 	c.Rules = append(c.Rules, rule(IifLo{}, Accept))
+	c.Rules = append(c.Rules, otherInterfaces(r.Interface)...)
 	for _, a := range r.Aliases {
 		c.Rules = append(c.Rules, rule(Addr{Field: Daddr, Prefix: single(a.Addr)}, Counter{AliasCounter(a.Name, "in")}))
 	}
 	c.Rules = append(c.Rules, rule(CtState{CtInvalid}, Drop))
 	if r.Interface != "" && dhcpServed(r.Zones) {
 		c.Rules = append(c.Rules, Rule{Comment: serviceDHCP, Exprs: []Expr{
-			IifName{r.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr)},
+			IifName{Name: r.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr)},
 			Addr{Field: Daddr, Prefix: single(broadcast)}, Port{"udp", 67, 67}, Accept,
 		}})
 	}
@@ -167,13 +179,22 @@ func dhcpServed(zones []ZoneInfo) bool {
 	return false
 }
 
-func forwardChain() Chain {
+// otherInterfaces leaves what arrives on other interfaces (a management NIC,
+// container bridges) to the box's other firewalls: gatewayd polices its NIC.
+func otherInterfaces(nic string) []Rule {
+	if nic == "" {
+		return nil
+	}
+	return []Rule{rule(IifName{Name: nic, Neg: true}, Accept)}
+}
+
+func forwardChain(nic string) Chain {
 	c := Chain{Name: "forward", Hook: "forward", Type: "filter", Policy: "drop"}
-	c.Rules = []Rule{
+	c.Rules = otherInterfaces(nic)
+	c.Rules = append(c.Rules,
 		rule(CtState{CtInvalid}, Drop),
 		rule(Vmap{Saddr, MapZoneFwd}),
-		rule(CtState{CtEstablished | CtRelated}, Accept),
-	}
+		rule(CtState{CtEstablished | CtRelated}, Accept))
 	c.Rules = append(c.Rules, dropRules(UpstreamZone)...)
 	return c
 }
@@ -198,22 +219,31 @@ func srcnatChain() Chain {
 
 func zoneInputChain(z ZoneInfo) Chain {
 	c := Chain{Name: InChain(z.Name)}
-	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "in")}), rule(CtState{CtEstablished | CtRelated}, Accept))
+	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "in")}, CtState{CtEstablished | CtRelated}, Accept))
 	bcast := map[config.PortSpec]bool{}
+	every := map[Access]bool{}
 	for _, a := range z.Access {
-		c.Rules = append(c.Rules, accessRule(a, a.Addr))
+		if a.Every {
+			key := Access{Service: a.Service, Port: a.Port}
+			if !every[key] {
+				every[key] = true
+				c.Rules = append(c.Rules, accessRule(a, InSet{Field: Daddr, Set: SetAliases}))
+			}
+		} else {
+			c.Rules = append(c.Rules, accessRule(a, Addr{Field: Daddr, Prefix: single(a.Addr)}))
+		}
 		// DHCP clients rebinding or without a lease broadcast their requests.
 		if a.Service == serviceDHCP && a.Port.Proto == "udp" && !bcast[a.Port] {
 			bcast[a.Port] = true
-			c.Rules = append(c.Rules, accessRule(a, broadcast))
+			c.Rules = append(c.Rules, accessRule(a, Addr{Field: Daddr, Prefix: single(broadcast)}))
 		}
 	}
 	c.Rules = append(c.Rules, dropRules(z.Name)...)
 	return c
 }
 
-func accessRule(a Access, dst netip.Addr) Rule {
-	exprs := []Expr{Addr{Field: Daddr, Prefix: single(dst)}}
+func accessRule(a Access, dst Expr) Rule {
+	exprs := []Expr{dst}
 	if a.Port.Proto == "icmp" {
 		exprs = append(exprs, IPProto{"icmp"})
 	} else {
@@ -224,7 +254,7 @@ func accessRule(a Access, dst netip.Addr) Rule {
 
 func zoneForwardChain(z ZoneInfo, subnets map[string][]netip.Prefix) Chain {
 	c := Chain{Name: FwdChain(z.Name)}
-	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "fwd")}), rule(CtState{CtEstablished | CtRelated}, Accept))
+	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "fwd")}, CtState{CtEstablished | CtRelated}, Accept))
 	for _, to := range z.Forward {
 		if to == UpstreamZone {
 			c.Rules = append(c.Rules, Rule{Comment: to, Exprs: []Expr{InSet{Field: Daddr, Set: SetZones, Neg: true}, Accept}})

@@ -12,6 +12,9 @@
 //
 // # Layout (in the spirit of OpenWrt fw4)
 //
+//   - gatewayd polices what arrives on its NIC: input and forward accept
+//     packets from other interfaces (a management NIC, container bridges) at
+//     once, leaving them to the box's other firewalls.
 //   - input and forward drop by default; output accepts but drops ICMP
 //     redirects; loopback is accepted; invalid conntrack state is dropped.
 //   - packets are dispatched by source subnet to a chain per zone through the

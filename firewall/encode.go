@@ -58,7 +58,11 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 	case OifLo:
 		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
 	case IifName:
-		return metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name)), nil
+		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
+		if x.Neg {
+			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+		}
+		return out, nil
 	case CtState:
 		return []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},

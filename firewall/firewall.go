@@ -37,9 +37,10 @@ type Firewall struct {
 	ownNS *os.File // the namespace file Open opened, closed by Close
 
 	mu      sync.Mutex
-	conn    *nftables.Conn
-	applied string   // rendering of the ruleset last applied and verified
-	last    *Ruleset // that ruleset
+	conn    *nftables.Conn // reads (lists, set elements, counters)
+	sock    *nlSocket      // batches and rule dumps
+	applied string         // rendering of the ruleset last applied and verified
+	last    *Ruleset       // that ruleset
 	batches atomic.Uint64
 }
 
@@ -83,11 +84,20 @@ func (f *Firewall) dial() error {
 		_ = f.conn.CloseLasting()
 		f.conn = nil
 	}
+	if f.sock != nil {
+		_ = f.sock.Close()
+		f.sock = nil
+	}
 	c, err := nftables.New(nftables.WithNetNSFd(f.nsFD), nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))
 	if err != nil {
 		return fmt.Errorf("connecting to nftables: %w", err)
 	}
-	f.conn = c
+	s, err := dialNetfilter(f.nsFD)
+	if err != nil {
+		_ = c.CloseLasting()
+		return err
+	}
+	f.conn, f.sock = c, s
 	return nil
 }
 
@@ -124,8 +134,8 @@ func (f *Firewall) Close() error {
 	defer f.mu.Unlock()
 	var err error
 	if f.conn != nil {
-		err = f.conn.CloseLasting()
-		f.conn = nil
+		err = errors.Join(f.conn.CloseLasting(), f.sock.Close())
+		f.conn, f.sock = nil, nil
 	}
 	f.closeNS()
 	return err
@@ -217,18 +227,19 @@ func (f *Firewall) stateAfterError() error {
 	return fmt.Errorf("table inet gatewayd now has %d chains, %d sets, %d objects and does not match the previous ruleset", len(cur.chains), len(cur.sets), len(cur.objects))
 }
 
-// send queues one batch with fill and flushes it. After a failed flush the
-// connection is reopened, since unread acknowledgements may be left on it.
+// send encodes one batch with fill and sends it. After a failed exchange
+// the sockets are reopened, since unread answers may be left on them.
 func (f *Firewall) send(fill func(*nftables.Conn) error) error {
-	if err := fill(f.conn); err != nil {
-		// Nothing was sent; drop what was queued by flushing a fresh conn.
-		return errors.Join(err, f.dial())
+	msgs, err := capture(fill)
+	if err != nil {
+		return fmt.Errorf("encoding the batch: %w", err)
 	}
 	f.batches.Add(1)
-	if err := f.conn.Flush(); err != nil {
+	kerrs, err := f.sock.sendBatch(msgs)
+	if err != nil {
 		return errors.Join(err, f.dial())
 	}
-	return nil
+	return batchErr(kerrs, msgs)
 }
 
 // Purge deletes table inet gatewayd, and nothing else.

@@ -14,9 +14,10 @@ const (
 
 // Names of the sets and maps every ruleset has.
 const (
-	SetZones   = "zones_v4" // every zone subnet
-	MapZoneIn  = "zone_in"  // source subnet → jump in_<zone>
-	MapZoneFwd = "zone_fwd" // source subnet → jump fwd_<zone>
+	SetZones   = "zones_v4"   // every zone subnet
+	SetAliases = "aliases_v4" // every alias address held here
+	MapZoneIn  = "zone_in"    // source subnet → jump in_<zone>
+	MapZoneFwd = "zone_fwd"   // source subnet → jump fwd_<zone>
 )
 
 // UpstreamZone names what lies outside every zone, in counters and log prefixes.
@@ -62,9 +63,12 @@ type Access struct {
 	Service string
 	Addr    netip.Addr
 	Port    config.PortSpec
+	// Every is set for a service without an alias: it is served on every
+	// alias held here, and one rule matches them all (@aliases_v4).
+	Every bool
 }
 
-// Set is a named interval set of IPv4 prefixes, or, when Map is true, an
+// Set is a named interval set of IPv4 prefixes (or addresses), or, when Map is true, an
 // interval verdict map whose elements jump to a chain.
 type Set struct {
 	Name     string
@@ -134,7 +138,10 @@ type (
 	// OifLo matches packets to the loopback interface.
 	OifLo struct{}
 	// IifName matches the input interface by name.
-	IifName struct{ Name string }
+	IifName struct {
+		Name string
+		Neg  bool
+	}
 	// CtState matches any of the conntrack states in Mask.
 	CtState struct{ Mask uint32 }
 	// Addr matches an IPv4 or IPv6 address field against a prefix (a

@@ -50,7 +50,11 @@ func renderSet(b *strings.Builder, s Set) {
 				b.WriteString(",")
 			}
 			b.WriteString("\n\t\t\t")
-			b.WriteString(e.Prefix.String())
+			if e.Prefix.IsSingleIP() {
+				b.WriteString(e.Prefix.Addr().String())
+			} else {
+				b.WriteString(e.Prefix.String())
+			}
 			if s.Map {
 				b.WriteString(" : ")
 				b.WriteString(Jump(e.Jump).String())
@@ -99,7 +103,7 @@ func (r Rule) String() string {
 
 func (IifLo) String() string     { return `iif "lo"` }
 func (OifLo) String() string     { return `oif "lo"` }
-func (e IifName) String() string { return "iifname " + strconv.Quote(e.Name) }
+func (e IifName) String() string { return "iifname " + neg(e.Neg) + strconv.Quote(e.Name) }
 
 func (e CtState) String() string {
 	var names []string

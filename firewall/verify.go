@@ -94,47 +94,25 @@ func (f *Firewall) verify(r *Ruleset) error {
 // countRules dumps every rule of table inet gatewayd in one request and
 // counts them per chain (the library dumps one chain per request).
 func (f *Firewall) countRules() (map[string]int, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: f.nsFD})
-	if err != nil {
-		return nil, fmt.Errorf("counting the rules of table inet gatewayd: %w", err)
-	}
-	defer c.Close()
-	attrs, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}})
-	if err != nil {
-		return nil, err
-	}
-	req := netlink.Message{
-		Header: netlink.Header{
-			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_GETRULE),
-			Flags: netlink.Request | netlink.Dump,
-		},
-		Data: append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, attrs...),
-	}
-	msgs, err := c.Execute(req)
-	if err != nil {
-		return nil, fmt.Errorf("counting the rules of table inet gatewayd: %w", err)
-	}
 	counts := map[string]int{}
-	for _, m := range msgs {
-		if len(m.Data) < 4 {
-			continue
-		}
-		ad, err := netlink.NewAttributeDecoder(m.Data[4:])
-		if err != nil {
-			return nil, fmt.Errorf("counting the rules of table inet gatewayd: %w", err)
-		}
-		var table, chain string
-		for ad.Next() {
-			switch ad.Type() {
-			case unix.NFTA_RULE_TABLE:
-				table = ad.String()
-			case unix.NFTA_RULE_CHAIN:
-				chain = ad.String()
+	err := f.sock.dump(unix.NFT_MSG_GETRULE, []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}},
+		func(ad *netlink.AttributeDecoder) error {
+			var table, chain string
+			for ad.Next() {
+				switch ad.Type() {
+				case unix.NFTA_RULE_TABLE:
+					table = ad.String()
+				case unix.NFTA_RULE_CHAIN:
+					chain = ad.String()
+				}
 			}
-		}
-		if table == Table {
-			counts[chain]++
-		}
+			if table == Table {
+				counts[chain]++
+			}
+			return ad.Err()
+		})
+	if err != nil {
+		return nil, fmt.Errorf("counting the rules of table inet gatewayd: %w", err)
 	}
 	return counts, nil
 }

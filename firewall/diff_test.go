@@ -1,0 +1,107 @@
+package firewall
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+func seedText(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../etc/gateway.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestDiffSSHLoss(t *testing.T) {
+	seed := seedText(t)
+	edited := strings.Replace(seed, `allow = ["dhcp", "dns", "ssh", "ping"]`, `allow = ["dhcp", "dns", "ping"]`, 1)
+	if edited == seed {
+		t.Fatal("the seed no longer allows ssh to lan as this test expects")
+	}
+	d := Diff(Build(parseConfig(t, seed)), Build(parseConfig(t, edited)))
+	golden(t, "diff-ssh.txt", d)
+	if !strings.Contains(d, "note: zone lan (192.168.1.0/24) loses ssh (tcp/22) to 192.168.1.1: this may cut your own SSH session") {
+		t.Errorf("no SSH warning in:\n%s", d)
+	}
+}
+
+func TestDiffNewImplicitZone(t *testing.T) {
+	seed := seedText(t)
+	edited := seed + "\n[[alias]]\nname = \"guest\"\naddress = \"172.16.0.1/24\"\n"
+	d := Diff(Build(parseConfig(t, seed)), Build(parseConfig(t, edited)))
+	golden(t, "diff-implicit.txt", d)
+	if !strings.Contains(d, "note: zone auto-guest (172.16.0.0/24) is implicit") {
+		t.Errorf("no implicit-zone note in:\n%s", d)
+	}
+	if strings.Contains(d, "SSH") {
+		t.Errorf("SSH warning without SSH change:\n%s", d)
+	}
+	r := Build(parseConfig(t, edited))
+	if n := r.Notes(); len(n) != 1 || !strings.Contains(n[0], "auto-guest") {
+		t.Errorf("Notes() = %q", n)
+	}
+}
+
+func TestDiffEqualAndNil(t *testing.T) {
+	r := Build(parseConfig(t, seedText(t)))
+	if d := Diff(r, Build(parseConfig(t, seedText(t)))); d != "" {
+		t.Errorf("equal rulesets differ:\n%s", d)
+	}
+	if d := Diff(nil, nil); d != "" {
+		t.Errorf("Diff(nil, nil) = %q", d)
+	}
+	d := Diff(nil, r)
+	if n := strings.Count(d, "\n+") - 1; n != strings.Count(r.Render(), "\n") { // - the +++ header
+		t.Errorf("Diff(nil, r) adds %d lines, want every line of the rendering:\n%s", n, d)
+	}
+	if !strings.Contains(d, "@@ -0,0 +1,") {
+		t.Errorf("Diff(nil, r) hunk header:\n%.200s", d)
+	}
+	if d := Diff(r, nil); !strings.Contains(d, "loses ssh") {
+		t.Errorf("removing the ruleset should warn about SSH:\n%s", d)
+	}
+}
+
+func TestLineDiff(t *testing.T) {
+	for _, tc := range []struct{ a, b, want string }{
+		{"a b c", "a c", " a -b  c"},
+		{"a b c", "a x c", " a -b +x  c"},
+		{"", "a", "+a"},
+		{"a", "", "-a"},
+		{"a b c d", "b c d e", "-a  b  c  d +e"},
+	} {
+		var got []string
+		for _, e := range lineDiff(strings.Fields(tc.a), strings.Fields(tc.b)) {
+			got = append(got, string(e.op)+e.line)
+		}
+		if s := strings.Join(got, " "); s != tc.want {
+			t.Errorf("diff %q → %q = %q, want %q", tc.a, tc.b, s, tc.want)
+		}
+	}
+}
+
+// TestLineDiffLarge replaces a whole large middle when the edit search
+// would be too long, and still gives a correct edit script.
+func TestLineDiffLarge(t *testing.T) {
+	var a, b []string
+	for i := range 3000 {
+		a = append(a, "old"+strings.Repeat("x", i%7)+string(rune('a'+i%26)))
+		b = append(b, "new"+string(rune('a'+i%26)))
+	}
+	edits := lineDiff(a, b)
+	var ra, rb []string
+	for _, e := range edits {
+		if e.op != '+' {
+			ra = append(ra, e.line)
+		}
+		if e.op != '-' {
+			rb = append(rb, e.line)
+		}
+	}
+	if strings.Join(ra, "\n") != strings.Join(a, "\n") || strings.Join(rb, "\n") != strings.Join(b, "\n") {
+		t.Error("edit script does not rebuild both sides")
+	}
+}
