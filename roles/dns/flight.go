@@ -14,8 +14,9 @@ type flight[K comparable, V any] struct {
 }
 
 type flightCall[V any] struct {
-	done chan struct{}
-	val  V
+	done    chan struct{}
+	val     V
+	waiters int // callers that joined; guarded by flight.mu
 }
 
 // do runs fn for key unless a call for key is running, in which case it
@@ -25,6 +26,7 @@ type flightCall[V any] struct {
 func (g *flight[K, V]) do(ctx context.Context, key K, fn func() V) (v V, joined bool) {
 	g.mu.Lock()
 	if c, ok := g.calls[key]; ok {
+		c.waiters++
 		g.mu.Unlock()
 		select {
 		case <-c.done:
@@ -50,4 +52,14 @@ func (g *flight[K, V]) do(ctx context.Context, key K, fn func() V) (v V, joined 
 	}()
 	c.val = fn()
 	return c.val, false
+}
+
+// waiting is how many callers wait on the call for key (for tests).
+func (g *flight[K, V]) waiting(key K) int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if c, ok := g.calls[key]; ok {
+		return c.waiters
+	}
+	return 0
 }

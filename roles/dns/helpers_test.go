@@ -119,7 +119,10 @@ func (f *fakeNet) dial(addr string, tcp bool) (net.Conn, error) {
 	if s == nil {
 		s = &fakeServer{} // silent: a host that drops everything
 	}
-	if tcp && s.refused {
+	s.mu.Lock()
+	refused := s.refused
+	s.mu.Unlock()
+	if tcp && refused {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	}
 	return &fakeConn{srv: s, tcp: tcp, in: make(chan []byte, 16)}, nil
@@ -172,15 +175,16 @@ func (c *fakeConn) Write(b []byte) (int, error) {
 	}
 	c.srv.mu.Lock()
 	c.srv.ids = append(c.srv.ids, q.Id)
+	refused, answer := c.srv.refused, c.srv.answer
 	c.srv.mu.Unlock()
-	if c.srv.refused {
+	if refused {
 		c.in <- nil // the ICMP error arrives as a read error
 		return len(b), nil
 	}
-	if c.srv.answer == nil {
+	if answer == nil {
 		return len(b), nil
 	}
-	for _, r := range c.srv.answer(q, c.tcp) {
+	for _, r := range answer(q, c.tcp) {
 		out, err := r.Pack()
 		if err != nil {
 			return 0, err

@@ -229,6 +229,9 @@ func (s *Server) Status() Status {
 
 // status lists the upstreams of every route, the default route first.
 func (t *routeTable) status() []UpstreamStatus {
+	if t == nil {
+		return nil
+	}
 	var out []UpstreamStatus
 	for _, u := range t.def.pool.upstreams {
 		out = append(out, u.status(""))
