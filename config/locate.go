@@ -24,7 +24,8 @@ func newLocator(text string) *locator {
 	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}}
 	arrays := map[string]int{} // array-of-tables path → next index
 	current := ""
-	for i, raw := range l.lines {
+	for i := 0; i < len(l.lines); i++ {
+		raw := l.lines[i]
 		line := strings.TrimSpace(raw)
 		col := len(raw) - len(strings.TrimLeft(raw, " \t")) + 1
 		switch {
@@ -48,9 +49,28 @@ func newLocator(text string) *locator {
 			}
 			key := strings.Join(splitKey(strings.TrimSpace(line[:eq])), ".")
 			l.record(join(current, key), position{i + 1, col})
+			// Skip the rest of the value: a multi-line array or string may hold
+			// lines that look like keys or table headers.
+			i = l.valueEnd(i, col-1+eq)
 		}
 	}
 	return l
+}
+
+// valueEnd returns the line on which the value after the '=' at line li, byte
+// ci ends.
+func (l *locator) valueEnd(li, ci int) int {
+	s := &scanner{lines: l.lines, li: li, ci: ci + 1}
+	for c := s.peek(); c == ' ' || c == '\t'; c = s.peek() {
+		s.next()
+	}
+	if c := s.peek(); c == '\n' || c == 0 || c == '#' {
+		return li // no value on this line
+	}
+	if !s.skipValue() {
+		return li // unclosed: a syntax error; keep reading keys after it
+	}
+	return min(s.li, len(l.lines)-1)
 }
 
 func isQuotedKey(s string) bool {
@@ -233,19 +253,22 @@ func (s *scanner) skipSpace() {
 	}
 }
 
-// skipValue skips one value: a string, an array or inline table, or a bare word.
-func (s *scanner) skipValue() {
+// skipValue skips one value: a string, an array or inline table, or a bare
+// word. It reports false when the text ends before the value does.
+func (s *scanner) skipValue() bool {
 	switch c := s.peek(); c {
 	case '"', '\'':
-		s.skipString(c)
+		return s.skipString(c)
 	case '[', '{':
 		depth := 0
 		for {
 			switch c := s.peek(); c {
 			case 0:
-				return
+				return false
 			case '"', '\'':
-				s.skipString(c)
+				if !s.skipString(c) {
+					return false
+				}
 				continue
 			case '#':
 				s.ci = len(s.lines[s.li])
@@ -257,22 +280,27 @@ func (s *scanner) skipValue() {
 			}
 			s.next()
 			if depth == 0 {
-				return
+				return true
 			}
 		}
 	default:
 		for c := s.peek(); c != 0 && !strings.ContainsRune(", \t\r\n]}#", rune(c)); c = s.peek() {
 			s.next()
 		}
+		return true
 	}
 }
 
-// skipString skips a basic or literal string, single- or multi-line.
-func (s *scanner) skipString(q byte) {
+// skipString skips a basic or literal string, single- or multi-line. It
+// reports false when the string is not closed.
+func (s *scanner) skipString(q byte) bool {
 	triple := strings.Repeat(string(q), 3)
 	if s.has(triple) {
 		s.ci += 3
-		for !s.has(triple) && s.peek() != 0 {
+		for !s.has(triple) {
+			if s.peek() == 0 {
+				return false
+			}
 			if q == '"' && s.peek() == '\\' {
 				s.next()
 			}
@@ -282,16 +310,20 @@ func (s *scanner) skipString(q byte) {
 		for s.has(string(q)) { // up to two quotes may close the content
 			s.ci++
 		}
-		return
+		return true
 	}
 	s.next()
-	for c := s.peek(); c != q && c != '\n' && c != 0; c = s.peek() {
+	for c := s.peek(); c != q; c = s.peek() {
+		if c == '\n' || c == 0 {
+			return false
+		}
 		if q == '"' && c == '\\' {
 			s.next()
 		}
 		s.next()
 	}
 	s.next()
+	return true
 }
 
 // nth returns the full path (with array indices) of the n-th place in the file
