@@ -1,0 +1,134 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// allErrCases is every refused-document table, for seeding the fuzzer.
+var allErrCases = [][]errCase{aliasCases, roleCases, dhcpCases, zoneCases, serviceCases, gatewayDNSCases, unknownKeyCases, syntaxCases, typeCases}
+
+// trickySeeds are shapes the locator has to survive: inline arrays of tables,
+// quoted keys, multi-line strings holding "[" and "=", CRLF, nested arrays.
+var trickySeeds = []string{
+	"[gateway]\ninterface = \"eth1\"\nalias = [{name = \"a\", address = \"10.0.0.1/24\"}, {name = \"b\", address = \"bad\"}]\n",
+	"alias = [{name = \"a\", address = \"10.0.0.1/24\"}, {name = \"b\", address = \"bad\"}]\n[gateway]\ninterface = \"eth1\"\n",
+	"[gateway]\ninterface = \"eth1\"\n[zone.\"a.b\"]\nsubnets = [\"10.0.0.0/24\", 5]\n",
+	"[gateway]\ninterface = \"eth1\"\n[zone.'x y']\nallow = ['nope']\n",
+	"[gateway]\r\ninterface = \"eth1\"\r\n[[alias]]\r\nname = \"a\"\r\naddress = \"10.0.0.1\"\r\n",
+	"[gateway]\ninterface = \"eth1\"\n[[dhcp.pool]]\n[[dhcp.pool.option]]\ncode = 1\ntext = \"\"\"\n[x]\na = 1\n\"\"\"\nbogus = 2\n",
+	"[gateway]\ninterface = \"eth1\"\n[service.x]\nports = [\n[\"tcp/1\"],\n\"tcp/2\",\n]\n",
+	"[gateway]\ninterface = \"eth1\"\n[dns]\nupstreams = [\"1.1.1.1\", '''2.2.2.2\n''', 3]\n",
+	"[gateway]\ninterface = \"eth1\"\n[dns]\nupstreams = [\"\\\"\", \"x\" # c ]\n, \"y\"]\n",
+	"gateway.interface = \"eth1\"\ngateway.bogus = 1\nzone.a.subnets = [\"10.0.0.0/8\"]\nzone.b.subnets = [\"10.1.0.0/16\"]\n",
+	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/24\"\n[dhcp]\nalias = \"a\"\n[[dhcp.pool]]\nrange = \"10.0.0.10-10.0.0.20\"\nsubnet = \"::/0\"\n[[dhcp.static]]\nmac = \"00:00:00:00:00:01\"\naddress = \"::1\"\n",
+	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"0.0.0.0/0\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/32\"\n",
+}
+
+var placeRE = regexp.MustCompile(`^f\.toml:(\d+):(\d+): `)
+
+// FuzzParse: Parse never panics, and returns either a config or an error whose
+// every line names the file and a line:column inside the text.
+func FuzzParse(f *testing.F) {
+	seed, err := os.ReadFile("../etc/gateway.toml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(seed)
+	f.Add([]byte(baseDoc))
+	for _, cases := range allErrCases {
+		for _, tc := range cases {
+			f.Add([]byte(edit(f, baseDoc, tc.edits...)))
+		}
+	}
+	for _, text := range trickySeeds {
+		f.Add([]byte(text))
+	}
+	files, _ := filepath.Glob("testdata/*.toml")
+	for _, file := range files {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, text []byte) {
+		// A hang would stall the fuzzer silently; crash instead, so the input is kept.
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				panic(fmt.Sprintf("Parse has not returned after 10s on %q", text))
+			}
+		}()
+		c, err := Parse("f.toml", text)
+		if err == nil {
+			if c == nil {
+				t.Fatal("no config and no error")
+			}
+			checkAccepted(t, c)
+			return
+		}
+		if c != nil {
+			t.Fatalf("a config along with the error %v", err)
+		}
+		var list ErrorList
+		if !errors.As(err, &list) || len(list) == 0 {
+			t.Fatalf("error %T is not a non-empty ErrorList: %v", err, err)
+		}
+		lines := strings.Split(string(text), "\n")
+		for _, e := range list {
+			msg := e.Error()
+			m := placeRE.FindStringSubmatch(msg)
+			if m == nil {
+				t.Fatalf("error does not start with f.toml:line:col: %q", msg)
+			}
+			if strings.Contains(msg, "\n") {
+				t.Fatalf("error spans lines: %q", msg)
+			}
+			line, _ := strconv.Atoi(m[1])
+			col, _ := strconv.Atoi(m[2])
+			if line < 1 || line > len(lines) || col < 1 || col > len(lines[line-1])+1 {
+				t.Fatalf("error placed outside the text (%d lines): %q", len(lines), msg)
+			}
+		}
+	})
+}
+
+// checkAccepted checks promises an accepted config makes to its consumers.
+func checkAccepted(t *testing.T, c *Config) {
+	for _, a := range c.Aliases {
+		if len(a.Label) > 15 || !a.Address.Addr().Is4() {
+			t.Fatalf("accepted alias %+v", a)
+		}
+		if c.ZoneOf(a.Address.Addr()) == nil {
+			t.Fatalf("alias %s is in no zone", a.Name)
+		}
+	}
+	for _, role := range []string{"router", "dhcp", "dns"} {
+		if a, _ := c.RoleAlias(role); a == nil && c.RoleAddr(role).IsValid() {
+			t.Fatalf("role %s has an address but no alias", role)
+		}
+	}
+	for _, s := range c.Services {
+		if len(s.PortSpecs) != len(s.Ports) {
+			t.Fatalf("service %s: ports %q parsed as %v", s.Name, s.Ports, s.PortSpecs)
+		}
+	}
+	if c.DHCP != nil {
+		for _, p := range c.DHCP.Pools {
+			if !p.Subnet.Contains(p.Range.Start) || !p.Subnet.Contains(p.Range.End) {
+				t.Fatalf("pool %v outside its subnet %v", p.Range, p.Subnet)
+			}
+		}
+	}
+}
