@@ -53,6 +53,11 @@ func TestLabels(t *testing.T) {
 	if got, want := labels(c), []string{"eth1:0", "eth1:dhcp", "eth1:2", "eth1:3"}; !slices.Equal(got, want) {
 		t.Errorf("labels %q, want %q", got, want)
 	}
+	for i, a := range c.Aliases {
+		if a.DefaultLabel != (i != 1) {
+			t.Errorf("alias %s: DefaultLabel = %v", a.Name, a.DefaultLabel)
+		}
+	}
 	// 15 bytes is allowed.
 	c = mustParse(t, edit(t, baseDoc, `interface = "eth1"`, `interface = "enp0s20f0u10u"`))
 	if c.Aliases[0].Label != "enp0s20f0u10u:0" {

@@ -104,9 +104,8 @@ func checkSubnetLength(c *Config, p *problems, i int) {
 func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
 	a := c.Aliases[i]
 	path := fmt.Sprintf("alias[%d].label", i)
-	_, explicit := p.loc.pos[path]
 	switch {
-	case len(a.Label) > 15 && !explicit:
+	case len(a.Label) > 15 && a.DefaultLabel:
 		p.at(path, "the default label %q (interface:index) is %d bytes; the kernel allows at most 15: set label = \"...\" on this alias", a.Label, len(a.Label))
 	case len(a.Label) > 15:
 		p.at(path, "label %q is %d bytes; the kernel allows at most 15", a.Label, len(a.Label))
