@@ -163,8 +163,9 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 		names = s.activeNames(true)
 	}
 	stopped := s.stopped
-	s.store.append(nil, func(error) { applyNames(s.names, names) })
+	published := s.namesInOrder(names)
 	s.mu.Unlock()
+	<-published
 
 	if newConn != oldConn {
 		go s.serve(newConn)
@@ -191,6 +192,22 @@ func (s *Server) activeNames(publish bool) []nameChange {
 	return out
 }
 
+// namesInOrder makes the name changes after everything queued on the lease
+// log before them, so Names sees the changes in the order they were decided.
+// Call it with s.mu held; the channel closes once they are made.
+func (s *Server) namesInOrder(names []nameChange) <-chan struct{} {
+	done := make(chan struct{})
+	if len(names) == 0 {
+		close(done)
+		return done
+	}
+	s.store.append(nil, func(error) {
+		applyNames(s.names, names)
+		close(done)
+	})
+	return done
+}
+
 // stop closes the socket and withdraws the names; the leases stay.
 func (s *Server) stop() {
 	s.mu.Lock()
@@ -201,10 +218,10 @@ func (s *Server) stop() {
 	cn := s.conn
 	s.cur, s.conn = nil, nil
 	close(s.stopped)
-	names := s.activeNames(false)
-	s.store.append(nil, func(error) { applyNames(s.names, names) })
+	withdrawn := s.namesInOrder(s.activeNames(false))
 	s.mu.Unlock()
 	cn.close()
+	<-withdrawn
 	s.log.Info("stopped")
 }
 
@@ -308,10 +325,7 @@ func (s *Server) sweeper(stopped chan struct{}) {
 func (s *Server) sweep() {
 	s.mu.Lock()
 	now := s.now()
-	names := s.h.alloc.sweep(now.Unix(), now.UnixNano())
-	if len(names) > 0 {
-		s.store.append(nil, func(error) { applyNames(s.names, names) })
-	}
+	s.namesInOrder(s.h.alloc.sweep(now.Unix(), now.UnixNano()))
 	s.mu.Unlock()
 }
 

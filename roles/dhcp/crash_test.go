@@ -1,0 +1,156 @@
+package dhcp
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gatewayd/lab"
+)
+
+// benchTOML is a site with a large pool for perfdhcp, which acts as a relay
+// on the wire at 198.18.0.70 (giaddr): the pool is chosen by giaddr.
+const benchTOML = `
+[gateway]
+interface = "eth1"
+host = "gw"
+
+[[alias]]
+name = "router"
+address = "198.18.0.1/15"
+
+[[alias]]
+name = "dhcp"
+address = "198.18.0.2/15"
+
+[dhcp]
+alias = "dhcp"
+lease_time = "12h"
+
+[[dhcp.pool]]
+range = "198.18.1.0-198.19.255.250"
+router = "router"
+dns = ["router"]
+`
+
+// perfNet is the benchmark topology: namespace gw (eth1, 198.18.0.250
+// primary, aliases .1 and .2) and namespace perf (198.18.0.70) on a switch.
+type perfNet struct {
+	lab      *lab.Lab
+	gw, perf *lab.Namespace
+}
+
+func newPerfNet(t testing.TB, l *lab.Lab) *perfNet {
+	t.Helper()
+	sw, err := l.Switch("sw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &perfNet{lab: l}
+	for _, name := range []string{"gw", "perf"} {
+		ns, err := l.Namespace(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ifname := map[string]string{"gw": "eth1", "perf": "eth0"}[name]
+		if _, err := l.Plug(sw, ns, ifname); err != nil {
+			t.Fatal(err)
+		}
+		if name == "gw" {
+			n.gw = ns
+		} else {
+			n.perf = ns
+		}
+	}
+	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.250/15", "dev", "eth1")
+	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.1/15", "dev", "eth1", "label", "eth1:0")
+	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.2/15", "dev", "eth1", "label", "eth1:1")
+	n.perf.MustRun(t, "ip", "addr", "add", "198.18.0.70/15", "dev", "eth0")
+	return n
+}
+
+// ackedLeases reads perfdhcp's "-x l" listing of the leases it got an ACK
+// for: client id (01 + MAC) → address.
+func ackedLeases(out string) (map[string]string, error) {
+	_, list, ok := strings.Cut(out, "***Leases for REQUEST-ACK***")
+	if !ok {
+		return nil, fmt.Errorf("perfdhcp printed no REQUEST-ACK leases")
+	}
+	acked := map[string]string{}
+	for _, line := range strings.Split(list, "\n") {
+		f := strings.Split(strings.TrimSpace(line), ",")
+		if len(f) < 2 || !strings.HasPrefix(f[0], "01") || len(f[0]) != 14 {
+			continue
+		}
+		mac, err := parseColonHex(f[0][2:])
+		if err != nil {
+			return nil, err
+		}
+		acked[colonHex(string(mac))] = f[1]
+	}
+	return acked, nil
+}
+
+// TestCrashKeepsAckedLeases kills the server with SIGKILL while perfdhcp
+// loads it, and checks that every lease perfdhcp received an ACK for is in
+// the lease log the next server opens.
+func TestCrashKeepsAckedLeases(t *testing.T) {
+	lab.RequireTools(t, "perfdhcp")
+	l := lab.New(t)
+	n := newPerfNet(t, l)
+	state := t.TempDir()
+	child := startChild(t, n.gw, benchTOML, state)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// -R: a new client per exchange; -p: run 4 s; the server dies at ~1.5 s.
+	perf := n.perf.Command(ctx, "perfdhcp", "-4", "-r", "400", "-R", "1000000", "-p", "4", "-l", "198.18.0.70", "-x", "l", "198.18.0.2")
+	done := make(chan struct{})
+	var out []byte
+	var perfErr error
+	go func() {
+		out, perfErr = perf.CombinedOutput()
+		close(done)
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	if err := child.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	child.Wait()
+	<-done
+	if perfErr != nil && !strings.Contains(string(out), "Leases for REQUEST-ACK") {
+		t.Fatalf("perfdhcp: %v\n%s", perfErr, out)
+	}
+	acked, err := ackedLeases(string(out))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(acked) < 100 {
+		t.Fatalf("perfdhcp got only %d ACKs before the kill; the test proves nothing:\n%s", len(acked), out)
+	}
+
+	srv, err := New(Options{StateDir: state, Logger: quietLog()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	have := map[netip.Addr]Lease{}
+	for _, l := range srv.Leases() {
+		have[l.Address] = l
+	}
+	lost := 0
+	for mac, addr := range acked {
+		l, ok := have[netip.MustParseAddr(addr)]
+		if !ok || l.MAC != mac || l.State != StateActive {
+			lost++
+			if lost < 10 {
+				t.Errorf("ACKed lease %s for %s is not in the log (%+v)", addr, mac, l)
+			}
+		}
+	}
+	t.Logf("perfdhcp got %d ACKs before SIGKILL; the log holds %d leases, %d lost; store: %+v", len(acked), len(have), lost, srv.Status().Store)
+}
