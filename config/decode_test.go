@@ -122,6 +122,14 @@ func TestErrorsName(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "<config>:1:9: ") {
 		t.Errorf("in-memory source: got %v, want it to start with <config>:1:9:", err)
 	}
+	_, err = Parse("bom.toml", []byte("\ufeff[gateway] x\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "bom.toml:1:10: gateway: ") {
+		t.Errorf("after a byte order mark: got %v, want bom.toml:1:10: gateway: ...", err)
+	}
+	_, err = Parse("bom.toml", []byte("\ufeff[gateway]\ninterface = 5\n"))
+	if err == nil || !strings.HasPrefix(err.Error(), "bom.toml:2:1: gateway.interface: ") {
+		t.Errorf("after a byte order mark: got %v, want bom.toml:2:1: gateway.interface: ...", err)
+	}
 	_, err = Parse("bad.toml", []byte("a = \"\xff\"\n"))
 	if err == nil || err.Error() != "bad.toml:1:1: the file is not valid UTF-8 text" {
 		t.Errorf("invalid UTF-8: got %v", err)

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"reflect"
@@ -28,6 +29,8 @@ func Parse(file string, text []byte) (*Config, error) {
 	if !utf8Valid(text) {
 		return nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: "the file is not valid UTF-8 text"}}
 	}
+	// A UTF-8 byte order mark is not part of the first line's columns.
+	text = bytes.TrimPrefix(text, []byte("\ufeff"))
 	c := &Config{File: file}
 	md, err := toml.NewDecoder(strings.NewReader(string(text))).Decode(c)
 	loc := newLocator(string(text))
