@@ -30,6 +30,11 @@ func TestGatewayDefaults(t *testing.T) {
 		t.Errorf("explicit zero overridden by defaults: probe_timeout %v, announce_count %d", c.Gateway.ProbeTimeout, c.Gateway.AnnounceCount)
 	}
 
+	c = mustParse(t, edit(t, baseDoc, "host = \"gw1\"\n", "host = \"gw1\"\nlog_level = \"DEBUG\"\nlog_format = \"json\"\nstate_dir = \"/srv/gw\"\n"))
+	if g := c.Gateway; g.LogLevel != "DEBUG" || g.LogFormat != "json" || g.StateDir != "/srv/gw" {
+		t.Errorf("gateway settings not kept: %+v", g)
+	}
+
 	c = mustParse(t, edit(t, baseDoc, "host = \"gw1\"\n", ""))
 	if want, _ := os.Hostname(); c.Gateway.Host != want {
 		t.Errorf("default host = %q, want the hostname %q", c.Gateway.Host, want)

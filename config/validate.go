@@ -2,7 +2,9 @@ package config
 
 import (
 	"fmt"
+	"log/slog"
 	"net/netip"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
@@ -44,6 +46,20 @@ func validateGateway(c *Config, p *problems) {
 	}
 	if c.Gateway.AnnounceCount < 0 || c.Gateway.AnnounceCount > 100 {
 		p.at("gateway.announce_count", "announce_count must be 0-100, not %d", c.Gateway.AnnounceCount)
+	}
+	var level slog.Level
+	if l := c.Gateway.LogLevel; l != "" && level.UnmarshalText([]byte(l)) != nil {
+		p.at("gateway.log_level", "log_level %q is not a level: use debug, info, warn or error", l)
+	}
+	if f := c.Gateway.LogFormat; f != "" && f != "text" && f != "json" {
+		p.at("gateway.log_format", "log_format %q is not a format: use text or json", f)
+	}
+	// The daemon and the commands that talk to it may run in different
+	// directories; a relative path would name two places.
+	for _, kv := range [][2]string{{"state_dir", c.Gateway.StateDir}, {"control_socket", c.Gateway.ControlSocket}} {
+		if !filepath.IsAbs(kv[1]) {
+			p.at("gateway."+kv[0], "%s %q is not an absolute path: write it from /", kv[0], kv[1])
+		}
 	}
 }
 

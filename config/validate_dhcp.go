@@ -96,6 +96,11 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 			return
 		}
 	}
+	if !pool.Subnet.Addr().Is4() {
+		p.at(path+".subnet", "subnet %s is not IPv4: write the relayed subnet like \"192.168.5.0/24\"", pool.Subnet)
+		pool.Subnet = netip.Prefix{}
+		return
+	}
 	pool.Subnet = pool.Subnet.Masked()
 	pool.Relayed = !c.onLink(pool.Subnet.Addr())
 	switch {
