@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"runtime"
@@ -27,17 +28,22 @@ type sockets struct {
 
 // captureSockets captures the calling thread's network namespace. The
 // caller must be on a locked thread if it switched namespaces.
+//
+// Whether the namespace is "the process's own" cannot be read from
+// /proc/self (the main thread may be the very thread a test switched), so
+// captureSockets looks at every thread: when any of them is in another
+// namespace, the process is mixed and sockets go through the locked thread.
 func captureSockets() (*sockets, error) {
 	self, err := nsInode("/proc/thread-self/ns/net")
 	if err != nil {
 		return nil, err
 	}
-	proc, err := nsInode("/proc/self/ns/net")
+	mixed, err := threadsElsewhere(self)
 	if err != nil {
 		return nil, err
 	}
 	s := &sockets{}
-	if self == proc {
+	if !mixed {
 		return s, nil
 	}
 	if s.ns, err = os.Open("/proc/thread-self/ns/net"); err != nil {
@@ -53,6 +59,31 @@ func captureSockets() (*sockets, error) {
 	}
 	return s, nil
 }
+
+// threadsElsewhere reports whether a thread of this process is in a network
+// namespace other than ns.
+func threadsElsewhere(ns uint64) (bool, error) {
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return false, fmt.Errorf("listing the process's threads: %w", err)
+	}
+	for _, task := range tasks {
+		ino, err := nsInode("/proc/self/task/" + task.Name() + "/ns/net")
+		if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+			continue // the thread has exited
+		}
+		if err != nil {
+			return false, err
+		}
+		if ino != ns {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// isolated reports whether sockets are made on a thread of their own.
+func (s *sockets) isolated() bool { return s.ns != nil }
 
 func nsInode(path string) (uint64, error) {
 	var st syscall.Stat_t
@@ -121,28 +152,34 @@ func (s *sockets) dialUDP(ctx context.Context, addr string) (net.Conn, error) {
 }
 
 // dialTCP connects over TCP. A connect may take a round trip or a timeout,
-// so it runs on a fresh thread of its own, switched into the namespace and
-// discarded afterwards, rather than on the shared one.
+// so it runs on a fresh thread of its own rather than the shared one.
 func (s *sockets) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	var c net.Conn
+	var err error
+	if ferr := s.fresh(func() { c, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr) }); ferr != nil {
+		return nil, ferr
+	}
+	return c, err
+}
+
+// fresh runs fn in the namespace on a new thread, switched into it and
+// discarded afterwards, and waits for it.
+func (s *sockets) fresh(fn func()) error {
 	if s.ns == nil {
-		return (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		fn()
+		return nil
 	}
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		if err := s.enter(); err != nil {
-			ch <- result{err: err}
+			ch <- err
 			return
 		}
-		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
-		ch <- result{c, err}
+		fn()
+		ch <- nil
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-ch
 }
 
 // close stops the namespace's thread.

@@ -1,0 +1,216 @@
+package dns
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"gatewayd/config"
+	"gatewayd/lab"
+)
+
+// TestLabPipeline runs the role in a namespace and asks it with dig from
+// client namespaces: every stage, in order, on one site.
+func TestLabPipeline(t *testing.T) {
+	s := newLabSite(t)
+	// Set before the alias exists: IP_FREEBIND lets the sockets bind anyway.
+	s.set(t, s.config(t))
+	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
+
+	t.Run("local zone", func(t *testing.T) {
+		r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A")
+		if r.status != "NOERROR" || !r.flags["aa"] || !r.flags["ra"] || !slices.Contains(r.answers, "nas.home.arpa. A 192.168.1.20") {
+			t.Fatalf("nas.home.arpa: %s", r.out)
+		}
+		for _, q := range [][]string{{"router.home.arpa", "A"}, {"printer.home.arpa", "A"}, {"files.home.arpa", "A"}, {"nas", "A"}, {"-x", "192.168.1.20"}} {
+			if r := dig(t, s.lan, dnsAlias, q...); r.status != "NOERROR" || len(r.answers) == 0 {
+				t.Errorf("%v: %s", q, r.out)
+			}
+		}
+		r = dig(t, s.lan, dnsAlias, "nothere.home.arpa", "A")
+		if r.status != "NXDOMAIN" || !r.flags["aa"] || !strings.Contains(r.out, "SOA") {
+			t.Errorf("nothere.home.arpa: %s", r.out)
+		}
+	})
+
+	t.Run("failover", func(t *testing.T) {
+		// The first upstream is a host with nothing on port 53.
+		r := dig(t, s.lan, dnsAlias, "www.example.com", "A")
+		if r.status != "NOERROR" || !slices.Contains(r.answers, "www.example.com. A 93.184.216.34") {
+			t.Fatalf("with the first upstream dead: %s", r.out)
+		}
+		st := s.srv.Status()
+		if st.Upstreams[0].Healthy || !st.Upstreams[1].Healthy {
+			t.Fatalf("upstream health: %+v", st.Upstreams)
+		}
+	})
+
+	t.Run("cache", func(t *testing.T) {
+		s.up.queries()
+		for range 3 {
+			dig(t, s.lan, dnsAlias, "cached.example.com", "A")
+		}
+		dig(t, s.lan, dnsAlias, "nx.example.com", "A")
+		r := dig(t, s.lan, dnsAlias, "nx.example.com", "A")
+		if r.status != "NXDOMAIN" {
+			t.Fatalf("nx.example.com: %s", r.out)
+		}
+		if got := s.up.queries(); !slices.Equal(got, []string{"cached.example.com. A", "nx.example.com. A"}) {
+			t.Fatalf("upstream saw %v, want each name once", got)
+		}
+	})
+
+	t.Run("special names stay here", func(t *testing.T) {
+		s.up.queries()
+		names := [][]string{{"localhost", "A"}, {"printer.local", "A"}, {"x.onion", "A"}, {"foo.invalid", "A"},
+			{"a.test", "AAAA"}, {"-x", "10.9.9.9"}, {"-x", "172.20.1.1"}, {"-x", "192.168.7.7"}, {"-x", "fe80::1"}, {"bare", "A"}}
+		for _, q := range names {
+			r := dig(t, s.lan, dnsAlias, q...)
+			if r.status == "" || r.status == "SERVFAIL" {
+				t.Errorf("%v: %s", q, r.out)
+			}
+		}
+		if got := s.up.queries(); len(got) != 0 {
+			t.Fatalf("special names reached the upstream: %v", got)
+		}
+		if r := dig(t, s.lan, dnsAlias, "localhost", "A"); !slices.Contains(r.answers, "localhost. A 127.0.0.1") {
+			t.Fatalf("localhost: %s", r.out)
+		}
+	})
+
+	t.Run("refused outside the served zones", func(t *testing.T) {
+		r := dig(t, s.other, dnsAlias, "www.example.com", "A")
+		if r.status != "REFUSED" || r.flags["ra"] {
+			t.Fatalf("from the lab zone: %s", r.out)
+		}
+	})
+
+	t.Run("truncation and tcp", func(t *testing.T) {
+		r := dig(t, s.lan, dnsAlias, "+ignore", "+noedns", "big.example.com", "A")
+		if !r.flags["tc"] {
+			t.Fatalf("60 records over plain UDP: %s", r.out)
+		}
+		r = dig(t, s.lan, dnsAlias, "+tcp", "big.example.com", "A")
+		if r.flags["tc"] || len(r.answers) != 60 {
+			t.Fatalf("over TCP: %d answers, %s", len(r.answers), r.out)
+		}
+		// 200 records do not fit the upstream's UDP answer either: the
+		// server retries over TCP upstream.
+		r = dig(t, s.lan, dnsAlias, "+tcp", "huge.example.com", "A")
+		if len(r.answers) != 200 {
+			t.Fatalf("huge over TCP: %d answers, %s", len(r.answers), r.out)
+		}
+	})
+
+	t.Run("rebind", func(t *testing.T) {
+		r := dig(t, s.lan, dnsAlias, "private.example.com", "A")
+		if r.status != "NOERROR" || len(r.answers) != 0 {
+			t.Fatalf("a public name with a private address: %s", r.out)
+		}
+		if s.srv.Status().Rebind == 0 {
+			t.Fatal("no rebind drop counted")
+		}
+	})
+
+	t.Run("dnssec passes through", func(t *testing.T) {
+		r := dig(t, s.lan, dnsAlias, "+dnssec", "signed.example.com", "A")
+		if !r.flags["ad"] || !strings.Contains(r.out, "RRSIG") {
+			t.Fatalf("with DO: %s", r.out)
+		}
+		r = dig(t, s.lan, dnsAlias, "+noad", "signed.example.com", "A")
+		if r.flags["ad"] || strings.Contains(r.out, "RRSIG") {
+			t.Fatalf("without DO or AD: %s", r.out)
+		}
+	})
+
+	t.Run("lease names", func(t *testing.T) {
+		laptop := netip.MustParseAddr("192.168.1.120")
+		s.srv.PublishLease("Laptop", laptop)
+		if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); !slices.Contains(r.answers, "laptop.home.arpa. A 192.168.1.120") {
+			t.Fatalf("forward: %s", r.out)
+		}
+		if r := dig(t, s.lan, dnsAlias, "-x", "192.168.1.120"); !slices.Contains(r.answers, "120.1.168.192.in-addr.arpa. PTR laptop.home.arpa.") {
+			t.Fatalf("reverse: %s", r.out)
+		}
+		s.srv.PublishLease("nas", netip.MustParseAddr("192.168.1.121"))
+		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "192.168.1.20") {
+			t.Fatalf("a DHCP client named like a static host: %s", r.out)
+		}
+		s.srv.WithdrawLease("laptop", laptop)
+		if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); r.status != "NXDOMAIN" {
+			t.Fatalf("after the lease ended: %s", r.out)
+		}
+	})
+
+	t.Run("all upstreams down", func(t *testing.T) {
+		// Two hosts with nothing on port 53: each refuses at once.
+		s.set(t, s.config(t, func(c *config.Config) {
+			c.DNS.UpstreamAddrs = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(otherAddr + ":53")}
+		}))
+		r := dig(t, s.lan, dnsAlias, "down.example.com", "A")
+		if r.status != "SERVFAIL" {
+			t.Fatalf("every upstream dead: %s", r.out)
+		}
+		if r := dig(t, s.lan, dnsAlias, "down2.example.com", "A"); r.status != "SERVFAIL" {
+			t.Fatalf("every upstream marked down: %s", r.out)
+		}
+		if st := s.srv.Status(); st.Upstreams[0].Healthy || st.Upstreams[1].Healthy {
+			t.Fatalf("upstreams: %+v", st.Upstreams)
+		}
+		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); r.status != "NOERROR" {
+			t.Fatalf("local names with the upstreams down: %s", r.out)
+		}
+	})
+}
+
+// TestLabListenerMove moves the DNS alias: the new address answers, the
+// old one does not.
+func TestLabListenerMove(t *testing.T) {
+	s := newLabSite(t)
+	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
+	s.set(t, s.config(t))
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
+		t.Fatalf("before the move: %s", r.out)
+	}
+	s.gw.MustRun(t, "ip", "addr", "add", "192.168.1.4/24", "dev", "eth1")
+	moved := s.config(t, func(c *config.Config) { c.Alias("dns").Address = netip.MustParsePrefix("192.168.1.4/24") })
+	s.set(t, moved)
+	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "NOERROR" {
+		t.Fatalf("on the new address: %s", r.out)
+	}
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "" {
+		t.Fatalf("the old address still answers: %s", r.out)
+	}
+	if st := s.srv.Status(); st.Addr != "192.168.1.4:53" {
+		t.Fatalf("status addr %s", st.Addr)
+	}
+	// Stopping: the alias now belongs to another box.
+	s.set(t, s.config(t, func(c *config.Config) { c.Alias("dns").Host = "gw2" }))
+	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "" || s.srv.Status().Running {
+		t.Fatalf("after the role left: %s", r.out)
+	}
+}
+
+// TestLabRecordChangeUnderLoad changes a record with Set while a client
+// keeps asking: every query is answered, and the new address shows up.
+func TestLabRecordChangeUnderLoad(t *testing.T) {
+	s := newLabSite(t)
+	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
+	s.set(t, s.config(t))
+	loop := startQueryLoop(t, s.lan, dnsAlias, "nas.home.arpa.")
+	time.Sleep(200 * time.Millisecond)
+	for i := range 10 {
+		addr := netip.AddrFrom4([4]byte{192, 168, 1, byte(20 + i%2)})
+		s.set(t, s.config(t, func(c *config.Config) { c.DNS.Hosts[0].Address = addr }))
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.set(t, s.config(t, func(c *config.Config) { c.DNS.Hosts[0].Address = netip.MustParseAddr("192.168.1.99") }))
+	lab.Eventually(t, 5*time.Second, func() error { return loop.sawAddr("192.168.1.99") })
+	sent, failed := loop.stop()
+	if sent < 100 || failed != 0 {
+		t.Fatalf("%d queries, %d failed; want none failed", sent, failed)
+	}
+	t.Logf("%d queries, all answered", sent)
+}
