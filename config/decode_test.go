@@ -25,6 +25,10 @@ var unknownKeyCases = []errCase{
 		at: "43:1", key: "dns.cache.ttl", msg: []string{`unknown key "ttl" in [dns.cache]`}},
 	{name: "dotted key", edits: []string{"alias = \"dhcp\"\n", "alias = \"dhcp\"\nlease.time = \"1h\"\n"},
 		at: "27:1", key: "dhcp.lease.time", msg: []string{`unknown key "lease" in [dhcp]; valid keys are: alias, authoritative`}},
+	{name: "capitalised key", edits: []string{`interface = "eth1"`, `Interface = "eth1"`},
+		at: "2:1", key: "gateway.Interface", msg: []string{`unknown key "Interface" in [gateway]: keys are lowercase, write "interface"`}},
+	{name: "capitalised key in an inline table", edits: []string{"alias = \"dns\"\n", "alias = \"dns\"\ncache = { Size = 5 }\n"},
+		at: "43:1", key: "dns.cache.Size", msg: []string{`unknown key "Size" in [dns.cache]: keys are lowercase, write "size"`}},
 	// An unknown table is reported once, not once more for each key in it.
 	{name: "unknown table", edits: []string{"", "\n[firewall]\ndefault = \"drop\"\nlog = true\n"},
 		at: "55:1", key: "firewall", msg: []string{`unknown key "firewall" at the top level`}},

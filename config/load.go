@@ -38,7 +38,7 @@ func Parse(file string, text []byte) (*Config, error) {
 		return nil, decodeError(file, string(text), loc, err)
 	}
 	p := &problems{file: file, loc: loc}
-	unknownKeys(p, md.Undecoded())
+	unknownKeys(p, md.Keys())
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -53,13 +53,17 @@ func Parse(file string, text []byte) (*Config, error) {
 
 func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
 
-// unknownKeys reports every key the schema does not have, with the valid ones.
+// unknownKeys reports every key of the file the schema does not have, with the
+// valid ones.
 func unknownKeys(p *problems, keys []toml.Key) {
 	seen := map[string]int{}
 	var reported []toml.Key
 	for _, k := range keys {
 		full := k
-		k = unknownPart(k)
+		k, unknown := unknownPart(k)
+		if !unknown {
+			continue
+		}
 		if underAny(k, reported) || len(k) < len(full) && slices.ContainsFunc(reported, func(r toml.Key) bool { return slices.Equal(r, k) }) {
 			continue // inside an unknown table already reported
 		}
@@ -82,23 +86,29 @@ func unknownKeys(p *problems, keys []toml.Key) {
 			p.at(path, "unknown key %q %s", k[len(k)-1], where)
 			continue
 		}
+		if i := slices.IndexFunc(valid, func(v string) bool { return strings.EqualFold(v, k[len(k)-1]) }); i >= 0 {
+			p.at(path, "unknown key %q %s: keys are lowercase, write %q", k[len(k)-1], where, valid[i])
+			continue
+		}
 		p.at(path, "unknown key %q %s; valid keys are: %s", k[len(k)-1], where, strings.Join(valid, ", "))
 	}
 }
 
-// unknownPart shortens an undecoded key to its first part the schema does not
-// know: "dhcp.lease.time" (written as a dotted key) is the unknown "dhcp.lease".
-func unknownPart(k toml.Key) toml.Key {
+// unknownPart shortens a key to its first part the schema does not know, and
+// reports whether there is one: "dhcp.lease.time" (written as a dotted key) is
+// the unknown "dhcp.lease". Names must match exactly; the TOML library would
+// also accept "Interface" for "interface".
+func unknownPart(k toml.Key) (toml.Key, bool) {
 	for i := range k {
 		valid, _ := validKeys(k[:i])
 		if len(valid) == 1 && valid[0] == "<name>" {
 			continue // any zone or service name
 		}
 		if !slices.Contains(valid, k[i]) {
-			return k[:i+1]
+			return k[:i+1], true
 		}
 	}
-	return k
+	return k, false
 }
 
 // underAny reports whether k lies inside one of the tables in parents.
