@@ -244,3 +244,5 @@ func must(t testing.TB, err error) {
 		t.Fatal(err)
 	}
 }
+
+func netipAddr4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
