@@ -1,0 +1,258 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gatewayd/config"
+)
+
+const site = `
+[gateway]
+interface = "eth1"
+host = "gw1"
+
+[[alias]]
+name = "router"
+address = "192.168.1.1/24"
+%s
+
+[router]
+alias = "router"
+upstream = "192.168.1.254"
+masquerade = true
+%s
+`
+
+func parse(t *testing.T, text string) *config.Config {
+	t.Helper()
+	c, err := config.Parse("test.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func siteConfig(t *testing.T, aliasExtra, routerExtra string) *config.Config {
+	t.Helper()
+	return parse(t, fmt.Sprintf(site, aliasExtra, routerExtra))
+}
+
+func TestWant(t *testing.T) {
+	d := want(siteConfig(t, "", "[[router.route]]\nto = \"172.16.0.0/12\"\nvia = \"192.168.1.250\"\n"), "")
+	if !d.held || d.nic != "eth1" {
+		t.Fatalf("held=%v nic=%q", d.held, d.nic)
+	}
+	var routes []string
+	for _, r := range d.routes {
+		routes = append(routes, r.String())
+	}
+	if w := []string{"default via 192.168.1.254 dev eth1", "172.16.0.0/12 via 192.168.1.250 dev eth1"}; !slices.Equal(routes, w) {
+		t.Errorf("routes %q, want %q", routes, w)
+	}
+	var keys []string
+	for _, s := range d.sysctls {
+		keys = append(keys, s.name()+"="+s.Value)
+	}
+	wantKeys := []string{
+		"net.ipv4.ip_forward=1",
+		"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth1.send_redirects=0",
+		"net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf.eth1.accept_redirects=0",
+		"net.ipv4.conf.eth1.rp_filter=1",
+	}
+	if !slices.Equal(keys, wantKeys) {
+		t.Errorf("sysctls %q, want %q", keys, wantKeys)
+	}
+	if d := want(siteConfig(t, `host = "gw2"`, ""), ""); d.held || d.routes != nil || d.sysctls != nil {
+		t.Errorf("router alias held by gw2: %+v", d)
+	}
+	noRouter := parse(t, "[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n")
+	if d := want(noRouter, ""); d.held {
+		t.Errorf("no [router]: held")
+	}
+}
+
+func TestSysctlNameWithDot(t *testing.T) {
+	s := forwardingSysctls("eth1.10")[5]
+	if s.Key != "net/ipv4/conf/eth1.10/rp_filter" || s.name() != "net/ipv4/conf/eth1.10/rp_filter" {
+		t.Errorf("key %q name %q", s.Key, s.name())
+	}
+}
+
+func rt(s string) Route {
+	f := strings.Fields(s) // "<to> via <gw> dev <if>"
+	to := f[0]
+	if to == "default" {
+		to = "0.0.0.0/0"
+	}
+	return Route{To: netip.MustParsePrefix(to), Via: netip.MustParseAddr(f[2]), Interface: f[4]}
+}
+
+func TestPlanRoutes(t *testing.T) {
+	def := "default via 192.168.1.254 dev eth1"
+	for _, tc := range []struct {
+		name     string
+		want     []string
+		kernel   map[string]netlinkProto // route → protocol
+		owned    []string
+		steps    []string
+		conflict bool
+	}{
+		{name: "missing route is added", want: []string{def}, steps: []string{"ip route add " + def}},
+		{name: "present and owned: nothing", want: []string{def}, kernel: map[string]netlinkProto{def: 177}, owned: []string{def}},
+		{name: "present, not owned: left alone", want: []string{def}, kernel: map[string]netlinkProto{def: 3}},
+		{name: "upstream changed: replaced", want: []string{"default via 192.168.1.253 dev eth1"},
+			kernel: map[string]netlinkProto{def: 177}, owned: []string{def},
+			steps: []string{"ip route replace default via 192.168.1.253 dev eth1"}},
+		{name: "someone else's default route: conflict", want: []string{def},
+			kernel: map[string]netlinkProto{"default via 10.9.9.9 dev eth0": 3}, conflict: true},
+		{name: "owned but changed by hand: conflict, not replaced", want: []string{"default via 192.168.1.253 dev eth1"},
+			kernel: map[string]netlinkProto{def: 3}, owned: []string{def}, conflict: true},
+		{name: "owned, no longer wanted: deleted", kernel: map[string]netlinkProto{def: 177}, owned: []string{def},
+			steps: []string{"ip route del " + def}},
+		{name: "no longer wanted but not as added: kept", kernel: map[string]netlinkProto{"default via 192.168.1.9 dev eth1": 177}, owned: []string{def}},
+		{name: "add before delete", want: []string{"10.1.0.0/16 via 192.168.1.250 dev eth1"},
+			kernel: map[string]netlinkProto{"10.2.0.0/16 via 192.168.1.250 dev eth1": 177}, owned: []string{"10.2.0.0/16 via 192.168.1.250 dev eth1"},
+			steps: []string{"ip route add 10.1.0.0/16 via 192.168.1.250 dev eth1", "ip route del 10.2.0.0/16 via 192.168.1.250 dev eth1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var want []Route
+			for _, w := range tc.want {
+				want = append(want, rt(w))
+			}
+			kernel := map[netip.Prefix]kernelRoute{}
+			for s, p := range tc.kernel {
+				r := rt(s)
+				kernel[r.To] = kernelRoute{Route: r, proto: routeProtoOf(p)}
+			}
+			rec := &record{}
+			for _, o := range tc.owned {
+				rec.Routes = append(rec.Routes, rt(o))
+			}
+			steps, conflicts := planRoutes(want, kernel, rec)
+			var got []string
+			for _, s := range steps {
+				got = append(got, s.String())
+			}
+			if !slices.Equal(got, tc.steps) {
+				t.Errorf("steps %q, want %q", got, tc.steps)
+			}
+			if (len(conflicts) > 0) != tc.conflict {
+				t.Errorf("conflicts %v, want conflict=%v", conflicts, tc.conflict)
+			}
+		})
+	}
+}
+
+func TestRecordRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	r, err := loadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.remember(rt("default via 192.168.1.254 dev eth1"))
+	r.Sysctls = append(r.Sysctls, changedSysctl{Key: "net/ipv4/ip_forward", Was: "0", Set: "1"})
+	if err := r.save(); err != nil {
+		t.Fatal(err)
+	}
+	back, err := loadRecord(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(back.Routes, r.Routes) || !slices.Equal(back.Sysctls, r.Sysctls) {
+		t.Errorf("loaded %+v, saved %+v", back, r)
+	}
+	for name, text := range map[string]string{
+		"unknown field": `{"version":1,"routes":[],"sysctls":[],"extra":1}`,
+		"version":       `{"version":9,"routes":[],"sysctls":[]}`,
+		"bad route":     `{"version":1,"routes":[{"to":"0.0.0.0/0","interface":"eth1"}],"sysctls":[]}`,
+	} {
+		if err := os.WriteFile(filepath.Join(dir, recordFile), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := loadRecord(dir); err == nil || !strings.Contains(err.Error(), recordFile) {
+			t.Errorf("%s: error %v, want one naming the file", name, err)
+		}
+	}
+	if _, err := loadRecord(""); err == nil {
+		t.Error("no state dir accepted")
+	}
+}
+
+// fakeProc makes a /proc/sys tree with the given values.
+func fakeProc(t *testing.T, values map[string]string) procSys {
+	t.Helper()
+	dir := t.TempDir()
+	for k, v := range values {
+		p := filepath.Join(dir, k)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(v+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return procSys(dir)
+}
+
+func TestSysctlsRecordAndRestore(t *testing.T) {
+	before := map[string]string{
+		"net/ipv4/ip_forward":                 "0",
+		"net/ipv4/conf/all/send_redirects":    "1",
+		"net/ipv4/conf/eth1/send_redirects":   "1",
+		"net/ipv4/conf/all/accept_redirects":  "0",
+		"net/ipv4/conf/eth1/accept_redirects": "1",
+		"net/ipv4/conf/eth1/rp_filter":        "2",
+	}
+	sys := fakeProc(t, before)
+	rec, err := loadRecord(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &Router{log: testLogger(t), sys: sys, rec: rec}
+	n, err := r.setSysctls(forwardingSysctls("eth1"))
+	if err != nil || n != 5 {
+		t.Fatalf("wrote %d (want 5: all.accept_redirects was already 0), err %v", n, err)
+	}
+	if n, err := r.setSysctls(forwardingSysctls("eth1")); err != nil || n != 0 {
+		t.Fatalf("second set wrote %d, err %v", n, err)
+	}
+	// Someone else changes rp_filter after gatewayd: it stays theirs.
+	if err := sys.write("net/ipv4/conf/eth1/rp_filter", "0"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.restoreSysctls(func(string) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range before {
+		got, _ := sys.read(k)
+		want := v
+		if k == "net/ipv4/conf/eth1/rp_filter" {
+			want = "0"
+		}
+		if got != want {
+			t.Errorf("%s = %s after release, want %s", k, got, want)
+		}
+	}
+	if len(r.rec.Sysctls) != 0 {
+		t.Errorf("record keeps %v", r.rec.Sysctls)
+	}
+}
+
+func TestSysctlOnlyNet(t *testing.T) {
+	if _, err := procSys("/proc/sys").path("kernel/hostname"); err == nil {
+		t.Error("a non-net sysctl was accepted")
+	}
+	if _, err := procSys("/proc/sys").read("net/../kernel/hostname"); err == nil {
+		t.Error("a path escaping net/ was accepted")
+	}
+	if _, err := fakeProc(t, nil).read("net/ipv4/ip_forward"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("missing sysctl: %v", err)
+	}
+}

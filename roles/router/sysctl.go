@@ -1,0 +1,135 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// procSys reads and writes sysctls under a /proc/sys directory. /proc/sys/net
+// shows the network namespace of the thread that opens the file: callers run
+// in the namespace they manage.
+type procSys string
+
+func (p procSys) path(key string) (string, error) {
+	if !strings.HasPrefix(key, "net/") || strings.Contains(key, "..") {
+		return "", fmt.Errorf("sysctl %s: only net/ keys belong to the router role", key)
+	}
+	return filepath.Join(string(p), key), nil
+}
+
+func (p procSys) read(key string) (string, error) {
+	path, err := p.path(key)
+	if err != nil {
+		return "", err
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading sysctl %s: %w", key, err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}
+
+func (p procSys) write(key, value string) error {
+	path, err := p.path(key)
+	if err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return fmt.Errorf("setting sysctl %s=%s: %w", key, value, err)
+	}
+	_, err = f.WriteString(value)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("setting sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+// setSysctls writes each wanted value that differs, recording the value it
+// found first, and puts back the recorded ones no longer wanted. It returns
+// how many values it wrote.
+func (r *Router) setSysctls(want []sysctl) (int, error) {
+	var errs []error
+	writes := 0
+	wanted := map[string]bool{}
+	for _, s := range want {
+		wanted[s.Key] = true
+		cur, err := r.sys.read(s.Key)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if cur == s.Value {
+			continue
+		}
+		if i := r.recordedSysctl(s.Key); i < 0 {
+			r.rec.Sysctls = append(r.rec.Sysctls, changedSysctl{Key: s.Key, Was: cur, Set: s.Value})
+		} else {
+			r.rec.Sysctls[i].Set = s.Value
+		}
+		// On disk before the change, so a crash cannot lose the old value.
+		if err := r.rec.save(); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		writes++
+		if err := r.sys.write(s.Key, s.Value); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	n, err := r.restoreSysctls(func(key string) bool { return !wanted[key] })
+	return writes + n, errors.Join(append(errs, err)...)
+}
+
+// restoreSysctls puts back, newest first, the recorded sysctls that match:
+// to the value found, unless the value was changed since gatewayd set it.
+func (r *Router) restoreSysctls(match func(key string) bool) (int, error) {
+	var errs []error
+	writes := 0
+	keep := []changedSysctl{}
+	for i := len(r.rec.Sysctls) - 1; i >= 0; i-- {
+		s := r.rec.Sysctls[i]
+		if !match(s.Key) {
+			keep = append([]changedSysctl{s}, keep...)
+			continue
+		}
+		cur, err := r.sys.read(s.Key)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			// The interface is gone, and its settings with it.
+		case err != nil:
+			errs = append(errs, err)
+			keep = append([]changedSysctl{s}, keep...)
+		case cur != s.Set:
+			r.log.Info("sysctl changed by someone else since gatewayd set it; leaving it", "key", s.Key, "value", cur)
+		default:
+			writes++
+			if err := r.sys.write(s.Key, s.Was); err != nil {
+				errs = append(errs, err)
+				keep = append([]changedSysctl{s}, keep...)
+			}
+		}
+	}
+	if len(keep) != len(r.rec.Sysctls) {
+		r.rec.Sysctls = keep
+		if err := r.rec.save(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return writes, errors.Join(errs...)
+}
+
+func (r *Router) recordedSysctl(key string) int {
+	for i, s := range r.rec.Sysctls {
+		if s.Key == key {
+			return i
+		}
+	}
+	return -1
+}
