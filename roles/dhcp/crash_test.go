@@ -154,3 +154,5 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 	}
 	t.Logf("perfdhcp got %d ACKs before SIGKILL; the log holds %d leases, %d lost; store: %+v", len(acked), len(have), lost, srv.Status().Store)
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 )
 
 // Status is the role's state for `gatewayd status`.
@@ -152,9 +151,4 @@ func describe(b *binding) string {
 		return "client id " + colonHex(b.clientID)
 	}
 	return "MAC " + colonHex(b.mac)
-}
-
-// expiresIn is a helper for messages and tests.
-func expiresIn(b *binding, now time.Time) time.Duration {
-	return time.Unix(b.expires, 0).Sub(now)
 }
