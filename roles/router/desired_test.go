@@ -41,8 +41,15 @@ func parse(t *testing.T, text string) *config.Config {
 
 func siteConfig(t *testing.T, aliasExtra, routerExtra string) *config.Config {
 	t.Helper()
-	return parse(t, fmt.Sprintf(site, aliasExtra, routerExtra))
+	c := parse(t, fmt.Sprintf(site, aliasExtra, routerExtra))
+	texts[c] = fmt.Sprintf(site, aliasExtra, routerExtra)
+	return c
 }
+
+// texts remembers the text of each config siteConfig made.
+var texts = map[*config.Config]string{}
+
+func configText(c *config.Config) string { return texts[c] }
 
 func TestWant(t *testing.T) {
 	d := want(siteConfig(t, "", "[[router.route]]\nto = \"172.16.0.0/12\"\nvia = \"192.168.1.250\"\n"), "")
