@@ -3,7 +3,9 @@ package config
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"unicode"
 )
 
 // Error is one problem in a config file, placed at the key it is about.
@@ -23,10 +25,28 @@ func (e *Error) Error() string {
 	}
 	fmt.Fprintf(&b, ":%d:%d: ", e.Line, e.Col)
 	if e.Key != "" {
-		b.WriteString(e.Key)
+		b.WriteString(oneLine(e.Key))
 		b.WriteString(": ")
 	}
-	b.WriteString(e.Msg)
+	b.WriteString(oneLine(e.Msg))
+	return b.String()
+}
+
+// oneLine escapes control characters (a quoted zone name or the library's
+// echo of a bad value may hold a line end), so each problem stays one line.
+func oneLine(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
 	return b.String()
 }
 

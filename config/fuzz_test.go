@@ -29,6 +29,7 @@ var trickySeeds = []string{
 	"[gateway]\ninterface = \"eth1\"\n[dns]\nupstreams = [\"\\\"\", \"x\" # c ]\n, \"y\"]\n",
 	"gateway.interface = \"eth1\"\ngateway.bogus = 1\nzone.a.subnets = [\"10.0.0.0/8\"]\nzone.b.subnets = [\"10.1.0.0/16\"]\n",
 	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/24\"\n[dhcp]\nalias = \"a\"\n[[dhcp.pool]]\nrange = \"10.0.0.10-10.0.0.20\"\nsubnet = \"::/0\"\n[[dhcp.static]]\nmac = \"00:00:00:00:00:01\"\naddress = \"::1\"\n",
+	"[gateway]\ninterface = \"eth1\"\n[zone.\"a\\nb\"]\nforward = [\"x\"]\n",
 	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"0.0.0.0/0\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/32\"\n",
 }
 
