@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -35,6 +36,18 @@ func TestSetLifecycle(t *testing.T) {
 	if got := n.srv.Status().Pools[0].Size; got != 50 {
 		t.Errorf("pool size after reconfigure %d, want 50", got)
 	}
+
+	// A config that cannot be applied is refused and the role keeps serving.
+	err := n.gw.Do(func() error {
+		return n.srv.Set(t.Context(), parseConfig(t, editConfig(t, netTOML, `interface = "eth1"`, `interface = "nope0"`)))
+	})
+	if err == nil || !strings.Contains(err.Error(), "nope0") {
+		t.Errorf("Set on a missing interface: %v, want an error naming nope0", err)
+	}
+	if st := n.srv.Status(); !st.Running || st.Interface != "eth1" || n.srv.conn != conn {
+		t.Errorf("after a refused Set: running %v on %q", st.Running, st.Interface)
+	}
+	c.discover(t)
 
 	// The alias moves to another box: the role stops, the leases stay, the
 	// names are withdrawn.
