@@ -35,7 +35,7 @@ func decodeError(file, text string, loc *locator, err error) error {
 		pos := position{lineOf(err.Error()), 1}
 		var pe toml.ParseError
 		if errors.As(err, &pe) && pe.Position.Line > 0 {
-			pos = position{pe.Position.Line, max(pe.Position.Col, 1)}
+			pos = loc.offset(pe.Position.Start)
 		}
 		return at(key, pos, "%s", strings.TrimPrefix(err.Error(), "toml: "))
 	}
