@@ -40,8 +40,9 @@ type pool struct {
 
 // offer is an address held for a client between OFFER and REQUEST.
 type offer struct {
-	key   string
-	until int64 // Unix nanoseconds
+	key     string
+	until   int64 // Unix nanoseconds
+	probing bool  // an ARP probe runs; the OFFER waits for it
 }
 
 // staticLease is a [[dhcp.static]] entry.

@@ -15,6 +15,7 @@ type counters struct {
 	exhausted   atomic.Uint64
 	naks        atomic.Uint64
 	declines    atomic.Uint64
+	conflicts   atomic.Uint64
 	panics      atomic.Uint64
 	sendErrors  atomic.Uint64
 	storeErrors atomic.Uint64
@@ -34,6 +35,8 @@ type Counters struct {
 	NoAddress uint64 `json:"no_address"`
 	Naks      uint64 `json:"naks"`
 	Declines  uint64 `json:"declines"`
+	// Conflicts are addresses found in use by an ARP probe before an offer.
+	Conflicts uint64 `json:"conflicts"`
 	// Panics are handler failures caught and counted; the packet is dropped.
 	Panics      uint64 `json:"panics"`
 	SendErrors  uint64 `json:"send_errors"`
@@ -44,7 +47,7 @@ func (c *counters) snapshot() Counters {
 	out := Counters{
 		In: map[string]uint64{}, Out: map[string]uint64{},
 		Malformed: c.malformed.Load(), Ignored: c.ignored.Load(), NoAddress: c.exhausted.Load(),
-		Naks: c.naks.Load(), Declines: c.declines.Load(), Panics: c.panics.Load(),
+		Naks: c.naks.Load(), Declines: c.declines.Load(), Conflicts: c.conflicts.Load(), Panics: c.panics.Load(),
 		SendErrors: c.sendErrors.Load(), StoreErrors: c.storeErrors.Load(),
 	}
 	for i := range c.in {

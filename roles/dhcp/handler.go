@@ -19,6 +19,7 @@ type handler struct {
 	onLink        []*pool // pools for clients on the wire (no relay)
 	serverID      uint32  // the DHCP alias: option 54 and the replies' source
 	authoritative bool
+	probe         bool // ARP-probe an address with no binding before offering it
 	offerTime     time.Duration
 	declineTime   time.Duration
 	counters      *counters
@@ -41,6 +42,7 @@ func (h *handler) configure(want *settings) {
 	h.onLink = onLink
 	h.serverID = addrU32(want.Alias.Addr())
 	h.authoritative = d.IsAuthoritative()
+	h.probe = d.ProbeBeforeOffer
 	h.offerTime, h.declineTime = d.OfferTime.Duration, d.DeclineTime.Duration
 }
 
@@ -56,7 +58,9 @@ type outcome struct {
 	to    netip.AddrPort
 	// neigh asks for a neighbour entry yiaddr → chaddr before sending, so a
 	// unicast reply reaches a client that cannot answer ARP yet.
-	neigh  bool
+	neigh bool
+	// probe asks for an ARP probe of yiaddr before the OFFER leaves.
+	probe  bool
 	commit []*binding   // on disk before the reply leaves
 	names  []nameChange // applied once committed
 	why    string       // why there is no reply (debug log)
@@ -193,15 +197,41 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 			h.log.Warn("no free address for a client", "mac", net.HardwareAddr(c.mac))
 			return outcome{names: names, why: "pools exhausted"}
 		}
+		if o := a.offers[addr]; o != nil && o.key == c.key && o.probing {
+			return outcome{names: names, why: "the address for the client is being probed"}
+		}
 	}
+	probe := h.probe && st == nil && a.byAddr[addr] == nil && a.offers[addr] == nil
 	a.hold(addr, c.key, nowNs+int64(h.offerTime))
+	a.offers[addr].probing = probe
 	r := h.newReply(req, dhcpv4.MessageTypeOffer)
 	r.YourIPAddr = u32IP(addr)
 	p.opts.apply(r, req, true)
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
 	}
-	return h.send(req, r, outcome{names: names})
+	return h.send(req, r, outcome{names: names, probe: probe})
+}
+
+// probed ends the probe of addr: a free address's OFFER may leave; an
+// address some host answers for is quarantined like a declined one, and its
+// binding is returned for the log.
+func (h *handler) probed(now time.Time, addr uint32, taken bool) *binding {
+	a := h.alloc
+	if o := a.offers[addr]; o != nil {
+		o.probing = false
+		if taken {
+			a.dropOffer(o.key)
+		}
+	}
+	if !taken {
+		return nil
+	}
+	h.counters.conflicts.Add(1)
+	h.log.Warn("an address with no lease answers ARP; quarantined", "addr", u32Addr(addr))
+	d := &binding{addr: addr, state: bindDeclined, expires: now.Unix() + int64(h.declineTime.Seconds())}
+	a.put(d)
+	return d
 }
 
 // choose picks an address for a DISCOVER: the client's previous address, its

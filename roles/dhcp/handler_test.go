@@ -465,3 +465,40 @@ func TestFQDNAndSanitize(t *testing.T) {
 		_ = fqdnFirstLabel(bad)
 	}
 }
+
+func TestHandlerProbeBeforeOffer(t *testing.T) {
+	hs := newHarness(t, editConfig(t, testTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nprobe_before_offer = true"))
+	d := msg(dhcpv4.MessageTypeDiscover, macA)
+	o := hs.send(d())
+	if !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.100")) {
+		t.Fatalf("first offer: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
+	}
+	if again := hs.send(d()); again.reply != nil {
+		t.Error("a retransmitted DISCOVER was answered while its address was being probed")
+	}
+	// Someone answers for .100: it is quarantined and the DISCOVER tried again.
+	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.100")), true); rec == nil || rec.state != bindDeclined {
+		t.Fatalf("a taken address was not quarantined: %+v", rec)
+	}
+	o = hs.send(d())
+	if !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
+		t.Fatalf("second offer: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
+	}
+	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.101")), false); rec != nil {
+		t.Fatalf("a free address was quarantined")
+	}
+	if o = hs.send(d()); o.probe || o.reply == nil || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
+		t.Errorf("retransmitted DISCOVER after the probe: probe %v, reply %v", o.probe, o.reply)
+	}
+	// A client's previous address is not probed.
+	if o = hs.send(msg(dhcpv4.MessageTypeRequest, macA, wantIP("192.0.2.101"), sid(srv))()); o.reply.MessageType() != dhcpv4.MessageTypeAck {
+		t.Fatal(o.why)
+	}
+	hs.now = hs.now.Add(2 * time.Hour)
+	if o = hs.send(d()); o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
+		t.Errorf("the client's expired address: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
+	}
+	if hs.cnt.conflicts.Load() != 1 {
+		t.Errorf("conflicts %d", hs.cnt.conflicts.Load())
+	}
+}

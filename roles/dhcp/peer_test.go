@@ -80,9 +80,15 @@ func isTimeout(err error) bool {
 
 func (p *peer) close() { p.conn.Close() }
 
-// mustReply is exchange that wants a reply of type want.
+// mustReply is exchange that wants a reply of type want. Like a real
+// client it sends the request up to three times, 2 s apart.
 func (p *peer) mustReply(pkt *dhcpv4.DHCPv4, dst string, want dhcpv4.MessageType) (*dhcpv4.DHCPv4, netip.AddrPort, error) {
-	r, from, err := p.exchange(pkt, dst, 3*time.Second)
+	var r *dhcpv4.DHCPv4
+	var from netip.AddrPort
+	var err error
+	for try := 0; try < 3 && r == nil && err == nil; try++ {
+		r, from, err = p.exchange(pkt, dst, 2*time.Second)
+	}
 	if err != nil {
 		return nil, from, err
 	}

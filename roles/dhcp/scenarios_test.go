@@ -205,3 +205,27 @@ func TestRelay(t *testing.T) {
 		t.Errorf("relayed lease %+v", l)
 	}
 }
+
+func TestProbeBeforeOffer(t *testing.T) {
+	n := newTestNet(t)
+	n.cfg = parseConfig(t, editConfig(t, netTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nprobe_before_offer = true"))
+	n.set(n.cfg)
+	squat := n.client("squatter", "02:00:00:00:07:01")
+	squat.MustRun(t, "ip", "addr", "add", "192.0.2.100/24", "dev", "eth0")
+	c := newPeerClient(t, n, "client", "02:00:00:00:07:02")
+	t0 := time.Now()
+	off := c.discover(t)
+	t.Logf("offer after %v", time.Since(t0))
+	if got := off.YourIPAddr.String(); got != "192.0.2.101" {
+		t.Errorf("offered %s, want 192.0.2.101 (192.0.2.100 answers ARP)", got)
+	}
+	st := n.srv.Status()
+	if st.Counters.Conflicts != 1 || st.Declined != 1 {
+		t.Errorf("conflicts %d, quarantined %d; want 1 and 1", st.Counters.Conflicts, st.Declined)
+	}
+	// Turning it off closes the packet socket; offers go out at once.
+	n.set(parseConfig(t, netTOML))
+	if n.srv.arp != nil {
+		t.Error("the ARP socket stays open with probe_before_offer off")
+	}
+}

@@ -44,6 +44,7 @@ type Server struct {
 	h       *handler
 	cur     *settings // applied; nil when stopped
 	conn    *conn
+	arp     *arpProber    // open while probe_before_offer is on
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
 }
@@ -154,9 +155,23 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 		}
 	}
 	s.mu.Lock()
+	oldARP := s.arp
+	s.mu.Unlock()
+	newARP := oldARP
+	if want.DHCP.ProbeBeforeOffer && (oldARP == nil || newConn != oldConn) {
+		if newARP, err = openARP(want.Interface); err != nil {
+			if newConn != oldConn {
+				newConn.close()
+			}
+			return fmt.Errorf("dhcp: probe_before_offer: %w", err)
+		}
+	} else if !want.DHCP.ProbeBeforeOffer {
+		newARP = nil
+	}
+	s.mu.Lock()
 	s.h.configure(want)
 	starting := s.cur == nil
-	s.cur, s.conn = want, newConn
+	s.cur, s.conn, s.arp = want, newConn, newARP
 	var names []nameChange
 	if starting {
 		s.stopped = make(chan struct{})
@@ -172,6 +187,9 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 		if oldConn != nil {
 			oldConn.close()
 		}
+	}
+	if oldARP != nil && oldARP != newARP {
+		oldARP.close()
 	}
 	if starting {
 		go s.sweeper(stopped)
@@ -215,12 +233,15 @@ func (s *Server) stop() {
 		s.mu.Unlock()
 		return
 	}
-	cn := s.conn
-	s.cur, s.conn = nil, nil
+	cn, arp := s.conn, s.arp
+	s.cur, s.conn, s.arp = nil, nil, nil
 	close(s.stopped)
 	withdrawn := s.namesInOrder(s.activeNames(false))
 	s.mu.Unlock()
 	cn.close()
+	if arp != nil {
+		arp.close()
+	}
 	<-withdrawn
 	s.log.Info("stopped")
 }
@@ -249,13 +270,58 @@ func (s *Server) serve(cn *conn) {
 			continue
 		}
 		out := s.h.handleBytes(s.now(), buf[:n], src)
-		if len(out.commit) > 0 || len(out.names) > 0 {
-			s.store.append(out.commit, func(err error) { s.finish(cn, out, err) })
-			s.mu.Unlock()
-			continue
+		after := s.route(cn, out, buf[:n], src, 1)
+		s.mu.Unlock()
+		if after != nil {
+			after()
 		}
+	}
+}
+
+// route sends an outcome on its way; called with s.mu held, it returns what
+// to do once the lock is released. Bindings and names go through the lease
+// log's writer, which sends the reply once they are on disk; an OFFER of an
+// address to probe waits for the probe.
+func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) func() {
+	if out.probe && s.arp != nil {
+		s.namesInOrder(out.names)
+		arp, raw := s.arp, append([]byte(nil), raw...)
+		return func() { go s.probeOffer(cn, arp, out, raw, src, attempt) }
+	}
+	if len(out.commit) > 0 || len(out.names) > 0 {
+		s.store.append(out.commit, func(err error) { s.finish(cn, out, err) })
+		return nil
+	}
+	return func() { s.finish(cn, out, nil) }
+}
+
+// probeOffer ARP-probes the offered address; a free one's OFFER leaves, a
+// taken one is quarantined and the DISCOVER handled again, a few times.
+func (s *Server) probeOffer(cn *conn, arp *arpProber, out outcome, raw []byte, src netip.AddrPort, attempt int) {
+	addr, _ := ipU32(out.reply.YourIPAddr)
+	taken, err := arp.probe(addr, probeWait)
+	if err != nil {
+		s.log.Warn("probing before an offer; offering anyway", "addr", u32Addr(addr), "err", err)
+	}
+	s.mu.Lock()
+	if s.conn != cn {
+		s.mu.Unlock()
+		return
+	}
+	rec := s.h.probed(s.now(), addr, taken)
+	if rec == nil {
 		s.mu.Unlock()
 		s.finish(cn, out, nil)
+		return
+	}
+	s.store.append([]*binding{rec}, nil)
+	var after func()
+	if attempt < maxProbes {
+		after = s.route(cn, s.h.handleBytes(s.now(), raw, src), raw, src, attempt+1)
+	}
+	s.mu.Unlock()
+	if after != nil {
+		after()
 	}
 }
 
