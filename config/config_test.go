@@ -110,7 +110,7 @@ func TestDomainInheritance(t *testing.T) {
 		{"default", nil, DefaultDomain, []string{DefaultDomain, DefaultDomain}},
 		{"from [dns]", []string{"alias = \"dns\"\n", "alias = \"dns\"\ndomain = \"example.lan\"\n"}, "example.lan", []string{"example.lan", "example.lan"}},
 		{"pool's own", []string{"router = \"lab\"\n", "router = \"lab\"\ndomain = \"lab.example\"\n"}, DefaultDomain, []string{DefaultDomain, "lab.example"}},
-		{"no dns role", []string{"[dns]\nalias = \"dns\"\nupstreams = [\"192.168.1.254\"]\n", "", `dns = ["dns"]`, `dns = ["192.168.1.3"]`}, "", []string{"", ""}},
+		{"no dns role", []string{"[dns]\nalias = \"dns\"\nupstreams = [\"192.168.1.254\"]\n", "", `dns = ["dns"]`, `dns = ["192.168.1.3"]`, `allow = ["dhcp", "dns", "ssh"]`, `allow = ["dhcp", "ssh"]`, `allow = ["dns"]`, `allow = []`}, "", []string{"", ""}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustParse(t, edit(t, baseDoc, tc.edits...))
@@ -319,7 +319,7 @@ func TestHeld(t *testing.T) {
 		})
 	}
 
-	c := mustParse(t, edit(t, baseDoc, "[dns]\nalias = \"dns\"\nupstreams = [\"192.168.1.254\"]\n", "", `dns = ["dns"]`, `dns = ["192.168.1.3"]`))
+	c := mustParse(t, edit(t, baseDoc, "[dns]\nalias = \"dns\"\nupstreams = [\"192.168.1.254\"]\n", "", `dns = ["dns"]`, `dns = ["192.168.1.3"]`, `allow = ["dhcp", "dns", "ssh"]`, `allow = ["dhcp", "ssh"]`, `allow = ["dns"]`, `allow = []`))
 	if a, held := c.RoleAlias("dns"); a != nil || held || c.RoleAddr("dns").IsValid() {
 		t.Errorf("unconfigured role: RoleAlias = %v, %v; RoleAddr = %v", a, held, c.RoleAddr("dns"))
 	}

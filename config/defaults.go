@@ -106,11 +106,18 @@ func addBuiltinServices(c *Config) {
 		}
 		return ""
 	}
+	// ssh without a router role, and ping, are served on every alias. dhcp and
+	// dns exist only with their role: opening port 53 on every alias for a
+	// role that is not configured would be a hole, not a service.
 	builtin := []*Service{
-		{Name: "dhcp", Ports: []string{"udp/67"}, Alias: alias("dhcp")},
-		{Name: "dns", Ports: []string{"udp/53", "tcp/53"}, Alias: alias("dns")},
 		{Name: "ssh", Ports: []string{"tcp/22"}, Alias: alias("router")},
 		{Name: "ping", Ports: []string{"icmp"}},
+	}
+	if c.DHCP != nil {
+		builtin = append(builtin, &Service{Name: "dhcp", Ports: []string{"udp/67"}, Alias: alias("dhcp")})
+	}
+	if c.DNS != nil {
+		builtin = append(builtin, &Service{Name: "dns", Ports: []string{"udp/53", "tcp/53"}, Alias: alias("dns")})
 	}
 	for _, s := range builtin {
 		if _, ok := c.Services[s.Name]; ok {

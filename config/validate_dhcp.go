@@ -13,6 +13,11 @@ var optionsSetByServer = map[int]string{
 	82: "relay agent information",
 }
 
+// optionsWithKeys are DHCP option codes a pool sets through its own key.
+var optionsWithKeys = map[int]string{
+	1: "subnet (the mask comes from it)", 3: "router", 6: "dns", 15: "domain", 28: "broadcast", 42: "ntp", 121: "[[dhcp.pool.route]]",
+}
+
 func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
 	d := c.DHCP
 	for i := range d.Pools {
@@ -170,6 +175,8 @@ func resolveAddrs(p *problems, path string, list []string, aliases map[string]*A
 func validateOption(p *problems, path string, o Option) {
 	if o.Code < 1 || o.Code > 254 {
 		p.at(path+".code", "option code %d is outside 1-254", o.Code)
+	} else if key, ok := optionsWithKeys[o.Code]; ok {
+		p.at(path+".code", "option %d has its own key in [[dhcp.pool]]: use %s instead", o.Code, key)
 	} else if what, ok := optionsSetByServer[o.Code]; ok {
 		p.at(path+".code", "option %d (%s) is set by gatewayd itself and cannot be configured", o.Code, what)
 	}

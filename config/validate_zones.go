@@ -121,6 +121,10 @@ func validateZones(c *Config, p *problems) {
 		}
 		for i, s := range z.Allow {
 			if c.Services[s] == nil {
+				if s == "dhcp" || s == "dns" {
+					p.atElem(path+".allow", i, "service %q needs the [%s] role, which this file does not configure", s, s)
+					continue
+				}
 				p.atElem(path+".allow", i, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
 			}
 		}
