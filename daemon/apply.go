@@ -50,8 +50,9 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		return nil, fmt.Errorf("%w; the previous config is running again", err)
 	}
 	d.cfg, d.gen, d.applied = next, d.gen+1, time.Now()
+	d.log.Info("applied", "generation", d.gen, "steps", len(steps))
 	for _, s := range steps {
-		d.log.Info("applied", "step", s)
+		d.log.Debug("applied", "step", s)
 	}
 	return steps, nil
 }

@@ -41,6 +41,9 @@ type Daemon struct {
 	gen     int
 	applied time.Time
 	ctl     net.Listener
+
+	stopWatch context.CancelFunc
+	watching  sync.WaitGroup
 }
 
 // Options build a Daemon around its subsystems (see Open for the real ones).
@@ -80,7 +83,9 @@ func (d *Daemon) Start(ctx context.Context, c *config.Config) error {
 	d.ctl = l
 	d.mu.Unlock()
 	go d.serveControl(l)
-	go d.watch(ctx)
+	wctx, cancel := context.WithCancel(ctx)
+	d.stopWatch = cancel
+	d.watching.Go(func() { d.watch(wctx) })
 	return nil
 }
 
@@ -102,6 +107,10 @@ func (d *Daemon) Stop() error {
 	var errs []error
 	if d.ctl != nil {
 		d.ctl.Close()
+	}
+	if d.stopWatch != nil {
+		d.stopWatch()
+		d.watching.Wait()
 	}
 	for i := len(d.parts) - 1; i >= 0; i-- {
 		if err := d.parts[i].Close(); err != nil {

@@ -1,24 +1,194 @@
 package daemon
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
+	"reflect"
 
 	"gatewayd/config"
+	"gatewayd/firewall"
+	"gatewayd/roles/dhcp"
+	"gatewayd/roles/dns"
+	"gatewayd/roles/router"
 )
 
-// openParts creates the firewall and the roles, in apply order.
+// openParts creates the firewall and the roles, in apply order, and the
+// control requests the DHCP role answers.
 func openParts(c *config.Config, log *slog.Logger) ([]Part, map[string]func(json.RawMessage) (any, error), error) {
-	return nil, nil, nil
+	fw, err := firewall.Open(firewall.Options{Logger: log})
+	if err != nil {
+		return nil, nil, err
+	}
+	rt, err := router.Open(router.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log})
+	if err != nil {
+		fw.Close()
+		return nil, nil, err
+	}
+	dnsSrv := dns.New(dns.Options{Logger: log})
+	dhcpSrv, err := dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log, Names: dnsSrv})
+	if err != nil {
+		fw.Close()
+		rt.Close()
+		return nil, nil, err
+	}
+	parts := []Part{
+		&firewallPart{fw: fw},
+		&role{name: "router", deps: routerDeps, set: rt.Set, close: rt.Close, status: func() any { return rt.Status() },
+			plan: func(_, next *config.Config) []string { return rt.Plan(next) }},
+		&role{name: "dns", deps: dnsDeps, set: dnsSrv.Set, close: dnsSrv.Close, status: func() any { return dnsSrv.Status() }},
+		&role{name: "dhcp", deps: dhcpDeps, set: dhcpSrv.Set, close: dhcpSrv.Close, status: func() any { return dhcpSrv.Status() }},
+	}
+	return parts, leaseOps(dhcpSrv), nil
+}
+
+// leaseOps are the control requests of `gatewayd leases`.
+func leaseOps(s *dhcp.Server) map[string]func(json.RawMessage) (any, error) {
+	return map[string]func(json.RawMessage) (any, error){
+		"leases": func(json.RawMessage) (any, error) { return s.Leases(), nil },
+		"leases-import": func(data json.RawMessage) (any, error) {
+			var leases []dhcp.Lease
+			if err := json.Unmarshal(data, &leases); err != nil {
+				return nil, fmt.Errorf("reading the leases to import: %w", err)
+			}
+			n, err := s.Import(leases)
+			return map[string]int{"imported": n}, err
+		},
+	}
 }
 
 // openPurgers creates what `gatewayd purge` needs of each subsystem.
 func openPurgers(c *config.Config, log *slog.Logger) ([]purger, error) {
-	return nil, nil
+	var out []purger
+	fw, ferr := firewall.Open(firewall.Options{Logger: log})
+	if ferr == nil {
+		out = append(out, named{"table inet gatewayd", func(context.Context) error { defer fw.Close(); return fw.Purge() }})
+	}
+	rt, rerr := router.Open(router.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log})
+	if rerr == nil {
+		out = append(out, named{"gatewayd's routes and sysctls", func(context.Context) error { defer rt.Close(); return rt.Purge() }})
+	}
+	return out, errors.Join(ferr, rerr)
 }
 
-// planners returns parts that can plan without the kernel, for `gatewayd plan`
-// when the daemon is not running.
+type named struct {
+	name  string
+	purge func(context.Context) error
+}
+
+func (n named) Name() string                    { return n.name }
+func (n named) Purge(ctx context.Context) error { return n.purge(ctx) }
+
+// planners are parts that plan without the kernel, for `gatewayd plan` when
+// the daemon is not running.
 func planners(c *config.Config) []Part {
+	return []Part{&firewallPart{}, &role{name: "router", deps: routerDeps}, &role{name: "dns", deps: dnsDeps}, &role{name: "dhcp", deps: dhcpDeps}}
+}
+
+// firewallPart drives table inet gatewayd.
+type firewallPart struct{ fw *firewall.Firewall }
+
+func (p *firewallPart) Name() string { return "firewall" }
+
+func (p *firewallPart) Plan(prev, next *config.Config) []string {
+	var old *firewall.Ruleset
+	if p.fw != nil {
+		old = p.fw.Applied()
+	} else if prev != nil {
+		old = firewall.Build(prev)
+	}
+	diff := firewall.Diff(old, firewall.Build(next))
+	if diff == "" {
+		return nil
+	}
+	return splitLines(diff)
+}
+
+func (p *firewallPart) Set(_ context.Context, c *config.Config) error {
+	return p.fw.Set(firewall.Build(c))
+}
+
+func (p *firewallPart) Status() any {
+	cs, err := p.fw.Counters()
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return cs
+}
+
+// Close releases the netlink socket; the table stays, so the box never fails open.
+func (p *firewallPart) Close() error { return p.fw.Close() }
+
+// role adapts a role's server to Part. deps picks the parts of the config the
+// role depends on, so plan can say whether it changes.
+type role struct {
+	name   string
+	deps   func(*config.Config) any
+	set    func(context.Context, *config.Config) error
+	close  func() error
+	status func() any
+	plan   func(prev, next *config.Config) []string // extra steps (the router's kernel plan)
+}
+
+func (r *role) Name() string                                    { return r.name }
+func (r *role) Set(ctx context.Context, c *config.Config) error { return r.set(ctx, c) }
+func (r *role) Close() error                                    { return r.close() }
+func (r *role) Status() any                                     { return r.status() }
+
+func (r *role) Plan(prev, next *config.Config) []string {
+	steps := rolePlan(r.name, r.deps, prev, next)
+	if r.plan != nil {
+		steps = append(steps, r.plan(prev, next)...)
+	}
+	return steps
+}
+
+// rolePlan says whether a role starts, stops, moves or is reconfigured.
+func rolePlan(name string, deps func(*config.Config) any, prev, next *config.Config) []string {
+	var was, is *config.Alias
+	var wasHeld, isHeld bool
+	if prev != nil {
+		was, wasHeld = prev.RoleAlias(name)
+	}
+	is, isHeld = next.RoleAlias(name)
+	switch {
+	case isHeld && !wasHeld:
+		return []string{fmt.Sprintf("%s: start on %s (alias %s)", name, is.Address.Addr(), is.Name)}
+	case wasHeld && !isHeld && is != nil:
+		return []string{fmt.Sprintf("%s: stop here; the role lives on host %s (alias %s)", name, is.Host, is.Name)}
+	case wasHeld && !isHeld:
+		return []string{fmt.Sprintf("%s: stop (no [%s] section)", name, name)}
+	case !isHeld && is != nil && (prev == nil || was == nil || was.Host != is.Host):
+		return []string{fmt.Sprintf("# %s runs on host %s (alias %s, %s)", name, is.Host, is.Name, is.Address.Addr())}
+	case !isHeld:
+		return nil
+	case was.Address.Addr() != is.Address.Addr():
+		return []string{fmt.Sprintf("%s: move from %s to %s (the new listener opens before the old closes)", name, was.Address.Addr(), is.Address.Addr())}
+	case !reflect.DeepEqual(deps(prev), deps(next)):
+		return []string{fmt.Sprintf("%s: update its configuration (keeps serving)", name)}
+	}
 	return nil
+}
+
+func routerDeps(c *config.Config) any { return []any{c.Router, c.Gateway.Interface} }
+
+func dnsDeps(c *config.Config) any { return []any{c.DNS, c.Aliases, c.Zones, c.Services["dns"]} }
+
+func dhcpDeps(c *config.Config) any { return []any{c.DHCP, c.Aliases, c.DNS} }
+
+func splitLines(s string) []string {
+	var out []string
+	start := 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\n' {
+			out = append(out, s[start:i])
+			start = i + 1
+		}
+	}
+	if start < len(s) {
+		out = append(out, s[start:])
+	}
+	return out
 }

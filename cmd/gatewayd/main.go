@@ -48,12 +48,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print JSON")
 	wait := fs.Duration("wait", 0, "reload: how long to wait for another host to release an address")
 	keep := fs.Bool("keep", false, "demo: keep the lab running until interrupted")
-	if err := fs.Parse(args); err != nil {
+	positional, err := parseInterspersed(fs, args)
+	if err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	var err error
 	switch cmd {
 	case "run":
 		stop() // the daemon handles its own signals
@@ -66,6 +66,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = reload(ctx, *path, *wait, stdout)
 	case "status":
 		err = status(ctx, *path, *asJSON, stdout)
+	case "leases":
+		err = leases(ctx, *path, positional, *asJSON, stdout)
 	case "purge":
 		err = daemon.Purge(ctx, *path, stdout)
 	case "demo":
@@ -79,6 +81,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// parseInterspersed parses flags wherever they stand among the arguments
+// (`leases export FILE --config F`) and returns the other arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return positional, nil
+		}
+		positional = append(positional, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
 }
 
 func check(path string, out io.Writer) error {

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"text/tabwriter"
+	"time"
+
+	"gatewayd/config"
+	"gatewayd/daemon"
+	"gatewayd/roles/dhcp"
+)
+
+// leases is `gatewayd leases [--json]`, `leases export [FILE]` and
+// `leases import FILE`. With the daemon stopped it reads and writes the lease
+// store directly, so a role can be moved between boxes either way.
+func leases(ctx context.Context, path string, args []string, asJSON bool, out io.Writer) error {
+	verb := "list"
+	if len(args) > 0 {
+		verb, args = args[0], args[1:]
+	}
+	switch verb {
+	case "list":
+		list, err := currentLeases(ctx, path)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			return dhcp.Export(out, list)
+		}
+		writeLeases(out, list)
+		return nil
+	case "export":
+		list, err := currentLeases(ctx, path)
+		if err != nil {
+			return err
+		}
+		if len(args) == 0 {
+			return dhcp.Export(out, list)
+		}
+		f, err := os.Create(args[0])
+		if err != nil {
+			return fmt.Errorf("exporting leases: %w", err)
+		}
+		if err := dhcp.Export(f, list); err != nil {
+			f.Close()
+			return fmt.Errorf("exporting leases to %s: %w", args[0], err)
+		}
+		if err := f.Close(); err != nil {
+			return fmt.Errorf("exporting leases to %s: %w", args[0], err)
+		}
+		fmt.Fprintf(out, "exported %d leases to %s\n", len(list), args[0])
+		return nil
+	case "import":
+		if len(args) != 1 {
+			return errors.New("usage: gatewayd leases import FILE (gatewayd JSON, a dnsmasq lease file or ISC dhcpd.leases)")
+		}
+		return importLeases(ctx, path, args[0], out)
+	}
+	return fmt.Errorf("unknown leases command %q: use list, export [FILE] or import FILE", verb)
+}
+
+// currentLeases asks the daemon, or reads the store when it is not running.
+func currentLeases(ctx context.Context, path string) ([]dhcp.Lease, error) {
+	_, resp, err := request(ctx, path, daemon.Request{Op: "leases"}, 30*time.Second)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		srv, cerr := offlineStore(path)
+		if cerr != nil {
+			return nil, cerr
+		}
+		defer srv.Close()
+		return srv.Leases(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var list []dhcp.Lease
+	if err := json.Unmarshal(resp.Data, &list); err != nil {
+		return nil, fmt.Errorf("reading leases from the daemon: %w", err)
+	}
+	return list, nil
+}
+
+func importLeases(ctx context.Context, path, file string, out io.Writer) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return fmt.Errorf("importing leases: %w", err)
+	}
+	list, format, err := dhcp.ReadLeases(f)
+	f.Close()
+	if err != nil {
+		return fmt.Errorf("importing leases from %s: %w", file, err)
+	}
+	data, _ := json.Marshal(list)
+	_, resp, err := request(ctx, path, daemon.Request{Op: "leases-import", Data: data}, time.Minute)
+	var n int
+	switch {
+	case errors.Is(err, daemon.ErrNotRunning):
+		srv, cerr := offlineStore(path)
+		if cerr != nil {
+			return cerr
+		}
+		defer srv.Close()
+		if n, err = srv.Import(list); err != nil {
+			return fmt.Errorf("importing leases from %s: %w", file, err)
+		}
+	case err != nil:
+		return fmt.Errorf("importing leases from %s: %w", file, err)
+	default:
+		var r struct{ Imported int }
+		_ = json.Unmarshal(resp.Data, &r)
+		n = r.Imported
+	}
+	fmt.Fprintf(out, "imported %d of %d leases from %s (%s format)\n", n, len(list), file, format)
+	return nil
+}
+
+// offlineStore opens the DHCP role's lease store without serving.
+func offlineStore(path string) (*dhcp.Server, error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	return dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir})
+}
+
+func writeLeases(out io.Writer, list []dhcp.Lease) {
+	if len(list) == 0 {
+		fmt.Fprintln(out, "no leases")
+		return
+	}
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ADDRESS\tMAC\tHOSTNAME\tSTATE\tEXPIRES")
+	for _, l := range list {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Address, l.MAC, orDash(l.Hostname), l.State, l.Expires.Local().Format("2006-01-02 15:04:05"))
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
