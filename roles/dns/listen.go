@@ -10,12 +10,18 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/netutil"
 	"golang.org/x/sys/unix"
 )
 
 // shutdownWait bounds how long closing listeners waits for the queries
 // they are still answering.
 const shutdownWait = 2 * time.Second
+
+const (
+	maxTCPConns = 256              // TCP clients served at once; more wait in the backlog
+	tcpIdle     = 10 * time.Second // an idle TCP connection is closed after this
+)
 
 // listeners are the UDP and TCP servers on port 53 of one address.
 type listeners struct {
@@ -43,7 +49,11 @@ func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
 	}
 	l := &listeners{addr: addr}
 	l.udp = &dns.Server{PacketConn: pc, UDPSize: readBuffer}
-	l.tcp = &dns.Server{Listener: ln, IdleTimeout: func() time.Duration { return 10 * time.Second }}
+	// TCP: pipelined queries on one connection without a cap (miekg's
+	// default closes after 128, dropping what the client still awaits), at
+	// most maxTCPConns connections at once.
+	l.tcp = &dns.Server{Listener: netutil.LimitListener(ln, maxTCPConns), MaxTCPQueries: -1,
+		IdleTimeout: func() time.Duration { return tcpIdle }}
 	// Each server reports once when it serves, or with the error that
 	// stopped it first; the buffer takes both reports of both servers.
 	events := make(chan error, 4)

@@ -1,0 +1,32 @@
+package dns
+
+import (
+	"testing"
+
+	"github.com/miekg/dns"
+)
+
+// BenchmarkRespond measures the handler alone (parse and write excluded):
+// a local name, a cache hit, and a refused client.
+func BenchmarkRespond(b *testing.B) {
+	s := testServer(b, upstreamSite())
+	for _, bc := range []struct {
+		name string
+		q    *dns.Msg
+	}{
+		{"local", newQuery("nas.home.arpa.", dns.TypeA)},
+		{"cache", newQuery("www.example.com.", dns.TypeA)},
+		{"local-edns", newQuery("nas.home.arpa.", dns.TypeA, withEDNS(1232, false))},
+	} {
+		s.respond(lanClient, bc.q.Copy()) // warm the cache
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, m := s.respond(lanClient, bc.q)
+				if _, err := m.Pack(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
