@@ -174,9 +174,20 @@ func rolePlan(name string, deps func(*config.Config) any, prev, next *config.Con
 
 func routerDeps(c *config.Config) any { return []any{c.Router, c.Gateway.Interface} }
 
-func dnsDeps(c *config.Config) any { return []any{c.DNS, c.Aliases, c.Zones, c.Services["dns"]} }
+func dnsDeps(c *config.Config) any {
+	return []any{c.DNS, aliasAddrs(c), c.Zones, c.Services["dns"], c.Gateway.Host}
+}
 
-func dhcpDeps(c *config.Config) any { return []any{c.DHCP, c.Aliases, c.DNS} }
+func dhcpDeps(c *config.Config) any { return []any{c.DHCP, aliasAddrs(c), c.Gateway.Interface} }
+
+// aliasAddrs is what roles see of the aliases: names and addresses, not labels.
+func aliasAddrs(c *config.Config) map[string]string {
+	m := map[string]string{}
+	for _, a := range c.Aliases {
+		m[a.Name] = a.Address.String() + "@" + a.Host
+	}
+	return m
+}
 
 func splitLines(s string) []string {
 	var out []string

@@ -67,10 +67,7 @@ func writeValue(out io.Writer, v any, indent string) {
 	case []any:
 		for _, e := range v {
 			if m, ok := e.(map[string]any); ok {
-				parts := make([]string, 0, len(m))
-				for _, k := range sortedNames(m) {
-					parts = append(parts, k+"="+scalar(m[k]))
-				}
+				parts := flatten("", m, nil)
 				fmt.Fprintf(out, "%s- %s\n", indent, strings.Join(parts, " "))
 			} else {
 				fmt.Fprintf(out, "%s- %s\n", indent, scalar(e))
@@ -79,6 +76,18 @@ func writeValue(out io.Writer, v any, indent string) {
 	default:
 		fmt.Fprintf(out, "%s%s\n", indent, scalar(v))
 	}
+}
+
+// flatten renders a map as "key=value" pairs, nested keys joined with dots.
+func flatten(prefix string, m map[string]any, out []string) []string {
+	for _, k := range sortedNames(m) {
+		if child, ok := m[k].(map[string]any); ok {
+			out = flatten(prefix+k+".", child, out)
+			continue
+		}
+		out = append(out, prefix+k+"="+scalar(m[k]))
+	}
+	return out
 }
 
 func isEmpty(v any) bool {

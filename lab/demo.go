@@ -55,7 +55,7 @@ func Demo(ctx context.Context, out io.Writer, bin string, keep bool) (err error)
 			os.RemoveAll(d.dir)
 		}
 	}()
-	steps := []func() error{d.build, d.start, d.showAliases, d.reload, d.status}
+	steps := []func() error{d.build, d.start, d.showAliases, d.lease, d.resolve, d.route, d.reload, d.status}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -65,7 +65,7 @@ func Demo(ctx context.Context, out io.Writer, bin string, keep bool) (err error)
 		d.say("The lab stays up until you press Ctrl-C; enter it with: ip netns exec %s bash", d.gw.Name)
 		<-ctx.Done()
 	}
-	d.say("Done: one box served as router, DHCP and DNS, each on its own address")
+	d.say("Done: one box served as router, DHCP and DNS, each role on its own address")
 	return nil
 }
 
@@ -120,6 +120,14 @@ func (d *demo) build() error {
 	if err := d.isp.Addr("eth0", "192.0.2.254/24"); err != nil {
 		return err
 	}
+	// The "internet" behind the upstream router, and its resolver.
+	if err := d.isp.Addr("lo", "203.0.113.1/32"); err != nil {
+		return err
+	}
+	if _, err := d.isp.Start(d.ctx, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
+		"--pid-file=", "--user=root", "--listen-address=192.0.2.254", "--bind-interfaces", "--address=/example.com/203.0.113.80"); err != nil {
+		return err
+	}
 	if d.dir, err = os.MkdirTemp("", "gatewayd-demo-"); err != nil {
 		return err
 	}
@@ -157,12 +165,13 @@ func (d *demo) showAliases() error {
 }
 
 func (d *demo) reload() error {
-	d.say("Editing the site: the lab subnet's alias gets a label of its own; plan, then reload")
+	d.say("Editing the site: a new local name, and the lab subnet's alias gets a label of its own; plan, then reload")
 	text, err := os.ReadFile(d.conf)
 	if err != nil {
 		return err
 	}
-	edited := strings.Replace(string(text), "address = \"198.51.100.1/24\"", "address = \"198.51.100.1/24\"\nlabel = \"eth1:lab\"", 1)
+	edited := strings.Replace(string(text), "address = \"198.51.100.1/24\"", "address = \"198.51.100.1/24\"\nlabel = \"eth1:lab\"", 1) +
+		"\n[[dns.host]]\nname = \"wiki\"\naddress = \"192.0.2.21\"\n"
 	if err := os.WriteFile(d.conf, []byte(edited), 0o644); err != nil {
 		return err
 	}
@@ -170,6 +179,9 @@ func (d *demo) reload() error {
 		return err
 	}
 	if _, err := d.show(d.gw, d.bin, "reload", "--config", d.conf); err != nil {
+		return err
+	}
+	if _, err := d.show(d.client, "dig", "@192.0.2.3", "+short", "+time=2", "+tries=1", "wiki.home.arpa"); err != nil {
 		return err
 	}
 	d.say("Reloading the same file again changes nothing")
@@ -180,6 +192,60 @@ func (d *demo) reload() error {
 func (d *demo) status() error {
 	d.say("gatewayd status")
 	_, err := d.show(d.gw, d.bin, "status", "--config", d.conf)
+	return err
+}
+
+// clientScript is udhcpc's hook: it configures the lease on the client's
+// interface only (never the machine's resolv.conf) and prints it.
+const clientScript = `#!/bin/sh
+case "$1" in
+bound|renew)
+	ip addr flush dev "$interface"
+	ip addr add "$ip/$mask" dev "$interface"
+	for r in $router; do ip route replace default via "$r" dev "$interface"; break; done
+	echo "lease $ip/$mask router=$router dns=$dns domain=$domain server=$serverid lease=${lease}s"
+	;;
+esac
+`
+
+func (d *demo) lease() error {
+	d.say("The client asks for a lease (udhcpc): the answer names the router and DNS aliases")
+	script := filepath.Join(d.dir, "udhcpc.sh")
+	if err := os.WriteFile(script, []byte(clientScript), 0o755); err != nil {
+		return err
+	}
+	if _, err := d.show(d.client, "udhcpc", "-f", "-q", "-n", "-t", "5", "-T", "1", "-i", "eth0", "-s", script, "-x", "hostname:laptop"); err != nil {
+		return err
+	}
+	_, err := d.show(d.gw, d.bin, "leases", "--config", d.conf)
+	return err
+}
+
+func (d *demo) resolve() error {
+	d.say("The client resolves local names on the DNS alias, its own DHCP name, and an outside name through the upstream")
+	for _, q := range [][]string{
+		{"nas.home.arpa"}, {"laptop.home.arpa"}, {"-x", "192.0.2.20"}, {"www.example.com"},
+	} {
+		argv := append([]string{"dig", "@192.0.2.3", "+short", "+time=2", "+tries=1"}, q...)
+		out, err := d.show(d.client, argv...)
+		if err != nil {
+			return err
+		}
+		if strings.TrimSpace(out) == "" {
+			return fmt.Errorf("no answer for %s", strings.Join(q, " "))
+		}
+	}
+	return nil
+}
+
+func (d *demo) route() error {
+	d.say("The client reaches the outside through the router alias; the upstream sees the gateway's address (masquerade)")
+	fmt.Fprintf(d.out, "[client]$ ping 203.0.113.1\n")
+	if err := d.ping(d.client, "203.0.113.1"); err != nil {
+		return fmt.Errorf("the client cannot reach the upstream: %w", err)
+	}
+	fmt.Fprintf(d.out, "   answered\n")
+	_, err := d.show(d.gw, "nft", "list", "chain", "inet", "gatewayd", "srcnat")
 	return err
 }
 
