@@ -5,52 +5,11 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
+	"github.com/mdlayher/netlink"
 )
-
-// tableState is what table inet gatewayd holds before a batch.
-type tableState struct {
-	exists  bool
-	chains  []*nftables.Chain
-	sets    []*nftables.Set
-	objects []nftables.Obj
-}
 
 func gatewaydTable() *nftables.Table {
 	return &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
-}
-
-// readTable lists gatewayd's table, its chains, sets and objects.
-func (f *Firewall) readTable() (*tableState, error) {
-	tables, err := f.conn.ListTablesOfFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("listing inet tables: %w", err)
-	}
-	st := &tableState{}
-	for _, t := range tables {
-		if t.Name == Table {
-			st.exists = true
-		}
-	}
-	if !st.exists {
-		return st, nil
-	}
-	t := gatewaydTable()
-	chains, err := f.conn.ListChainsOfTableFamily(nftables.TableFamilyINet)
-	if err != nil {
-		return nil, fmt.Errorf("listing the chains of table inet gatewayd: %w", err)
-	}
-	for _, c := range chains {
-		if c.Table != nil && c.Table.Name == Table {
-			st.chains = append(st.chains, c)
-		}
-	}
-	if st.sets, err = f.conn.GetSets(t); err != nil {
-		return nil, fmt.Errorf("listing the sets of table inet gatewayd: %w", err)
-	}
-	if st.objects, err = f.conn.GetNamedObjects(t); err != nil {
-		return nil, fmt.Errorf("listing the objects of table inet gatewayd: %w", err)
-	}
-	return st, nil
 }
 
 // queueRebuild queues the batch that turns the table as it is (cur) into r:
@@ -62,16 +21,16 @@ func queueRebuild(cc *nftables.Conn, r *Ruleset, cur *tableState) error {
 	cc.AddTable(t)
 	if cur.exists {
 		cc.FlushTable(t)
-		for _, s := range cur.sets {
-			cc.DelSet(&nftables.Set{Table: t, Name: s.Name})
+		for _, name := range cur.sets {
+			cc.DelSet(&nftables.Set{Table: t, Name: name})
 		}
 		want := map[string]Chain{}
 		for _, c := range r.Chains {
 			want[c.Name] = c
 		}
 		for _, c := range cur.chains {
-			if w, ok := want[c.Name]; !ok || !sameHook(c, w) {
-				cc.DelChain(&nftables.Chain{Table: t, Name: c.Name})
+			if w, ok := want[c.name]; !ok || !sameHook(c, w) {
+				cc.DelChain(&nftables.Chain{Table: t, Name: c.name})
 			}
 		}
 		counters := map[string]bool{}
@@ -79,8 +38,8 @@ func queueRebuild(cc *nftables.Conn, r *Ruleset, cur *tableState) error {
 			counters[n] = true
 		}
 		for _, o := range cur.objects {
-			if no, ok := o.(*nftables.NamedObj); ok && (no.Type != nftables.ObjTypeCounter || !counters[no.Name]) {
-				cc.DeleteObject(&nftables.NamedObj{Table: t, Name: no.Name, Type: no.Type})
+			if o.typ != uint32(nftables.ObjTypeCounter) || !counters[o.name] {
+				cc.DeleteObject(&nftables.NamedObj{Table: t, Name: o.name, Type: nftables.ObjType(o.typ)})
 			}
 		}
 	}
@@ -101,27 +60,28 @@ func queueReplace(cc *nftables.Conn, r *Ruleset, exists bool) error {
 
 // sameHook reports whether the kernel's chain c can be updated in place into
 // w: both regular, or both base chains on the same hook, type and priority.
-func sameHook(c *nftables.Chain, w Chain) bool {
-	if c.Hooknum == nil || !w.Base() {
-		return c.Hooknum == nil && !w.Base()
+func sameHook(c kernelChain, w Chain) bool {
+	if !c.base || !w.Base() {
+		return !c.base && !w.Base()
 	}
 	nc := nftChain(nil, w)
-	return *c.Hooknum == *nc.Hooknum && c.Priority != nil && *c.Priority == *nc.Priority && c.Type == nc.Type
+	return c.hook == uint32(*nc.Hooknum) && c.priority == int32(*nc.Priority) && c.typ == string(nc.Type)
 }
 
-// queueRuleset adds r's counters, chains, sets (elements in bounded
-// messages) and rules, in the order their references need.
+// queueRuleset adds r's counters, chains and sets (elements in bounded
+// messages), in the order their references need; the rules follow them in
+// the batch (ruleMessages).
 func queueRuleset(cc *nftables.Conn, t *nftables.Table, r *Ruleset) error {
 	for _, name := range r.Counters {
 		cc.AddObj(&nftables.CounterObj{Table: t, Name: name})
 	}
-	chains := map[string]*nftables.Chain{}
 	for _, c := range r.Chains {
-		chains[c.Name] = cc.AddChain(nftChain(t, c))
+		cc.AddChain(nftChain(t, c))
 	}
-	enc := &encoder{sets: map[string]*nftables.Set{}}
+	ids := setIDs(r)
 	for _, s := range r.Sets {
 		ns := nftSet(t, s)
+		ns.ID = ids[s.Name]
 		if err := cc.AddSet(ns, nil); err != nil {
 			return fmt.Errorf("adding set %s: %w", s.Name, err)
 		}
@@ -130,18 +90,22 @@ func queueRuleset(cc *nftables.Conn, t *nftables.Table, r *Ruleset) error {
 				return fmt.Errorf("adding elements to set %s: %w", s.Name, err)
 			}
 		}
-		enc.sets[s.Name] = ns
-	}
-	for _, c := range r.Chains {
-		for i, rl := range c.Rules {
-			exprs, err := enc.exprs(rl)
-			if err != nil {
-				return fmt.Errorf("chain %s rule %d: %w", c.Name, i+1, err)
-			}
-			cc.AddRule(&nftables.Rule{Table: t, Chain: chains[c.Name], Exprs: exprs, UserData: ruleUserData(rl)})
-		}
 	}
 	return nil
+}
+
+// batch encodes the whole batch: what queue puts through google/nftables,
+// then r's rules.
+func batch(r *Ruleset, queue func(*nftables.Conn) error) ([]netlink.Message, error) {
+	msgs, err := capture(queue)
+	if err != nil {
+		return nil, err
+	}
+	rules, err := ruleMessages(r)
+	if err != nil {
+		return nil, err
+	}
+	return append(msgs, rules...), nil
 }
 
 var hooks = map[string]*nftables.ChainHook{

@@ -197,7 +197,7 @@ func TestSetElements(t *testing.T) {
 // elements are silently lost) and that no element is lost in chunking.
 func TestMessagesBounded(t *testing.T) {
 	r := Build(parseConfig(t, manyZones(2000)))
-	msgs, err := capture(func(cc *nftables.Conn) error { return queueReplace(cc, r, false) })
+	msgs, err := batch(r, func(cc *nftables.Conn) error { return queueReplace(cc, r, false) })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/google/nftables/expr"
 )
 
 // Count is one counter's value.
@@ -42,21 +41,17 @@ type Counters struct {
 func (f *Firewall) Counters() (Counters, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conn == nil {
+	if f.sock == nil {
 		return Counters{}, fmt.Errorf("reading counters: the firewall is closed")
 	}
-	objs, err := f.conn.GetNamedObjects(gatewaydTable())
+	objs, err := f.sock.readObjects()
 	if err != nil {
-		return Counters{}, fmt.Errorf("reading the counters of table inet gatewayd: %w", err)
+		return Counters{}, fmt.Errorf("reading counters: %w", err)
 	}
 	values := map[string]Count{}
 	for _, o := range objs {
-		no, ok := o.(*nftables.NamedObj)
-		if !ok || no.Type != nftables.ObjTypeCounter {
-			continue
-		}
-		if c, ok := no.Obj.(*expr.Counter); ok {
-			values[no.Name] = Count{Packets: c.Packets, Bytes: c.Bytes}
+		if o.typ == uint32(nftables.ObjTypeCounter) {
+			values[o.name] = Count{Packets: o.packets, Bytes: o.bytes}
 		}
 	}
 	return countersFrom(values, f.last), nil

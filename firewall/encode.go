@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -24,7 +26,7 @@ const elemBudget = 16 << 10
 // encoder encodes one rule at a time, tracking which protocol dependencies
 // (meta nfproto, meta l4proto) the rule has already loaded.
 type encoder struct {
-	sets    map[string]*nftables.Set
+	setIDs  map[string]uint32 // the batch's ID of each set, for lookups
 	nfproto byte
 	l4proto byte
 }
@@ -192,11 +194,11 @@ func (e *encoder) lookup(x Expr) ([]expr.Any, error) {
 	case Vmap:
 		field, l = x.Field, expr.Lookup{SourceRegister: 1, SetName: x.Map, IsDestRegSet: true}
 	}
-	s := e.sets[l.SetName]
-	if s == nil {
+	id, ok := e.setIDs[l.SetName]
+	if !ok {
 		return nil, fmt.Errorf("set %s is not in the ruleset", l.SetName)
 	}
-	l.SetID = s.ID
+	l.SetID = id
 	return append(e.addrPayload(field, false), &l), nil
 }
 
@@ -285,4 +287,113 @@ func chunkElements(els []nftables.SetElement) [][]nftables.SetElement {
 		out = append(out, els[start:])
 	}
 	return out
+}
+
+// setIDs numbers the sets of r as queueRuleset adds them, so that rule
+// lookups name the same IDs batch after batch.
+func setIDs(r *Ruleset) map[string]uint32 {
+	ids := map[string]uint32{}
+	for i, s := range r.Sets {
+		ids[s.Name] = uint32(i + 1)
+	}
+	return ids
+}
+
+// ruleEncoder frames NEWRULE messages itself and marshals each distinct
+// expression (in its dependency state) once through google/nftables: a large
+// ruleset repeats most expressions, and marshalling dominates encoding.
+// TestRuleMessagesMatchLibrary checks the bytes against the library's own.
+type ruleEncoder struct {
+	enc   encoder
+	cache map[exprKey]encodedExpr
+	buf   []byte // the expressions of the rule being encoded
+}
+
+type exprKey struct {
+	x                Expr
+	nfproto, l4proto byte
+}
+
+type encodedExpr struct {
+	attrs            []byte // NFTA_LIST_ELEM attributes
+	nfproto, l4proto byte   // the dependency state after it
+}
+
+func newRuleEncoder(r *Ruleset) *ruleEncoder {
+	return &ruleEncoder{enc: encoder{setIDs: setIDs(r)}, cache: map[exprKey]encodedExpr{}}
+}
+
+// ruleMessages encodes every rule of r, in chain order.
+func ruleMessages(r *Ruleset) ([]netlink.Message, error) {
+	re := newRuleEncoder(r)
+	var out []netlink.Message
+	for _, c := range r.Chains {
+		for i, rl := range c.Rules {
+			m, err := re.message(c.Name, rl)
+			if err != nil {
+				return nil, fmt.Errorf("chain %s rule %d: %w", c.Name, i+1, err)
+			}
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// message encodes one rule appended to chain, as google/nftables' AddRule.
+func (re *ruleEncoder) message(chain string, r Rule) (netlink.Message, error) {
+	re.enc.nfproto, re.enc.l4proto = 0, 0
+	exprs := re.buf[:0]
+	for _, x := range r.Exprs {
+		key := exprKey{x, re.enc.nfproto, re.enc.l4proto}
+		ee, ok := re.cache[key]
+		if !ok {
+			xs, err := re.enc.expr(x)
+			if err != nil {
+				return netlink.Message{}, fmt.Errorf("encoding %q: %w", x, err)
+			}
+			for _, a := range xs {
+				b, err := expr.Marshal(unix.NFPROTO_INET, a)
+				if err != nil {
+					return netlink.Message{}, fmt.Errorf("encoding %q: %w", x, err)
+				}
+				ee.attrs = appendAttr(ee.attrs, unix.NLA_F_NESTED|unix.NFTA_LIST_ELEM, b)
+			}
+			ee.nfproto, ee.l4proto = re.enc.nfproto, re.enc.l4proto
+			re.cache[key] = ee
+		}
+		exprs = append(exprs, ee.attrs...)
+		re.enc.nfproto, re.enc.l4proto = ee.nfproto, ee.l4proto
+	}
+	re.buf = exprs
+	if len(exprs) > 0xffff-4 {
+		return netlink.Message{}, fmt.Errorf("rule %q is too large for one netlink attribute", r)
+	}
+	ud := ruleUserData(r)
+	data := make([]byte, 0, 4+8+len(Table)+8+len(chain)+4+len(exprs)+8+len(ud))
+	data = append(data, unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0)
+	data = appendAttr(data, unix.NFTA_RULE_TABLE, []byte(Table+"\x00"))
+	data = appendAttr(data, unix.NFTA_RULE_CHAIN, []byte(chain+"\x00"))
+	data = appendAttr(data, unix.NLA_F_NESTED|unix.NFTA_RULE_EXPRESSIONS, exprs)
+	if ud != nil {
+		data = appendAttr(data, unix.NFTA_RULE_USERDATA, ud)
+	}
+	return netlink.Message{
+		Header: netlink.Header{
+			Type:  netlink.HeaderType(unix.NFNL_SUBSYS_NFTABLES<<8 | unix.NFT_MSG_NEWRULE),
+			Flags: netlink.Request | netlink.Create | unix.NLM_F_APPEND,
+		},
+		Data: data,
+	}, nil
+}
+
+// appendAttr appends one netlink attribute, padded to 4 bytes.
+func appendAttr(b []byte, typ uint16, data []byte) []byte {
+	n := 4 + len(data)
+	b = binary.NativeEndian.AppendUint16(b, uint16(n))
+	b = binary.NativeEndian.AppendUint16(b, typ)
+	b = append(b, data...)
+	for ; n%4 != 0; n++ {
+		b = append(b, 0)
+	}
+	return b
 }

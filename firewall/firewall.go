@@ -37,8 +37,7 @@ type Firewall struct {
 	ownNS *os.File // the namespace file Open opened, closed by Close
 
 	mu      sync.Mutex
-	conn    *nftables.Conn // reads (lists, set elements, counters)
-	sock    *nlSocket      // batches and rule dumps
+	sock    *nlSocket // batches and read-back dumps; nil once closed
 	applied string         // rendering of the ruleset last applied and verified
 	last    *Ruleset       // that ruleset
 	batches atomic.Uint64
@@ -78,26 +77,17 @@ func threadNetNS() (*os.File, error) {
 	return f, nil
 }
 
-// dial (re)opens the lasting netlink connection with enlarged buffers.
+// dial (re)opens the netlink socket.
 func (f *Firewall) dial() error {
-	if f.conn != nil {
-		_ = f.conn.CloseLasting()
-		f.conn = nil
-	}
 	if f.sock != nil {
 		_ = f.sock.Close()
 		f.sock = nil
 	}
-	c, err := nftables.New(nftables.WithNetNSFd(f.nsFD), nftables.AsLasting(), nftables.WithSockOptions(bigBuffers))
-	if err != nil {
-		return fmt.Errorf("connecting to nftables: %w", err)
-	}
 	s, err := dialNetfilter(f.nsFD)
 	if err != nil {
-		_ = c.CloseLasting()
 		return err
 	}
-	f.conn, f.sock = c, s
+	f.sock = s
 	return nil
 }
 
@@ -133,9 +123,9 @@ func (f *Firewall) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	var err error
-	if f.conn != nil {
-		err = errors.Join(f.conn.CloseLasting(), f.sock.Close())
-		f.conn, f.sock = nil, nil
+	if f.sock != nil {
+		err = f.sock.Close()
+		f.sock = nil
 	}
 	f.closeNS()
 	return err
@@ -169,7 +159,7 @@ func (f *Firewall) Set(r *Ruleset) error {
 	text := r.Render()
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conn == nil {
+	if f.sock == nil {
 		return errors.New("applying the firewall: the firewall is closed")
 	}
 	if text == f.applied {
@@ -189,18 +179,18 @@ func (f *Firewall) Set(r *Ruleset) error {
 // apply sends r and verifies it, falling back to a full replacement when the
 // flush-and-rebuild batch is refused.
 func (f *Firewall) apply(r *Ruleset) error {
-	cur, err := f.readTable()
+	cur, err := f.sock.readTable()
 	if err != nil {
 		return fmt.Errorf("applying the firewall: %w", err)
 	}
-	err = f.send(func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) })
+	err = f.send(batch(r, func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) }))
 	if err != nil {
 		if f.verify(r) == nil {
 			f.log.Warn("the kernel reported an error but table inet gatewayd holds the new ruleset", "err", err)
 			return nil
 		}
 		f.log.Warn("rebuilding table inet gatewayd failed; replacing it whole (counters restart at zero)", "err", err)
-		err2 := f.send(func(cc *nftables.Conn) error { return queueReplace(cc, r, cur.exists) })
+		err2 := f.send(batch(r, func(cc *nftables.Conn) error { return queueReplace(cc, r, cur.exists) }))
 		if err2 != nil {
 			return fmt.Errorf("applying the firewall: %w", errors.Join(err, err2, f.stateAfterError()))
 		}
@@ -217,7 +207,7 @@ func (f *Firewall) stateAfterError() error {
 	if f.last != nil && f.verify(f.last) == nil {
 		return errors.New("the previous ruleset is still in place")
 	}
-	cur, err := f.readTable()
+	cur, err := f.sock.readTable()
 	switch {
 	case err != nil:
 		return fmt.Errorf("reading table inet gatewayd back: %w", err)
@@ -227,10 +217,9 @@ func (f *Firewall) stateAfterError() error {
 	return fmt.Errorf("table inet gatewayd now has %d chains, %d sets, %d objects and does not match the previous ruleset", len(cur.chains), len(cur.sets), len(cur.objects))
 }
 
-// send encodes one batch with fill and sends it. After a failed exchange
-// the sockets are reopened, since unread answers may be left on them.
-func (f *Firewall) send(fill func(*nftables.Conn) error) error {
-	msgs, err := capture(fill)
+// send sends one encoded batch. After a failed exchange the socket is
+// reopened, since unread answers may be left on it.
+func (f *Firewall) send(msgs []netlink.Message, err error) error {
 	if err != nil {
 		return fmt.Errorf("encoding the batch: %w", err)
 	}
@@ -246,10 +235,10 @@ func (f *Firewall) send(fill func(*nftables.Conn) error) error {
 func (f *Firewall) Purge() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.conn == nil {
+	if f.sock == nil {
 		return errors.New("removing the firewall: the firewall is closed")
 	}
-	cur, err := f.readTable()
+	cur, err := f.sock.readTable()
 	if err != nil {
 		return fmt.Errorf("removing the firewall: %w", err)
 	}
@@ -257,10 +246,10 @@ func (f *Firewall) Purge() error {
 	if !cur.exists {
 		return nil
 	}
-	err = f.send(func(cc *nftables.Conn) error {
+	err = f.send(capture(func(cc *nftables.Conn) error {
 		cc.DelTable(gatewaydTable())
 		return nil
-	})
+	}))
 	if err != nil {
 		return fmt.Errorf("removing table inet gatewayd: %w", err)
 	}

@@ -97,7 +97,7 @@ func (s *nlSocket) sendBatch(msgs []netlink.Message) ([]batchError, error) {
 	b := make([]byte, 0, size+2*20)
 	b = appendMsg(b, unix.NFNL_MSG_BATCH_BEGIN, unix.NLM_F_REQUEST, base, batchHeader())
 	for i, m := range msgs {
-		flags := uint16(m.Header.Flags) &^ unix.NLM_F_ACK
+		flags := uint16(m.Header.Flags) &^ (unix.NLM_F_ACK | unix.NLM_F_ECHO)
 		if i == len(msgs)-1 {
 			flags |= unix.NLM_F_ACK
 		}

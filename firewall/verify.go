@@ -7,17 +7,15 @@ import (
 	"strings"
 
 	"github.com/google/nftables"
-	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // verify reads table inet gatewayd back and compares what can be counted
 // with r: the chains by name, the rules in each chain, the elements of each
 // set and the counter objects. Rules are not compared expression by
-// expression (GetRules drops some expression types); the rendering is the
-// identity and the counts catch a batch the kernel truncated.
+// expression; the rendering is the identity, and the counts catch a batch the
+// kernel truncated or a table changed behind gatewayd's back.
 func (f *Firewall) verify(r *Ruleset) error {
-	cur, err := f.readTable()
+	cur, err := f.sock.readTable()
 	if err != nil {
 		return err
 	}
@@ -29,12 +27,12 @@ func (f *Firewall) verify(r *Ruleset) error {
 
 	have := map[string]bool{}
 	for _, c := range cur.chains {
-		have[c.Name] = true
+		have[c.name] = true
 	}
 	if len(cur.chains) != len(r.Chains) {
 		add("%d chains, want %d", len(cur.chains), len(r.Chains))
 	}
-	rules, err := f.countRules()
+	rules, err := f.sock.countRules()
 	if err != nil {
 		return err
 	}
@@ -47,32 +45,27 @@ func (f *Firewall) verify(r *Ruleset) error {
 		}
 	}
 
-	sets := map[string]*nftables.Set{}
-	for _, s := range cur.sets {
-		sets[s.Name] = s
-	}
 	if len(cur.sets) != len(r.Sets) {
 		add("%d sets, want %d", len(cur.sets), len(r.Sets))
 	}
 	for _, s := range r.Sets {
-		ks := sets[s.Name]
-		if ks == nil {
+		if !slices.Contains(cur.sets, s.Name) {
 			add("set %s is missing", s.Name)
 			continue
 		}
-		els, err := f.conn.GetSetElements(ks)
+		n, err := f.sock.countElements(s.Name)
 		if err != nil {
-			return fmt.Errorf("listing the elements of set %s: %w", s.Name, err)
+			return err
 		}
-		if want := len(setElements(s)); len(els) != want {
-			add("set %s has %d elements, want %d", s.Name, len(els), want)
+		if want := len(setElements(s)); n != want {
+			add("set %s has %d elements, want %d", s.Name, n, want)
 		}
 	}
 
 	var counters []string
 	for _, o := range cur.objects {
-		if no, ok := o.(*nftables.NamedObj); ok && no.Type == nftables.ObjTypeCounter {
-			counters = append(counters, no.Name)
+		if o.typ == uint32(nftables.ObjTypeCounter) {
+			counters = append(counters, o.name)
 		}
 	}
 	want := slices.Clone(r.Counters)
@@ -89,30 +82,4 @@ func (f *Firewall) verify(r *Ruleset) error {
 		return fmt.Errorf("table inet gatewayd differs from the ruleset: %s", strings.Join(problems, "; "))
 	}
 	return nil
-}
-
-// countRules dumps every rule of table inet gatewayd in one request and
-// counts them per chain (the library dumps one chain per request).
-func (f *Firewall) countRules() (map[string]int, error) {
-	counts := map[string]int{}
-	err := f.sock.dump(unix.NFT_MSG_GETRULE, []netlink.Attribute{{Type: unix.NFTA_RULE_TABLE, Data: []byte(Table + "\x00")}},
-		func(ad *netlink.AttributeDecoder) error {
-			var table, chain string
-			for ad.Next() {
-				switch ad.Type() {
-				case unix.NFTA_RULE_TABLE:
-					table = ad.String()
-				case unix.NFTA_RULE_CHAIN:
-					chain = ad.String()
-				}
-			}
-			if table == Table {
-				counts[chain]++
-			}
-			return ad.Err()
-		})
-	if err != nil {
-		return nil, fmt.Errorf("counting the rules of table inet gatewayd: %w", err)
-	}
-	return counts, nil
 }
