@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -25,16 +26,22 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	nftMon, err := g.ns.Start(context.Background(), "nft", "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
 	time.Sleep(200 * time.Millisecond)
 	out, err := g.cli("reload")
 	if err != nil || strings.TrimSpace(out) != "no changes" {
 		t.Fatalf("no-op reload: %q, %v", out, err)
 	}
 	time.Sleep(300 * time.Millisecond)
-	mon.Process.Kill()
-	mon.Wait()
-	if seen := strings.TrimSpace(g.lab.Output(mon)); seen != "" {
-		t.Errorf("a no-op reload changed the kernel:\n%s", seen)
+	for _, m := range []*exec.Cmd{mon, nftMon} {
+		m.Process.Kill()
+		m.Wait()
+		if seen := strings.TrimSpace(g.lab.Output(m)); seen != "" {
+			t.Errorf("a no-op reload changed the kernel (%s):\n%s", m.Args[len(m.Args)-1], seen)
+		}
 	}
 
 	// SIGTERM leaves the aliases in place.
