@@ -38,8 +38,8 @@ type Firewall struct {
 
 	mu      sync.Mutex
 	sock    *nlSocket // batches and read-back dumps; nil once closed
-	applied string         // rendering of the ruleset last applied and verified
-	last    *Ruleset       // that ruleset
+	applied string    // rendering of the ruleset last applied and verified
+	last    *Ruleset  // that ruleset
 	batches atomic.Uint64
 }
 
