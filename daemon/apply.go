@@ -57,16 +57,19 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	return steps, nil
 }
 
-// transition moves from one config to another: firewall and new aliases first
-// (so nothing answers on an address without its policy), then the roles (each
-// starts new listeners before closing old ones), then the aliases no longer held.
+// transition moves from one config to another: the firewall for both the
+// kept and the new aliases first, then the new aliases (so nothing answers on
+// an address without its policy), then the roles (each starts new listeners
+// before closing old ones), then the aliases no longer held go, and only then
+// their firewall rules.
 func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error {
 	var fw, roles []Part
 	if len(d.parts) > 0 {
 		fw, roles = d.parts[:1], d.parts[1:]
 	}
+	during := stillHolding(from, to)
 	for _, p := range fw {
-		if err := p.Set(ctx, to); err != nil {
+		if err := p.Set(ctx, during); err != nil {
 			return fmt.Errorf("%s: %w", p.Name(), err)
 		}
 	}
@@ -75,7 +78,11 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error 
 		return fmt.Errorf("aliases: %w", err)
 	}
 	if len(res.Conflicts) > 0 {
-		return fmt.Errorf("aliases: %s", res.Conflicts[0].Reason)
+		var errs []error
+		for _, c := range res.Conflicts {
+			errs = append(errs, fmt.Errorf("alias %s: %s", c.Alias, c.Reason))
+		}
+		return fmt.Errorf("aliases: %w", errors.Join(errs...))
 	}
 	for _, p := range roles {
 		if err := p.Set(ctx, to); err != nil {
@@ -85,7 +92,38 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error 
 	if _, err := d.nic.Set(ctx, held(to)); err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
+	if during != to {
+		for _, p := range fw {
+			if err := p.Set(ctx, to); err != nil {
+				return fmt.Errorf("%s: %w", p.Name(), err)
+			}
+		}
+	}
 	return nil
+}
+
+// stillHolding is to, but still holding the aliases from held that to gives to
+// another host: the firewall keeps covering them until their role has
+// stopped and their address is gone.
+func stillHolding(from, to *config.Config) *config.Config {
+	if from == nil {
+		return to
+	}
+	var moved []int
+	for i, a := range to.Aliases {
+		if !to.Holds(a) && heldIn(from, a.Address.Addr()) {
+			moved = append(moved, i)
+		}
+	}
+	if len(moved) == 0 {
+		return to
+	}
+	c := *to
+	c.Aliases = append([]config.Alias(nil), to.Aliases...)
+	for _, i := range moved {
+		c.Aliases[i].Host = ""
+	}
+	return &c
 }
 
 // plan lists what applying next after prev would change.
