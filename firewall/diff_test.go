@@ -105,3 +105,25 @@ func TestLineDiffLarge(t *testing.T) {
 		t.Error("edit script does not rebuild both sides")
 	}
 }
+
+func TestCountersFromNames(t *testing.T) {
+	values := map[string]Count{
+		"alias_dns_in":       {1, 10},
+		"alias_dns_out":      {2, 20},
+		"alias_my_alias_in":  {3, 30},
+		"zone_auto-guest_in": {4, 40},
+		"zone_lan_fwd":       {5, 50},
+		"zone_lan_drop":      {6, 60},
+		"zone_upstream_drop": {7, 70},
+		"something_else":     {8, 80},
+	}
+	order := &Ruleset{Aliases: []AliasInfo{{Name: "my_alias"}, {Name: "dns"}}, Zones: []ZoneInfo{{Name: "lan"}, {Name: "auto-guest"}}}
+	c := countersFrom(values, order)
+	if len(c.Aliases) != 2 || c.Aliases[0].Alias != "my_alias" || c.Aliases[0].In != (Count{3, 30}) || c.Aliases[1].Out != (Count{2, 20}) {
+		t.Errorf("aliases %+v", c.Aliases)
+	}
+	if len(c.Zones) != 3 || c.Zones[0].Zone != "lan" || c.Zones[0].Forward != (Count{5, 50}) || c.Zones[0].Drop != (Count{6, 60}) ||
+		c.Zones[1].Zone != "auto-guest" || c.Zones[1].In != (Count{4, 40}) || c.Zones[2].Zone != "upstream" {
+		t.Errorf("zones %+v", c.Zones)
+	}
+}

@@ -148,7 +148,8 @@ func (f *Firewall) Applied() *Ruleset {
 	return f.last
 }
 
-// Set makes table inet gatewayd be r. It is idempotent: when r renders as
+// Set makes table inet gatewayd be r; r must not be changed afterwards.
+// It is idempotent: when r renders as
 // the ruleset last applied and the kernel still holds it, nothing is written.
 // Otherwise one netlink batch flushes and rebuilds the table, so the old and
 // new rules are swapped atomically and named counters that r keeps keep their
@@ -196,9 +197,28 @@ func (f *Firewall) apply(r *Ruleset) error {
 		}
 	}
 	if err := f.verify(r); err != nil {
-		return fmt.Errorf("applying the firewall: the kernel accepted the ruleset but reading it back %w", err)
+		return fmt.Errorf("applying the firewall: the kernel accepted the ruleset but reading it back %w; %w", err, f.rollback())
 	}
 	return nil
+}
+
+// rollback puts the last verified ruleset back after a new one failed its
+// read-back, so that what runs is a ruleset gatewayd checked.
+func (f *Firewall) rollback() error {
+	if f.last == nil {
+		return errors.New("there is no previous ruleset to go back to")
+	}
+	cur, err := f.sock.readTable()
+	if err == nil {
+		err = f.send(batch(f.last, func(cc *nftables.Conn) error { return queueRebuild(cc, f.last, cur) }))
+	}
+	if err == nil {
+		err = f.verify(f.last)
+	}
+	if err != nil {
+		return fmt.Errorf("going back to the previous ruleset failed too: %w", err)
+	}
+	return errors.New("the previous ruleset was put back")
 }
 
 // stateAfterError reads the table back after a failed batch and says what

@@ -204,3 +204,38 @@ func ruleCount(r *Ruleset) int {
 	}
 	return n
 }
+
+// TestRefusedBatchKeepsPrevious: a ruleset the kernel refuses (a jump to a
+// chain that does not exist) changes nothing, and the error names the rule.
+func TestRefusedBatchKeepsPrevious(t *testing.T) {
+	lab.Require(t)
+	l := lab.New(t)
+	ns, err := l.Namespace("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := openIn(t, ns)
+	good := Build(seedConfig(t))
+	if err := fw.Set(good); err != nil {
+		t.Fatal(err)
+	}
+	before := listTable(t, ns)
+	bad := Build(seedConfig(t))
+	bad.Chains[0].Rules = append(bad.Chains[0].Rules, rule(Jump("no_such_chain")))
+	err = fw.Set(bad)
+	if err == nil {
+		t.Fatal("the kernel accepted a jump to a missing chain")
+	}
+	for _, want := range []string{"adding a rule to chain input", "the previous ruleset is still in place"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+	if after := listTable(t, ns); after != before {
+		t.Errorf("a refused batch changed the table:\n%s", unified(splitLines(before), splitLines(after)))
+	}
+	n := fw.Batches()
+	if err := fw.Set(good); err != nil || fw.Batches() != n {
+		t.Errorf("setting the running ruleset again: %v, %d batches", err, fw.Batches()-n)
+	}
+}
