@@ -108,10 +108,10 @@ func (r *record) owns(rt Route) bool {
 	return false
 }
 
-// ownedTo returns the owned route to dst on nic, if any.
+// ownedTo returns the owned route to rt's destination, on any interface.
 func (r *record) ownedTo(rt Route) (Route, bool) {
 	for _, o := range r.Routes {
-		if o.To == rt.To && o.Interface == rt.Interface {
+		if o.To == rt.To {
 			return o, true
 		}
 	}
