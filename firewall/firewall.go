@@ -11,14 +11,7 @@ import (
 
 	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
-	"golang.org/x/sys/unix"
 )
-
-// sockBuf is the send and receive buffer of the netlink socket. A batch goes
-// to the kernel in one sendmsg, which must fit the send buffer, and the kernel
-// queues one acknowledgement per message before userspace reads any: too
-// small a receive buffer drops them (ENOBUFS) although the batch committed.
-const sockBuf = 64 << 20
 
 // Options configure a Firewall.
 type Options struct {
@@ -88,32 +81,6 @@ func (f *Firewall) dial() error {
 		return err
 	}
 	f.sock = s
-	return nil
-}
-
-// bigBuffers enlarges the socket buffers past the system maximum when
-// allowed (root), and as far as the maximum otherwise.
-func bigBuffers(c *netlink.Conn) error {
-	raw, err := c.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	err = raw.Control(func(fd uintptr) {
-		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
-			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], sockBuf); e != nil {
-				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], sockBuf); e != nil {
-					serr = e
-				}
-			}
-		}
-	})
-	if err != nil {
-		return err
-	}
-	if serr != nil {
-		return fmt.Errorf("enlarging the netlink socket buffers: %w", serr)
-	}
 	return nil
 }
 

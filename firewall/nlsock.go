@@ -12,18 +12,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// google/nftables marshals the messages well, but sends them with an
-// acknowledgement requested for every one and reads those back one recvmsg
-// at a time: with thousands of rules that is most of the apply time, and a
-// receive buffer too small for them loses acknowledgements (ENOBUFS) after
-// the kernel committed. So the library only marshals (into a capturing fake
-// connection) and this file sends the batch as nft does: one sendmsg, an
-// acknowledgement requested for the last message only. The kernel processes
-// a batch inside sendmsg and always reports errors, so when the last
-// acknowledgement arrives every error is already queued before it.
+// google/nftables marshals the messages well, but its Flush asks for an
+// acknowledgement (and, for rules, an echo) of every message and reads them
+// back one recvmsg at a time: with thousands of rules that is most of the
+// apply time, and a receive buffer too small for them loses acknowledgements
+// (ENOBUFS) after the kernel committed. So the library only marshals (into a
+// capturing fake connection) and this file sends the batch as nft does: one
+// sendmsg, no echo, an acknowledgement requested for the last message only.
+// The kernel processes a batch inside sendmsg and always reports errors, so
+// when the last acknowledgement arrives every error is already queued before
+// it.
 
 // batchTimeout bounds the wait for the kernel's answer to a batch.
 const batchTimeout = 30 * time.Second
+
+// sockBuf is the send and receive buffer of the netlink socket. A batch goes
+// to the kernel in one sendmsg, which must fit the send buffer (thousands of
+// rules are megabytes); a refused batch can answer with an error per message.
+const sockBuf = 64 << 20
 
 // nlSocket is a NETLINK_NETFILTER socket in the managed namespace.
 type nlSocket struct {
@@ -51,6 +57,32 @@ func dialNetfilter(nsFD int) (*nlSocket, error) {
 }
 
 func (s *nlSocket) Close() error { return s.conn.Close() }
+
+// bigBuffers enlarges the socket buffers past the system maximum when
+// allowed (root), and as far as the maximum otherwise.
+func bigBuffers(c *netlink.Conn) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = raw.Control(func(fd uintptr) {
+		for _, o := range [][2]int{{unix.SO_SNDBUFFORCE, unix.SO_SNDBUF}, {unix.SO_RCVBUFFORCE, unix.SO_RCVBUF}} {
+			if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[0], sockBuf); e != nil {
+				if e := unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, o[1], sockBuf); e != nil {
+					serr = e
+				}
+			}
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("enlarging the netlink socket buffers: %w", serr)
+	}
+	return nil
+}
 
 // capture runs fill against a google/nftables connection that sends nothing
 // and returns the messages fill queued, without the batch begin and end.
