@@ -127,3 +127,27 @@ func TestCountersFromNames(t *testing.T) {
 		t.Errorf("zones %+v", c.Zones)
 	}
 }
+
+// FuzzLineDiff: whatever the inputs, the edit script rebuilds both sides
+// and unified output has one line per edit shown.
+func FuzzLineDiff(f *testing.F) {
+	f.Add("a\nb\nc", "a\nc\nd")
+	f.Add("", "x")
+	f.Add("same\nsame", "same\nsame")
+	f.Fuzz(func(t *testing.T, a, b string) {
+		la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+		var ra, rb []string
+		for _, e := range lineDiff(la, lb) {
+			if e.op != '+' {
+				ra = append(ra, e.line)
+			}
+			if e.op != '-' {
+				rb = append(rb, e.line)
+			}
+		}
+		if strings.Join(ra, "\n") != a || strings.Join(rb, "\n") != b {
+			t.Fatalf("edit script does not rebuild %q → %q", a, b)
+		}
+		_ = unified(la, lb)
+	})
+}

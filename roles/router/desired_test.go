@@ -266,3 +266,34 @@ func TestSysctlOnlyNet(t *testing.T) {
 		t.Errorf("missing sysctl: %v", err)
 	}
 }
+
+// FuzzRecord: any file in place of router.json loads or is refused with an
+// error naming it; what loads saves and loads back the same.
+func FuzzRecord(f *testing.F) {
+	f.Add([]byte(`{"version":1,"routes":[{"to":"0.0.0.0/0","via":"192.168.1.254","interface":"eth1"}],"sysctls":[{"key":"net/ipv4/ip_forward","was":"0","set":"1"}]}`))
+	f.Add([]byte(`{"version":1}`))
+	f.Add([]byte(`not json`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, recordFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := loadRecord(dir)
+		if err != nil {
+			if !strings.Contains(err.Error(), recordFile) {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		if err := r.save(); err != nil {
+			t.Fatal(err)
+		}
+		back, err := loadRecord(dir)
+		if err != nil {
+			t.Fatalf("a saved record does not load: %v", err)
+		}
+		if !slices.Equal(back.Routes, r.Routes) || !slices.Equal(back.Sysctls, r.Sysctls) {
+			t.Fatalf("round trip changed the record: %+v → %+v", r, back)
+		}
+	})
+}
