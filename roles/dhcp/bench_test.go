@@ -24,8 +24,8 @@ import (
 //	go test -run '^$' -bench BenchmarkPeers -benchtime 1x ./roles/dhcp/
 //
 // BENCH_RATES ("1000,2000,4000"), BENCH_PERIOD (seconds per rate),
-// BENCH_CLIENTS (distinct clients, default 1000) and BENCH_SERVERS
-// ("gatewayd,dnsmasq") tune it.
+// BENCH_ROUNDS (repetitions), BENCH_CLIENTS (distinct clients, default 1000)
+// and BENCH_SERVERS ("gatewayd,dnsmasq") tune it.
 
 // perfResult is one perfdhcp run.
 type perfResult struct {
@@ -33,6 +33,7 @@ type perfResult struct {
 	completed float64 // ACKs received per second of the run
 	dropDO    float64 // DISCOVER-OFFER drops, percent
 	dropRA    float64 // REQUEST-ACK drops, percent
+	cpuPerK   float64 // server CPU milliseconds per 1000 completed exchanges
 }
 
 func (r perfResult) ok() bool { return r.dropDO <= 1 && r.dropRA <= 1 }
@@ -173,55 +174,95 @@ func benchRates() ([]int, int) {
 	return rates, period
 }
 
-// BenchmarkPeers is the DHCP benchmark (see the top of this file).
+// BenchmarkPeers is the DHCP benchmark (see the top of this file). The
+// servers take turns at each rate, so a noisy neighbour on a shared machine
+// hits them alike; with BENCH_ROUNDS > 1 each server keeps its best run of
+// each rate.
 func BenchmarkPeers(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("the DHCP benchmark needs root for its namespaces")
 	}
 	lab.RequireTools(b, "perfdhcp", "kea-dhcp4", "dnsmasq", "ss")
 	rates, period := benchRates()
+	rounds := 1
+	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	var servers []benchServer
+	for _, srv := range benchServers {
+		if only := os.Getenv("BENCH_SERVERS"); only == "" || strings.Contains(","+only+",", ","+srv.name+",") {
+			servers = append(servers, srv)
+		}
+	}
 	for range b.N {
 		l := lab.New(b)
 		n := newPerfNet(b, l)
-		best := map[string]float64{}
-		b.Logf("%-10s %7s %12s %8s %8s", "server", "rate", "completed/s", "drop DO", "drop RA")
-		for _, srv := range benchServers {
-			if only := os.Getenv("BENCH_SERVERS"); only != "" && !strings.Contains(","+only+",", ","+srv.name+",") {
-				continue
-			}
+		// results[server][rate] is the best run.
+		results := map[string]map[int]perfResult{}
+		for _, srv := range servers {
+			results[srv.name] = map[int]perfResult{}
+		}
+		b.Logf("%-10s %7s %12s %8s %8s %10s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k")
+		for round := range rounds {
 			for _, rate := range rates {
-				dir := b.TempDir()
-				cmd, err := srv.start(b, n, dir)
-				if err != nil {
-					b.Fatalf("starting %s: %v", srv.name, err)
-				}
-				res, err := runPerf(n, rate, period)
-				stopServer(cmd)
-				if err != nil {
-					b.Fatalf("perfdhcp against %s: %v", srv.name, err)
-				}
-				b.Logf("%-10s %7d %12.0f %7.2f%% %7.2f%%", srv.name, rate, res.completed, res.dropDO, res.dropRA)
-				if res.ok() && res.completed > best[srv.name] {
-					best[srv.name] = res.completed
-				}
-				if res.dropDO > 20 || res.dropRA > 20 {
-					break // saturated: higher rates only drop more
+				for _, srv := range servers {
+					res := benchOne(b, n, srv, rate, period)
+					b.Logf("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, round+1)
+					if old, ok := results[srv.name][rate]; !ok || better(res, old) {
+						results[srv.name][rate] = res
+					}
 				}
 			}
 		}
-		for _, srv := range benchServers {
+		best := map[string]float64{}
+		for _, srv := range servers {
+			for _, res := range results[srv.name] {
+				if res.ok() && res.completed > best[srv.name] {
+					best[srv.name] = res.completed
+				}
+			}
 			b.ReportMetric(best[srv.name], srv.name+"-exch/s")
 		}
 		if best["kea-dhcp4"] > 0 {
 			b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea")
-			b.Logf("completed exchanges/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f; gatewayd/kea %.2f",
-				best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/best["kea-dhcp4"])
 		}
-		rss, hwm := residentWith50k(b, n)
-		b.ReportMetric(float64(rss)/1024, "MiB-rss-50k")
-		b.Logf("gatewayd with 50,000 leases: RSS %.1f MiB (peak %.1f MiB)", float64(rss)/1024, float64(hwm)/1024)
+		b.Logf("completed exchanges/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f; gatewayd/kea %.2f",
+			best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+		if results["gatewayd"] != nil {
+			rss, hwm := residentWith50k(b, n)
+			b.ReportMetric(float64(rss)/1024, "MiB-rss-50k")
+			b.Logf("gatewayd with 50,000 leases: RSS %.1f MiB (peak %.1f MiB)", float64(rss)/1024, float64(hwm)/1024)
+		}
 		l.Close()
 	}
+}
+
+// better prefers a run within the drop limit, then more completed exchanges.
+func better(a, b perfResult) bool {
+	if a.ok() != b.ok() {
+		return a.ok()
+	}
+	return a.completed > b.completed
+}
+
+// benchOne runs perfdhcp at rate against a fresh instance of srv.
+func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period int) perfResult {
+	dir := b.TempDir()
+	cmd, err := srv.start(b, n, dir)
+	if err != nil {
+		b.Fatalf("starting %s: %v", srv.name, err)
+	}
+	cpu0 := cpuTime(cmd.Process.Pid)
+	res, err := runPerf(n, rate, period)
+	cpu := cpuTime(cmd.Process.Pid) - cpu0
+	stopServer(cmd)
+	if err != nil {
+		b.Fatalf("perfdhcp against %s: %v", srv.name, err)
+	}
+	if res.completed > 0 {
+		res.cpuPerK = float64(cpu.Milliseconds()) / (res.completed * float64(period) / 1000)
+	}
+	return res
 }
 
 // residentWith50k starts gatewayd on a lease log of 50,000 active leases,
@@ -262,4 +303,21 @@ func residentWith50k(tb testing.TB, n *perfNet) (rss, hwm int) {
 		}
 	}
 	return rss, hwm
+}
+
+// cpuTime is the user and system CPU time process pid has used so far.
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which may hold spaces) start at ") ".
+	_, rest, _ := strings.Cut(string(b), ") ")
+	f := strings.Fields(rest)
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.Atoi(f[11])
+	stime, _ := strconv.Atoi(f[12])
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }

@@ -68,35 +68,86 @@ func listen(ifname string) (*conn, error) {
 	return &conn{pc: p, ifname: ifname, ifindex: ifi.Index, nl: nl}, nil
 }
 
-// read returns the next packet, its source and its destination address
-// (invalid when the kernel did not say).
-func (c *conn) read(buf []byte) (int, netip.AddrPort, netip.Addr, error) {
-	n, cm, src, err := c.pc.ReadFrom(buf)
-	if err != nil {
-		return 0, netip.AddrPort{}, netip.Addr{}, err
-	}
-	var from netip.AddrPort
-	if u, ok := src.(*net.UDPAddr); ok {
-		from = u.AddrPort()
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	}
-	var dst netip.Addr
-	if cm != nil {
-		if d, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
-			dst = d
-		}
-	}
-	return n, from, dst, nil
+// batchSize is how many datagrams one recvmmsg or sendmmsg moves.
+const batchSize = 32
+
+// inPacket is one received datagram.
+type inPacket struct {
+	b   []byte
+	src netip.AddrPort
+	dst netip.Addr // invalid when the kernel did not say
 }
 
-// write sends b from src (the alias) to dst out of the NIC.
-func (c *conn) write(b []byte, src netip.Addr, dst netip.AddrPort) error {
-	cm := &ipv4.ControlMessage{Src: src.AsSlice(), IfIndex: c.ifindex}
-	_, err := c.pc.WriteTo(b, cm, net.UDPAddrFromAddrPort(dst))
-	if err != nil {
-		return fmt.Errorf("sending to %s from %s on %s: %w", dst, src, c.ifname, err)
+// reader reads datagrams in batches (recvmmsg).
+type reader struct {
+	ms []ipv4.Message
+}
+
+func newReader() *reader {
+	r := &reader{ms: make([]ipv4.Message, batchSize)}
+	for i := range r.ms {
+		r.ms[i].Buffers = [][]byte{make([]byte, 2048)}
+		r.ms[i].OOB = ipv4.NewControlMessage(ipv4.FlagDst | ipv4.FlagInterface)
 	}
-	return nil
+	return r
+}
+
+// read returns the next batch of datagrams; their bytes are valid until
+// the next call.
+func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
+	n, err := c.pc.ReadBatch(r.ms, 0)
+	if err != nil {
+		return out, err
+	}
+	var cm ipv4.ControlMessage
+	for i := range n {
+		m := &r.ms[i]
+		p := inPacket{b: m.Buffers[0][:m.N]}
+		if u, ok := m.Addr.(*net.UDPAddr); ok {
+			a := u.AddrPort()
+			p.src = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		}
+		if cm.Parse(m.OOB[:m.NN]) == nil {
+			if d, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
+				p.dst = d
+			}
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// datagram is one reply ready to leave: from src (the alias) to dst.
+type datagram struct {
+	b   []byte
+	src netip.Addr
+	dst netip.AddrPort
+	mt  uint8 // message type, for the counters
+}
+
+// write sends datagrams out of the NIC in batches (sendmmsg). A datagram
+// the kernel refuses is skipped; write returns how many were sent and the
+// first error.
+func (c *conn) write(ds []datagram) (int, error) {
+	ms := make([]ipv4.Message, len(ds))
+	for i, d := range ds {
+		cm := ipv4.ControlMessage{Src: d.src.AsSlice(), IfIndex: c.ifindex}
+		ms[i] = ipv4.Message{Buffers: [][]byte{d.b}, OOB: cm.Marshal(), Addr: net.UDPAddrFromAddrPort(d.dst)}
+	}
+	sent := 0
+	var first error
+	for len(ms) > 0 {
+		n, err := c.pc.WriteBatch(ms, 0)
+		sent += n
+		ms = ms[n:]
+		if err != nil && n == 0 {
+			if first == nil {
+				first = fmt.Errorf("sending to %s on %s: %w", ms[0].Addr, c.ifname, err)
+			}
+			ms = ms[1:]
+		}
+	}
+	return sent, first
 }
 
 // neighbour installs addr → hw on the NIC, so the kernel can unicast to a

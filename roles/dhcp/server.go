@@ -47,6 +47,10 @@ type Server struct {
 	arp     *arpProber    // open while probe_before_offer is on
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
+
+	pendMu sync.Mutex
+	pend   []pending // replies of the log batch being written
+	spare  []pending
 }
 
 // settings is the part of the config the role serves; Set compares it to
@@ -79,6 +83,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.opts = opts
 	st.snapshot = s.snapshot
+	st.afterBatch = s.flush
 	log.Info("lease log opened", "path", st.path, "leases", len(binds))
 	return s, nil
 }
@@ -247,10 +252,15 @@ func (s *Server) stop() {
 }
 
 // serve is the read loop of one socket; it ends when the socket is closed.
+// It reads datagrams in batches, handles them under one lock, and sends the
+// replies that need no disk write together.
 func (s *Server) serve(cn *conn) {
-	buf := make([]byte, 4096)
+	r := newReader()
+	var pkts []inPacket
+	var now []outcome
 	for {
-		n, src, dst, err := cn.read(buf)
+		var err error
+		pkts, err = cn.read(r, pkts[:0])
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -259,40 +269,92 @@ func (s *Server) serve(cn *conn) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		now = now[:0]
 		s.mu.Lock()
 		if s.conn != cn {
 			s.mu.Unlock()
 			return
 		}
-		if !s.forUs(dst) {
-			s.mu.Unlock()
-			s.cnt.ignored.Add(1)
-			continue
+		for _, p := range pkts {
+			if !s.forUs(p.dst) {
+				s.cnt.ignored.Add(1)
+				continue
+			}
+			out := s.h.handleBytes(s.now(), p.b, p.src)
+			now = s.route(cn, out, p.b, p.src, 1, now)
 		}
-		out := s.h.handleBytes(s.now(), buf[:n], src)
-		after := s.route(cn, out, buf[:n], src, 1)
 		s.mu.Unlock()
-		if after != nil {
-			after()
-		}
+		s.sendNow(cn, now)
 	}
 }
 
-// route sends an outcome on its way; called with s.mu held, it returns what
-// to do once the lock is released. Bindings and names go through the lease
-// log's writer, which sends the reply once they are on disk; an OFFER of an
-// address to probe waits for the probe.
-func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) func() {
-	if out.probe && s.arp != nil {
+// route sends an outcome on its way; called with s.mu held. Bindings and
+// names go through the lease log's writer, which sends the reply once they
+// are on disk; an OFFER of an address to probe waits for the probe; the
+// rest is appended to now, for the caller to send once the lock is free.
+func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int, now []outcome) []outcome {
+	switch {
+	case out.probe && s.arp != nil:
 		s.namesInOrder(out.names)
-		arp, raw := s.arp, append([]byte(nil), raw...)
-		return func() { go s.probeOffer(cn, arp, out, raw, src, attempt) }
+		go s.probeOffer(cn, s.arp, out, append([]byte(nil), raw...), src, attempt)
+	case len(out.commit) > 0 || len(out.names) > 0:
+		s.store.append(out.commit, func(err error) {
+			if d, ok := s.prepare(cn, out, err); ok {
+				s.pendMu.Lock()
+				s.pend = append(s.pend, pending{cn, d})
+				s.pendMu.Unlock()
+			}
+		})
+	case out.reply != nil:
+		now = append(now, out)
 	}
-	if len(out.commit) > 0 || len(out.names) > 0 {
-		s.store.append(out.commit, func(err error) { s.finish(cn, out, err) })
-		return nil
+	return now
+}
+
+// pending is a reply whose bindings are on disk, waiting for the end of
+// its log batch.
+type pending struct {
+	cn *conn
+	d  datagram
+}
+
+// flush sends the replies of a log batch; it runs on the log's writer.
+func (s *Server) flush() {
+	s.pendMu.Lock()
+	list := s.pend
+	s.pend = s.spare[:0]
+	s.pendMu.Unlock()
+	for len(list) > 0 {
+		cn := list[0].cn
+		var ds []datagram
+		rest := list[:0]
+		for _, p := range list {
+			if p.cn == cn {
+				ds = append(ds, p.d)
+			} else {
+				rest = append(rest, p)
+			}
+		}
+		s.send(cn, ds)
+		list = rest
 	}
-	return func() { s.finish(cn, out, nil) }
+	s.pendMu.Lock()
+	s.spare = list[:0]
+	s.pendMu.Unlock()
+}
+
+// sendNow sends replies that wait for nothing.
+func (s *Server) sendNow(cn *conn, outs []outcome) {
+	if len(outs) == 0 {
+		return
+	}
+	ds := make([]datagram, 0, len(outs))
+	for _, out := range outs {
+		if d, ok := s.prepare(cn, out, nil); ok {
+			ds = append(ds, d)
+		}
+	}
+	s.send(cn, ds)
 }
 
 // probeOffer ARP-probes the offered address; a free one's OFFER leaves, a
@@ -308,21 +370,17 @@ func (s *Server) probeOffer(cn *conn, arp *arpProber, out outcome, raw []byte, s
 		s.mu.Unlock()
 		return
 	}
-	rec := s.h.probed(s.now(), addr, taken)
-	if rec == nil {
-		s.mu.Unlock()
-		s.finish(cn, out, nil)
-		return
-	}
-	s.store.append([]*binding{rec}, nil)
-	var after func()
-	if attempt < maxProbes {
-		after = s.route(cn, s.h.handleBytes(s.now(), raw, src), raw, src, attempt+1)
+	var now []outcome
+	if rec := s.h.probed(s.now(), addr, taken); rec == nil {
+		now = append(now, out)
+	} else {
+		s.store.append([]*binding{rec}, nil)
+		if attempt < maxProbes {
+			now = s.route(cn, s.h.handleBytes(s.now(), raw, src), raw, src, attempt+1, now)
+		}
 	}
 	s.mu.Unlock()
-	if after != nil {
-		after()
-	}
+	s.sendNow(cn, now)
 }
 
 // forUs accepts requests broadcast on the wire or sent to the DHCP alias; a
@@ -343,20 +401,20 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 	return u32Addr(v)
 }
 
-// finish runs once the outcome's bindings are on disk: it makes the name
-// changes and sends the reply. A binding that could not be written gets no
-// reply; the client will ask again.
-func (s *Server) finish(cn *conn, out outcome, err error) {
+// prepare turns an outcome whose bindings are on disk into the datagram
+// to send, making its name changes first. A binding that could not be
+// written gets no reply: the client will ask again.
+func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 	if err != nil {
 		s.cnt.storeErrors.Add(1)
-		return
+		return datagram{}, false
 	}
 	applyNames(s.names, out.names)
 	if out.reply == nil {
 		if out.why != "" {
 			s.log.Debug("no reply", "why", out.why)
 		}
-		return
+		return datagram{}, false
 	}
 	to := out.to
 	if out.neigh {
@@ -366,12 +424,24 @@ func (s *Server) finish(cn *conn, out outcome, err error) {
 		}
 	}
 	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
-	if err := cn.write(out.reply.ToBytes(), src, to); err != nil {
-		s.cnt.sendErrors.Add(1)
-		s.log.Warn("sending a reply", "err", err)
+	return datagram{b: out.reply.ToBytes(), src: src, dst: to, mt: uint8(out.reply.MessageType())}, true
+}
+
+// send writes replies and counts them.
+func (s *Server) send(cn *conn, ds []datagram) {
+	if len(ds) == 0 {
 		return
 	}
-	s.cnt.out[out.reply.MessageType()].Add(1)
+	sent, err := cn.write(ds)
+	if err != nil {
+		s.cnt.sendErrors.Add(uint64(len(ds) - sent))
+		s.log.Warn("sending replies", "failed", len(ds)-sent, "err", err)
+	}
+	if sent == len(ds) {
+		for _, d := range ds {
+			s.cnt.out[d.mt].Add(1)
+		}
+	}
 }
 
 // sweeper ends expired leases and withdraws their names until stopped.

@@ -72,6 +72,9 @@ type store struct {
 	// snapshot returns every binding to keep, in an order compaction writes.
 	// It is called on the writer goroutine; nil disables compaction.
 	snapshot func() []*binding
+	// afterBatch, when set, runs on the writer goroutine after the
+	// callbacks of each batch (the server sends their replies together).
+	afterBatch func()
 
 	commits, batches, compactions atomic.Uint64
 	recovered                     string
@@ -326,6 +329,9 @@ func (s *store) writer() {
 			err := s.writeBatch(buf, n)
 			for _, w := range waiters {
 				w(err)
+			}
+			if s.afterBatch != nil {
+				s.afterBatch()
 			}
 			s.spare = buf[:0]
 			if err == nil && s.snapshot != nil && s.records > 2*s.lastLive+8192 {
