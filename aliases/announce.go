@@ -107,6 +107,7 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 	if n.bgClosed || n.announce.Count <= 1 {
 		return errors.Join(append(errs, c.Close())...)
 	}
+	started := time.Now()
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
@@ -119,14 +120,28 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 				return
 			case <-t.C:
 			}
-			for _, p := range frames {
+			for i, p := range frames {
+				// An address released meanwhile must not be announced: the
+				// host claiming it would take the frame for a holder.
+				if n.removedSince(addrs[i], started) {
+					continue
+				}
 				if err := c.send(p); err != nil {
-					n.log.Debug("gratuitous ARP failed", "addr", p, "err", err)
+					n.log.Debug("gratuitous ARP failed", "addr", addrs[i], "err", err)
 				}
 			}
 		}
 	}()
 	return errors.Join(errs...)
+}
+
+// noteRemoved records that a was taken off the NIC, for bursts in flight.
+func (n *NIC) noteRemoved(a netip.Addr) { n.removed.Store(a, time.Now()) }
+
+// removedSince reports whether a was taken off the NIC after t.
+func (n *NIC) removedSince(a netip.Addr, t time.Time) bool {
+	v, ok := n.removed.Load(a)
+	return ok && v.(time.Time).After(t)
 }
 
 // Probe asks (RFC 5227 ARP Probe, sender IP 0.0.0.0) whether another host

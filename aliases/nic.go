@@ -45,6 +45,7 @@ type NIC struct {
 	log       *slog.Logger
 	announce  Announce
 	writes    atomic.Uint64 // netlink writes attempted, for tests and metrics
+	removed   sync.Map      // netip.Addr → time.Time it was last taken off the NIC
 	index     atomic.Int32  // the NIC's ifindex when last seen
 	subs      atomic.Int32  // netlink subscriptions Watch has made, for tests
 
@@ -258,6 +259,7 @@ func (n *NIC) addrAdd(link netlink.Link, a Alias) error {
 // addrDel deletes p only while it still carries label, so an address
 // relabelled by someone in the meantime is not taken away.
 func (n *NIC) addrDel(link netlink.Link, p netip.Prefix, label string) error {
+	n.noteRemoved(p.Addr())
 	n.writes.Add(1)
 	return n.h.AddrDel(link, &netlink.Addr{IPNet: ipNet(p), Label: label})
 }

@@ -96,19 +96,26 @@ func newGateway(t *testing.T) *gateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ns, err := l.Namespace("gw")
+	g := plugGateway(t, l, sw, "gw", "198.51.100.250/24")
+	g.ns.MustRun(t, "ip", "addr", "add", "198.51.100.77/24", "dev", "eth1", "label", "eth1:hand")
+	g.write(fmt.Sprintf(site, g.dir))
+	return g
+}
+
+// plugGateway makes namespace name with eth1 on the switch and its primary
+// address, and a directory for the daemon's files.
+func plugGateway(t *testing.T, l *lab.Lab, sw *lab.Switch, name, primary string) *gateway {
+	t.Helper()
+	ns, err := l.Namespace(name)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Plug(sw, ns, "eth1"); err != nil {
 		t.Fatal(err)
 	}
-	ns.MustRun(t, "ip", "addr", "add", "198.51.100.250/24", "dev", "eth1")
-	ns.MustRun(t, "ip", "addr", "add", "198.51.100.77/24", "dev", "eth1", "label", "eth1:hand")
+	ns.MustRun(t, "ip", "addr", "add", primary, "dev", "eth1")
 	dir := t.TempDir()
-	g := &gateway{t: t, lab: l, ns: ns, dir: dir, conf: filepath.Join(dir, "gateway.toml")}
-	g.write(fmt.Sprintf(site, dir))
-	return g
+	return &gateway{t: t, lab: l, ns: ns, dir: dir, conf: filepath.Join(dir, "gateway.toml")}
 }
 
 func (g *gateway) write(text string) {
