@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"github.com/miekg/dns"
 	"os"
 	"path/filepath"
 	"sort"
@@ -90,4 +91,59 @@ func BenchmarkAliases(b *testing.B) {
 		b.Logf("250 aliases: gatewayd start %v (incl. process start), ip -batch %v (ratio %.2f); no-op reload median %v",
 			up.Round(time.Millisecond), ipBatch.Round(time.Millisecond), float64(up)/float64(ipBatch), reloads[len(reloads)/2].Round(time.Microsecond))
 	}
+}
+
+// BenchmarkMove reports the time from the claiming host's `gatewayd reload`
+// to the client's first answered query on the moved DNS address, with the
+// default probe settings (the old host released it just before). The client
+// asks every 20 ms with a 20 ms timeout.
+func BenchmarkMove(b *testing.B) {
+	for b.Loop() {
+		s := newTwoBoxes(b)
+		s.client.MustRun(b, "ip", "addr", "add", "192.0.2.50/24", "dev", "eth0")
+		s.gw1.write(defaultClaim(mustRead(s.gw1.conf)))
+		s.gw2.write(defaultClaim(mustRead(s.gw2.conf)))
+		s.gw1.start()
+		s.gw2.start()
+		if _, err := s.dig("nas.home.arpa"); err != nil {
+			b.Fatal(err)
+		}
+		s.place("gw1", "gw2")
+		s.gw1.write(defaultClaim(mustRead(s.gw1.conf)))
+		s.gw2.write(defaultClaim(mustRead(s.gw2.conf)))
+		if out, err := s.gw1.cli("reload"); err != nil {
+			b.Fatalf("release: %v\n%s", err, out)
+		}
+		start := time.Now()
+		reloaded := make(chan error, 1)
+		go func() { _, err := s.gw2.cli("reload"); reloaded <- err }()
+		var answered time.Duration
+		err := s.client.Do(func() error {
+			q := new(dns.Msg)
+			q.SetQuestion("nas.home.arpa.", dns.TypeA)
+			c := &dns.Client{Timeout: 20 * time.Millisecond}
+			for time.Since(start) < 10*time.Second {
+				if r, _, err := c.Exchange(q, "192.0.2.3:53"); err == nil && len(r.Answer) > 0 {
+					answered = time.Since(start)
+					return nil
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			return fmt.Errorf("no answer within 10s of the claim")
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := <-reloaded; err != nil {
+			b.Fatalf("claim: %v", err)
+		}
+		b.ReportMetric(float64(answered.Microseconds())/1000, "ms-claim-to-answer")
+		b.Logf("DNS move: %v from gw2's reload to the client's first answer (default probe_timeout 500ms)", answered.Round(time.Millisecond))
+	}
+}
+
+// defaultClaim drops the test site's fast probe and announce settings, so the
+// move is measured with the defaults.
+func defaultClaim(text string) string {
+	return strings.NewReplacer("probe_timeout = \"300ms\"\n", "", "announce_count = 2\n", "", "announce_interval = \"300ms\"\n", "").Replace(text)
 }

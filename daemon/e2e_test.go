@@ -81,7 +81,7 @@ forward = ["upstream"]
 // gateway is a lab namespace with eth1 on a switch, a primary address and an
 // address added by hand, and a directory for the daemon's files.
 type gateway struct {
-	t    *testing.T
+	t    testing.TB
 	lab  *lab.Lab
 	ns   *lab.Namespace
 	dir  string
@@ -104,7 +104,7 @@ func newGateway(t *testing.T) *gateway {
 
 // plugGateway makes namespace name with eth1 on the switch and its primary
 // address, and a directory for the daemon's files.
-func plugGateway(t *testing.T, l *lab.Lab, sw *lab.Switch, name, primary string) *gateway {
+func plugGateway(t testing.TB, l *lab.Lab, sw *lab.Switch, name, primary string) *gateway {
 	t.Helper()
 	ns, err := l.Namespace(name)
 	if err != nil {

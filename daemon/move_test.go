@@ -68,14 +68,14 @@ forward = ["lan"]
 `
 
 type twoBoxes struct {
-	t        *testing.T
+	t        testing.TB
 	gw1, gw2 *gateway
 	client   *lab.Namespace
 	script   string
 	events   string
 }
 
-func newTwoBoxes(t *testing.T) *twoBoxes {
+func newTwoBoxes(t testing.TB) *twoBoxes {
 	lab.Require(t)
 	lab.RequireTools(t, "udhcpc", "dig")
 	l := lab.New(t)
