@@ -213,12 +213,22 @@ func TestMoveRoles(t *testing.T) {
 		}
 	})
 	time.Sleep(300 * time.Millisecond)
+	// gw2 asks first and waits (reload --wait) until gw1 has released.
 	s.place("gw1", "gw2")
+	claimed := make(chan error, 1)
+	go func() {
+		out, err := s.gw2.cli("reload", "--wait", "20s")
+		if err == nil && !strings.Contains(out, "waiting for the old host") {
+			err = fmt.Errorf("reload --wait did not wait:\n%s", out)
+		}
+		claimed <- err
+	}()
+	time.Sleep(time.Second)
 	if out, err := s.gw1.cli("reload"); err != nil {
 		t.Fatalf("gw1 releasing dns: %v\n%s", err, out)
 	}
-	if out, err := s.gw2.cli("reload"); err != nil {
-		t.Fatalf("gw2 claiming dns: %v\n%s", err, out)
+	if err := <-claimed; err != nil {
+		t.Fatalf("gw2 claiming dns: %v", err)
 	}
 	if mac := s.neighMAC("192.0.2.3"); mac != gw2MAC.String() {
 		t.Errorf("right after the claim the client's ARP entry for 192.0.2.3 is %q, want gw2's %s", mac, gw2MAC)
