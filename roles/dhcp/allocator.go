@@ -2,7 +2,6 @@ package dhcp
 
 import (
 	"math/bits"
-	"net/netip"
 	"slices"
 
 	"gatewayd/config"
@@ -400,6 +399,3 @@ func (a *allocator) load(b *binding) {
 	}
 	a.put(b)
 }
-
-// addrOf is a convenience for logs and tests.
-func addrOf(v uint32) netip.Addr { return u32Addr(v) }

@@ -92,7 +92,7 @@ func startKea(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
 	}
 	cmd := n.gw.Command(context.Background(), "kea-dhcp4", "-c", cfg)
 	cmd.Env = append(os.Environ(), "KEA_LOCKFILE_DIR="+dir, "KEA_PIDFILE_DIR="+dir)
-	return startAndWait(n, cmd, "udp 198.18.0.2:67")
+	return startAndWait(n, cmd, "udp 198.18.0.2:67", dir)
 }
 
 func startDnsmasq(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
@@ -101,18 +101,24 @@ func startDnsmasq(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
 		"--dhcp-option=6,198.18.0.1", "--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--dhcp-authoritative",
 		"--no-ping", "--dhcp-lease-max=250000", "--user=root", "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
 		"--quiet-dhcp", "--log-facility="+filepath.Join(dir, "dnsmasq.log"))
-	return startAndWait(n, cmd, "udp 0.0.0.0:67")
+	return startAndWait(n, cmd, "udp 0.0.0.0:67", dir)
 }
 
-// startAndWait starts a peer server and waits until it listens on port 67.
-func startAndWait(n *perfNet, cmd *exec.Cmd, listen string) (*exec.Cmd, error) {
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+// startAndWait starts a peer server, its output going to dir/server.log,
+// and waits until it listens on port 67.
+func startAndWait(n *perfNet, cmd *exec.Cmd, listen, dir string) (*exec.Cmd, error) {
+	logf, err := os.Create(filepath.Join(dir, "server.log"))
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := n.gw.StartCommand(cmd); err != nil {
 		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := lab.Poll(ctx, func() error {
+	err = lab.Poll(ctx, func() error {
 		out, err := n.gw.Run(ctx, "ss", "-uanpH", "sport", "= :67")
 		if err != nil || !strings.Contains(out, strings.Fields(listen)[1]) {
 			return fmt.Errorf("%s does not listen on %s yet: %s %v", cmd.Args, listen, out, err)
@@ -202,12 +208,12 @@ func BenchmarkPeers(b *testing.B) {
 		for _, srv := range servers {
 			results[srv.name] = map[int]perfResult{}
 		}
-		b.Logf("%-10s %7s %12s %8s %8s %10s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k")
+		report("%-10s %7s %12s %8s %8s %10s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k")
 		for round := range rounds {
 			for _, rate := range rates {
 				for _, srv := range servers {
 					res := benchOne(b, n, srv, rate, period)
-					b.Logf("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, round+1)
+					report("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, round+1)
 					if old, ok := results[srv.name][rate]; !ok || better(res, old) {
 						results[srv.name][rate] = res
 					}
@@ -226,16 +232,20 @@ func BenchmarkPeers(b *testing.B) {
 		if best["kea-dhcp4"] > 0 {
 			b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea")
 		}
-		b.Logf("completed exchanges/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f; gatewayd/kea %.2f",
+		report("completed exchanges/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f; gatewayd/kea %.2f",
 			best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
 		if results["gatewayd"] != nil {
 			rss, hwm := residentWith50k(b, n)
 			b.ReportMetric(float64(rss)/1024, "MiB-rss-50k")
-			b.Logf("gatewayd with 50,000 leases: RSS %.1f MiB (peak %.1f MiB)", float64(rss)/1024, float64(hwm)/1024)
+			report("gatewayd with 50,000 leases: RSS %.1f MiB (peak %.1f MiB)", float64(rss)/1024, float64(hwm)/1024)
 		}
 		l.Close()
 	}
 }
+
+// report prints a line of the benchmark's table on stdout (benchmark logs
+// are cut short).
+func report(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
 // better prefers a run within the drop limit, then more completed exchanges.
 func better(a, b perfResult) bool {

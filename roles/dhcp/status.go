@@ -72,7 +72,7 @@ func (s *Server) Leases() []Lease {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now().Unix()
-	var out []Lease
+	out := []Lease{}
 	for _, b := range s.h.alloc.bindings() {
 		if b.live(now) {
 			out = append(out, b.lease(now))
@@ -121,6 +121,9 @@ func (s *Server) Import(leases []Lease) (int, error) {
 		commit = append(commit, b)
 		if moved := a.put(b); moved != nil {
 			commit = append(commit, moved)
+			if moved.hostname != "" && s.cur != nil && moved.expires > now.Unix() {
+				names = append(names, nameChange{host: moved.hostname, addr: u32Addr(moved.addr)})
+			}
 		}
 		if b.state == bindActive && b.hostname != "" && s.cur != nil {
 			names = append(names, nameChange{publish: true, host: b.hostname, addr: u32Addr(b.addr)})
