@@ -60,32 +60,38 @@ func (c *arpConn) send(p arpPacket) error {
 
 func (c *arpConn) Close() error { return c.f.Close() }
 
-// Announce sends a gratuitous ARP burst for a, which must be on the NIC:
-// the first frame now (its error is returned), the rest in the background.
-func (n *NIC) Announce(a netip.Addr) error {
-	if !a.Is4() {
-		return fmt.Errorf("announcing %s on %s: not an IPv4 address", a, n.ifname)
-	}
+// Announce sends a gratuitous ARP burst for each address, which must all be
+// on the NIC: the first frames now (their errors are returned), the rest in
+// the background.
+func (n *NIC) Announce(addrs ...netip.Addr) error {
 	if n.bgCtx.Err() != nil {
 		return errClosed
 	}
 	link, kernel, err := n.kernelAddrs()
 	if err != nil {
-		return fmt.Errorf("announcing %s: %w", a, err)
+		return fmt.Errorf("announcing on %s: %w", n.ifname, err)
 	}
-	found := false
+	on := map[netip.Addr]bool{}
 	for _, k := range kernel {
-		found = found || k.Prefix.Addr() == a
+		on[k.Prefix.Addr()] = true
 	}
-	if !found {
-		// Announcing an address this host does not hold would steal it.
-		return fmt.Errorf("announcing %s on %s: the address is not on the interface", a, n.ifname)
+	for _, a := range addrs {
+		if !a.Is4() {
+			return fmt.Errorf("announcing %s on %s: not an IPv4 address", a, n.ifname)
+		}
+		if !on[a] {
+			// Announcing an address this host does not hold would steal it.
+			return fmt.Errorf("announcing %s on %s: the address is not on the interface", a, n.ifname)
+		}
 	}
-	return n.burst(link, a)
+	return n.burst(link, addrs...)
 }
 
 func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
-	if len(addrs) == 0 {
+	n.bgMu.Lock()
+	count, interval := n.announce.Count, n.announce.Interval
+	n.bgMu.Unlock()
+	if len(addrs) == 0 || count < 0 {
 		return nil
 	}
 	// One socket for the whole burst: opening one per address costs a thread
@@ -104,7 +110,7 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 	}
 	n.bgMu.Lock()
 	defer n.bgMu.Unlock()
-	if n.bgClosed || n.announce.Count <= 1 {
+	if n.bgClosed || count <= 1 {
 		return errors.Join(append(errs, c.Close())...)
 	}
 	started := time.Now()
@@ -112,9 +118,9 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 	go func() {
 		defer n.bg.Done()
 		defer c.Close()
-		t := time.NewTicker(n.announce.Interval)
+		t := time.NewTicker(interval)
 		defer t.Stop()
-		for range n.announce.Count - 1 {
+		for range count - 1 {
 			select {
 			case <-n.bgCtx.Done():
 				return

@@ -19,8 +19,19 @@ import (
 
 // Announce says how new addresses are announced with gratuitous ARP.
 type Announce struct {
-	Count    int           // frames per burst; default 3
+	Count    int           // frames per burst; 0 means 3, negative means none
 	Interval time.Duration // between frames; default 1s (RFC 5227 uses 2s)
+}
+
+// withDefaults fills zero fields: 3 frames 1 s apart.
+func (a Announce) withDefaults() Announce {
+	if a.Count == 0 {
+		a.Count = 3
+	}
+	if a.Interval <= 0 {
+		a.Interval = time.Second
+	}
+	return a
 }
 
 // Options configure Open.
@@ -77,12 +88,7 @@ func Open(opts Options) (_ *NIC, err error) {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.log = n.log.With("component", "aliases", "interface", n.ifname)
-	if n.announce.Count <= 0 {
-		n.announce.Count = 3
-	}
-	if n.announce.Interval <= 0 {
-		n.announce.Interval = time.Second
-	}
+	n.announce = n.announce.withDefaults()
 	if n.ns, err = netns.Get(); err != nil {
 		return nil, fmt.Errorf("finding the current network namespace: %w", err)
 	}

@@ -46,6 +46,17 @@ func (n *NIC) Plan(desired []Alias) ([]Step, error) {
 // no netlink write. The error joins every step that failed; Result lists
 // what was done regardless.
 func (n *NIC) Set(ctx context.Context, desired []Alias) (Result, error) {
+	return n.set(ctx, desired, true)
+}
+
+// SetQuiet is Set without the gratuitous ARP for the addresses it adds: the
+// controller announces them with Announce once their roles serve, so no
+// neighbour is sent to a port nobody listens on yet.
+func (n *NIC) SetQuiet(ctx context.Context, desired []Alias) (Result, error) {
+	return n.set(ctx, desired, false)
+}
+
+func (n *NIC) set(ctx context.Context, desired []Alias, announce bool) (Result, error) {
 	want, err := validate(n.ifname, desired)
 	if err != nil {
 		return Result{}, err
@@ -59,7 +70,7 @@ func (n *NIC) Set(ctx context.Context, desired []Alias) (Result, error) {
 		want = []Alias{}
 	}
 	n.desired = want
-	res, err := n.reconcile(ctx, nil)
+	res, err := n.reconcile(ctx, nil, announce)
 	for _, s := range res.Conflicts {
 		n.log.Warn("alias not held: its address is on the NIC but was not added by gatewayd", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "reason", s.Reason)
 	}
@@ -68,7 +79,7 @@ func (n *NIC) Set(ctx context.Context, desired []Alias) (Result, error) {
 
 // reconcile brings the kernel to n.desired; steps allow rejects are
 // deferred. The caller holds n.mu.
-func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool) (Result, error) {
+func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool, announce bool) (Result, error) {
 	var res Result
 	link, kernel, err := n.kernelAddrs()
 	if err != nil {
@@ -109,13 +120,13 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool) (Result, err
 		n.log.Info("step done", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String(), "reason", s.Reason)
 		res.Done = append(res.Done, s)
 	}
-	var announce []netip.Addr
+	var added []netip.Addr
 	for _, s := range res.Done {
-		if s.Op != OpDel {
-			announce = append(announce, s.Alias.Prefix.Addr())
+		if s.Op != OpDel && announce {
+			added = append(added, s.Alias.Prefix.Addr())
 		}
 	}
-	if err := n.burst(link, announce...); err != nil {
+	if err := n.burst(link, added...); err != nil {
 		n.log.Warn("gratuitous ARP failed", "err", err)
 	}
 	n.dropUnmetIntents(steps, res.Done)
@@ -248,6 +259,30 @@ func (n *NIC) del(link netlink.Link, a Alias) error {
 	n.rec.remove(n.ifname, a.Prefix)
 	n.recDirty = true
 	return nil
+}
+
+// Owned returns the addresses gatewayd added that are on the NIC now.
+func (n *NIC) Owned() ([]netip.Prefix, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	_, kernel, err := n.kernelAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []netip.Prefix
+	for _, k := range kernel {
+		if _, ok := n.owned(k.Prefix); ok {
+			out = append(out, k.Prefix)
+		}
+	}
+	return out, nil
+}
+
+// SetAnnounce changes how later additions are announced.
+func (n *NIC) SetAnnounce(a Announce) {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	n.announce = a.withDefaults()
 }
 
 // AliasStatus is one desired alias as the kernel has it now.

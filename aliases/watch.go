@@ -233,7 +233,7 @@ func (w *watcher) repair(ctx context.Context) time.Duration {
 			wait = min(wait, retry)
 		}
 		return ok
-	})
+	}, true)
 	for _, s := range res.Done {
 		n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
 	}
