@@ -175,3 +175,30 @@ func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
 	}
 	return reflect.StructField{}, false
 }
+
+// ControlSocket finds the control socket a config file names, for the
+// commands that talk to the daemon. When the file does not validate, it still
+// reads [gateway] control_socket alone if it can, and returns the validation
+// error with it; socket is "" only when not even that could be read.
+func ControlSocket(file string, text []byte) (socket string, err error) {
+	c, err := Parse(file, text)
+	if err == nil {
+		return c.Gateway.ControlSocket, nil
+	}
+	var lenient struct {
+		Gateway struct {
+			ControlSocket string `toml:"control_socket"`
+		} `toml:"gateway"`
+	}
+	if _, derr := toml.Decode(string(text), &lenient); derr != nil {
+		return "", err
+	}
+	return orDefault(lenient.Gateway.ControlSocket, DefaultControlSocket), err
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}

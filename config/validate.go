@@ -127,6 +127,8 @@ func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
 		p.at(path, "label %q is %d bytes; the kernel allows at most 15", a.Label, len(a.Label))
 	case labels[a.Label] != "":
 		p.at(path, "label %q is also used by alias %q; labels must be unique", a.Label, labels[a.Label])
+	case c.Gateway.Interface != "" && !strings.HasPrefix(a.Label, c.Gateway.Interface):
+		p.at(path, "label %q must start with the interface name, e.g. \"%s:%d\"", a.Label, c.Gateway.Interface, i)
 	}
 	labels[a.Label] = a.Name
 }
