@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/netip"
-	"reflect"
 	"sync"
 	"time"
 
@@ -16,40 +16,66 @@ import (
 // Apply makes this box match c: the aliases it holds, the firewall and the roles.
 // It returns the steps carried out. On failure it returns to the previous
 // generation and says what failed; the running generation changes only when
-// everything succeeded.
+// everything succeeded. An unchanged config still runs every subsystem's
+// idempotent Set, which writes nothing unless the kernel drifted (a flushed
+// ruleset, say), and then repairs it.
 func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.stopped {
+		return nil, errors.New("gatewayd is stopping")
+	}
 	if err := d.checkImmutable(next); err != nil {
 		return nil, err
 	}
-	if d.cfg != nil && sameConfig(d.cfg, next) {
-		d.log.Info("reload: no changes")
-		return nil, nil
-	}
-	steps, err := d.plan(d.cfg, next)
+	p, err := d.plan(d.cfg, next)
 	if err != nil {
 		return nil, err
 	}
-	if d.cfg != nil {
-		_ = notify(reloadingState())
-		defer notify("READY=1")
-	}
-	if err := d.claim(ctx, d.cfg, next); err != nil {
+	if err := p.conflictErr(); err != nil {
 		return nil, err
 	}
 	prev := d.cfg
-	if err := d.transition(ctx, prev, next); err != nil {
+	unchanged := prev != nil && sameConfig(prev, next) && d.degraded == nil
+	if prev != nil && !unchanged {
+		_ = notify(reloadingState())
+		defer notify("READY=1")
+	}
+	if err := d.claim(ctx, prev, next); err != nil {
+		return nil, err
+	}
+	d.nic.SetAnnounce(announceOf(next))
+	if err := d.transition(ctx, prev, next, union(held(prev), held(next))); err != nil {
 		if prev == nil {
+			// At start there is nothing to return to; what was applied stays,
+			// the firewall first, so the box fails closed.
 			return nil, err
 		}
 		d.log.Error("apply failed, returning to the previous config", "err", err)
-		if rerr := d.transition(ctx, next, prev); rerr != nil {
-			return nil, fmt.Errorf("%w; returning to the previous config also failed: %v", err, rerr)
+		d.nic.SetAnnounce(announceOf(prev))
+		if rerr := d.rollback(ctx, next, prev); rerr != nil {
+			d.degraded = fmt.Errorf("a reload failed (%w) and returning to the previous config also failed (%w)", err, rerr)
+			_ = notify("STATUS=degraded: " + d.degraded.Error())
+			return nil, d.degraded
 		}
 		return nil, fmt.Errorf("%w; the previous config is running again", err)
 	}
+	if d.degraded != nil {
+		d.degraded = nil
+		_ = notify("STATUS=running")
+	}
+	if unchanged {
+		d.log.Info("reload: no changes")
+		return nil, nil
+	}
 	d.cfg, d.gen, d.applied = next, d.gen+1, time.Now()
+	if d.level != nil {
+		var lv slog.Level
+		if lv.UnmarshalText([]byte(orDefault(next.Gateway.LogLevel, "info"))) == nil {
+			d.level.Set(lv)
+		}
+	}
+	steps := p.lines()
 	d.log.Info("applied", "generation", d.gen, "steps", len(steps))
 	for _, s := range steps {
 		d.log.Debug("applied", "step", s)
@@ -58,11 +84,12 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 }
 
 // transition moves from one config to another: the firewall for both the
-// kept and the new aliases first, then the new aliases (so nothing answers on
-// an address without its policy), then the roles (each starts new listeners
-// before closing old ones), then the aliases no longer held go, and only then
-// their firewall rules.
-func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error {
+// kept and the new aliases first, then the aliases of bridge (the new ones
+// come up without their policy missing), then the roles (each starts new
+// listeners before closing old ones); only then are the new addresses
+// announced, the aliases no longer held removed, and finally their firewall
+// rules.
+func (d *Daemon) transition(ctx context.Context, from, to *config.Config, bridge []aliases.Alias) error {
 	var fw, roles []Part
 	if len(d.parts) > 0 {
 		fw, roles = d.parts[:1], d.parts[1:]
@@ -73,23 +100,30 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error 
 			return fmt.Errorf("%s: %w", p.Name(), err)
 		}
 	}
-	res, err := d.nic.Set(ctx, union(held(from), held(to)))
+	res, err := d.nic.SetQuiet(ctx, bridge)
 	if err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
-	if len(res.Conflicts) > 0 {
-		var errs []error
-		for _, c := range res.Conflicts {
-			errs = append(errs, fmt.Errorf("alias %s: %s", c.Alias, c.Reason))
-		}
-		return fmt.Errorf("aliases: %w", errors.Join(errs...))
+	if err := conflictErr(res.Conflicts); err != nil {
+		return err
 	}
 	for _, p := range roles {
 		if err := p.Set(ctx, to); err != nil {
 			return fmt.Errorf("%s role: %w", p.Name(), err)
 		}
 	}
-	if _, err := d.nic.Set(ctx, held(to)); err != nil {
+	var added []netip.Addr
+	for _, s := range res.Done {
+		if s.Op == aliases.OpAdd || s.Op == aliases.OpRelabel {
+			added = append(added, s.Alias.Prefix.Addr())
+		}
+	}
+	if len(added) > 0 {
+		if err := d.nic.Announce(added...); err != nil {
+			d.log.Warn("gratuitous ARP failed", "err", err)
+		}
+	}
+	if _, err := d.nic.SetQuiet(ctx, held(to)); err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
 	if during != to {
@@ -100,6 +134,52 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config) error 
 		}
 	}
 	return nil
+}
+
+// rollback returns from a failed apply of failed to prev. Addresses prev held
+// that the failed apply released are taken back only after a probe finds
+// them free: another box may have claimed them meanwhile. Addresses failed
+// would have claimed are kept during the way back only if they are on the NIC.
+func (d *Daemon) rollback(ctx context.Context, failed, prev *config.Config) error {
+	if err := d.claimMissing(ctx, prev); err != nil {
+		return fmt.Errorf("not taking addresses back: %w", err)
+	}
+	owned, err := d.nic.Owned()
+	if err != nil {
+		return fmt.Errorf("aliases: %w", err)
+	}
+	on := map[netip.Prefix]bool{}
+	for _, p := range owned {
+		on[p] = true
+	}
+	var kept []aliases.Alias
+	for _, a := range held(failed) {
+		if on[a.Prefix] {
+			kept = append(kept, a)
+		}
+	}
+	return d.transition(ctx, failed, prev, union(kept, held(prev)))
+}
+
+func conflictErr(conflicts []aliases.Step) error {
+	var errs []error
+	for _, c := range conflicts {
+		errs = append(errs, fmt.Errorf("alias %s: %s", c.Alias, c.Reason))
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return fmt.Errorf("aliases: %w", errors.Join(errs...))
+}
+
+// announceOf is the config's gratuitous ARP setting for the aliases package
+// (announce_count 0 means none).
+func announceOf(c *config.Config) aliases.Announce {
+	n := c.Gateway.AnnounceCount
+	if n == 0 {
+		n = -1
+	}
+	return aliases.Announce{Count: n, Interval: c.Gateway.AnnounceInterval.Duration}
 }
 
 // stillHolding is to, but still holding the aliases from held that to gives to
@@ -126,53 +206,45 @@ func stillHolding(from, to *config.Config) *config.Config {
 	return &c
 }
 
-// plan lists what applying next after prev would change.
-func (d *Daemon) plan(prev, next *config.Config) ([]string, error) {
-	var steps []string
-	for _, a := range next.Aliases {
-		if !next.Holds(a) {
-			note := fmt.Sprintf("# alias %s (%s) is held by host %s", a.Name, a.Address, a.Host)
-			if prev == nil || prev.Alias(a.Name) == nil || prev.Holds(*prev.Alias(a.Name)) || !reflect.DeepEqual(*prev.Alias(a.Name), a) {
-				steps = append(steps, note)
-			}
-		}
+// claim probes every address this box is about to take (RFC 5227) and refuses
+// the whole apply when another host still answers for one. Addresses already
+// on the NIC, and those prev held (the watch puts those back), are not probed.
+func (d *Daemon) claim(ctx context.Context, prev, next *config.Config) error {
+	var skip []aliases.Alias
+	if prev != nil {
+		skip = held(prev)
 	}
-	alsteps, err := d.nic.Plan(held(next))
-	if err != nil {
-		return nil, fmt.Errorf("planning aliases: %w", err)
-	}
-	for _, s := range alsteps {
-		steps = append(steps, s.String())
-	}
-	for _, p := range d.parts {
-		steps = append(steps, p.Plan(prev, next)...)
-	}
-	return steps, nil
+	return d.probe(ctx, next, skip)
 }
 
-// claim probes every address this box is about to take (RFC 5227) and refuses
-// the whole apply when another host still answers for one.
-func (d *Daemon) claim(ctx context.Context, prev, next *config.Config) error {
-	timeout := next.Gateway.ProbeTimeout.Duration
+// claimMissing probes every address of c this box holds that is not on the NIC.
+func (d *Daemon) claimMissing(ctx context.Context, c *config.Config) error {
+	return d.probe(ctx, c, nil)
+}
+
+func (d *Daemon) probe(ctx context.Context, c *config.Config, skip []aliases.Alias) error {
+	timeout := c.Gateway.ProbeTimeout.Duration
 	if timeout <= 0 {
 		return nil
 	}
-	present := map[netip.Addr]bool{}
-	for _, st := range d.nic.Status() {
-		if st.Present {
-			present[st.Alias.Prefix.Addr()] = true
-		}
+	owned, err := d.nic.Owned()
+	if err != nil {
+		return fmt.Errorf("aliases: %w", err)
 	}
-	var fresh []aliases.Alias
-	for _, a := range held(next) {
-		if !present[a.Prefix.Addr()] && !heldIn(prev, a.Prefix.Addr()) {
-			fresh = append(fresh, a)
-		}
+	present := map[netip.Addr]bool{}
+	for _, p := range owned {
+		present[p.Addr()] = true
+	}
+	for _, a := range skip {
+		present[a.Prefix.Addr()] = true
 	}
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for _, a := range fresh {
+	for _, a := range held(c) {
+		if present[a.Prefix.Addr()] {
+			continue
+		}
 		wg.Go(func() {
 			mac, err := d.nic.Probe(ctx, a.Prefix.Addr(), timeout)
 			mu.Lock()
@@ -181,13 +253,16 @@ func (d *Daemon) claim(ctx context.Context, prev, next *config.Config) error {
 			case err != nil:
 				errs = append(errs, fmt.Errorf("probing %s for alias %s: %w", a.Prefix.Addr(), a.Name, err))
 			case mac != nil:
-				errs = append(errs, fmt.Errorf("address %s (alias %s) is still held by %s: release it on its old host first (set its host there and reload), then reload here", a.Prefix.Addr(), a.Name, mac))
+				errs = append(errs, fmt.Errorf("address %s (alias %s) %s %s: release it on its old host first (set its host there and reload), then reload here", a.Prefix.Addr(), a.Name, heldElsewhere, mac))
 			}
 		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
+
+// heldElsewhere is the words of the one refusal `reload --wait` waits out.
+const heldElsewhere = "is still held by"
 
 func heldIn(c *config.Config, a netip.Addr) bool {
 	if c == nil {

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 )
 
@@ -58,30 +59,41 @@ func Call(ctx context.Context, socket string, req Request) (*Response, error) {
 	return &resp, nil
 }
 
-// listenControl makes the socket: its directory only root may write, the socket 0600.
+// listenControl makes the socket: its directory only root may write, the
+// socket 0600 from the moment it exists.
 func listenControl(path string) (net.Listener, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("creating control directory %s: %w", dir, err)
 	}
-	if fi, err := os.Stat(dir); err != nil {
+	fi, err := os.Stat(dir)
+	if err != nil {
 		return nil, fmt.Errorf("control directory %s: %w", dir, err)
-	} else if fi.Mode().Perm()&0o022 != 0 {
+	}
+	if fi.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("control directory %s is writable by others (mode %v); make it 0755 owned by root", dir, fi.Mode().Perm())
 	}
-	// A socket file left by a daemon that died: remove it unless someone answers.
-	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
-		c.Close()
-		return nil, fmt.Errorf("another gatewayd already listens on %s", path)
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) != os.Geteuid() {
+		return nil, fmt.Errorf("control directory %s is owned by uid %d, not by this process (uid %d); make it owned by root", dir, st.Uid, os.Geteuid())
 	}
-	_ = os.Remove(path)
+	if fi, err := os.Lstat(path); err == nil {
+		if fi.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("control socket path %s exists and is not a socket; remove it or set [gateway] control_socket", path)
+		}
+		// A socket left by a daemon that died: remove it unless someone answers.
+		if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("another gatewayd already listens on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("removing the stale control socket %s: %w", path, err)
+		}
+	}
+	old := syscall.Umask(0o177)
 	l, err := net.Listen("unix", path)
+	syscall.Umask(old)
 	if err != nil {
 		return nil, fmt.Errorf("listening on %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil {
-		l.Close()
-		return nil, fmt.Errorf("securing %s: %w", path, err)
 	}
 	return l, nil
 }
@@ -123,6 +135,12 @@ func (d *Daemon) handle(req Request) *Response {
 		return answer(nil, d.Status(), nil)
 	default:
 		if h, ok := d.extraOps[req.Op]; ok {
+			d.mu.Lock()
+			stopped := d.stopped
+			d.mu.Unlock()
+			if stopped {
+				return &Response{Error: "gatewayd is stopping"}
+			}
 			v, err := h(req.Data)
 			return answer(nil, v, err)
 		}

@@ -42,6 +42,11 @@ type Daemon struct {
 	applied time.Time
 	ctl     net.Listener
 
+	// degraded is set when a failed reload could not return to the previous
+	// config: status shows it and the next reload applies in full.
+	degraded error
+	stopped  bool
+
 	stopWatch context.CancelFunc
 	watching  sync.WaitGroup
 }
@@ -70,19 +75,17 @@ func (d *Daemon) Config() *config.Config {
 	return d.cfg
 }
 
-// Start applies the first config and opens the control socket.
-func (d *Daemon) Start(ctx context.Context, c *config.Config) error {
+// Start applies the first config, then serves the control socket ctl (made
+// before, so a second daemon is refused before it writes anything).
+func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) error {
 	if _, err := d.Apply(ctx, c); err != nil {
-		return err
-	}
-	l, err := listenControl(c.Gateway.ControlSocket)
-	if err != nil {
+		ctl.Close()
 		return err
 	}
 	d.mu.Lock()
-	d.ctl = l
+	d.ctl = ctl
 	d.mu.Unlock()
-	go d.serveControl(l)
+	go d.serveControl(ctl)
 	wctx, cancel := context.WithCancel(ctx)
 	d.stopWatch = cancel
 	d.watching.Go(func() { d.watch(wctx) })
@@ -93,7 +96,10 @@ func (d *Daemon) watch(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := d.nic.Watch(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("watching addresses", "err", err)
-			time.Sleep(time.Second)
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
 		}
 	}
 }
@@ -104,6 +110,7 @@ func (d *Daemon) watch(ctx context.Context) {
 func (d *Daemon) Stop() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	d.stopped = true
 	var errs []error
 	if d.ctl != nil {
 		d.ctl.Close()
@@ -142,7 +149,8 @@ func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
-	return d.plan(d.cfg, c)
+	p, err := d.plan(d.cfg, c)
+	return p.lines(), err
 }
 
 // checkImmutable refuses changes that only a restart can make.
@@ -155,6 +163,7 @@ func (d *Daemon) checkImmutable(next *config.Config) error {
 		{"gateway.interface", prev.Gateway.Interface, next.Gateway.Interface},
 		{"gateway.state_dir", prev.Gateway.StateDir, next.Gateway.StateDir},
 		{"gateway.control_socket", prev.Gateway.ControlSocket, next.Gateway.ControlSocket},
+		{"gateway.log_format", prev.Gateway.LogFormat, next.Gateway.LogFormat},
 	} {
 		if f.old != f.new {
 			return fmt.Errorf("%s changed from %q to %q: that needs a restart (systemctl restart gatewayd), nothing changed", f.key, f.old, f.new)

@@ -3,10 +3,13 @@ package daemon_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -174,4 +177,94 @@ func TestReloadTouchesOnlyWhatChanged(t *testing.T) {
 		}
 	}
 	g.wantAddrs(map[string]string{"198.51.100.2/24": "", "198.51.100.3/24": "eth1:2", "203.0.113.1/24": "eth1:3"})
+}
+
+// TestSecondDaemonRefused starts a second daemon on the same state: it is
+// refused before it writes anything to the kernel, and the control socket is
+// the owner's alone (0600).
+func TestSecondDaemonRefused(t *testing.T) {
+	g := newGateway(t)
+	g.start()
+	fi, err := os.Stat(filepath.Join(g.dir, "run", "control.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
+		t.Errorf("control socket mode %v, want a 0600 socket", fi.Mode())
+	}
+	mon, err := g.ns.Start(context.Background(), "ip", "-o", "monitor", "address", "route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nftMon, err := g.ns.Start(context.Background(), "nft", "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	out, err := g.cli("run")
+	if err == nil || !strings.Contains(out, "in use by another gatewayd") {
+		t.Errorf("second daemon: %v\n%s", err, out)
+	}
+	time.Sleep(300 * time.Millisecond)
+	for _, m := range []*exec.Cmd{mon, nftMon} {
+		m.Process.Kill()
+		m.Wait()
+		if seen := strings.TrimSpace(g.lab.Output(m)); seen != "" {
+			t.Errorf("the refused daemon changed the kernel:\n%s", seen)
+		}
+	}
+	if out, err := g.cli("reload"); err != nil || strings.TrimSpace(out) != "no changes" {
+		t.Errorf("the first daemon after the refusal: %q %v", out, err)
+	}
+}
+
+// TestReloadRollsBack fails a reload halfway (the DNS role cannot bind its
+// new address because another program holds the port): the reload exits
+// non-zero, and the addresses, the ruleset and the running generation are
+// as before.
+func TestReloadRollsBack(t *testing.T) {
+	g := newGateway(t)
+	g.start()
+	ruleset := func() string {
+		out := g.ns.MustRun(t, "nft", "list", "table", "inet", "gatewayd")
+		var keep []string
+		for _, l := range strings.Split(out, "\n") {
+			if !strings.Contains(l, "packets") {
+				keep = append(keep, l)
+			}
+		}
+		return strings.Join(keep, "\n")
+	}
+	beforeAddrs, beforeRules := g.addrs(), ruleset()
+	var squatter net.PacketConn
+	err := g.ns.Do(func() (err error) {
+		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1) })
+			return serr
+		}}
+		squatter, err = lc.ListenPacket(context.Background(), "udp4", "198.51.100.53:53")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Close()
+
+	good, _ := os.ReadFile(g.conf)
+	g.write(strings.Replace(string(good), `address = "198.51.100.3/24"`, `address = "198.51.100.53/24"`, 1))
+	out, err := g.cli("reload")
+	if err == nil || !strings.Contains(out, "the previous config is running again") {
+		t.Fatalf("reload onto a taken port: %v\n%s", err, out)
+	}
+	if after := g.addrs(); fmt.Sprint(after) != fmt.Sprint(beforeAddrs) {
+		t.Errorf("addresses after the rollback: %v, want %v", after, beforeAddrs)
+	}
+	if after := ruleset(); after != beforeRules {
+		t.Errorf("ruleset after the rollback differs:\n%s\nwant:\n%s", after, beforeRules)
+	}
+	g.write(string(good))
+	if out, err := g.cli("reload"); err != nil || strings.TrimSpace(out) != "no changes" {
+		t.Errorf("after the rollback the good config is not the running one: %q %v", out, err)
+	}
 }

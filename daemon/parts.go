@@ -20,19 +20,19 @@ import (
 func openParts(c *config.Config, log *slog.Logger) ([]Part, map[string]func(json.RawMessage) (any, error), error) {
 	fw, err := firewall.Open(firewall.Options{Logger: log})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("opening the firewall: %w", err)
 	}
 	rt, err := router.Open(router.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log})
 	if err != nil {
 		fw.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("opening the router role: %w", err)
 	}
 	dnsSrv := dns.New(dns.Options{Logger: log})
 	dhcpSrv, err := dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log, Names: dnsSrv})
 	if err != nil {
 		fw.Close()
 		rt.Close()
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("opening the DHCP role: %w", err)
 	}
 	parts := []Part{
 		&firewallPart{fw: fw},

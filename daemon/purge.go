@@ -23,18 +23,30 @@ func Purge(ctx context.Context, path string, out io.Writer) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	if _, err := Call(cctx, c.Gateway.ControlSocket, Request{Op: "status"}); err == nil {
+	_, err = Call(cctx, c.Gateway.ControlSocket, Request{Op: "status"})
+	switch {
+	case err == nil:
 		return fmt.Errorf("the daemon is running on %s: stop it first (systemctl stop gatewayd), then purge", c.Gateway.ControlSocket)
+	case !errors.Is(err, ErrNotRunning):
+		return fmt.Errorf("cannot tell whether the daemon runs, so nothing was removed: %w", err)
 	}
-	log := slog.New(slog.DiscardHandler)
-	nic, err := aliases.Open(aliases.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log})
+	unlock, err := LockState(c.Gateway.StateDir)
 	if err != nil {
-		return err
+		return fmt.Errorf("not purging: %w", err)
 	}
-	defer nic.Close()
-	errs := []error{nic.Purge(ctx)}
+	defer unlock()
+	log := slog.New(slog.DiscardHandler)
+	var errs []error
 	purgers, err := openPurgers(c, log)
 	errs = append(errs, err)
+	if nic, err := aliases.Open(aliases.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log}); err != nil {
+		errs = append(errs, err)
+	} else {
+		purgers = append([]purger{named{"gatewayd's addresses on " + c.Gateway.Interface, func(ctx context.Context) error {
+			defer nic.Close()
+			return nic.Purge(ctx)
+		}}}, purgers...)
+	}
 	for _, p := range purgers {
 		if err := p.Purge(ctx); err != nil {
 			errs = append(errs, fmt.Errorf("purging %s: %w", p.Name(), err))
@@ -42,11 +54,7 @@ func Purge(ctx context.Context, path string, out io.Writer) error {
 			fmt.Fprintf(out, "removed %s\n", p.Name())
 		}
 	}
-	if err := errors.Join(errs...); err != nil {
-		return err
-	}
-	fmt.Fprintf(out, "removed gatewayd's addresses on %s\n", c.Gateway.Interface)
-	return nil
+	return errors.Join(errs...)
 }
 
 // purger removes what one subsystem owns.
@@ -57,7 +65,7 @@ type purger interface {
 
 // IsHeldElsewhere reports whether a refusal says another host still holds an
 // address, the one refusal that `reload --wait` waits out.
-func IsHeldElsewhere(msg string) bool { return strings.Contains(msg, "is still held by") }
+func IsHeldElsewhere(msg string) bool { return strings.Contains(msg, heldElsewhere) }
 
 // PlanFromScratch is what starting the daemon on c would do.
 func PlanFromScratch(c *config.Config) []string {

@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
@@ -21,8 +20,14 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		return err
 	}
 	log, level := newLogger(logOut, c.Gateway.LogLevel, c.Gateway.LogFormat)
-	if err := os.MkdirAll(c.Gateway.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state directory: %w", err)
+	unlock, err := LockState(c.Gateway.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	ctl, err := listenControl(c.Gateway.ControlSocket)
+	if err != nil {
+		return err
 	}
 	nic, err := aliases.Open(aliases.Options{
 		Interface: c.Gateway.Interface,
@@ -31,10 +36,12 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		Announce:  aliases.Announce{Count: c.Gateway.AnnounceCount, Interval: c.Gateway.AnnounceInterval.Duration},
 	})
 	if err != nil {
+		ctl.Close()
 		return err
 	}
 	parts, ops, err := openParts(c, log)
 	if err != nil {
+		ctl.Close()
 		nic.Close()
 		return err
 	}
@@ -44,7 +51,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
-	if err := d.Start(ctx, c); err != nil {
+	if err := d.Start(ctx, c, ctl); err != nil {
 		d.Stop()
 		return err
 	}
@@ -77,7 +84,7 @@ func (d *Daemon) reloadFile(path string) {
 		return
 	}
 	if changes, err := d.ReloadText(path, text); err != nil {
-		d.log.Error("reload refused", "err", err)
+		d.log.Error("reload failed", "config", path, "err", err)
 	} else {
 		d.log.Info("reloaded", "changes", len(changes))
 	}

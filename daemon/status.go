@@ -6,13 +6,16 @@ import (
 
 // Status is what `gatewayd status` shows.
 type Status struct {
-	Host       string         `json:"host"`
-	Interface  string         `json:"interface"`
-	Config     string         `json:"config"`
-	Generation int            `json:"generation"`
-	Applied    time.Time      `json:"applied"`
-	Aliases    []AliasStatus  `json:"aliases"`
-	Parts      map[string]any `json:"roles"`
+	Host       string    `json:"host"`
+	Interface  string    `json:"interface"`
+	Config     string    `json:"config"`
+	Generation int       `json:"generation"`
+	Applied    time.Time `json:"applied"`
+	// Degraded says why the running state is not the config's: a failed
+	// reload that could not return to the previous config.
+	Degraded string         `json:"degraded,omitempty"`
+	Aliases  []AliasStatus  `json:"aliases"`
+	Parts    map[string]any `json:"roles"`
 }
 
 // AliasStatus is one alias of the config as this box sees it.
@@ -30,8 +33,11 @@ type AliasStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	c, gen, applied := d.cfg, d.gen, d.applied
-	d.mu.Unlock()
 	st := Status{Generation: gen, Applied: applied, Parts: map[string]any{}}
+	if d.degraded != nil {
+		st.Degraded = d.degraded.Error()
+	}
+	d.mu.Unlock()
 	if c == nil {
 		return st
 	}

@@ -14,6 +14,9 @@ import (
 func WriteStatus(out io.Writer, st Status, raw json.RawMessage) {
 	fmt.Fprintf(out, "host %s, interface %s, config %s (generation %d, applied %s)\n\n",
 		st.Host, st.Interface, st.Config, st.Generation, st.Applied.Format("2006-01-02 15:04:05"))
+	if st.Degraded != "" {
+		fmt.Fprintf(out, "DEGRADED: %s\n\n", st.Degraded)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ALIAS\tADDRESS\tLABEL\tSTATE")
 	for _, a := range st.Aliases {

@@ -66,7 +66,7 @@ func leases(ctx context.Context, path string, args []string, asJSON bool, out io
 
 // currentLeases asks the daemon, or reads the store when it is not running.
 func currentLeases(ctx context.Context, path string) ([]dhcp.Lease, error) {
-	_, resp, err := request(ctx, path, daemon.Request{Op: "leases"}, 30*time.Second)
+	resp, err := request(ctx, path, daemon.Request{Op: "leases"}, 30*time.Second)
 	if errors.Is(err, daemon.ErrNotRunning) {
 		srv, cerr := offlineStore(path)
 		if cerr != nil {
@@ -96,7 +96,7 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 		return fmt.Errorf("importing leases from %s: %w", file, err)
 	}
 	data, _ := json.Marshal(list)
-	_, resp, err := request(ctx, path, daemon.Request{Op: "leases-import", Data: data}, time.Minute)
+	resp, err := request(ctx, path, daemon.Request{Op: "leases-import", Data: data}, time.Minute)
 	var n int
 	switch {
 	case errors.Is(err, daemon.ErrNotRunning):

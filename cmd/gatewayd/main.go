@@ -52,6 +52,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return 2
 	}
+	if len(positional) > 0 && cmd != "leases" {
+		fmt.Fprintf(stderr, "gatewayd %s: unexpected argument %q (the config file is given with --config FILE)\n", cmd, positional[0])
+		return 2
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	switch cmd {
@@ -108,33 +112,39 @@ func check(path string, out io.Writer) error {
 	return nil
 }
 
-// request reads the config (for its control socket) and calls the daemon.
-func request(ctx context.Context, path string, req daemon.Request, timeout time.Duration) (*config.Config, *daemon.Response, error) {
+// request calls the daemon that the config at path names. A file broken by
+// an edit in progress still finds the socket (only [gateway] control_socket
+// is read then), so status and leases keep working and a reload is refused
+// by the daemon itself with the precise error.
+func request(ctx context.Context, path string, req daemon.Request, timeout time.Duration) (*daemon.Response, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reading config: %w", err)
+		return nil, fmt.Errorf("reading config: %w", err)
 	}
-	c, err := config.Parse(path, text)
-	if err != nil {
-		return nil, nil, err
+	socket, parseErr := config.ControlSocket(path, text)
+	if socket == "" {
+		return nil, parseErr
 	}
 	if req.Op == "reload" || req.Op == "plan" {
 		req.Path, req.Config = path, string(text)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := daemon.Call(ctx, c.Gateway.ControlSocket, req)
+	resp, err := daemon.Call(ctx, socket, req)
 	if err != nil {
-		return c, nil, err
+		if parseErr != nil {
+			return nil, parseErr
+		}
+		return nil, err
 	}
 	if !resp.OK {
-		return c, resp, errors.New(resp.Error)
+		return resp, errors.New(resp.Error)
 	}
-	return c, resp, nil
+	return resp, nil
 }
 
 func plan(ctx context.Context, path string, out io.Writer) error {
-	_, resp, err := request(ctx, path, daemon.Request{Op: "plan"}, time.Minute)
+	resp, err := request(ctx, path, daemon.Request{Op: "plan"}, time.Minute)
 	if errors.Is(err, daemon.ErrNotRunning) {
 		c, lerr := config.Load(path)
 		if lerr != nil {
@@ -165,7 +175,7 @@ func printSteps(out io.Writer, steps []string, none string) {
 func reload(ctx context.Context, path string, wait time.Duration, out io.Writer) error {
 	deadline := time.Now().Add(wait)
 	for {
-		_, resp, err := request(ctx, path, daemon.Request{Op: "reload"}, 5*time.Minute)
+		resp, err := request(ctx, path, daemon.Request{Op: "reload"}, 5*time.Minute)
 		if err == nil {
 			printSteps(out, resp.Changes, "no changes")
 			return nil
@@ -183,7 +193,7 @@ func reload(ctx context.Context, path string, wait time.Duration, out io.Writer)
 }
 
 func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
-	_, resp, err := request(ctx, path, daemon.Request{Op: "status"}, 10*time.Second)
+	resp, err := request(ctx, path, daemon.Request{Op: "status"}, 10*time.Second)
 	if err != nil {
 		return err
 	}
