@@ -273,6 +273,10 @@ func TestMoveRoles(t *testing.T) {
 	// Move DHCP back to gw1 without the lease file (gw1's store is wiped):
 	// gw1 accepts the renewal of a free address in its pool.
 	s.gw1.stop()
+	// With the daemon stopped, leases are read from the store directly.
+	if out, err := s.gw1.cli("leases"); err != nil || !strings.Contains(out, leased) {
+		t.Errorf("offline leases on gw1: %v\n%s", err, out)
+	}
 	if err := os.RemoveAll(filepath.Join(s.gw1.dir, "state", "dhcp")); err != nil {
 		t.Fatal(err)
 	}

@@ -119,13 +119,33 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 	return nil
 }
 
-// offlineStore opens the DHCP role's lease store without serving.
-func offlineStore(path string) (*dhcp.Server, error) {
+// offlineStore opens the DHCP role's lease store without serving, holding the
+// state directory's lock so no daemon can start on it meanwhile.
+func offlineStore(path string) (*offline, error) {
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
 	}
-	return dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir})
+	unlock, err := daemon.LockState(c.Gateway.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	srv, err := dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir})
+	if err != nil {
+		unlock()
+		return nil, err
+	}
+	return &offline{Server: srv, unlock: unlock}, nil
+}
+
+type offline struct {
+	*dhcp.Server
+	unlock func()
+}
+
+func (o *offline) Close() error {
+	defer o.unlock()
+	return o.Server.Close()
 }
 
 func writeLeases(out io.Writer, list []dhcp.Lease) {
