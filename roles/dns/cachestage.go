@@ -36,6 +36,10 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		req.by = byCache
 		return e.reply(req, now)
 	}
+	if req.inline {
+		req.slow = true
+		return nil
+	}
 	c.store.misses.Add(1)
 	m, joined := c.flight.do(ctx, key, func() *dns.Msg {
 		m := c.next.serve(ctx, req)

@@ -20,6 +20,7 @@ type dnsperfResult struct {
 	sent, completed, lost int
 	qps                   float64
 	avgLatency            time.Duration
+	cpuPerQuery           time.Duration // the server's CPU time per completed query (benchmarks)
 }
 
 var (

@@ -42,7 +42,7 @@ func FuzzServe(f *testing.F) {
 		if !ok {
 			return
 		}
-		_, reply := s.respond(from, m)
+		_, reply := respondTo(s, from, m)
 		if n := s.counters.panics.Load(); n != 0 {
 			t.Fatalf("the handler panicked on %x", raw)
 		}

@@ -22,7 +22,8 @@ const (
 type handler struct{ s *Server }
 
 func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	_, m := h.s.respond(w.RemoteAddr(), r)
+	client, tcp := clientAddr(w.RemoteAddr())
+	_, m, _ := h.s.respond(client, tcp, r, false)
 	if m == nil {
 		return
 	}
@@ -32,34 +33,40 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 }
 
 // respond answers one parsed query from client; a nil reply means nothing
-// is sent. It never panics: a panic in a stage is counted and answered
-// SERVFAIL.
-func (s *Server) respond(from net.Addr, r *dns.Msg) (req *request, m *dns.Msg) {
+// is sent. With inline set it must not block: a query that needs an
+// upstream stops where it would wait and comes back with slow set, to be
+// run again (inline clear) on a goroutine of its own. respond never
+// panics: a panic in a stage is counted and answered SERVFAIL.
+func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (req *request, m *dns.Msg, slow bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
 			s.log.Error("panic answering a query", "err", v)
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
+			slow = false
 		}
 	}()
-	client, tcp := clientAddr(from)
 	p := s.pipe.Load()
 	if m := precheck(r); m != nil {
 		s.counters.count(byServer, m.Rcode)
-		return nil, m
+		return nil, m, false
 	}
 	req = newRequest(r, client, tcp)
+	req.inline = inline
 	if p == nil {
-		return req, nil // stopped between the read and now
+		return req, nil, false // stopped between the read and now
 	}
 	m = p.first.serve(s.ctx, req)
+	if req.slow {
+		return req, nil, true
+	}
 	s.counters.count(req.by, rcodeOf(m))
 	if m == nil {
-		return req, nil
+		return req, nil, false
 	}
 	s.finish(req, m)
-	return req, m
+	return req, m, false
 }
 
 // precheck answers what the pipeline must not see: more than one OPT

@@ -92,7 +92,7 @@ func TestRespondFlags(t *testing.T) {
 		{"chaos", lanClient, newQuery("version.bind.", dns.TypeTXT, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), dns.RcodeRefused, false, false, false, false, false, 0},
 	}
 	for _, tt := range tests {
-		_, m := s.respond(tt.from, tt.q)
+		_, m := respondTo(s, tt.from, tt.q)
 		if m == nil {
 			t.Errorf("%s: no reply", tt.name)
 			continue
@@ -142,7 +142,7 @@ func TestRespondRecoversPanics(t *testing.T) {
 		m["boom"]++ // a nil map write
 		return nil
 	})})
-	_, m := s.respond(lanClient, newQuery("x.example.", dns.TypeA))
+	_, m := respondTo(s, lanClient, newQuery("x.example.", dns.TypeA))
 	if m == nil || m.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("a panicking stage: %v", m)
 	}
@@ -164,7 +164,7 @@ func TestRespondCountsStages(t *testing.T) {
 		{otherClient, "www.example.com."},
 	}
 	for _, q := range queries {
-		s.respond(q.from, newQuery(q.name, dns.TypeA))
+		respondTo(s, q.from, newQuery(q.name, dns.TypeA))
 	}
 	st := s.Status()
 	want := map[string]uint64{"local": 1, "special": 1, "forward": 1, "cache": 1, "access": 1}
@@ -205,4 +205,15 @@ func TestAcceptQuery(t *testing.T) {
 			t.Errorf("acceptQuery(%+v) = %v, want %v", tt.h, got, tt.want)
 		}
 	}
+}
+
+// respondTo answers q as the listeners do: inline first, and again on the
+// slow path when the query must wait for an upstream.
+func respondTo(s *Server, from net.Addr, q *dns.Msg) (*request, *dns.Msg) {
+	client, tcp := clientAddr(from)
+	req, m, slow := s.respond(client, tcp, q, !tcp)
+	if slow {
+		req, m, _ = s.respond(client, tcp, q, false)
+	}
+	return req, m
 }

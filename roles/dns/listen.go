@@ -25,14 +25,15 @@ const (
 
 // listeners are the UDP and TCP servers on port 53 of one address.
 type listeners struct {
-	addr     netip.AddrPort
-	udp, tcp *dns.Server
+	addr netip.AddrPort
+	udp  *udpServer
+	tcp  *dns.Server
 }
 
 // listen opens UDP and TCP port 53 on addr in the sockets' namespace and
-// starts serving them with h. The sockets are bound with IP_FREEBIND, so
-// they come up even before the alias is on the NIC. When listen returns,
-// both sockets are bound and being served.
+// starts serving them. The sockets are bound with IP_FREEBIND, so they come
+// up even before the alias is on the NIC. When listen returns, both
+// sockets are bound and being served.
 func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
 	lc := net.ListenConfig{Control: freebind}
 	var pc net.PacketConn
@@ -47,37 +48,30 @@ func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
 		closeAll(pc, ln)
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
-	l := &listeners{addr: addr}
-	l.udp = &dns.Server{PacketConn: pc, UDPSize: readBuffer}
 	// TCP: pipelined queries on one connection without a cap (miekg's
 	// default closes after 128, dropping what the client still awaits), at
 	// most maxTCPConns connections at once.
-	l.tcp = &dns.Server{Listener: netutil.LimitListener(ln, maxTCPConns), MaxTCPQueries: -1,
-		IdleTimeout: func() time.Duration { return tcpIdle }}
-	// Each server reports once when it serves, or with the error that
-	// stopped it first; the buffer takes both reports of both servers.
-	events := make(chan error, 4)
-	for _, srv := range []*dns.Server{l.udp, l.tcp} {
-		srv.Handler = handler{s}
-		srv.MsgAcceptFunc = s.acceptQuery
-		srv.MsgInvalidFunc = s.invalidQuery
-		srv.NotifyStartedFunc = func() { events <- nil }
-		go func() {
-			err := srv.ActivateAndServe()
-			if err != nil {
-				s.log.Error("DNS listener stopped", "addr", addr.String(), "err", err)
-			}
-			events <- fmt.Errorf("serving %s: %w", addr, err)
-		}()
+	tcp := &dns.Server{
+		Listener: netutil.LimitListener(ln, maxTCPConns), MaxTCPQueries: -1,
+		IdleTimeout: func() time.Duration { return tcpIdle },
+		Handler:     handler{s}, MsgAcceptFunc: s.acceptQuery, MsgInvalidFunc: s.invalidQuery,
 	}
-	for range 2 {
-		if err := <-events; err != nil {
-			l.close()
-			closeAll(pc, ln)
-			return nil, err
+	// The server reports once when it serves, or with the error that
+	// stopped it first.
+	events := make(chan error, 2)
+	tcp.NotifyStartedFunc = func() { events <- nil }
+	go func() {
+		err := tcp.ActivateAndServe()
+		if err != nil {
+			s.log.Error("DNS listener stopped", "addr", addr.String(), "err", err)
 		}
+		events <- fmt.Errorf("serving TCP on %s: %w", addr, err)
+	}()
+	if err := <-events; err != nil {
+		closeAll(pc, ln)
+		return nil, err
 	}
-	return l, nil
+	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, pc.(*net.UDPConn), addr)}, nil
 }
 
 // close stops both servers, letting queries being answered finish for up
@@ -85,14 +79,11 @@ func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
 func (l *listeners) close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), shutdownWait)
 	defer cancel()
-	errU := l.udp.ShutdownContext(ctx)
 	errT := l.tcp.ShutdownContext(ctx)
-	if errors.Is(errU, context.DeadlineExceeded) {
-		errU = nil // the socket is closed anyway; slow forwards lose their reply
-	}
 	if errors.Is(errT, context.DeadlineExceeded) {
-		errT = nil
+		errT = nil // the socket is closed anyway; slow forwards lose their reply
 	}
+	errU := l.udp.close()
 	if err := errors.Join(errU, errT); err != nil {
 		return fmt.Errorf("closing the listeners on %s: %w", l.addr, err)
 	}

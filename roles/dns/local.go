@@ -164,6 +164,10 @@ func (z *localZone) follow(ctx context.Context, req *request, m *dns.Msg, owner 
 func (z *localZone) followOut(ctx context.Context, req *request, m *dns.Msg, target string) {
 	sub := req.derive(target)
 	r := z.next.serve(ctx, sub)
+	if sub.slow {
+		req.slow = true
+		return
+	}
 	if r == nil {
 		m.Rcode = dns.RcodeServerFailure
 		return

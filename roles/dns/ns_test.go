@@ -1,11 +1,15 @@
 package dns
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/miekg/dns"
 
 	"gatewayd/config"
 	"gatewayd/lab"
@@ -144,6 +148,38 @@ func TestLabPipeline(t *testing.T) {
 		}
 	})
 
+	t.Run("malformed datagrams", func(t *testing.T) {
+		before := s.srv.Status().Malformed
+		tests := []struct {
+			name  string
+			raw   []byte
+			rcode int // -1: no reply
+		}{
+			{"short", []byte{1, 2, 3, 4, 5}, -1},
+			{"truncated question", []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x'}, dns.RcodeFormatError},
+			{"two questions", []byte{0xab, 0xcd, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, dns.RcodeFormatError},
+			{"a response", []byte{0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, -1},
+			{"update", []byte{0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1}, dns.RcodeNotImplemented},
+		}
+		for _, tt := range tests {
+			r, err := rawExchange(s.lan, dnsAlias, tt.raw)
+			switch {
+			case tt.rcode < 0 && err == nil:
+				t.Errorf("%s: got a reply %v, want none", tt.name, r)
+			case tt.rcode >= 0 && err != nil:
+				t.Errorf("%s: %v", tt.name, err)
+			case tt.rcode >= 0 && (r.Rcode != tt.rcode || r.Id != 0xabcd):
+				t.Errorf("%s: reply %v", tt.name, r)
+			}
+		}
+		if got := s.srv.Status().Malformed - before; got != 3 {
+			t.Errorf("malformed counted %d, want 3", got)
+		}
+		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
+			t.Fatalf("after the garbage: %s", r.out)
+		}
+	})
+
 	t.Run("all upstreams down", func(t *testing.T) {
 		// Two hosts with nothing on port 53: each refuses at once.
 		s.set(t, s.config(t, func(c *config.Config) {
@@ -213,4 +249,32 @@ func TestLabRecordChangeUnderLoad(t *testing.T) {
 		t.Fatalf("%d queries, %d failed; want none failed", sent, failed)
 	}
 	t.Logf("%d queries, all answered", sent)
+}
+
+// rawExchange sends raw bytes from ns to server:53 over UDP and reads one
+// reply, waiting 500 ms.
+func rawExchange(ns *lab.Namespace, server string, raw []byte) (*dns.Msg, error) {
+	var c net.Conn
+	if err := ns.Do(func() error {
+		var err error
+		c, err = net.Dial("udp", server+":53")
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(500 * time.Millisecond))
+	if _, err := c.Write(raw); err != nil {
+		return nil, err
+	}
+	buf := make([]byte, 4096)
+	n, err := c.Read(buf)
+	if err != nil {
+		return nil, err
+	}
+	m := new(dns.Msg)
+	if err := m.Unpack(buf[:n]); err != nil {
+		return nil, errors.Join(errors.New("unpacking the reply"), err)
+	}
+	return m, nil
 }

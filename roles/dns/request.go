@@ -35,6 +35,10 @@ type request struct {
 	ad   bool // the client asked for the AD bit
 	size int  // the largest UDP reply the client takes
 
+	// inline requests are answered on the read loop and must not wait:
+	// a stage that would wait sets slow and returns nil instead.
+	inline, slow bool
+
 	// set along the way
 	refused bool    // the access stage refused the client: RA stays clear
 	by      stageID // the stage that produced the reply
