@@ -83,6 +83,7 @@ forward = ["upstream"]
 type gateway struct {
 	t    testing.TB
 	lab  *lab.Lab
+	sw   *lab.Switch
 	ns   *lab.Namespace
 	dir  string
 	conf string
@@ -115,7 +116,7 @@ func plugGateway(t testing.TB, l *lab.Lab, sw *lab.Switch, name, primary string)
 	}
 	ns.MustRun(t, "ip", "addr", "add", primary, "dev", "eth1")
 	dir := t.TempDir()
-	return &gateway{t: t, lab: l, ns: ns, dir: dir, conf: filepath.Join(dir, "gateway.toml")}
+	return &gateway{t: t, lab: l, sw: sw, ns: ns, dir: dir, conf: filepath.Join(dir, "gateway.toml")}
 }
 
 func (g *gateway) write(text string) {
