@@ -51,7 +51,7 @@ type Daemon struct {
 	watching  sync.WaitGroup
 }
 
-// Options build a Daemon around its subsystems (see Open for the real ones).
+// Options build a Daemon around its subsystems (Run opens the real ones).
 type Options struct {
 	Logger   *slog.Logger
 	Level    *slog.LevelVar
