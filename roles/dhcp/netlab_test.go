@@ -211,7 +211,7 @@ func clientScript(t *testing.T, dir, envFile string) string {
 	t.Helper()
 	script := filepath.Join(dir, "hook.sh")
 	body := `#!/bin/sh
-{ echo "==== $1 $reason"; env | sort; } >> ` + envFile + `
+{ echo "==== $1 $reason"; env | sort; echo "hook_done=1"; } >> ` + envFile + `
 case "$1$reason" in
 bound|renew|BOUND|RENEW|REBOOT|REBIND)
 	ip=${ip:-$new_ip_address}
@@ -228,12 +228,22 @@ exit 0
 }
 
 // envOf returns the variables of the last hook call whose header has one of
-// the reasons ("BOUND|REBOOT").
+// the reasons ("BOUND|REBOOT"), failing the test when there is none.
 func envOf(t *testing.T, envFile, reasons string) map[string]string {
 	t.Helper()
+	env, err := readEnv(envFile, reasons)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return env
+}
+
+// readEnv is envOf that returns an error. A block counts only once the hook
+// has finished writing it (its last line is hook_done=1).
+func readEnv(envFile, reasons string) (map[string]string, error) {
 	b, err := os.ReadFile(envFile)
 	if err != nil {
-		t.Fatalf("client hook never ran: %v", err)
+		return nil, fmt.Errorf("client hook never ran: %w", err)
 	}
 	blocks := strings.Split(string(b), "==== ")
 	for i := len(blocks) - 1; i >= 0; i-- {
@@ -251,10 +261,12 @@ func envOf(t *testing.T, envFile, reasons string) map[string]string {
 				env[k] = v
 			}
 		}
-		return env
+		if env["hook_done"] != "1" {
+			return nil, fmt.Errorf("the hook is still writing its %s block", reasons)
+		}
+		return env, nil
 	}
-	t.Fatalf("no hook call with reason %s in:\n%s", reasons, b)
-	return nil
+	return nil, fmt.Errorf("no hook call with reason %s in:\n%s", reasons, b)
 }
 
 // capture runs tcpdump on the namespace's eth0 until stop is called, which

@@ -67,9 +67,13 @@ func TestRenewAfterRestart(t *testing.T) {
 		}
 		return nil
 	})
-	if e := envOf(t, env, "renew"); e["ip"] != addr {
-		t.Errorf("renewed to %s, want %s", e["ip"], addr)
-	}
+	lab.Eventually(t, 5*time.Second, func() error {
+		e, err := readEnv(env, "renew")
+		if err == nil && e["ip"] != addr {
+			t.Fatalf("renewed to %s, want %s", e["ip"], addr)
+		}
+		return err
+	})
 	if got := n.srv.Status().Counters.Out["ack"]; got < 1 {
 		t.Errorf("the restarted server sent %d ACKs", got)
 	}

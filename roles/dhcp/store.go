@@ -323,9 +323,15 @@ func (s *store) writer() {
 	for range s.wake {
 		s.mu.Lock()
 		buf, n, waiters, closed := s.buf, s.n, s.waiters, s.closed
-		s.buf, s.n, s.waiters = s.spare[:0], 0, nil
+		work := n > 0 || len(waiters) > 0
+		if work {
+			// The spare buffer takes the appends while buf is written; it
+			// becomes the spare again afterwards. Swap only when there is
+			// work, or buf and spare would end up the same array.
+			s.buf, s.n, s.waiters = s.spare[:0], 0, nil
+		}
 		s.mu.Unlock()
-		if n > 0 || len(waiters) > 0 {
+		if work {
 			err := s.writeBatch(buf, n)
 			for _, w := range waiters {
 				w(err)

@@ -204,3 +204,32 @@ func TestStoreGroupCommit(t *testing.T) {
 	}
 	t.Logf("800 commits in %d batches", st.Batches)
 }
+
+// TestStoreSpuriousWakeups: a wake-up with nothing queued must not make the
+// append buffer and the buffer being written the same array (the race
+// detector and the record check both catch it).
+func TestStoreSpuriousWakeups(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTestStore(t, dir)
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 200 {
+				s.kick()
+				if err := s.commit([]*binding{testBinding(g*200 + i)}); err != nil {
+					t.Error(err)
+				}
+				s.kick()
+			}
+		}()
+	}
+	wg.Wait()
+	s.close()
+	s, binds := openTestStore(t, dir)
+	defer s.close()
+	if len(binds) != 800 || s.status().Recovered != "" {
+		t.Errorf("%d bindings after 800 commits, recovered %q", len(binds), s.status().Recovered)
+	}
+}
