@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/netip"
@@ -22,183 +23,201 @@ func TestLabPipeline(t *testing.T) {
 	// Set before the alias exists: IP_FREEBIND lets the sockets bind anyway.
 	s.set(t, s.config(t))
 	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
+	for _, st := range []struct {
+		name string
+		fn   func(*testing.T, *labSite)
+	}{
+		{"local zone", labLocalZone},
+		{"failover", labFailover},
+		{"cache", labCache},
+		{"special names stay here", labSpecialNames},
+		{"refused outside the served zones", labRefused},
+		{"truncation and tcp", labTruncation},
+		{"rebind", labRebind},
+		{"dnssec passes through", labDNSSEC},
+		{"lease names", labLeaseNames},
+		{"malformed datagrams", labMalformed},
+		{"all upstreams down", labAllDown},
+	} {
+		t.Run(st.name, func(t *testing.T) { st.fn(t, s) })
+	}
+}
 
-	t.Run("local zone", func(t *testing.T) {
-		r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A")
-		if r.status != "NOERROR" || !r.flags["aa"] || !r.flags["ra"] || !slices.Contains(r.answers, "nas.home.arpa. A 192.168.1.20") {
-			t.Fatalf("nas.home.arpa: %s", r.out)
+func labLocalZone(t *testing.T, s *labSite) {
+	r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A")
+	if r.status != "NOERROR" || !r.flags["aa"] || !r.flags["ra"] || !slices.Contains(r.answers, "nas.home.arpa. A 192.168.1.20") {
+		t.Fatalf("nas.home.arpa: %s", r.out)
+	}
+	for _, q := range [][]string{{"router.home.arpa", "A"}, {"printer.home.arpa", "A"}, {"files.home.arpa", "A"}, {"nas", "A"}, {"-x", "192.168.1.20"}} {
+		if r := dig(t, s.lan, dnsAlias, q...); r.status != "NOERROR" || len(r.answers) == 0 {
+			t.Errorf("%v: %s", q, r.out)
 		}
-		for _, q := range [][]string{{"router.home.arpa", "A"}, {"printer.home.arpa", "A"}, {"files.home.arpa", "A"}, {"nas", "A"}, {"-x", "192.168.1.20"}} {
-			if r := dig(t, s.lan, dnsAlias, q...); r.status != "NOERROR" || len(r.answers) == 0 {
-				t.Errorf("%v: %s", q, r.out)
-			}
-		}
-		r = dig(t, s.lan, dnsAlias, "nothere.home.arpa", "A")
-		if r.status != "NXDOMAIN" || !r.flags["aa"] || !strings.Contains(r.out, "SOA") {
-			t.Errorf("nothere.home.arpa: %s", r.out)
-		}
-	})
+	}
+	r = dig(t, s.lan, dnsAlias, "nothere.home.arpa", "A")
+	if r.status != "NXDOMAIN" || !r.flags["aa"] || !strings.Contains(r.out, "SOA") {
+		t.Errorf("nothere.home.arpa: %s", r.out)
+	}
+}
 
-	t.Run("failover", func(t *testing.T) {
-		// The first upstream is a host with nothing on port 53.
-		r := dig(t, s.lan, dnsAlias, "www.example.com", "A")
-		if r.status != "NOERROR" || !slices.Contains(r.answers, "www.example.com. A 93.184.216.34") {
-			t.Fatalf("with the first upstream dead: %s", r.out)
-		}
-		st := s.srv.Status()
-		if st.Upstreams[0].Healthy || !st.Upstreams[1].Healthy {
-			t.Fatalf("upstream health: %+v", st.Upstreams)
-		}
-	})
+func labFailover(t *testing.T, s *labSite) {
+	// The first upstream is a host with nothing on port 53.
+	r := dig(t, s.lan, dnsAlias, "www.example.com", "A")
+	if r.status != "NOERROR" || !slices.Contains(r.answers, "www.example.com. A 93.184.216.34") {
+		t.Fatalf("with the first upstream dead: %s", r.out)
+	}
+	st := s.srv.Status()
+	if st.Upstreams[0].Healthy || !st.Upstreams[1].Healthy {
+		t.Fatalf("upstream health: %+v", st.Upstreams)
+	}
+}
 
-	t.Run("cache", func(t *testing.T) {
-		s.up.queries()
-		for range 3 {
-			dig(t, s.lan, dnsAlias, "cached.example.com", "A")
-		}
-		dig(t, s.lan, dnsAlias, "nx.example.com", "A")
-		r := dig(t, s.lan, dnsAlias, "nx.example.com", "A")
-		if r.status != "NXDOMAIN" {
-			t.Fatalf("nx.example.com: %s", r.out)
-		}
-		if got := s.up.queries(); !slices.Equal(got, []string{"cached.example.com. A", "nx.example.com. A"}) {
-			t.Fatalf("upstream saw %v, want each name once", got)
-		}
-	})
+func labCache(t *testing.T, s *labSite) {
+	s.up.queries()
+	for range 3 {
+		dig(t, s.lan, dnsAlias, "cached.example.com", "A")
+	}
+	dig(t, s.lan, dnsAlias, "nx.example.com", "A")
+	r := dig(t, s.lan, dnsAlias, "nx.example.com", "A")
+	if r.status != "NXDOMAIN" {
+		t.Fatalf("nx.example.com: %s", r.out)
+	}
+	if got := s.up.queries(); !slices.Equal(got, []string{"cached.example.com. A", "nx.example.com. A"}) {
+		t.Fatalf("upstream saw %v, want each name once", got)
+	}
+}
 
-	t.Run("special names stay here", func(t *testing.T) {
-		s.up.queries()
-		names := [][]string{{"localhost", "A"}, {"printer.local", "A"}, {"x.onion", "A"}, {"foo.invalid", "A"},
-			{"a.test", "AAAA"}, {"-x", "10.9.9.9"}, {"-x", "172.20.1.1"}, {"-x", "192.168.7.7"}, {"-x", "fe80::1"}, {"bare", "A"}}
-		for _, q := range names {
-			r := dig(t, s.lan, dnsAlias, q...)
-			if r.status == "" || r.status == "SERVFAIL" {
-				t.Errorf("%v: %s", q, r.out)
-			}
+func labSpecialNames(t *testing.T, s *labSite) {
+	s.up.queries()
+	names := [][]string{{"localhost", "A"}, {"printer.local", "A"}, {"x.onion", "A"}, {"foo.invalid", "A"},
+		{"a.test", "AAAA"}, {"-x", "10.9.9.9"}, {"-x", "172.20.1.1"}, {"-x", "192.168.7.7"}, {"-x", "fe80::1"}, {"bare", "A"}}
+	for _, q := range names {
+		r := dig(t, s.lan, dnsAlias, q...)
+		if r.status == "" || r.status == "SERVFAIL" {
+			t.Errorf("%v: %s", q, r.out)
 		}
-		if got := s.up.queries(); len(got) != 0 {
-			t.Fatalf("special names reached the upstream: %v", got)
-		}
-		if r := dig(t, s.lan, dnsAlias, "localhost", "A"); !slices.Contains(r.answers, "localhost. A 127.0.0.1") {
-			t.Fatalf("localhost: %s", r.out)
-		}
-	})
+	}
+	if got := s.up.queries(); len(got) != 0 {
+		t.Fatalf("special names reached the upstream: %v", got)
+	}
+	if r := dig(t, s.lan, dnsAlias, "localhost", "A"); !slices.Contains(r.answers, "localhost. A 127.0.0.1") {
+		t.Fatalf("localhost: %s", r.out)
+	}
+}
 
-	t.Run("refused outside the served zones", func(t *testing.T) {
-		r := dig(t, s.other, dnsAlias, "www.example.com", "A")
-		if r.status != "REFUSED" || r.flags["ra"] {
-			t.Fatalf("from the lab zone: %s", r.out)
-		}
-	})
+func labRefused(t *testing.T, s *labSite) {
+	r := dig(t, s.other, dnsAlias, "www.example.com", "A")
+	if r.status != "REFUSED" || r.flags["ra"] {
+		t.Fatalf("from the lab zone: %s", r.out)
+	}
+}
 
-	t.Run("truncation and tcp", func(t *testing.T) {
-		r := dig(t, s.lan, dnsAlias, "+ignore", "+noedns", "big.example.com", "A")
-		if !r.flags["tc"] {
-			t.Fatalf("60 records over plain UDP: %s", r.out)
-		}
-		r = dig(t, s.lan, dnsAlias, "+tcp", "big.example.com", "A")
-		if r.flags["tc"] || len(r.answers) != 60 {
-			t.Fatalf("over TCP: %d answers, %s", len(r.answers), r.out)
-		}
-		// 200 records do not fit the upstream's UDP answer either: the
-		// server retries over TCP upstream.
-		r = dig(t, s.lan, dnsAlias, "+tcp", "huge.example.com", "A")
-		if len(r.answers) != 200 {
-			t.Fatalf("huge over TCP: %d answers, %s", len(r.answers), r.out)
-		}
-	})
+func labTruncation(t *testing.T, s *labSite) {
+	r := dig(t, s.lan, dnsAlias, "+ignore", "+noedns", "big.example.com", "A")
+	if !r.flags["tc"] {
+		t.Fatalf("60 records over plain UDP: %s", r.out)
+	}
+	r = dig(t, s.lan, dnsAlias, "+tcp", "big.example.com", "A")
+	if r.flags["tc"] || len(r.answers) != 60 {
+		t.Fatalf("over TCP: %d answers, %s", len(r.answers), r.out)
+	}
+	// 200 records do not fit the upstream's UDP answer either: the
+	// server retries over TCP upstream.
+	r = dig(t, s.lan, dnsAlias, "+tcp", "huge.example.com", "A")
+	if len(r.answers) != 200 {
+		t.Fatalf("huge over TCP: %d answers, %s", len(r.answers), r.out)
+	}
+}
 
-	t.Run("rebind", func(t *testing.T) {
-		r := dig(t, s.lan, dnsAlias, "private.example.com", "A")
-		if r.status != "NOERROR" || len(r.answers) != 0 {
-			t.Fatalf("a public name with a private address: %s", r.out)
-		}
-		if s.srv.Status().Rebind == 0 {
-			t.Fatal("no rebind drop counted")
-		}
-	})
+func labRebind(t *testing.T, s *labSite) {
+	r := dig(t, s.lan, dnsAlias, "private.example.com", "A")
+	if r.status != "NOERROR" || len(r.answers) != 0 {
+		t.Fatalf("a public name with a private address: %s", r.out)
+	}
+	if s.srv.Status().Rebind == 0 {
+		t.Fatal("no rebind drop counted")
+	}
+}
 
-	t.Run("dnssec passes through", func(t *testing.T) {
-		r := dig(t, s.lan, dnsAlias, "+dnssec", "signed.example.com", "A")
-		if !r.flags["ad"] || !strings.Contains(r.out, "RRSIG") {
-			t.Fatalf("with DO: %s", r.out)
-		}
-		r = dig(t, s.lan, dnsAlias, "+noad", "signed.example.com", "A")
-		if r.flags["ad"] || strings.Contains(r.out, "RRSIG") {
-			t.Fatalf("without DO or AD: %s", r.out)
-		}
-	})
+func labDNSSEC(t *testing.T, s *labSite) {
+	r := dig(t, s.lan, dnsAlias, "+dnssec", "signed.example.com", "A")
+	if !r.flags["ad"] || !strings.Contains(r.out, "RRSIG") {
+		t.Fatalf("with DO: %s", r.out)
+	}
+	r = dig(t, s.lan, dnsAlias, "+noad", "signed.example.com", "A")
+	if r.flags["ad"] || strings.Contains(r.out, "RRSIG") {
+		t.Fatalf("without DO or AD: %s", r.out)
+	}
+}
 
-	t.Run("lease names", func(t *testing.T) {
-		laptop := netip.MustParseAddr("192.168.1.120")
-		s.srv.PublishLease("Laptop", laptop)
-		if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); !slices.Contains(r.answers, "laptop.home.arpa. A 192.168.1.120") {
-			t.Fatalf("forward: %s", r.out)
-		}
-		if r := dig(t, s.lan, dnsAlias, "-x", "192.168.1.120"); !slices.Contains(r.answers, "120.1.168.192.in-addr.arpa. PTR laptop.home.arpa.") {
-			t.Fatalf("reverse: %s", r.out)
-		}
-		s.srv.PublishLease("nas", netip.MustParseAddr("192.168.1.121"))
-		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "192.168.1.20") {
-			t.Fatalf("a DHCP client named like a static host: %s", r.out)
-		}
-		s.srv.WithdrawLease("laptop", laptop)
-		if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); r.status != "NXDOMAIN" {
-			t.Fatalf("after the lease ended: %s", r.out)
-		}
-	})
+func labLeaseNames(t *testing.T, s *labSite) {
+	laptop := netip.MustParseAddr("192.168.1.120")
+	s.srv.PublishLease("Laptop", laptop)
+	if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); !slices.Contains(r.answers, "laptop.home.arpa. A 192.168.1.120") {
+		t.Fatalf("forward: %s", r.out)
+	}
+	if r := dig(t, s.lan, dnsAlias, "-x", "192.168.1.120"); !slices.Contains(r.answers, "120.1.168.192.in-addr.arpa. PTR laptop.home.arpa.") {
+		t.Fatalf("reverse: %s", r.out)
+	}
+	s.srv.PublishLease("nas", netip.MustParseAddr("192.168.1.121"))
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "192.168.1.20") {
+		t.Fatalf("a DHCP client named like a static host: %s", r.out)
+	}
+	s.srv.WithdrawLease("laptop", laptop)
+	if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); r.status != "NXDOMAIN" {
+		t.Fatalf("after the lease ended: %s", r.out)
+	}
+}
 
-	t.Run("malformed datagrams", func(t *testing.T) {
-		before := s.srv.Status().Malformed
-		tests := []struct {
-			name  string
-			raw   []byte
-			rcode int // -1: no reply
-		}{
-			{"short", []byte{1, 2, 3, 4, 5}, -1},
-			{"truncated question", []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x'}, dns.RcodeFormatError},
-			{"two questions", []byte{0xab, 0xcd, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, dns.RcodeFormatError},
-			{"a response", []byte{0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, -1},
-			{"update", []byte{0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1}, dns.RcodeNotImplemented},
+func labMalformed(t *testing.T, s *labSite) {
+	before := s.srv.Status().Malformed
+	tests := []struct {
+		name  string
+		raw   []byte
+		rcode int // -1: no reply
+	}{
+		{"short", []byte{1, 2, 3, 4, 5}, -1},
+		{"truncated question", []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x'}, dns.RcodeFormatError},
+		{"two questions", []byte{0xab, 0xcd, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, dns.RcodeFormatError},
+		{"a response", []byte{0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, -1},
+		{"update", []byte{0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1}, dns.RcodeNotImplemented},
+	}
+	for _, tt := range tests {
+		r, err := rawExchange(s.lan, dnsAlias, tt.raw)
+		switch {
+		case tt.rcode < 0 && err == nil:
+			t.Errorf("%s: got a reply %v, want none", tt.name, r)
+		case tt.rcode >= 0 && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.rcode >= 0 && (r.Rcode != tt.rcode || r.Id != 0xabcd):
+			t.Errorf("%s: reply %v", tt.name, r)
 		}
-		for _, tt := range tests {
-			r, err := rawExchange(s.lan, dnsAlias, tt.raw)
-			switch {
-			case tt.rcode < 0 && err == nil:
-				t.Errorf("%s: got a reply %v, want none", tt.name, r)
-			case tt.rcode >= 0 && err != nil:
-				t.Errorf("%s: %v", tt.name, err)
-			case tt.rcode >= 0 && (r.Rcode != tt.rcode || r.Id != 0xabcd):
-				t.Errorf("%s: reply %v", tt.name, r)
-			}
-		}
-		if got := s.srv.Status().Malformed - before; got != 3 {
-			t.Errorf("malformed counted %d, want 3", got)
-		}
-		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
-			t.Fatalf("after the garbage: %s", r.out)
-		}
-	})
+	}
+	if got := s.srv.Status().Malformed - before; got != 3 {
+		t.Errorf("malformed counted %d, want 3", got)
+	}
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
+		t.Fatalf("after the garbage: %s", r.out)
+	}
+}
 
-	t.Run("all upstreams down", func(t *testing.T) {
-		// Two hosts with nothing on port 53: each refuses at once.
-		s.set(t, s.config(t, func(c *config.Config) {
-			c.DNS.UpstreamAddrs = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(otherAddr + ":53")}
-		}))
-		r := dig(t, s.lan, dnsAlias, "down.example.com", "A")
-		if r.status != "SERVFAIL" {
-			t.Fatalf("every upstream dead: %s", r.out)
-		}
-		if r := dig(t, s.lan, dnsAlias, "down2.example.com", "A"); r.status != "SERVFAIL" {
-			t.Fatalf("every upstream marked down: %s", r.out)
-		}
-		if st := s.srv.Status(); st.Upstreams[0].Healthy || st.Upstreams[1].Healthy {
-			t.Fatalf("upstreams: %+v", st.Upstreams)
-		}
-		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); r.status != "NOERROR" {
-			t.Fatalf("local names with the upstreams down: %s", r.out)
-		}
-	})
+func labAllDown(t *testing.T, s *labSite) {
+	// Two hosts with nothing on port 53: each refuses at once.
+	s.set(t, s.config(t, func(c *config.Config) {
+		c.DNS.UpstreamAddrs = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(otherAddr + ":53")}
+	}))
+	r := dig(t, s.lan, dnsAlias, "down.example.com", "A")
+	if r.status != "SERVFAIL" {
+		t.Fatalf("every upstream dead: %s", r.out)
+	}
+	if r := dig(t, s.lan, dnsAlias, "down2.example.com", "A"); r.status != "SERVFAIL" {
+		t.Fatalf("every upstream marked down: %s", r.out)
+	}
+	if st := s.srv.Status(); st.Upstreams[0].Healthy || st.Upstreams[1].Healthy {
+		t.Fatalf("upstreams: %+v", st.Upstreams)
+	}
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); r.status != "NOERROR" {
+		t.Fatalf("local names with the upstreams down: %s", r.out)
+	}
 }
 
 // TestLabListenerMove moves the DNS alias: the new address answers, the
@@ -210,8 +229,29 @@ func TestLabListenerMove(t *testing.T) {
 	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
 		t.Fatalf("before the move: %s", r.out)
 	}
+	// The same config again: nothing is rebuilt.
+	p := s.srv.pipe.Load()
+	s.set(t, s.config(t))
+	if s.srv.pipe.Load() != p {
+		t.Fatal("Set with an unchanged config built a new pipeline")
+	}
+	// A move to an address whose port 53 is taken fails and keeps serving.
 	s.gw.MustRun(t, "ip", "addr", "add", "192.168.1.4/24", "dev", "eth1")
+	var squatter net.PacketConn
+	must(t, s.gw.Do(func() error {
+		var err error
+		squatter, err = net.ListenPacket("udp", "192.168.1.4:53")
+		return err
+	}))
 	moved := s.config(t, func(c *config.Config) { c.Alias("dns").Address = netip.MustParsePrefix("192.168.1.4/24") })
+	err := s.gw.Do(func() error { return s.srv.Set(context.Background(), moved) })
+	if err == nil || !strings.Contains(err.Error(), "192.168.1.4:53") {
+		t.Fatalf("Set onto a taken port: %v", err)
+	}
+	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" || s.srv.pipe.Load() != p {
+		t.Fatalf("after the failed move the old state must keep serving: %s", r.out)
+	}
+	squatter.Close()
 	s.set(t, moved)
 	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "NOERROR" {
 		t.Fatalf("on the new address: %s", r.out)
