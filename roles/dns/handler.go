@@ -134,14 +134,16 @@ func (s *Server) finish(req *request, m *dns.Msg) {
 	if req.edns {
 		m.SetEdns0(udpSize, req.do)
 	}
+	large := len(m.Answer)+len(m.Ns)+len(m.Extra) > 4
 	if req.tcp {
-		m.Compress = len(m.Answer)+len(m.Ns)+len(m.Extra) > 4
+		m.Compress = large
 		return
 	}
-	m.Truncate(req.size)
+	m.Truncate(req.size) // compresses when the whole answer does not fit
 	if m.Truncated {
 		s.counters.truncated.Add(1)
 	}
+	m.Compress = m.Compress || large
 }
 
 // clientAddr reads the client's address and transport from the

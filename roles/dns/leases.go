@@ -20,9 +20,15 @@ func newLeaseTable() *leaseTable {
 	return &leaseTable{byName: map[string][]netip.Addr{}, byAddr: map[netip.Addr]string{}}
 }
 
+// refusedLabels are names a DHCP client may not claim: every host on the
+// site looks them up (the global query block list of Windows DNS, and
+// localhost), so a client holding one could hijack them.
+var refusedLabels = map[string]bool{"localhost": true, "wpad": true, "isatap": true}
+
 // leaseLabel turns a DHCP client's hostname (option 12 or 81, anything the
 // client sent) into one DNS label: the first label, lower case. It returns
-// "" for names that are not valid host labels (RFC 952/1123).
+// "" for names that are not valid host labels (RFC 952/1123) and for
+// refused ones.
 func leaseLabel(host string) string {
 	if i := strings.IndexByte(host, '.'); i >= 0 {
 		host = host[:i]
@@ -36,7 +42,11 @@ func leaseLabel(host string) string {
 			return ""
 		}
 	}
-	return strings.ToLower(host)
+	host = strings.ToLower(host)
+	if refusedLabels[host] {
+		return ""
+	}
+	return host
 }
 
 // publish records that label holds addr. An address has one name: a client
