@@ -41,7 +41,7 @@ func build(sp *spec, pt parts) *pipeline {
 		for _, f := range sp.Forward {
 			allow = append(allow, f.Domain)
 		}
-		tail = &rebind{allow: allow, site: sp.Served, dropped: &pt.counters.rebind, next: tail}
+		tail = &rebind{allow: allow, dropped: &pt.counters.rebind, next: tail}
 	}
 	if pt.cache != nil {
 		tail = &cacheStage{store: pt.cache, flight: pt.flight, policy: policyOf(sp), now: pt.now, next: tail}

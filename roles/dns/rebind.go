@@ -13,13 +13,14 @@ import (
 var nonPublic = mustPrefixes("0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24")
 
 // rebind is stage 7: DNS rebinding protection. An upstream answer for a
-// public name that carries a private, loopback, link-local or site address
-// lets a web page reach the site's own hosts; those records are dropped.
-// Names under an allowed domain (the config's list, the conditional
-// forwarding domains, and the site's domain) keep them.
+// public name that carries a private, loopback or link-local address lets
+// a web page reach the site's own hosts; those records are dropped. Names
+// under an allowed domain (the config's list, the conditional forwarding
+// domains, and the site's domain) keep them. A site numbered with public
+// addresses is not protected for those (as with dnsmasq's
+// stop-dns-rebind): its own public names must keep resolving to them.
 type rebind struct {
-	allow   []string       // lower-case FQDNs
-	site    []netip.Prefix // the site's own subnets, private or not
+	allow   []string // lower-case FQDNs
 	dropped *atomic.Uint64
 	next    stage
 }
@@ -61,11 +62,6 @@ func (r *rebind) private(a netip.Addr) bool {
 		return true
 	}
 	for _, p := range nonPublic {
-		if p.Contains(a) {
-			return true
-		}
-	}
-	for _, p := range r.site {
 		if p.Contains(a) {
 			return true
 		}
