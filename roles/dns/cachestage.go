@@ -77,12 +77,18 @@ func (c *cacheStage) entry(m *dns.Msg, now time.Time) *cacheEntry {
 	if !ok || ttl <= 0 {
 		return nil
 	}
-	stored := &dns.Msg{MsgHdr: m.MsgHdr}
+	stored := &dns.Msg{MsgHdr: m.MsgHdr, Question: m.Question, Compress: true}
+	stored.Id = 0
 	stored.Answer = c.clampRRs(m.Answer, ttl)
 	stored.Ns = c.clampRRs(m.Ns, ttl)
 	stored.Extra = c.clampRRs(withoutOPT(m.Extra), ttl)
-	e := &cacheEntry{msg: stored, stored: now, expires: now.Add(ttl)}
-	e.staleTo = e.expires.Add(c.policy.serveStale)
+	wire, err := stored.Pack()
+	if err != nil {
+		return nil
+	}
+	t := now.UnixNano()
+	e := &cacheEntry{wire: wire, stored: t, expires: t + int64(ttl)}
+	e.staleTo = e.expires + int64(c.policy.serveStale)
 	return e
 }
 
@@ -162,42 +168,47 @@ func withoutOPT(rrs []dns.RR) []dns.RR {
 // reply builds the answer for req from the entry, with every TTL lowered
 // by the entry's age.
 func (e *cacheEntry) reply(req *request, now time.Time) *dns.Msg {
-	age := uint32(now.Sub(e.stored) / time.Second)
-	m := adoptHeader(req, e.msg)
-	m.Answer = agedRRs(e.msg.Answer, age, 0)
-	m.Ns = agedRRs(e.msg.Ns, age, 0)
-	m.Extra = agedRRs(e.msg.Extra, age, 0)
-	return m
+	return e.unpack(req, uint32((now.UnixNano()-e.stored)/int64(time.Second)), 0)
 }
 
 // staleReply serves an expired entry with the TTL RFC 8767 suggests.
 func (e *cacheEntry) staleReply(req *request) *dns.Msg {
-	m := adoptHeader(req, e.msg)
-	m.Answer = agedRRs(e.msg.Answer, 0, staleTTL)
-	m.Ns = agedRRs(e.msg.Ns, 0, staleTTL)
-	m.Extra = agedRRs(e.msg.Extra, 0, staleTTL)
+	return e.unpack(req, 0, staleTTL)
+}
+
+// unpack makes req's reply from the stored answer: TTLs lowered by age
+// (not below 0), or all set to fixed when it is not 0.
+func (e *cacheEntry) unpack(req *request, age, fixed uint32) *dns.Msg {
+	src := new(dns.Msg)
+	if err := src.Unpack(e.wire); err != nil {
+		return req.reply(dns.RcodeServerFailure) // cannot happen: we packed it
+	}
+	m := adoptHeader(req, src)
+	m.Answer, m.Ns, m.Extra = src.Answer, src.Ns, src.Extra
+	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
+		for _, rr := range rrs {
+			h := rr.Header()
+			switch {
+			case fixed != 0:
+				h.Ttl = fixed
+			case h.Ttl > age:
+				h.Ttl -= age
+			default:
+				h.Ttl = 0
+			}
+		}
+	}
 	return m
 }
 
-// agedRRs copies rrs with TTLs lowered by age (not below 0), or all set to
-// fixed when it is not 0.
-func agedRRs(rrs []dns.RR, age, fixed uint32) []dns.RR {
+// copyRRs deep-copies rrs.
+func copyRRs(rrs []dns.RR) []dns.RR {
 	if len(rrs) == 0 {
 		return nil
 	}
 	out := make([]dns.RR, len(rrs))
 	for i, rr := range rrs {
-		cp := dns.Copy(rr)
-		h := cp.Header()
-		switch {
-		case fixed != 0:
-			h.Ttl = fixed
-		case h.Ttl > age:
-			h.Ttl -= age
-		default:
-			h.Ttl = 0
-		}
-		out[i] = cp
+		out[i] = dns.Copy(rr)
 	}
 	return out
 }
@@ -216,8 +227,8 @@ func adopt(req *request, src *dns.Msg) *dns.Msg {
 	m := adoptHeader(req, src)
 	m.Authoritative = src.Authoritative
 	m.Truncated = src.Truncated
-	m.Answer = agedRRs(src.Answer, 0, 0)
-	m.Ns = agedRRs(src.Ns, 0, 0)
-	m.Extra = agedRRs(withoutOPT(src.Extra), 0, 0)
+	m.Answer = copyRRs(src.Answer)
+	m.Ns = copyRRs(src.Ns)
+	m.Extra = copyRRs(withoutOPT(src.Extra))
 	return m
 }
