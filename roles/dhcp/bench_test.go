@@ -34,6 +34,9 @@ type perfResult struct {
 	dropDO    float64 // DISCOVER-OFFER drops, percent
 	dropRA    float64 // REQUEST-ACK drops, percent
 	cpuPerK   float64 // server CPU milliseconds per 1000 completed exchanges
+	// rcvbufErr counts replies the kernel dropped because perfdhcp's socket
+	// buffer was full: drops the load generator, not the server, caused.
+	rcvbufErr int
 }
 
 func (r perfResult) ok() bool { return r.dropDO <= 1 && r.dropRA <= 1 }
@@ -208,12 +211,12 @@ func BenchmarkPeers(b *testing.B) {
 		for _, srv := range servers {
 			results[srv.name] = map[int]perfResult{}
 		}
-		report("%-10s %7s %12s %8s %8s %10s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k")
+		report("%-10s %7s %12s %8s %8s %10s %11s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k", "perf-rcvbuf")
 		for round := range rounds {
 			for _, rate := range rates {
 				for _, srv := range servers {
 					res := benchOne(b, n, srv, rate, period)
-					report("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, round+1)
+					report("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f %11d   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, res.rcvbufErr, round+1)
 					if old, ok := results[srv.name][rate]; !ok || better(res, old) {
 						results[srv.name][rate] = res
 					}
@@ -262,9 +265,10 @@ func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period int) perfR
 	if err != nil {
 		b.Fatalf("starting %s: %v", srv.name, err)
 	}
-	cpu0 := cpuTime(cmd.Process.Pid)
+	cpu0, rcv0 := cpuTime(cmd.Process.Pid), udpRcvbufErrors(n.perf)
 	res, err := runPerf(n, rate, period)
 	cpu := cpuTime(cmd.Process.Pid) - cpu0
+	res.rcvbufErr = udpRcvbufErrors(n.perf) - rcv0
 	stopServer(cmd)
 	if err != nil {
 		b.Fatalf("perfdhcp against %s: %v", srv.name, err)
@@ -330,4 +334,32 @@ func cpuTime(pid int) time.Duration {
 	utime, _ := strconv.Atoi(f[11])
 	stime, _ := strconv.Atoi(f[12])
 	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+// udpRcvbufErrors reads the UDP RcvbufErrors counter of namespace ns.
+func udpRcvbufErrors(ns *lab.Namespace) int {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	out, err := ns.Run(ctx, "cat", "/proc/net/snmp")
+	if err != nil {
+		return 0
+	}
+	var names []string
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 || f[0] != "Udp:" {
+			continue
+		}
+		if names == nil {
+			names = f
+			continue
+		}
+		for i, name := range names {
+			if name == "RcvbufErrors" && i < len(f) {
+				v, _ := strconv.Atoi(f[i])
+				return v
+			}
+		}
+	}
+	return 0
 }
