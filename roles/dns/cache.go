@@ -26,6 +26,7 @@ type cacheKey struct {
 // nanoseconds.
 type cacheEntry struct {
 	wire    []byte
+	layout  wireLayout // for the UDP fast path (cachewire.go)
 	stored  int64
 	expires int64 // fresh until then
 	staleTo int64 // may be served stale until then (= expires without serve-stale)

@@ -34,6 +34,13 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 	if fresh {
 		c.store.hits.Add(1)
 		req.by = byCache
+		if req.raw != nil {
+			age := uint32((now.UnixNano() - e.stored) / int64(time.Second))
+			if w, ok := e.appendWire(req.wireBuf, req, req.raw, age); ok {
+				req.wire = w
+				return nil
+			}
+		}
 		return e.reply(req, now)
 	}
 	if req.inline {
@@ -88,6 +95,9 @@ func (c *cacheStage) entry(m *dns.Msg, now time.Time) *cacheEntry {
 	}
 	t := now.UnixNano()
 	e := &cacheEntry{wire: wire, stored: t, expires: t + int64(ttl)}
+	if l, ok := layoutOf(wire); ok {
+		e.layout = l
+	}
 	e.staleTo = e.expires + int64(c.policy.serveStale)
 	return e
 }

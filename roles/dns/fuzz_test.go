@@ -42,9 +42,19 @@ func FuzzServe(f *testing.F) {
 		if !ok {
 			return
 		}
-		_, reply := respondTo(s, from, m)
+		client, _ := clientAddr(from)
+		req, reply, slow := s.respond(client, tcp, m, !tcp, raw, make([]byte, 0, readBuffer))
+		if slow {
+			req, reply, _ = s.respond(client, tcp, m, false, nil, nil)
+		}
 		if n := s.counters.panics.Load(); n != 0 {
 			t.Fatalf("the handler panicked on %x", raw)
+		}
+		if req != nil && req.wire != nil {
+			if err := new(dns.Msg).Unpack(req.wire); err != nil || len(req.wire) > req.size {
+				t.Fatalf("wire reply to %x: %d bytes, %v", raw, len(req.wire), err)
+			}
+			return
 		}
 		if reply == nil {
 			return

@@ -23,7 +23,7 @@ type handler struct{ s *Server }
 
 func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	client, tcp := clientAddr(w.RemoteAddr())
-	_, m, _ := h.s.respond(client, tcp, r, false)
+	_, m, _ := h.s.respond(client, tcp, r, false, nil, nil)
 	if m == nil {
 		return
 	}
@@ -35,9 +35,11 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // respond answers one parsed query from client; a nil reply means nothing
 // is sent. With inline set it must not block: a query that needs an
 // upstream stops where it would wait and comes back with slow set, to be
-// run again (inline clear) on a goroutine of its own. respond never
-// panics: a panic in a stage is counted and answered SERVFAIL.
-func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (req *request, m *dns.Msg, slow bool) {
+// run again (inline clear) on a goroutine of its own. Given the raw UDP
+// query and a buffer, a stage may answer in wire format: then req.wire
+// holds the reply and m is nil. respond never panics: a panic in a stage
+// is counted and answered SERVFAIL.
+func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool, raw, buf []byte) (req *request, m *dns.Msg, slow bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
@@ -45,6 +47,9 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
 			slow = false
+			if req != nil {
+				req.wire = nil
+			}
 		}
 	}()
 	p := s.pipe.Load()
@@ -53,13 +58,17 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (
 		return nil, m, false
 	}
 	req = newRequest(r, client, tcp)
-	req.inline = inline
+	req.inline, req.raw, req.wireBuf = inline, raw, buf
 	if p == nil {
 		return req, nil, false // stopped between the read and now
 	}
 	m = p.first.serve(s.ctx, req)
-	if req.slow {
+	switch {
+	case req.slow:
 		return req, nil, true
+	case req.wire != nil:
+		s.counters.count(req.by, int(req.wire[3]&0x0F))
+		return req, nil, false
 	}
 	s.counters.count(req.by, rcodeOf(m))
 	if m == nil {

@@ -211,9 +211,9 @@ func TestAcceptQuery(t *testing.T) {
 // slow path when the query must wait for an upstream.
 func respondTo(s *Server, from net.Addr, q *dns.Msg) (*request, *dns.Msg) {
 	client, tcp := clientAddr(from)
-	req, m, slow := s.respond(client, tcp, q, !tcp)
+	req, m, slow := s.respond(client, tcp, q, !tcp, nil, nil)
 	if slow {
-		req, m, _ = s.respond(client, tcp, q, false)
+		req, m, _ = s.respond(client, tcp, q, false, nil, nil)
 	}
 	return req, m
 }

@@ -122,13 +122,16 @@ func (u *udpServer) handle(raw []byte, from *net.UDPAddr, buf []byte) []byte {
 		return pack(headerReply(h, dns.RcodeFormatError), buf)
 	}
 	client := from.AddrPort().Addr().Unmap()
-	_, reply, slow := s.respond(client, false, m, true)
+	req, reply, slow := s.respond(client, false, m, true, raw, buf)
 	if slow {
 		u.wg.Add(1)
 		go u.answerLater(client, from, m)
 		return nil
 	}
 	if reply == nil {
+		if req != nil {
+			return req.wire
+		}
 		return nil
 	}
 	return pack(reply, buf)
@@ -137,7 +140,7 @@ func (u *udpServer) handle(raw []byte, from *net.UDPAddr, buf []byte) []byte {
 // answerLater runs a query that waits for an upstream and sends its reply.
 func (u *udpServer) answerLater(client netip.Addr, from *net.UDPAddr, m *dns.Msg) {
 	defer u.wg.Done()
-	_, reply, _ := u.s.respond(client, false, m, false)
+	_, reply, _ := u.s.respond(client, false, m, false, nil, nil)
 	if reply == nil {
 		return
 	}

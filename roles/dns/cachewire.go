@@ -1,0 +1,113 @@
+package dns
+
+import (
+	"encoding/binary"
+
+	"github.com/miekg/dns"
+)
+
+// The fast path for cache hits over UDP: the reply is the stored wire
+// answer with the client's ID, flags, question spelling and aged TTLs
+// written over it, and our OPT record appended, without unpacking or
+// packing a message. Anything it cannot do (an answer larger than the
+// client takes, a question spelled with another length) falls back to the
+// general path.
+
+// wireLayout is where the fields a hit rewrites lie in an entry's wire form.
+type wireLayout struct {
+	qnameEnd int      // the end of the question's name (it starts at 12)
+	ttls     []uint16 // offsets of every record's TTL
+}
+
+// layoutOf walks a packed message; ok is false when it does not parse as
+// one question and well-formed records (then hits take the general path).
+func layoutOf(wire []byte) (l wireLayout, ok bool) {
+	if len(wire) < 12 {
+		return l, false
+	}
+	be := binary.BigEndian
+	if be.Uint16(wire[4:]) != 1 {
+		return l, false
+	}
+	off := 12
+	for off < len(wire) && wire[off] != 0 { // the question's name: plain labels
+		if wire[off]&0xC0 != 0 {
+			return l, false
+		}
+		off += 1 + int(wire[off])
+	}
+	l.qnameEnd = off + 1
+	off = l.qnameEnd + 4
+	records := int(be.Uint16(wire[6:])) + int(be.Uint16(wire[8:])) + int(be.Uint16(wire[10:]))
+	for range records {
+		if off = skipName(wire, off); off < 0 || off+10 > len(wire) {
+			return l, false
+		}
+		l.ttls = append(l.ttls, uint16(off+4))
+		off += 10 + int(be.Uint16(wire[off+8:]))
+	}
+	return l, off == len(wire) && off <= 0xFFFF
+}
+
+// skipName returns the offset after the name at off, or -1.
+func skipName(wire []byte, off int) int {
+	for off < len(wire) {
+		switch n := wire[off]; {
+		case n == 0:
+			return off + 1
+		case n&0xC0 == 0xC0:
+			return off + 2
+		case n&0xC0 != 0:
+			return -1
+		default:
+			off += 1 + int(n)
+		}
+	}
+	return -1
+}
+
+// appendWire writes req's reply from the entry into buf. raw is the
+// client's query as it came.
+func (e *cacheEntry) appendWire(buf []byte, req *request, raw []byte, age uint32) ([]byte, bool) {
+	l := e.layout
+	if l.ttls == nil && l.qnameEnd == 0 {
+		return nil, false
+	}
+	n := l.qnameEnd
+	if len(raw) < n || raw[n-1] != 0 || len(e.wire)+11 > cap(buf) {
+		return nil, false
+	}
+	out := append(buf[:0], e.wire...)
+	copy(out[12:n], raw[12:n]) // the client's spelling; the same length, or the zero byte is elsewhere
+	be := binary.BigEndian
+	be.PutUint16(out[0:], req.msg.Id)
+	const qr, rd, ra, ad, cd = 0x80, 0x01, 0x80, 0x20, 0x10
+	out[2] = qr
+	if req.msg.RecursionDesired {
+		out[2] |= rd
+	}
+	flags := e.wire[3]
+	out[3] = ra | flags&0x0F // the stored rcode
+	if flags&ad != 0 && (req.do || req.ad) {
+		out[3] |= ad
+	}
+	if req.cd {
+		out[3] |= cd
+	}
+	for _, off := range l.ttls {
+		ttl := be.Uint32(out[off:])
+		be.PutUint32(out[off:], ttl-min(ttl, age))
+	}
+	if req.edns {
+		var do byte
+		if req.do {
+			do = 0x80
+		}
+		out = append(out, 0, 0, byte(dns.TypeOPT), udpSize>>8, udpSize&0xFF, 0, 0, do, 0, 0, 0)
+		be.PutUint16(out[10:], be.Uint16(out[10:])+1)
+	}
+	if len(out) > req.size {
+		return nil, false
+	}
+	return out, true
+}
