@@ -104,3 +104,48 @@ func TestLayoutOf(t *testing.T) {
 		}
 	}
 }
+
+// TestLocalWireMatchesGeneralPath compares the wire answers of local
+// addresses with the packed general ones.
+func TestLocalWireMatchesGeneralPath(t *testing.T) {
+	_, z, _, _ := siteStages(t)
+	s := New(Options{Logger: discard})
+	tests := []struct {
+		name     string
+		q        *dns.Msg
+		wantWire bool
+	}{
+		{"a", newQuery("nas.home.arpa.", dns.TypeA), true},
+		{"aaaa", newQuery("NAS.home.arpa.", dns.TypeAAAA), true},
+		{"any", newQuery("nas.home.arpa.", dns.TypeANY, withEDNS(1232, true)), true},
+		{"cd no rd", newQuery("router.home.arpa.", dns.TypeA, func(m *dns.Msg) { m.CheckingDisabled, m.RecursionDesired = true, false }), true},
+		{"bare", newQuery("Nas.", dns.TypeA, withEDNS(4096, false)), true},
+		{"nodata", newQuery("nas.home.arpa.", dns.TypeMX), false},
+		{"cname", newQuery("files.home.arpa.", dns.TypeA), false},
+	}
+	for _, tt := range tests {
+		raw, err := tt.q.Pack()
+		must(t, err)
+		fast := newRequest(tt.q, testClient, false)
+		fast.raw, fast.wireBuf = raw, make([]byte, 0, readBuffer)
+		z.serve(context.Background(), fast)
+		if (fast.wire != nil) != tt.wantWire {
+			t.Errorf("%s: wire path taken %v, want %v", tt.name, fast.wire != nil, tt.wantWire)
+			continue
+		}
+		if !tt.wantWire {
+			continue
+		}
+		general := newRequest(tt.q, testClient, false)
+		m := z.serve(context.Background(), general)
+		s.finish(general, m)
+		m.Compress = true
+		want, err := m.Pack()
+		must(t, err)
+		if string(fast.wire) != string(want) {
+			got := new(dns.Msg)
+			got.Unpack(fast.wire)
+			t.Errorf("%s: the wire path differs:\n%x\n%s\nwant\n%x\n%s", tt.name, fast.wire, got, want, m)
+		}
+	}
+}

@@ -86,12 +86,24 @@ func (z *localZone) answer(ctx context.Context, req *request) *dns.Msg {
 	case n.cname != "":
 		z.follow(ctx, req, m, req.q.Name, n)
 	default:
+		if w, ok := z.wire(req, n); ok {
+			req.wire = w
+			return nil
+		}
 		m.Answer = z.addrRecords(req.q.Name, n, qt)
 		if len(m.Answer) == 0 {
 			m.Ns = []dns.RR{z.soa}
 		}
 	}
 	return m
+}
+
+// wire answers addresses in wire format when the query came over UDP.
+func (z *localZone) wire(req *request, n *localName) ([]byte, bool) {
+	if req.raw == nil {
+		return nil, false
+	}
+	return appendAddrWire(req.wireBuf, req, n.addrs, req.q.Qtype, z.ttl)
 }
 
 // lookup finds a name of the zone: config names first, then the lease
@@ -185,6 +197,10 @@ func (z *localZone) bare(ctx context.Context, req *request) *dns.Msg {
 	qt := req.q.Qtype
 	if n := z.lookup(req.name + z.domain); n != nil && n.cname == "" {
 		req.by = byLocal
+		if w, ok := z.wire(req, n); ok {
+			req.wire = w
+			return nil
+		}
 		m := req.reply(dns.RcodeSuccess)
 		m.Authoritative = true
 		m.Answer = z.addrRecords(req.q.Name, n, qt)
