@@ -1,0 +1,34 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestCommandLine(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	os.WriteFile(bad, []byte("[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"x\"\naddress = \"192.0.2.1/33\"\n"), 0o644)
+	for _, tc := range []struct {
+		args []string
+		code int
+		out  string // in stdout or stderr
+	}{
+		{nil, 2, "usage: gatewayd"},
+		{[]string{"frobnicate"}, 2, `unknown command "frobnicate"`},
+		{[]string{"check", "--config", "../../etc/gateway.toml"}, 0, "ok (4 aliases"},
+		{[]string{"check", "--config", bad}, 1, "bad.toml:5:1: alias[0].address"},
+		{[]string{"check", "../../etc/gateway.toml"}, 2, `unexpected argument "../../etc/gateway.toml"`},
+		{[]string{"check", "--config", "/nonexistent.toml"}, 1, "reading config"},
+		{[]string{"leases", "frob", "--config", "../../etc/gateway.toml"}, 1, `unknown leases command "frob"`},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		all := out.String() + errOut.String()
+		if code != tc.code || !strings.Contains(all, tc.out) {
+			t.Errorf("gatewayd %s: exit %d, want %d; output:\n%s\nwant it to contain %q", strings.Join(tc.args, " "), code, tc.code, all, tc.out)
+		}
+	}
+}
