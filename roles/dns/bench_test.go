@@ -70,8 +70,9 @@ func BenchmarkPeers(b *testing.B) {
 	}
 	rss := map[string]string{}
 	for _, p := range bl.peers {
+		before := residentKB(p.cmd.Process.Pid)
 		runDnsperf(b, bl.client, p.addr, bl.files["rss"], "-n", "1", "-Q", "20000")
-		rss[p.name] = residentKB(p.cmd.Process.Pid)
+		rss[p.name] = before + " → " + residentKB(p.cmd.Process.Pid)
 	}
 	// The table, with each run's ratio to dnsmasq.
 	var sb strings.Builder
@@ -90,9 +91,9 @@ func BenchmarkPeers(b *testing.B) {
 			b.ReportMetric(r.r.qps, strings.ReplaceAll(strings.ReplaceAll(r.run, ",", ""), " ", "_")+"_qps")
 		}
 	}
-	fmt.Fprintf(&sb, "\nresident memory after %d cached names: ", benchRSSNames)
+	fmt.Fprintf(&sb, "\nresident memory before → after caching %d more names:\n", benchRSSNames)
 	for _, p := range bl.peers {
-		fmt.Fprintf(&sb, "%s %s  ", p.name, rss[p.name])
+		fmt.Fprintf(&sb, "  %-9s %s\n", p.name, rss[p.name])
 	}
 	// Printed, not logged: the testing package truncates long benchmark logs.
 	fmt.Println(sb.String())

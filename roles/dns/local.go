@@ -39,7 +39,7 @@ type localZone struct {
 
 func (z *localZone) serve(ctx context.Context, req *request) *dns.Msg {
 	name := req.name
-	if r := z.routes.match(name); r != nil && len(r.domain) > len(z.domain) && inDomain(name, z.domain) {
+	if r := req.conditional(z.routes); r != nil && len(r.domain) > len(z.domain) && inDomain(name, z.domain) {
 		return z.next.serve(ctx, req) // delegated to a forward below our domain
 	}
 	switch {

@@ -14,7 +14,7 @@ import (
 // conditional forward takes.
 func (z *localZone) reverseAnswer(ctx context.Context, req *request, p netip.Prefix) *dns.Msg {
 	zone, served := z.reverseZone(p)
-	if r := z.routes.match(req.name); r != nil && (!served || len(r.domain) > len(reverseName(zone))) {
+	if r := req.conditional(z.routes); r != nil && (!served || len(r.domain) > len(reverseName(zone))) {
 		return nil
 	}
 	if p.IsSingleIP() {

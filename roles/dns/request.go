@@ -46,6 +46,8 @@ type request struct {
 	refused bool    // the access stage refused the client: RA stays clear
 	by      stageID // the stage that produced the reply
 	route   *route  // the upstreams the route stage chose
+	matched bool    // match holds the conditional route (see conditional)
+	match   *route
 }
 
 // newRequest reads the fields the pipeline needs from a parsed query with
@@ -109,6 +111,6 @@ func (req *request) derive(name string) *request {
 	m.Question = []dns.Question{{Name: name, Qtype: req.q.Qtype, Qclass: req.q.Qclass}}
 	sub := *req
 	sub.msg, sub.q, sub.name = m, m.Question[0], lowerName(name)
-	sub.route = nil
+	sub.route, sub.matched, sub.match = nil, false, nil
 	return &sub
 }

@@ -46,7 +46,7 @@ type conditional struct {
 }
 
 func (c *conditional) serve(ctx context.Context, req *request) *dns.Msg {
-	req.route = c.table.match(req.name)
+	req.route = req.conditional(c.table)
 	if req.route == nil {
 		req.route = c.table.def
 	}
@@ -56,4 +56,13 @@ func (c *conditional) serve(ctx context.Context, req *request) *dns.Msg {
 		return req.reply(dns.RcodeServerFailure)
 	}
 	return c.next.serve(ctx, req)
+}
+
+// conditional is the conditional route for req's name, looked up once per
+// request: three stages ask.
+func (req *request) conditional(t *routeTable) *route {
+	if !req.matched {
+		req.matched, req.match = true, t.match(req.name)
+	}
+	return req.match
 }

@@ -37,7 +37,7 @@ type special struct {
 
 func (s *special) serve(ctx context.Context, req *request) *dns.Msg {
 	name := req.name
-	if inDomain(name, s.domain) || s.routes.match(name) != nil {
+	if inDomain(name, s.domain) || req.conditional(s.routes) != nil {
 		return s.next.serve(ctx, req)
 	}
 	if inDomain(name, "localhost.") {
