@@ -67,19 +67,24 @@ type purger interface {
 // address, the one refusal that `reload --wait` waits out.
 func IsHeldElsewhere(msg string) bool { return strings.Contains(msg, heldElsewhere) }
 
-// PlanFromScratch is what starting the daemon on c would do.
+// PlanFromScratch is what starting the daemon on c would do, in apply order,
+// for `gatewayd plan` when no daemon runs (the NIC is not read).
 func PlanFromScratch(c *config.Config) []string {
-	var steps []string
+	var p plan
 	for _, a := range c.Aliases {
 		if !c.Holds(a) {
-			steps = append(steps, fmt.Sprintf("# alias %s (%s) is held by host %s", a.Name, a.Address, a.Host))
+			p.notes = append(p.notes, fmt.Sprintf("# alias %s (%s) is held by host %s", a.Name, a.Address, a.Host))
 			continue
 		}
-		steps = append(steps, aliases.Step{Op: aliases.OpAdd, Interface: c.Gateway.Interface,
+		p.adds = append(p.adds, aliases.Step{Op: aliases.OpAdd, Interface: c.Gateway.Interface,
 			Alias: aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label}}.String())
 	}
-	for _, p := range planners(c) {
-		steps = append(steps, p.Plan(nil, c)...)
+	for i, part := range planners(c) {
+		if i == 0 {
+			p.firewall = part.Plan(nil, c)
+			continue
+		}
+		p.roles = append(p.roles, part.Plan(nil, c)...)
 	}
-	return steps
+	return p.lines()
 }
