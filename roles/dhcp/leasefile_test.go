@@ -130,3 +130,24 @@ func TestImport(t *testing.T) {
 		t.Errorf("leases after import and reopen: %+v", got)
 	}
 }
+
+func TestWriteTable(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	leases := []Lease{
+		{Address: netip.MustParseAddr("192.0.2.100"), MAC: "02:00:00:00:00:01", Hostname: "pc", Expires: now.Add(90 * time.Minute), State: StateActive},
+		{Address: netip.MustParseAddr("192.0.2.101"), MAC: "02:00:00:00:00:02", ClientID: "01:02:00:00:00:00:02", Expires: neverExpires, State: StateActive},
+		{Address: netip.MustParseAddr("192.0.2.102"), Expires: now.Add(-5 * time.Minute), State: StateDeclined},
+	}
+	var buf bytes.Buffer
+	if err := WriteTable(&buf, leases, now); err != nil {
+		t.Fatal(err)
+	}
+	want := `ADDRESS      MAC                CLIENT ID             HOSTNAME  STATE     ENDS
+192.0.2.100  02:00:00:00:00:01  -                     pc        active    in 1h30m0s
+192.0.2.101  02:00:00:00:00:02  01:02:00:00:00:00:02  -         active    never
+192.0.2.102  -                  -                     -         declined  5m0s ago
+`
+	if buf.String() != want {
+		t.Errorf("table:\n%s\nwant:\n%s", buf.String(), want)
+	}
+}
