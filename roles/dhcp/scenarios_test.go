@@ -233,3 +233,43 @@ func TestProbeBeforeOffer(t *testing.T) {
 		t.Error("the ARP socket stays open with probe_before_offer off")
 	}
 }
+
+// TestRenewWithoutLeaseLog: a new server that never saw the lease (an empty
+// state directory: the role moved without its leases, or a first start in
+// place of another server) ACKs a renewal of a free in-pool address.
+func TestRenewWithoutLeaseLog(t *testing.T) {
+	n := newTestNet(t, "udhcpc")
+	c := n.client("renew", "02:00:00:00:08:01")
+	dir := t.TempDir()
+	env := filepath.Join(dir, "env")
+	cmd, err := c.Start(t.Context(), "udhcpc", "-f", "-i", "eth0", "-s", clientScript(t, dir, env), "-t", "5", "-T", "1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var addr string
+	lab.Eventually(t, 10*time.Second, func() error {
+		e, err := readEnv(env, "bound")
+		if err == nil {
+			addr = e["ip"]
+		}
+		return err
+	})
+	if err := n.srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n.dir = t.TempDir()
+	n.start()
+	if len(n.srv.Leases()) != 0 {
+		t.Fatal("the new server has leases")
+	}
+	cmd.Process.Signal(syscall.SIGUSR1)
+	lab.Eventually(t, 10*time.Second, func() error {
+		if _, ok := n.lease(addr); !ok {
+			return fmt.Errorf("%s not leased yet", addr)
+		}
+		return nil
+	})
+	if st := n.srv.Status(); st.Counters.Naks != 0 || st.Counters.Out["ack"] != 1 {
+		t.Errorf("the new server sent %d NAKs and %d ACKs, want 0 and 1", st.Counters.Naks, st.Counters.Out["ack"])
+	}
+}
