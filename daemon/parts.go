@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 
 	"gatewayd/config"
 	"gatewayd/firewall"
@@ -125,7 +126,7 @@ func (p *firewallPart) Close() error { return p.fw.Close() }
 // role depends on, so plan can say whether it changes.
 type role struct {
 	name   string
-	deps   func(*config.Config) any
+	deps   func(*config.Config) deps
 	set    func(context.Context, *config.Config) error
 	close  func() error
 	status func() any
@@ -146,7 +147,7 @@ func (r *role) Plan(prev, next *config.Config) []string {
 }
 
 // rolePlan says whether a role starts, stops, moves or is reconfigured.
-func rolePlan(name string, deps func(*config.Config) any, prev, next *config.Config) []string {
+func rolePlan(name string, deps func(*config.Config) deps, prev, next *config.Config) []string {
 	var was, is *config.Alias
 	var wasHeld, isHeld bool
 	if prev != nil {
@@ -166,19 +167,55 @@ func rolePlan(name string, deps func(*config.Config) any, prev, next *config.Con
 		return nil
 	case was.Address.Addr() != is.Address.Addr():
 		return []string{fmt.Sprintf("%s: move from %s to %s (the new listener opens before the old closes)", name, was.Address.Addr(), is.Address.Addr())}
-	case !reflect.DeepEqual(deps(prev), deps(next)):
-		return []string{fmt.Sprintf("%s: update its configuration (keeps serving)", name)}
+	}
+	if changed := changedDeps(deps(prev), deps(next)); len(changed) > 0 {
+		return []string{fmt.Sprintf("%s: update %s (keeps serving)", name, strings.Join(changed, ", "))}
 	}
 	return nil
 }
 
-func routerDeps(c *config.Config) any { return []any{c.Router, c.Gateway.Interface} }
+// deps names the parts of the config a role depends on.
+type deps map[string]any
 
-func dnsDeps(c *config.Config) any {
-	return []any{c.DNS, aliasAddrs(c), c.Zones, c.Services["dns"], c.Gateway.Host}
+// changedDeps lists, in name order, the parts that differ.
+func changedDeps(a, b deps) []string {
+	var out []string
+	for _, k := range sortedNames(map[string]any(b)) {
+		if !reflect.DeepEqual(a[k], b[k]) {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
-func dhcpDeps(c *config.Config) any { return []any{c.DHCP, aliasAddrs(c), c.Gateway.Interface} }
+func routerDeps(c *config.Config) deps {
+	return deps{"routes": c.Router.Routes, "upstream": c.Router.Upstream, "masquerade": c.Router.Masquerade}
+}
+
+func dnsDeps(c *config.Config) deps {
+	d := c.DNS
+	return deps{
+		"domain": d.Domain, "hosts": d.Hosts, "cnames": d.CNAMEs, "upstreams": d.UpstreamAddrs,
+		"conditional forwarding": d.Forward, "cache": d.Cache, "rebind protection": d.Rebind,
+		"timeouts": []any{d.Timeout, d.MaxFlight, d.LocalTTL}, "alias names": aliasAddrs(c),
+		"clients (zones allowing dns)": []any{c.Zones, c.Services["dns"]}, "static lease names": staticLeases(c),
+	}
+}
+
+func staticLeases(c *config.Config) []config.Static {
+	if c.DHCP == nil {
+		return nil
+	}
+	return c.DHCP.Static
+}
+
+func dhcpDeps(c *config.Config) deps {
+	d := c.DHCP
+	return deps{
+		"pools": d.Pools, "static leases": d.Static, "lease times": []any{d.LeaseTime, d.OfferTime, d.DeclineTime},
+		"authoritative": d.IsAuthoritative(), "probe_before_offer": d.ProbeBeforeOffer, "alias names": aliasAddrs(c),
+	}
+}
 
 // aliasAddrs is what roles see of the aliases: names and addresses, not labels.
 func aliasAddrs(c *config.Config) map[string]string {

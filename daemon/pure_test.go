@@ -102,7 +102,7 @@ func TestRolePlan(t *testing.T) {
 		{"claim", there, here, "dns: start on 192.0.2.3 (alias dns)"},
 		{"elsewhere from the start", nil, there, "# dns runs on host gw2 (alias dns, 192.0.2.3)"},
 		{"move", here, moved, "dns: move from 192.0.2.3 to 192.0.2.53 (the new listener opens before the old closes)"},
-		{"records", here, withHost, "dns: update its configuration (keeps serving)"},
+		{"records", here, withHost, "dns: update hosts (keeps serving)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := strings.Join(rolePlan("dns", dnsDeps, tc.prev, tc.next), "\n")
