@@ -63,6 +63,8 @@ type store struct {
 	wake    chan struct{}
 	exited  chan struct{}
 
+	lock *os.File // holds the directory's flock while the log is open
+
 	// Owned by the writer goroutine (and open, before it starts).
 	f        *os.File
 	size     int64
@@ -89,15 +91,22 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 		return nil, nil, fmt.Errorf("creating lease directory %s: %w", dir, err)
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, wake: make(chan struct{}, 1), exited: make(chan struct{})}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.lock = lock
 	os.Remove(s.path + ".tmp") // a compaction the last run did not finish
 	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
+		lock.Close()
 		return nil, nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	s.f = f
 	binds, rep, err := replay(f)
 	if err != nil {
 		f.Close()
+		lock.Close()
 		return nil, nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
 	s.size, s.records = rep.good, rep.records
@@ -108,11 +117,13 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 	if rep.tornBytes > 0 {
 		if err := f.Truncate(rep.good); err != nil {
 			f.Close()
+			lock.Close()
 			return nil, nil, fmt.Errorf("cutting the torn tail of lease log %s: %w", s.path, err)
 		}
 	}
 	if err := syncDir(dir); err != nil {
 		f.Close()
+		lock.Close()
 		return nil, nil, err
 	}
 	s.lastLive = int64(len(binds))
@@ -122,7 +133,8 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 			list = append(list, b)
 		}
 		if err := s.rewrite(list); err != nil {
-			f.Close()
+			s.f.Close()
+			lock.Close()
 			return nil, nil, err
 		}
 	}
@@ -453,10 +465,31 @@ func (s *store) close() error {
 	s.mu.Unlock()
 	s.kick()
 	<-s.exited
-	if err := s.f.Close(); err != nil {
+	err := s.f.Close()
+	s.lock.Close()
+	if err != nil {
 		return fmt.Errorf("closing lease log %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// lockDir takes an exclusive flock on dir/leases.lock, so two processes
+// (a daemon and an offline import, two daemons) never append to one log.
+// The kernel drops the lock when the process dies, kill -9 included.
+func lockDir(dir string) (*os.File, error) {
+	path := filepath.Join(dir, "leases.lock")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("opening lease lock %s: %w", path, err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("lease directory %s is in use by another gatewayd process: stop it, or import through it", dir)
+		}
+		return nil, fmt.Errorf("locking %s: %w", path, err)
+	}
+	return f, nil
 }
 
 func (s *store) status() StoreStatus {

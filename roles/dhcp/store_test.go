@@ -233,3 +233,14 @@ func TestStoreSpuriousWakeups(t *testing.T) {
 		t.Errorf("%d bindings after 800 commits, recovered %q", len(binds), s.status().Recovered)
 	}
 }
+
+func TestStoreLocked(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := openTestStore(t, dir)
+	if _, _, err := openStore(dir, quietLog()); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Errorf("a second open of the same log: %v, want an in-use error", err)
+	}
+	s.close()
+	s, _ = openTestStore(t, dir)
+	s.close()
+}
