@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"text/tabwriter"
 	"time"
 
 	"gatewayd/config"
@@ -32,8 +31,11 @@ func leases(ctx context.Context, path string, args []string, asJSON bool, out io
 		if asJSON {
 			return dhcp.Export(out, list)
 		}
-		writeLeases(out, list)
-		return nil
+		if len(list) == 0 {
+			fmt.Fprintln(out, "no leases")
+			return nil
+		}
+		return dhcp.WriteTable(out, list, time.Now())
 	case "export":
 		list, err := currentLeases(ctx, path)
 		if err != nil {
@@ -146,24 +148,4 @@ type offline struct {
 func (o *offline) Close() error {
 	defer o.unlock()
 	return o.Server.Close()
-}
-
-func writeLeases(out io.Writer, list []dhcp.Lease) {
-	if len(list) == 0 {
-		fmt.Fprintln(out, "no leases")
-		return
-	}
-	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ADDRESS\tMAC\tHOSTNAME\tSTATE\tEXPIRES")
-	for _, l := range list {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", l.Address, l.MAC, orDash(l.Hostname), l.State, l.Expires.Local().Format("2006-01-02 15:04:05"))
-	}
-	tw.Flush()
-}
-
-func orDash(s string) string {
-	if s == "" {
-		return "-"
-	}
-	return s
 }
