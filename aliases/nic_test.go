@@ -224,7 +224,7 @@ func TestWatchPutsBackAndSurvivesLinkChanges(t *testing.T) {
 }
 
 func TestWatchRateLimits(t *testing.T) {
-	w := &watcher{n: &NIC{log: testLogger(t)}, limit: map[netip.Prefix][]time.Time{}}
+	w := &watcher{n: &NIC{log: lab.Logger(t)}, limit: map[netip.Prefix][]time.Time{}}
 	now := time.Now()
 	p := pfx("192.168.1.1/24")
 	for i := range repairBurst {

@@ -3,12 +3,9 @@ package aliases
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,7 +76,7 @@ func (r *rig) open(t *testing.T) *NIC {
 func (r *rig) tryOpen(t *testing.T, opts Options) (*NIC, error) {
 	t.Helper()
 	if opts.Logger == nil {
-		opts.Logger = testLogger(t)
+		opts.Logger = lab.Logger(t)
 	}
 	if opts.Announce.Interval == 0 {
 		opts.Announce.Interval = 50 * time.Millisecond
@@ -156,32 +153,3 @@ func watch(t *testing.T, n *NIC) {
 		}
 	})
 }
-
-// testLogger logs to the test until it ends (later lines are dropped: a
-// t.Log after the test has finished panics).
-func testLogger(t *testing.T) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    *testing.T
-	done bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSuffix(string(b), "\n"))
-	}
-	return len(b), nil
-}
-
-var _ io.Writer = (*testWriter)(nil)

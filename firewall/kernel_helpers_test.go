@@ -1,7 +1,6 @@
 package firewall
 
 import (
-	"log/slog"
 	"regexp"
 	"strings"
 	"testing"
@@ -10,25 +9,13 @@ import (
 	"gatewayd/lab"
 )
 
-// testLogger logs through t.
-func testLogger(t testing.TB) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, nil))
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
 // openIn opens a Firewall inside ns and closes it when the test ends.
 func openIn(t testing.TB, ns *lab.Namespace) *Firewall {
 	t.Helper()
 	var fw *Firewall
 	err := ns.Do(func() error {
 		var err error
-		fw, err = Open(Options{Logger: testLogger(t)})
+		fw, err = Open(Options{Logger: lab.Logger(t)})
 		return err
 	})
 	if err != nil {

@@ -3,7 +3,6 @@ package dns
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/netip"
 	"regexp"
@@ -62,7 +61,7 @@ func newLabSite(t *testing.T) *labSite {
 	upNS := ns("up", liveUp+"/24")
 	s.dead = ns("dead", deadUp+"/24")
 	s.up = startFakeUpstream(t, upNS, liveUp)
-	s.srv = New(Options{Logger: testLogger(t)})
+	s.srv = New(Options{Logger: lab.Logger(t)})
 	t.Cleanup(func() { s.srv.Close() })
 	return s
 }
@@ -214,31 +213,4 @@ func (f *fakeUpstream) queries() []string {
 	out := f.seen
 	f.seen = nil
 	return out
-}
-
-// testLogger logs through t until the test ends, then drops the lines
-// (a health probe may still log after).
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(func() {
-		w.mu.Lock()
-		w.done = true
-		w.mu.Unlock()
-	})
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(strings.TrimSpace(string(b)))
-	}
-	return len(b), nil
 }

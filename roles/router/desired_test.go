@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"gatewayd/config"
+	"gatewayd/lab"
 )
 
 const site = `
@@ -225,7 +226,7 @@ func TestSysctlsRecordAndRestore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &Router{log: testLogger(t), sys: sys, rec: rec}
+	r := &Router{log: lab.Logger(t), sys: sys, rec: rec}
 	n, err := r.setSysctls(forwardingSysctls("eth1"))
 	if err != nil || n != 5 {
 		t.Fatalf("wrote %d (want 5: all.accept_redirects was already 0), err %v", n, err)

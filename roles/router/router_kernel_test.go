@@ -59,7 +59,7 @@ func (rl *routerLab) open(t *testing.T) *Router {
 	var r *Router
 	err := rl.gw.Do(func() error {
 		var err error
-		r, err = Open(Options{Interface: "eth1", StateDir: rl.state, Logger: testLogger(t)})
+		r, err = Open(Options{Interface: "eth1", StateDir: rl.state, Logger: lab.Logger(t)})
 		return err
 	})
 	if err != nil {
