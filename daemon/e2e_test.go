@@ -211,3 +211,27 @@ var seeded = map[string]string{
 	"198.51.100.3/24":   "eth1:2",
 	"203.0.113.1/24":    "eth1:3",
 }
+
+// noKernelWrites runs fn while `ip monitor` and `nft monitor` watch the
+// gateway's namespace, and fails the test if either saw a change.
+func (g *gateway) noKernelWrites(what string, fn func()) {
+	g.t.Helper()
+	var mons []*exec.Cmd
+	for _, argv := range [][]string{{"ip", "-o", "monitor", "address", "route", "link"}, {"nft", "monitor"}} {
+		m, err := g.ns.Start(context.Background(), argv...)
+		if err != nil {
+			g.t.Fatal(err)
+		}
+		mons = append(mons, m)
+	}
+	time.Sleep(200 * time.Millisecond)
+	fn()
+	time.Sleep(300 * time.Millisecond)
+	for _, m := range mons {
+		m.Process.Kill()
+		m.Wait()
+		if seen := strings.TrimSpace(g.lab.Output(m)); seen != "" {
+			g.t.Errorf("%s changed the kernel (%s):\n%s", what, m.Args[len(m.Args)-1], seen)
+		}
+	}
+}

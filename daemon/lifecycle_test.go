@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -25,27 +24,12 @@ func TestLifecycle(t *testing.T) {
 	g.wantAddrs(seeded)
 
 	// A reload of the same file changes nothing and writes nothing to the kernel.
-	mon, err := g.ns.Start(context.Background(), "ip", "-o", "monitor", "address", "route", "link")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nftMon, err := g.ns.Start(context.Background(), "nft", "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	out, err := g.cli("reload")
-	if err != nil || strings.TrimSpace(out) != "no changes" {
-		t.Fatalf("no-op reload: %q, %v", out, err)
-	}
-	time.Sleep(300 * time.Millisecond)
-	for _, m := range []*exec.Cmd{mon, nftMon} {
-		m.Process.Kill()
-		m.Wait()
-		if seen := strings.TrimSpace(g.lab.Output(m)); seen != "" {
-			t.Errorf("a no-op reload changed the kernel (%s):\n%s", m.Args[len(m.Args)-1], seen)
+	g.noKernelWrites("a no-op reload", func() {
+		out, err := g.cli("reload")
+		if err != nil || strings.TrimSpace(out) != "no changes" {
+			t.Fatalf("no-op reload: %q, %v", out, err)
 		}
-	}
+	})
 
 	// SIGTERM leaves the aliases in place.
 	g.stop()
@@ -192,27 +176,12 @@ func TestSecondDaemonRefused(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 || fi.Mode()&os.ModeSocket == 0 {
 		t.Errorf("control socket mode %v, want a 0600 socket", fi.Mode())
 	}
-	mon, err := g.ns.Start(context.Background(), "ip", "-o", "monitor", "address", "route")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nftMon, err := g.ns.Start(context.Background(), "nft", "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(200 * time.Millisecond)
-	out, err := g.cli("run")
-	if err == nil || !strings.Contains(out, "in use by another gatewayd") {
-		t.Errorf("second daemon: %v\n%s", err, out)
-	}
-	time.Sleep(300 * time.Millisecond)
-	for _, m := range []*exec.Cmd{mon, nftMon} {
-		m.Process.Kill()
-		m.Wait()
-		if seen := strings.TrimSpace(g.lab.Output(m)); seen != "" {
-			t.Errorf("the refused daemon changed the kernel:\n%s", seen)
+	g.noKernelWrites("the refused daemon", func() {
+		out, err := g.cli("run")
+		if err == nil || !strings.Contains(out, "in use by another gatewayd") {
+			t.Errorf("second daemon: %v\n%s", err, out)
 		}
-	}
+	})
 	if out, err := g.cli("reload"); err != nil || strings.TrimSpace(out) != "no changes" {
 		t.Errorf("the first daemon after the refusal: %q %v", out, err)
 	}
