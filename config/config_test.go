@@ -276,10 +276,8 @@ func TestImplicitZones(t *testing.T) {
 
 func TestHeld(t *testing.T) {
 	shared := edit(t, baseDoc,
-		"name = \"router\"\n", "name = \"router\"\nhost = \"gw1\"\n",
 		"name = \"dhcp\"\n", "name = \"dhcp\"\nhost = \"gw1\"\n",
-		"name = \"dns\"\n", "name = \"dns\"\nhost = \"gw2\"\n",
-		"name = \"lab\"\n", "name = \"lab\"\nhost = \"gw2\"\n")
+		"name = \"dns\"\n", "name = \"dns\"\nhost = \"gw2\"\n")
 	names := func(as []Alias) []string {
 		var out []string
 		for _, a := range as {
@@ -293,9 +291,9 @@ func TestHeld(t *testing.T) {
 		dhcpH, dnsH   bool
 		routerH, labH bool
 	}{
-		{"gw1", []string{"router", "dhcp"}, true, false, true, false},
-		{"gw2", []string{"dns", "lab"}, false, true, false, true},
-		{"gw3", nil, false, false, false, false},
+		{"gw1", []string{"router", "dhcp", "lab"}, true, false, true, true},
+		{"gw2", []string{"router", "dns", "lab"}, false, true, true, true},
+		{"gw3", []string{"router", "lab"}, false, false, true, true},
 	} {
 		t.Run(tc.host, func(t *testing.T) {
 			c := mustParse(t, edit(t, shared, `host = "gw1"`+"\n\n", `host = "`+tc.host+"\"\n\n"))

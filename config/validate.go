@@ -100,29 +100,7 @@ func validateAliases(c *Config, p *problems) map[string]*Alias {
 		}
 		checkLabel(c, p, i, labels)
 	}
-	checkHosts(c, p)
 	return byName
-}
-
-// checkHosts refuses a site file that names the host of some aliases but not
-// of others: it is shared by several boxes, and every box would claim a
-// hostless alias (the second one would find it held and refuse to start).
-func checkHosts(c *Config, p *problems) {
-	named := ""
-	for _, a := range c.Aliases {
-		if a.Host != "" {
-			named = a.Name
-			break
-		}
-	}
-	if named == "" {
-		return
-	}
-	for i, a := range c.Aliases {
-		if a.Host == "" {
-			p.at(fmt.Sprintf("alias[%d]", i), "alias %q names no host while alias %q does: in a site file shared by several boxes every alias names the box that holds it (add host = \"%s\" for this box)", a.Name, named, c.Gateway.Host)
-		}
-	}
 }
 
 // checkSubnetLength reports alias i when its subnet overlaps an earlier alias's

@@ -35,8 +35,6 @@ var aliasCases = []errCase{
 		at: "5:1", key: "alias[0].label", msg: []string{`default label "enp0s20f0u10u2:0" (interface:index) is 16 bytes`, "at most 15", "set label"}},
 	{name: "duplicate label", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"eth1:2\"\n"},
 		at: "14:1", key: "alias[2].label", msg: []string{`label "eth1:2" is also used by alias "dhcp"`, "must be unique"}},
-	{name: "some aliases name a host, one does not", edits: []string{`address = "192.168.1.3/24"` + "\n", `address = "192.168.1.3/24"` + "\nhost = \"gw2\"\n"}, count: 3,
-		at: "5:1", key: "alias[0]", msg: []string{`alias "router" names no host while alias "dns" does`, `add host = "gw1"`}},
 	{name: "label not on the interface", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"lan0\"\n"},
 		at: "12:1", key: "alias[1].label", msg: []string{`label "lan0" must start with the interface name, e.g. "eth1:1"`}},
 }
