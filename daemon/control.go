@@ -111,6 +111,8 @@ func (d *Daemon) serveControl(l net.Listener) {
 
 func (d *Daemon) answer(conn net.Conn) {
 	defer conn.Close()
+	// The request must arrive promptly; the answer may take as long as an apply.
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var req Request
 	if err := json.NewDecoder(io.LimitReader(conn, 64<<20)).Decode(&req); err != nil {
 		d.log.Warn("bad control request", "err", err)

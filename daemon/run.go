@@ -33,7 +33,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		Interface: c.Gateway.Interface,
 		StateDir:  c.Gateway.StateDir,
 		Logger:    log,
-		Announce:  aliases.Announce{Count: c.Gateway.AnnounceCount, Interval: c.Gateway.AnnounceInterval.Duration},
+		Announce:  announceOf(c),
 	})
 	if err != nil {
 		ctl.Close()
