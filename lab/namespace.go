@@ -40,11 +40,13 @@ func (n *Namespace) String() string { return n.Name }
 
 // Command prepares `ip netns exec <name> argv...` in a process group of
 // its own. When ctx ends the whole group is killed. It is not started: set
-// its I/O, then Start it with StartCommand (tracked) or Run it yourself.
+// its I/O, then start it with StartCommand (tracked) or CombinedOutput, which
+// start it from the thread that keeps its Pdeathsig from firing early.
 func (n *Namespace) Command(ctx context.Context, argv ...string) *exec.Cmd {
 	args := append([]string{"netns", "exec", n.Name}, argv...)
 	cmd := exec.CommandContext(ctx, "ip", args...)
-	// Pdeathsig: if the test binary dies, its peers die with it.
+	// Pdeathsig: if the test binary dies, its peers die with it (spawn.go
+	// starts them from a thread that lives as long as the process).
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return killGroup(cmd.Process.Pid, syscall.SIGKILL) }
 	cmd.WaitDelay = waitDelay
@@ -57,7 +59,7 @@ func (n *Namespace) Run(ctx context.Context, argv ...string) (string, error) {
 	if len(argv) == 0 {
 		return "", fmt.Errorf("running in %s: no command", n.Name)
 	}
-	out, err := n.Command(ctx, argv...).CombinedOutput()
+	out, err := CombinedOutput(n.Command(ctx, argv...))
 	if err != nil {
 		return string(out), fmt.Errorf("running %q in %s: %w\n%s", strings.Join(argv, " "), n.Name, err, strings.TrimSpace(string(out)))
 	}
@@ -243,7 +245,7 @@ func (n *Namespace) startTracked(cmd *exec.Cmd, out *tail) error {
 	if l.closed {
 		return fmt.Errorf("starting %q in %s: lab %s is closed", argv, n.Name, l.prefix)
 	}
-	if err := cmd.Start(); err != nil {
+	if err := start(cmd); err != nil {
 		return fmt.Errorf("starting %q in %s: %w", argv, n.Name, err)
 	}
 	l.procs = append(l.procs, &process{cmd: cmd, ns: n.Name, argv: argv, out: out})

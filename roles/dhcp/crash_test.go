@@ -113,7 +113,7 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 	var out []byte
 	var perfErr error
 	go func() {
-		out, perfErr = perf.CombinedOutput()
+		out, perfErr = lab.CombinedOutput(perf)
 		close(done)
 	}()
 	time.Sleep(1500 * time.Millisecond)
