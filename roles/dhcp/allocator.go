@@ -68,13 +68,12 @@ func newPool(c *config.Pool) *pool {
 	return p
 }
 
-func (p *pool) size() int                { return int(p.end-p.start) + 1 }
-func (p *pool) contains(a uint32) bool   { return a >= p.start && a <= p.end }
-func (p *pool) onSubnet(a uint32) bool   { return p.cfg.Subnet.Contains(u32Addr(a)) }
-func (p *pool) inUse() int               { return popcount(p.used) }
-func setBit(bm []uint64, i uint32)       { bm[i/64] |= 1 << (i % 64) }
-func clearBit(bm []uint64, i uint32)     { bm[i/64] &^= 1 << (i % 64) }
-func testBit(bm []uint64, i uint32) bool { return bm[i/64]&(1<<(i%64)) != 0 }
+func (p *pool) size() int              { return int(p.end-p.start) + 1 }
+func (p *pool) contains(a uint32) bool { return a >= p.start && a <= p.end }
+func (p *pool) onSubnet(a uint32) bool { return p.cfg.Subnet.Contains(u32Addr(a)) }
+func (p *pool) inUse() int             { return popcount(p.used) }
+func setBit(bm []uint64, i uint32)     { bm[i/64] |= 1 << (i % 64) }
+func clearBit(bm []uint64, i uint32)   { bm[i/64] &^= 1 << (i % 64) }
 
 func popcount(bm []uint64) int {
 	n := 0

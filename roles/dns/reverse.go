@@ -29,15 +29,6 @@ func reversePrefix(name string) (netip.Prefix, bool) {
 	return netip.Prefix{}, false
 }
 
-// reverseAddr reads a full reverse name as its address.
-func reverseAddr(name string) (netip.Addr, bool) {
-	p, ok := reversePrefix(name)
-	if !ok || p.Bits() != p.Addr().BitLen() {
-		return netip.Addr{}, false
-	}
-	return p.Addr(), true
-}
-
 func parseV4Reverse(labels string) (netip.Prefix, bool) {
 	parts := strings.Split(labels, ".")
 	if len(parts) > 4 {
