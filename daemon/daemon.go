@@ -68,13 +68,6 @@ func New(o Options) *Daemon {
 	return &Daemon{log: o.Logger, level: o.Level, nic: o.NIC, parts: o.Parts, extraOps: o.ExtraOps}
 }
 
-// Config returns the running generation's config (nil before the first apply).
-func (d *Daemon) Config() *config.Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg
-}
-
 // Start applies the first config, then serves the control socket ctl (made
 // before, so a second daemon is refused before it writes anything).
 func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) error {
