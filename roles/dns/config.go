@@ -1,0 +1,60 @@
+package dns
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is the DNS role's whole desired state on this box, in the role's own
+// terms: lower-case FQDNs with the final dot, resolved addresses. The
+// controller computes it once from the site file; Set(nil) stops the role
+// (no [dns] section, or another box holds the DNS alias).
+type Config struct {
+	Listen netip.Addr // the DNS alias's address: the only address served
+	Domain string     // the local domain, e.g. "home.arpa."
+	TTL    uint32     // TTL of local answers, seconds
+	NSName string     // the DNS alias's name in the zone (SOA/NS)
+
+	// Names are hosts, static-lease names and alias names, in that order:
+	// the first one owning an address gives its PTR.
+	Names  []Name
+	CNAMEs []CNAME // in config order
+	// Served are the subnets whose reverse zones are answered locally.
+	Served []netip.Prefix
+	// Allowed are the clients served: the zones that may use the dns
+	// service, and this box's own alias addresses.
+	Allowed []netip.Prefix
+
+	Upstreams []netip.AddrPort
+	Forward   []Forward // conditional forwarding, by domain
+
+	Cache       Cache
+	Rebind      bool     // drop public answers carrying private addresses
+	RebindAllow []string // domains exempt from rebind protection (FQDNs)
+	Timeout     time.Duration
+	MaxFlight   int // forwarded queries in flight at most
+}
+
+// Name is one local A record (and its PTR).
+type Name struct {
+	Name string
+	Addr netip.Addr
+}
+
+// CNAME is one local alias name.
+type CNAME struct{ Name, Target string }
+
+// Forward sends a domain (forward or reverse) to its own servers.
+type Forward struct {
+	Domain  string
+	Servers []netip.AddrPort
+}
+
+// Cache tunes the answer cache; Size 0 turns it off.
+type Cache struct {
+	Size       int
+	MinTTL     time.Duration
+	MaxTTL     time.Duration
+	NegTTL     time.Duration
+	ServeStale time.Duration
+}
