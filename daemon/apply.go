@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"reflect"
 	"sync"
 	"time"
 
@@ -19,24 +20,24 @@ import (
 // everything succeeded. An unchanged config still runs every subsystem's
 // idempotent Set, which writes nothing unless the kernel drifted (a flushed
 // ruleset, say), and then repairs it.
-func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, error) {
+func (d *Daemon) Apply(ctx context.Context, c *config.Config) ([]string, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopped {
 		return nil, errors.New("gatewayd is stopping")
 	}
-	if err := d.checkImmutable(next); err != nil {
+	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
-	p, err := d.plan(d.cfg, next)
+	prev, next := d.cur, newGeneration(c)
+	p, err := d.plan(prev, next)
 	if err != nil {
 		return nil, err
 	}
 	if err := p.conflictErr(); err != nil {
 		return nil, err
 	}
-	prev := d.cfg
-	unchanged := prev != nil && sameConfig(prev, next) && d.degraded == nil
+	unchanged := prev != nil && reflect.DeepEqual(prev.want, next.want) && d.degraded == nil
 	if prev != nil && !unchanged {
 		_ = notify(reloadingState())
 		defer notify("READY=1")
@@ -44,15 +45,15 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	if err := d.claim(ctx, prev, next); err != nil {
 		return nil, err
 	}
-	d.nic.SetAnnounce(announceOf(next))
-	if err := d.transition(ctx, prev, next, union(held(prev), held(next))); err != nil {
+	d.sub.Aliases.SetAnnounce(next.want.Settings.Announce)
+	if err := d.transition(ctx, prev, next, union(prev.desired().aliasesOrNil(), next.want.Aliases)); err != nil {
 		if prev == nil {
 			// At start there is nothing to return to; what was applied stays,
 			// the firewall first, so the box fails closed.
 			return nil, err
 		}
 		d.log.Error("apply failed, returning to the previous config", "err", err)
-		d.nic.SetAnnounce(announceOf(prev))
+		d.sub.Aliases.SetAnnounce(prev.want.Settings.Announce)
 		if rerr := d.rollback(ctx, next, prev); rerr != nil {
 			d.degraded = fmt.Errorf("a reload failed (%w) and returning to the previous config also failed (%w)", err, rerr)
 			_ = notify("STATUS=degraded: " + d.degraded.Error())
@@ -68,10 +69,10 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 		d.log.Info("reload: no changes")
 		return nil, nil
 	}
-	d.cfg, d.gen, d.applied = next, d.gen+1, time.Now()
+	d.cur, d.gen, d.applied = next, d.gen+1, time.Now()
 	if d.level != nil {
 		var lv slog.Level
-		if lv.UnmarshalText([]byte(orDefault(next.Gateway.LogLevel, "info"))) == nil {
+		if lv.UnmarshalText([]byte(orDefault(c.Gateway.LogLevel, "info"))) == nil {
 			d.level.Set(lv)
 		}
 	}
@@ -83,34 +84,37 @@ func (d *Daemon) Apply(ctx context.Context, next *config.Config) ([]string, erro
 	return steps, nil
 }
 
-// transition moves from one config to another: the firewall for both the
+func (w *desired) aliasesOrNil() []aliases.Alias {
+	if w == nil {
+		return nil
+	}
+	return w.Aliases
+}
+
+// transition moves from one generation to another: the firewall for both the
 // kept and the new aliases first, then the aliases of bridge (the new ones
 // come up without their policy missing), then the roles (each starts new
 // listeners before closing old ones); only then are the new addresses
 // announced, the aliases no longer held removed, and finally their firewall
 // rules.
-func (d *Daemon) transition(ctx context.Context, from, to *config.Config, bridge []aliases.Alias) error {
-	var fw, roles []Part
-	if len(d.parts) > 0 {
-		fw, roles = d.parts[:1], d.parts[1:]
+func (d *Daemon) transition(ctx context.Context, from, to *generation, bridge []aliases.Alias) error {
+	during := releasing(from.config(), to.cfg)
+	first := to.want.Firewall
+	if during != nil {
+		first = during
 	}
-	during := stillHolding(from, to)
-	for _, p := range fw {
-		if err := p.Set(ctx, during); err != nil {
-			return fmt.Errorf("%s: %w", p.Name(), err)
-		}
+	if err := d.sub.Firewall.Set(first); err != nil {
+		return fmt.Errorf("firewall: %w", err)
 	}
-	res, err := d.nic.SetQuiet(ctx, bridge)
+	res, err := d.sub.Aliases.SetQuiet(ctx, bridge)
 	if err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
 	if err := conflictErr(res.Conflicts); err != nil {
 		return err
 	}
-	for _, p := range roles {
-		if err := p.Set(ctx, to); err != nil {
-			return fmt.Errorf("%s role: %w", p.Name(), err)
-		}
+	if err := d.setRoles(ctx, to.want); err != nil {
+		return err
 	}
 	var added []netip.Addr
 	for _, s := range res.Done {
@@ -119,19 +123,31 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config, bridge
 		}
 	}
 	if len(added) > 0 {
-		if err := d.nic.Announce(added...); err != nil {
+		if err := d.sub.Aliases.Announce(added...); err != nil {
 			d.log.Warn("gratuitous ARP failed", "err", err)
 		}
 	}
-	if _, err := d.nic.SetQuiet(ctx, held(to)); err != nil {
+	if _, err := d.sub.Aliases.SetQuiet(ctx, to.want.Aliases); err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
-	if during != to {
-		for _, p := range fw {
-			if err := p.Set(ctx, to); err != nil {
-				return fmt.Errorf("%s: %w", p.Name(), err)
-			}
+	if during != nil {
+		if err := d.sub.Firewall.Set(to.want.Firewall); err != nil {
+			return fmt.Errorf("firewall: %w", err)
 		}
+	}
+	return nil
+}
+
+// setRoles gives each role its value, in apply order.
+func (d *Daemon) setRoles(ctx context.Context, w *desired) error {
+	if err := d.sub.Router.Set(ctx, w.Router); err != nil {
+		return fmt.Errorf("router role: %w", err)
+	}
+	if err := d.sub.DNS.Set(ctx, w.DNS); err != nil {
+		return fmt.Errorf("dns role: %w", err)
+	}
+	if err := d.sub.DHCP.Set(ctx, w.DHCP); err != nil {
+		return fmt.Errorf("dhcp role: %w", err)
 	}
 	return nil
 }
@@ -140,11 +156,11 @@ func (d *Daemon) transition(ctx context.Context, from, to *config.Config, bridge
 // that the failed apply released are taken back only after a probe finds
 // them free: another box may have claimed them meanwhile. Addresses failed
 // would have claimed are kept during the way back only if they are on the NIC.
-func (d *Daemon) rollback(ctx context.Context, failed, prev *config.Config) error {
-	if err := d.claimMissing(ctx, prev); err != nil {
+func (d *Daemon) rollback(ctx context.Context, failed, prev *generation) error {
+	if err := d.probe(ctx, prev, nil); err != nil {
 		return fmt.Errorf("not taking addresses back: %w", err)
 	}
-	owned, err := d.nic.Owned()
+	owned, err := d.sub.Aliases.Owned()
 	if err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
@@ -153,12 +169,12 @@ func (d *Daemon) rollback(ctx context.Context, failed, prev *config.Config) erro
 		on[p] = true
 	}
 	var kept []aliases.Alias
-	for _, a := range held(failed) {
+	for _, a := range failed.want.Aliases {
 		if on[a.Prefix] {
 			kept = append(kept, a)
 		}
 	}
-	return d.transition(ctx, failed, prev, union(kept, held(prev)))
+	return d.transition(ctx, failed, prev, union(kept, prev.want.Aliases))
 }
 
 func conflictErr(conflicts []aliases.Step) error {
@@ -172,62 +188,20 @@ func conflictErr(conflicts []aliases.Step) error {
 	return fmt.Errorf("aliases: %w", errors.Join(errs...))
 }
 
-// announceOf is the config's gratuitous ARP setting for the aliases package
-// (announce_count 0 means none).
-func announceOf(c *config.Config) aliases.Announce {
-	n := c.Gateway.AnnounceCount
-	if n == 0 {
-		n = -1
-	}
-	return aliases.Announce{Count: n, Interval: c.Gateway.AnnounceInterval.Duration}
-}
-
-// stillHolding is to, but still holding the aliases from held that to gives to
-// another host: the firewall keeps covering them until their role has
-// stopped and their address is gone.
-func stillHolding(from, to *config.Config) *config.Config {
-	if from == nil {
-		return to
-	}
-	var moved []int
-	for i, a := range to.Aliases {
-		if !to.Holds(a) && heldIn(from, a.Address.Addr()) {
-			moved = append(moved, i)
-		}
-	}
-	if len(moved) == 0 {
-		return to
-	}
-	c := *to
-	c.Aliases = append([]config.Alias(nil), to.Aliases...)
-	for _, i := range moved {
-		c.Aliases[i].Host = ""
-	}
-	return &c
-}
-
 // claim probes every address this box is about to take (RFC 5227) and refuses
 // the whole apply when another host still answers for one. Addresses already
 // on the NIC, and those prev held (the watch puts those back), are not probed.
-func (d *Daemon) claim(ctx context.Context, prev, next *config.Config) error {
-	var skip []aliases.Alias
-	if prev != nil {
-		skip = held(prev)
-	}
-	return d.probe(ctx, next, skip)
+func (d *Daemon) claim(ctx context.Context, prev, next *generation) error {
+	return d.probe(ctx, next, prev.desired().aliasesOrNil())
 }
 
-// claimMissing probes every address of c this box holds that is not on the NIC.
-func (d *Daemon) claimMissing(ctx context.Context, c *config.Config) error {
-	return d.probe(ctx, c, nil)
-}
-
-func (d *Daemon) probe(ctx context.Context, c *config.Config, skip []aliases.Alias) error {
-	timeout := c.Gateway.ProbeTimeout.Duration
+// probe probes every address g holds that is neither on the NIC nor in skip.
+func (d *Daemon) probe(ctx context.Context, g *generation, skip []aliases.Alias) error {
+	timeout := g.want.Settings.ProbeTimeout
 	if timeout <= 0 {
 		return nil
 	}
-	owned, err := d.nic.Owned()
+	owned, err := d.sub.Aliases.Owned()
 	if err != nil {
 		return fmt.Errorf("aliases: %w", err)
 	}
@@ -241,12 +215,12 @@ func (d *Daemon) probe(ctx context.Context, c *config.Config, skip []aliases.Ali
 	var mu sync.Mutex
 	var errs []error
 	var wg sync.WaitGroup
-	for _, a := range held(c) {
+	for _, a := range g.want.Aliases {
 		if present[a.Prefix.Addr()] {
 			continue
 		}
 		wg.Go(func() {
-			mac, err := d.nic.Probe(ctx, a.Prefix.Addr(), timeout)
+			mac, err := d.sub.Aliases.Probe(ctx, a.Prefix.Addr(), timeout)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
@@ -263,15 +237,3 @@ func (d *Daemon) probe(ctx context.Context, c *config.Config, skip []aliases.Ali
 
 // heldElsewhere is the words of the one refusal `reload --wait` waits out.
 const heldElsewhere = "is still held by"
-
-func heldIn(c *config.Config, a netip.Addr) bool {
-	if c == nil {
-		return false
-	}
-	for _, h := range c.Held() {
-		if h.Address.Addr() == a {
-			return true
-		}
-	}
-	return false
-}

@@ -15,29 +15,16 @@ import (
 	"gatewayd/config"
 )
 
-// Part is one subsystem the controller drives with the whole config: the
-// firewall and each role. Set is idempotent and leaves the previous state
-// running when it fails.
-type Part interface {
-	Name() string
-	// Plan describes, as readable steps, what Set(next) would change after prev.
-	Plan(prev, next *config.Config) []string
-	Set(ctx context.Context, c *config.Config) error
-	Status() any
-	Close() error
-}
-
 // Daemon is the running controller.
 type Daemon struct {
 	log   *slog.Logger
 	level *slog.LevelVar
-	nic   *aliases.NIC
-	parts []Part
+	sub   Subsystems
 	// extraOps are control requests a part answers (leases, leases-import).
 	extraOps map[string]func(json.RawMessage) (any, error)
 
-	mu      sync.Mutex // serialises applies; guards what follows
-	cfg     *config.Config
+	mu      sync.Mutex  // serialises applies; guards what follows
+	cur     *generation // nil until the first apply succeeded
 	gen     int
 	applied time.Time
 	ctl     net.Listener
@@ -51,13 +38,34 @@ type Daemon struct {
 	watching  sync.WaitGroup
 }
 
+// generation is one config and the desired state computed from it once.
+type generation struct {
+	cfg  *config.Config
+	want *desired
+}
+
+func newGeneration(c *config.Config) *generation { return &generation{cfg: c, want: desire(c)} }
+
+// config and desired read a generation that may be nil (nothing applied yet).
+func (g *generation) config() *config.Config {
+	if g == nil {
+		return nil
+	}
+	return g.cfg
+}
+
+func (g *generation) desired() *desired {
+	if g == nil {
+		return nil
+	}
+	return g.want
+}
+
 // Options build a Daemon around its subsystems (Run opens the real ones).
 type Options struct {
-	Logger   *slog.Logger
-	Level    *slog.LevelVar
-	NIC      *aliases.NIC
-	Parts    []Part // in apply order: firewall first, then the roles
-	ExtraOps map[string]func(json.RawMessage) (any, error)
+	Logger     *slog.Logger
+	Level      *slog.LevelVar
+	Subsystems Subsystems
 }
 
 // New makes a controller that has applied nothing yet.
@@ -65,7 +73,7 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{log: o.Logger, level: o.Level, nic: o.NIC, parts: o.Parts, extraOps: o.ExtraOps}
+	return &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP)}
 }
 
 // Start applies the first config, then serves the control socket ctl (made
@@ -87,7 +95,7 @@ func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) 
 
 func (d *Daemon) watch(ctx context.Context) {
 	for ctx.Err() == nil {
-		if err := d.nic.Watch(ctx); err != nil && ctx.Err() == nil {
+		if err := d.sub.Aliases.Watch(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("watching addresses", "err", err)
 		}
 		select {
@@ -104,7 +112,6 @@ func (d *Daemon) Stop() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.stopped = true
-	var errs []error
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
@@ -112,13 +119,7 @@ func (d *Daemon) Stop() error {
 		d.stopWatch()
 		d.watching.Wait()
 	}
-	for i := len(d.parts) - 1; i >= 0; i-- {
-		if err := d.parts[i].Close(); err != nil {
-			errs = append(errs, fmt.Errorf("stopping %s: %w", d.parts[i].Name(), err))
-		}
-	}
-	errs = append(errs, d.nic.Close())
-	return errors.Join(errs...)
+	return d.sub.Close()
 }
 
 // ReloadText validates config text and applies it. The running state is kept
@@ -142,13 +143,13 @@ func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
-	p, err := d.plan(d.cfg, c)
+	p, err := d.plan(d.cur, newGeneration(c))
 	return p.lines(), err
 }
 
 // checkImmutable refuses changes that only a restart can make.
 func (d *Daemon) checkImmutable(next *config.Config) error {
-	prev := d.cfg
+	prev := d.cur.config()
 	if prev == nil {
 		return nil
 	}
@@ -163,18 +164,6 @@ func (d *Daemon) checkImmutable(next *config.Config) error {
 		}
 	}
 	return nil
-}
-
-// held converts the aliases this box holds into the aliases package's type.
-func held(c *config.Config) []aliases.Alias {
-	if c == nil {
-		return nil
-	}
-	var out []aliases.Alias
-	for _, a := range c.Held() {
-		out = append(out, aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label, KeepLabel: a.DefaultLabel})
-	}
-	return out
 }
 
 // union is next's aliases plus prev's that next does not have (by address):

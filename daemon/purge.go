@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"gatewayd/aliases"
 	"gatewayd/config"
 )
 
@@ -37,54 +36,52 @@ func Purge(ctx context.Context, path string, out io.Writer) error {
 	defer unlock()
 	log := slog.New(slog.DiscardHandler)
 	var errs []error
-	purgers, err := openPurgers(c, log)
-	errs = append(errs, err)
-	if nic, err := aliases.Open(aliases.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir, Logger: log}); err != nil {
-		errs = append(errs, err)
-	} else {
-		purgers = append([]purger{named{"gatewayd's addresses on " + c.Gateway.Interface, func(ctx context.Context) error {
-			defer nic.Close()
-			return nic.Purge(ctx)
-		}}}, purgers...)
-	}
-	for _, p := range purgers {
-		if err := p.Purge(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("purging %s: %w", p.Name(), err))
+	for _, p := range purgers(c, log) {
+		if p.open != nil {
+			errs = append(errs, p.open)
+			continue
+		}
+		if err := p.purge(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("purging %s: %w", p.name, err))
 		} else {
-			fmt.Fprintf(out, "removed %s\n", p.Name())
+			fmt.Fprintf(out, "removed %s\n", p.name)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// purger removes what one subsystem owns.
-type purger interface {
-	Name() string
-	Purge(ctx context.Context) error
+// purger removes what one subsystem owns; open is the error opening it.
+type purger struct {
+	name  string
+	purge func(context.Context) error
+	open  error
+}
+
+// purgers open, with the same constructors as the daemon, each subsystem
+// that owns something in the kernel, and say how to remove it.
+func purgers(c *config.Config, log *slog.Logger) []purger {
+	var out []purger
+	if nic, err := openAliases(c, log); err != nil {
+		out = append(out, purger{open: err})
+	} else {
+		out = append(out, purger{name: "gatewayd's addresses on " + c.Gateway.Interface, purge: func(ctx context.Context) error {
+			defer nic.Close()
+			return nic.Purge(ctx)
+		}})
+	}
+	if fw, err := openFirewall(log); err != nil {
+		out = append(out, purger{open: err})
+	} else {
+		out = append(out, purger{name: "table inet gatewayd", purge: func(context.Context) error { defer fw.Close(); return fw.Purge() }})
+	}
+	if rt, err := openRouter(c, log); err != nil {
+		out = append(out, purger{open: err})
+	} else {
+		out = append(out, purger{name: "gatewayd's routes and sysctls", purge: func(context.Context) error { defer rt.Close(); return rt.Purge() }})
+	}
+	return out
 }
 
 // IsHeldElsewhere reports whether a refusal says another host still holds an
 // address, the one refusal that `reload --wait` waits out.
 func IsHeldElsewhere(msg string) bool { return strings.Contains(msg, heldElsewhere) }
-
-// PlanFromScratch is what starting the daemon on c would do, in apply order,
-// for `gatewayd plan` when no daemon runs (the NIC is not read).
-func PlanFromScratch(c *config.Config) []string {
-	var p plan
-	for _, a := range c.Aliases {
-		if !c.Holds(a) {
-			p.notes = append(p.notes, fmt.Sprintf("# alias %s (%s) is held by host %s", a.Name, a.Address, a.Host))
-			continue
-		}
-		p.adds = append(p.adds, aliases.Step{Op: aliases.OpAdd, Interface: c.Gateway.Interface,
-			Alias: aliases.Alias{Name: a.Name, Prefix: a.Address, Label: a.Label}}.String())
-	}
-	for i, part := range planners(c) {
-		if i == 0 {
-			p.firewall = part.Plan(nil, c)
-			continue
-		}
-		p.roles = append(p.roles, part.Plan(nil, c)...)
-	}
-	return p.lines()
-}

@@ -7,7 +7,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"gatewayd/aliases"
 	"gatewayd/config"
 )
 
@@ -29,23 +28,12 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	nic, err := aliases.Open(aliases.Options{
-		Interface: c.Gateway.Interface,
-		StateDir:  c.Gateway.StateDir,
-		Logger:    log,
-		Announce:  announceOf(c),
-	})
+	sub, err := OpenSubsystems(c, log)
 	if err != nil {
 		ctl.Close()
 		return err
 	}
-	parts, ops, err := openParts(c, log)
-	if err != nil {
-		ctl.Close()
-		nic.Close()
-		return err
-	}
-	d := New(Options{Logger: log, Level: level, NIC: nic, Parts: parts, ExtraOps: ops})
+	d := New(Options{Logger: log, Level: level, Subsystems: sub})
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 4)

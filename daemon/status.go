@@ -32,7 +32,7 @@ type AliasStatus struct {
 // Status reports the running generation.
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
-	c, gen, applied := d.cfg, d.gen, d.applied
+	c, gen, applied := d.cur.config(), d.gen, d.applied
 	st := Status{Generation: gen, Applied: applied, Parts: map[string]any{}}
 	if d.degraded != nil {
 		st.Degraded = d.degraded.Error()
@@ -44,7 +44,7 @@ func (d *Daemon) Status() Status {
 	st.Host, st.Interface, st.Config = c.Gateway.Host, c.Gateway.Interface, c.File
 	kernel := map[string]bool{}
 	conflicts := map[string]string{}
-	for _, s := range d.nic.Status() {
+	for _, s := range d.sub.Aliases.Status() {
 		kernel[s.Alias.Name] = s.Present
 		conflicts[s.Alias.Name] = s.Conflict
 	}
@@ -54,8 +54,18 @@ func (d *Daemon) Status() Status {
 			Held: c.Holds(a), Present: kernel[a.Name], Conflict: conflicts[a.Name],
 		})
 	}
-	for _, p := range d.parts {
-		st.Parts[p.Name()] = p.Status()
-	}
+	st.Parts["firewall"] = firewallStatus(d.sub.Firewall)
+	st.Parts["router"] = d.sub.Router.Status()
+	st.Parts["dns"] = d.sub.DNS.Status()
+	st.Parts["dhcp"] = d.sub.DHCP.Status()
 	return st
+}
+
+// firewallStatus is the firewall's counters, or the error reading them.
+func firewallStatus(fw Firewall) any {
+	cs, err := fw.Counters()
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return cs
 }

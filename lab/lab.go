@@ -22,7 +22,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 )
 
@@ -41,7 +40,7 @@ const ipTimeout = 30 * time.Second
 type Lab struct {
 	prefix string
 	log    *slog.Logger
-	t      testing.TB // nil when made by Open
+	t      TB // nil when made by Open
 
 	mu     sync.Mutex
 	closed bool
@@ -60,7 +59,7 @@ type Switch struct {
 
 // New opens a lab with a fresh random prefix and closes it when the test
 // ends. It fails the test if the lab cannot be opened.
-func New(t testing.TB) *Lab {
+func New(t TB) *Lab {
 	t.Helper()
 	l, err := Open("")
 	if err != nil {

@@ -4,13 +4,12 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
-	"testing"
 )
 
 // Logger is a debug-level logger that writes through t until the test ends
 // and drops what comes later (a background goroutine may still log, and a
 // t.Log after the test has finished panics).
-func Logger(t testing.TB) *slog.Logger {
+func Logger(t TB) *slog.Logger {
 	w := &testWriter{t: t}
 	t.Cleanup(func() {
 		w.mu.Lock()
@@ -22,7 +21,7 @@ func Logger(t testing.TB) *slog.Logger {
 
 type testWriter struct {
 	mu   sync.Mutex
-	t    testing.TB
+	t    TB
 	done bool
 }
 

@@ -12,7 +12,6 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
-	"testing"
 	"time"
 
 	"github.com/vishvananda/netlink"
@@ -67,7 +66,7 @@ func (n *Namespace) Run(ctx context.Context, argv ...string) (string, error) {
 }
 
 // MustRun is Run that fails the test on error, with a 60 s time limit.
-func (n *Namespace) MustRun(t testing.TB, argv ...string) string {
+func (n *Namespace) MustRun(t TB, argv ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()

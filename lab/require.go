@@ -6,21 +6,20 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"testing"
 	"time"
 )
 
 // Require skips the test, saying why, unless it can build labs: it needs
 // root and the ip command. When the environment variable CI is set the test
 // fails instead, so CI never passes by skipping its kernel tests.
-func Require(t testing.TB) {
+func Require(t TB) {
 	t.Helper()
 	decide(t, missing(os.Geteuid(), exec.LookPath, []string{"ip"}), os.Getenv("CI") != "")
 }
 
 // RequireTools is Require for tests that also run the named programs
 // (dnsmasq, udhcpc, ...): it skips, or fails in CI, when one is missing.
-func RequireTools(t testing.TB, tools ...string) {
+func RequireTools(t TB, tools ...string) {
 	t.Helper()
 	decide(t, missing(os.Geteuid(), exec.LookPath, append([]string{"ip"}, tools...)), os.Getenv("CI") != "")
 }
@@ -44,7 +43,7 @@ func missing(euid int, lookPath func(string) (string, error), tools []string) st
 }
 
 // decide skips or, in CI, fails the test when reason is not empty.
-func decide(t testing.TB, reason string, ci bool) {
+func decide(t TB, reason string, ci bool) {
 	t.Helper()
 	switch {
 	case reason == "":
@@ -57,7 +56,7 @@ func decide(t testing.TB, reason string, ci bool) {
 
 // Eventually calls fn until it returns nil, and fails the test with fn's
 // last error if that does not happen within timeout.
-func Eventually(t testing.TB, timeout time.Duration, fn func() error) {
+func Eventually(t TB, timeout time.Duration, fn func() error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()

@@ -11,15 +11,15 @@ import (
 // section, or another box holds the DHCP alias).
 type Config struct {
 	Interface string       // the NIC served (0.0.0.0:67 bound to it)
-	Server    netip.Prefix // the DHCP alias: option 54 and every reply's source
+	Server    netip.Prefix `plan:"-"` // the DHCP alias: option 54 and every reply's source
 
-	Authoritative    bool // NAK requests for served subnets that cannot be granted
-	DeclineTime      time.Duration
-	OfferTime        time.Duration
-	ProbeBeforeOffer bool // ARP-probe an address with no lease before offering it
+	Authoritative    bool          // NAK requests for served subnets that cannot be granted
+	DeclineTime      time.Duration `plan:"lease times"`
+	OfferTime        time.Duration `plan:"lease times"`
+	ProbeBeforeOffer bool          `plan:"probe_before_offer"` // ARP-probe an address with no lease before offering it
 
 	Pools  []Pool
-	Static []Static
+	Static []Static `plan:"static leases"`
 }
 
 // Pool is one dynamic range and what is handed out with it, resolved.

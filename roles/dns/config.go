@@ -10,29 +10,29 @@ import (
 // controller computes it once from the site file; Set(nil) stops the role
 // (no [dns] section, or another box holds the DNS alias).
 type Config struct {
-	Listen netip.Addr // the DNS alias's address: the only address served
-	Domain string     // the local domain, e.g. "home.arpa."
-	TTL    uint32     // TTL of local answers, seconds
-	NSName string     // the DNS alias's name in the zone (SOA/NS)
+	Listen netip.Addr `plan:"-"`         // the DNS alias's address: the only address served
+	Domain string     `plan:"domain"`    // the local domain, e.g. "home.arpa."
+	TTL    uint32     `plan:"local_ttl"` // TTL of local answers, seconds
+	NSName string     `plan:"ns name"`   // the DNS alias's name in the zone (SOA/NS)
 
 	// Names are hosts, static-lease names and alias names, in that order:
 	// the first one owning an address gives its PTR.
-	Names  []Name
-	CNAMEs []CNAME // in config order
+	Names  []Name  `plan:"hosts"`
+	CNAMEs []CNAME `plan:"cnames"` // in config order
 	// Served are the subnets whose reverse zones are answered locally.
-	Served []netip.Prefix
+	Served []netip.Prefix `plan:"reverse zones"`
 	// Allowed are the clients served: the zones that may use the dns
 	// service, and this box's own alias addresses.
-	Allowed []netip.Prefix
+	Allowed []netip.Prefix `plan:"clients"`
 
 	Upstreams []netip.AddrPort
-	Forward   []Forward // conditional forwarding, by domain
+	Forward   []Forward `plan:"conditional forwarding"` // conditional forwarding, by domain
 
 	Cache       Cache
-	Rebind      bool     // drop public answers carrying private addresses
-	RebindAllow []string // domains exempt from rebind protection (FQDNs)
-	Timeout     time.Duration
-	MaxFlight   int // forwarded queries in flight at most
+	Rebind      bool          `plan:"rebind protection"` // drop public answers carrying private addresses
+	RebindAllow []string      `plan:"rebind protection"` // domains exempt from rebind protection (FQDNs)
+	Timeout     time.Duration `plan:"timeout"`
+	MaxFlight   int           `plan:"max_inflight"` // forwarded queries in flight at most
 }
 
 // Name is one local A record (and its PTR).

@@ -1,0 +1,172 @@
+package daemon
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"gatewayd/config"
+)
+
+// statesSite is a one-wire site for the controller's transitions; each
+// variant below edits it.
+const statesSite = `
+[gateway]
+interface = "eth1"
+host = "gw1"
+state_dir = "/var/lib/gatewayd"
+
+[[alias]]
+name = "router"
+address = "192.0.2.1/24"
+label = "eth1:0"
+
+[[alias]]
+name = "dns"
+address = "192.0.2.3/24"
+label = "eth1:1"
+{{dns host}}
+{{more aliases}}
+[router]
+alias = "router"
+upstream = "192.0.2.254"
+
+[dns]
+alias = "dns"
+{{more roles}}
+[zone.lan]
+subnets = ["192.0.2.0/24"]
+allow = ["dns", "ssh"{{more services}}]
+`
+
+// statesConfig fills the site's placeholders.
+func statesConfig(t *testing.T, dnsHost string, lab, dhcp bool) *config.Config {
+	t.Helper()
+	r := strings.NewReplacer("{{dns host}}", "", "{{more aliases}}", "", "{{more roles}}", "", "{{more services}}", "")
+	repl := []string{}
+	if dnsHost != "" {
+		repl = append(repl, "{{dns host}}", `host = "`+dnsHost+`"`)
+	}
+	var more string
+	if lab {
+		more += "[[alias]]\nname = \"lab\"\naddress = \"10.0.0.1/24\"\nlabel = \"eth1:2\"\n"
+	}
+	if dhcp {
+		more += "[[alias]]\nname = \"dhcp\"\naddress = \"192.0.2.2/24\"\nlabel = \"eth1:3\"\n"
+		repl = append(repl, "{{more roles}}", "[dhcp]\nalias = \"dhcp\"\n[[dhcp.pool]]\nrange = \"192.0.2.100-192.0.2.199\"\n",
+			"{{more services}}", `, "dhcp"`)
+	}
+	repl = append(repl, "{{more aliases}}", more)
+	text := strings.NewReplacer(repl...).Replace(statesSite)
+	text = r.Replace(text)
+	c, err := config.Parse("gateway.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	return c
+}
+
+// TestControllerStates drives the controller through a sequence of configs
+// against fake subsystems and compares, step by step, every change the
+// subsystems were asked to make.
+func TestControllerStates(t *testing.T) {
+	os := newFakeOS()
+	d := New(Options{Subsystems: os.subsystems()})
+	ctx := context.Background()
+	apply := func(c *config.Config) error {
+		_, err := d.Apply(ctx, c)
+		return err
+	}
+	type step struct {
+		name    string
+		cfg     *config.Config
+		before  func()
+		wantErr string // "" means success
+		want    string
+	}
+	base := statesConfig(t, "", false, false)
+	for _, s := range []step{
+		{name: "first start", cfg: base, want: `
+aliases: probe 192.0.2.1
+aliases: probe 192.0.2.3
+firewall: set aliases=router,dns zones=lan
+aliases: ip addr add 192.0.2.1/24 dev eth1 label eth1:0
+aliases: ip addr add 192.0.2.3/24 dev eth1 label eth1:1
+router: start eth1
+dns: start 192.0.2.3
+aliases: announce [192.0.2.1 192.0.2.3]`},
+		{name: "no-op reload", cfg: statesConfig(t, "", false, false), want: ``},
+		{name: "alias added", cfg: statesConfig(t, "", true, false), want: `
+aliases: probe 10.0.0.1
+firewall: set aliases=router,dns,lab zones=lan,auto-lab
+aliases: ip addr add 10.0.0.1/24 dev eth1 label eth1:2
+dns: update 192.0.2.3 (clients, hosts, reverse zones)
+aliases: announce [10.0.0.1]`},
+		{name: "alias removed", cfg: base, want: `
+firewall: set aliases=router,dns zones=lan
+dns: update 192.0.2.3 (clients, hosts, reverse zones)
+aliases: ip addr del 10.0.0.1/24 dev eth1`},
+		{name: "role moved away", cfg: statesConfig(t, "gw2", false, false), want: `
+dns: stop
+aliases: ip addr del 192.0.2.3/24 dev eth1
+firewall: set aliases=router zones=lan`},
+		{name: "claim refused while the old host still answers", cfg: base,
+			before:  func() { os.holders[netip.MustParseAddr("192.0.2.3")] = net.HardwareAddr{2, 0, 0, 0, 0, 2} },
+			wantErr: "address 192.0.2.3 (alias dns) is still held by 02:00:00:00:00:02", want: `
+aliases: probe 192.0.2.3`},
+		{name: "role claimed back", cfg: base,
+			before: func() { delete(os.holders, netip.MustParseAddr("192.0.2.3")) }, want: `
+aliases: probe 192.0.2.3
+firewall: set aliases=router,dns zones=lan
+aliases: ip addr add 192.0.2.3/24 dev eth1 label eth1:1
+dns: start 192.0.2.3
+aliases: announce [192.0.2.3]`},
+		{name: "a failed role start rolls back", cfg: statesConfig(t, "", false, true),
+			before:  func() { os.fail["dhcp: start"] = 1 },
+			wantErr: "dhcp role: dhcp: start: injected failure; the previous config is running again", want: `
+aliases: probe 192.0.2.2
+firewall: set aliases=router,dns,dhcp zones=lan
+aliases: ip addr add 192.0.2.2/24 dev eth1 label eth1:3
+dns: update 192.0.2.3 (clients, hosts)
+dhcp: start 192.0.2.2 FAILED
+firewall: set aliases=router,dns zones=lan
+dns: update 192.0.2.3 (clients, hosts)
+aliases: ip addr del 192.0.2.2/24 dev eth1`},
+		{name: "a failed rollback reports degraded", cfg: statesConfig(t, "", false, true),
+			before: func() {
+				os.fail["dhcp: start"] = 1
+				os.fail["firewall: set aliases=router,dns zones"] = 1
+			},
+			wantErr: "returning to the previous config also failed", want: `
+aliases: probe 192.0.2.2
+firewall: set aliases=router,dns,dhcp zones=lan
+aliases: ip addr add 192.0.2.2/24 dev eth1 label eth1:3
+dns: update 192.0.2.3 (clients, hosts)
+dhcp: start 192.0.2.2 FAILED
+firewall: set aliases=router,dns zones=lan FAILED`},
+		{name: "the next reload after degraded applies in full", cfg: base, want: `
+firewall: set aliases=router,dns zones=lan
+dns: update 192.0.2.3 (clients, hosts)
+aliases: ip addr del 192.0.2.2/24 dev eth1`},
+	} {
+		if s.before != nil {
+			s.before()
+		}
+		err := apply(s.cfg)
+		switch {
+		case s.wantErr == "" && err != nil:
+			t.Errorf("%s: %v", s.name, err)
+		case s.wantErr != "" && (err == nil || !strings.Contains(err.Error(), s.wantErr)):
+			t.Errorf("%s: error %v, want one containing %q", s.name, err, s.wantErr)
+		}
+		if got, want := os.take(), strings.TrimPrefix(s.want, "\n"); got != want {
+			t.Errorf("%s: the subsystems were asked for\n%s\n\nwant\n%s", s.name, got, want)
+		}
+		degraded := d.Status().Degraded != ""
+		if want := s.name == "a failed rollback reports degraded"; degraded != want {
+			t.Errorf("%s: degraded = %v, want %v", s.name, degraded, want)
+		}
+	}
+}
