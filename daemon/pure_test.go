@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -70,20 +71,20 @@ func TestUnion(t *testing.T) {
 	}
 }
 
-func TestStillHolding(t *testing.T) {
+func TestReleasingKeepsTheMovedAlias(t *testing.T) {
 	here, there := site(t, "gw1"), site(t, "gw2")
-	if got := stillHolding(nil, there); got != there {
+	if releasing(nil, there) != nil {
 		t.Error("at start there is nothing to keep")
 	}
-	if got := stillHolding(there, here); got != here {
+	if releasing(there, here) != nil {
 		t.Error("a claim keeps nothing extra")
 	}
-	got := stillHolding(here, there)
-	if got == there || len(got.Held()) != 2 || len(there.Held()) != 1 {
-		t.Errorf("a release keeps the DNS alias for the firewall: held %v", got.Held())
+	got := releasing(here, there)
+	if got == nil || len(got.Aliases) != 2 || len(desire(there).Firewall.Aliases) != 1 {
+		t.Errorf("a release keeps the DNS alias for the firewall: %v", got)
 	}
 	if there.Alias("dns").Host != "gw2" {
-		t.Error("stillHolding changed its input")
+		t.Error("releasing changed its input")
 	}
 }
 
@@ -105,7 +106,11 @@ func TestRolePlan(t *testing.T) {
 		{"records", here, withHost, "dns: update hosts (keeps serving)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := strings.Join(rolePlan("dns", dnsDeps, tc.prev, tc.next), "\n")
+			var prev *desired
+			if tc.prev != nil {
+				prev = desire(tc.prev)
+			}
+			got := strings.Join(rolePlan("dns", prev, desire(tc.next)), "\n")
 			if got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
@@ -113,16 +118,16 @@ func TestRolePlan(t *testing.T) {
 	}
 }
 
-func TestSameConfigAndImmutable(t *testing.T) {
+func TestSameDesiredAndImmutable(t *testing.T) {
 	a, b := site(t, "gw1"), site(t, "gw1")
 	b.File = "elsewhere.toml"
-	if !sameConfig(a, b) {
-		t.Error("the same text from another file is the same config")
+	if !reflect.DeepEqual(desire(a), desire(b)) {
+		t.Error("the same text from another file is the same desired state")
 	}
-	if sameConfig(a, site(t, "gw2")) {
+	if reflect.DeepEqual(desire(a), desire(site(t, "gw2"))) {
 		t.Error("a moved alias is a change")
 	}
-	d := &Daemon{cfg: a}
+	d := &Daemon{cur: newGeneration(a)}
 	if err := d.checkImmutable(b); err != nil {
 		t.Error(err)
 	}

@@ -132,7 +132,7 @@ func offlineStore(path string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := dhcp.New(dhcp.Options{Interface: c.Gateway.Interface, StateDir: c.Gateway.StateDir})
+	srv, err := dhcp.New(dhcp.Options{StateDir: c.Gateway.StateDir})
 	if err != nil {
 		unlock()
 		return nil, err
