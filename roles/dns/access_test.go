@@ -9,9 +9,9 @@ import (
 )
 
 func TestAccess(t *testing.T) {
-	sp, _ := specFrom(loadSite(t))
+	c := siteConfig()
 	next := &nextStage{}
-	a := &access{allowed: sp.Allowed, next: next}
+	a := &access{allowed: c.Allowed, next: next}
 	tests := []struct {
 		client string
 		served bool

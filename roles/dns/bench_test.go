@@ -3,8 +3,10 @@ package dns
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -175,8 +177,10 @@ func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 	var argv []string
 	switch p.name {
 	case "gatewayd":
-		path := filepath.Join(dir, "gateway.toml")
-		must(b, os.WriteFile(path, []byte(benchConfig(p.addr)), 0o644))
+		path := filepath.Join(dir, "dns.json")
+		js, err := json.Marshal(benchConfig(p.addr))
+		must(b, err)
+		must(b, os.WriteFile(path, js, 0o644))
 		cmd := p.ns.Command(context.Background(), "taskset", "-c", "0", os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), benchServeEnv+"="+path, "GOMAXPROCS=1")
 		out := &strings.Builder{}
@@ -205,30 +209,23 @@ func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 
 func hostAddr(i int) string { return fmt.Sprintf("192.168.%d.%d", 10+i/200, 10+i%200) }
 
-func benchConfig(addr string) string {
-	var sb strings.Builder
-	fmt.Fprintf(&sb, `[gateway]
-interface = "eth1"
-
-[[alias]]
-name = "dns"
-address = "%s/24"
-
-[dns]
-alias = "dns"
-upstreams = ["%s"]
-
-[dns.cache]
-size = 200000
-
-[zone.lan]
-subnets = ["192.168.1.0/24"]
-allow = ["dns"]
-`, addr, benchUpstream)
-	for i := range benchHosts {
-		fmt.Fprintf(&sb, "\n[[dns.host]]\nname = \"bench%d\"\naddress = %q\n", i, hostAddr(i))
+// benchConfig is gatewayd's Config in the peers' lab: benchHosts local
+// names, a cache large enough for the RSS run, one upstream.
+func benchConfig(addr string) *Config {
+	listen := netip.MustParseAddr(addr)
+	c := &Config{
+		Listen: listen, Domain: "home.arpa.", TTL: 60, NSName: "dns.home.arpa.",
+		Served:    []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
+		Allowed:   []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.PrefixFrom(listen, 32)},
+		Upstreams: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(benchUpstream), 53)},
+		Cache:     Cache{Size: 200000, MaxTTL: 24 * time.Hour, NegTTL: time.Hour},
+		Rebind:    true, Timeout: 4 * time.Second, MaxFlight: 1024,
 	}
-	return sb.String()
+	for i := range benchHosts {
+		c.Names = append(c.Names, Name{fmt.Sprintf("bench%d.home.arpa.", i), netip.MustParseAddr(hostAddr(i))})
+	}
+	c.Names = append(c.Names, Name{"dns.home.arpa.", listen})
+	return c
 }
 
 func unboundConfig(addr string) string {
@@ -333,12 +330,8 @@ func residentKB(pid int) string {
 // startBenchUpstream answers every A query with one address and a day's
 // TTL, so the peers' caches stay warm for the whole run.
 func startBenchUpstream(b testing.TB, ns *lab.Namespace) {
-	var pc net.PacketConn
-	must(b, ns.Do(func() error {
-		var err error
-		pc, err = net.ListenPacket("udp", benchUpstream+":53")
-		return err
-	}))
+	pc, err := ns.ListenPacket(context.Background(), &net.ListenConfig{}, "udp", benchUpstream+":53")
+	must(b, err)
 	srv := &dns.Server{PacketConn: pc, UDPSize: 4096, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
 		m := new(dns.Msg).SetReply(q)
 		m.RecursionAvailable = true

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -33,6 +34,24 @@ type Config struct {
 	RebindAllow []string      `plan:"rebind protection"` // domains exempt from rebind protection (FQDNs)
 	Timeout     time.Duration `plan:"timeout"`
 	MaxFlight   int           `plan:"max_inflight"` // forwarded queries in flight at most
+}
+
+// clone copies c deep enough that the caller's later edits of its slices
+// never reach the running pipeline. Nil and empty slices stay as they are,
+// so the copy is DeepEqual to c.
+func (c *Config) clone() *Config {
+	cp := *c
+	cp.Names = slices.Clone(c.Names)
+	cp.CNAMEs = slices.Clone(c.CNAMEs)
+	cp.Served = slices.Clone(c.Served)
+	cp.Allowed = slices.Clone(c.Allowed)
+	cp.Upstreams = slices.Clone(c.Upstreams)
+	cp.RebindAllow = slices.Clone(c.RebindAllow)
+	cp.Forward = slices.Clone(c.Forward)
+	for i := range cp.Forward {
+		cp.Forward[i].Servers = slices.Clone(c.Forward[i].Servers)
+	}
+	return &cp
 }
 
 // Name is one local A record (and its PTR).

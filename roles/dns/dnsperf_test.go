@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -94,11 +93,11 @@ func TestLabDnsperfReload(t *testing.T) {
 	lab.RequireTools(t, "dig", "dnsperf")
 	s := newLabSite(t)
 	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
-	s.set(t, s.config(t))
+	s.set(t, s.config())
 	data := writeQueries(t, []string{"nas.home.arpa A", "router.home.arpa A", "www.example.com A", "printer A", "20.1.168.192.in-addr.arpa PTR"})
-	for i, edit := range []func(i int, c *config.Config){
-		func(int, *config.Config) {}, // unchanged
-		func(i int, c *config.Config) { c.DNS.Hosts[0].Address = netipAddr4(192, 168, 1, byte(20+i%2)) },
+	for i, edit := range []func(i int, c *Config){
+		func(int, *Config) {}, // unchanged
+		func(i int, c *Config) { c.Names[0].Addr = netipAddr4(192, 168, 1, byte(20+i%2)) },
 	} {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		done := make(chan struct{})
@@ -110,7 +109,7 @@ func TestLabDnsperfReload(t *testing.T) {
 		}()
 		time.Sleep(500 * time.Millisecond)
 		for n := range 20 {
-			c := s.config(t)
+			c := s.config()
 			edit(n, c)
 			s.set(t, c)
 			time.Sleep(100 * time.Millisecond)

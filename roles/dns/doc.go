@@ -13,8 +13,13 @@
 //	rebind   drops private addresses in answers for public names
 //	forward  health-checked upstreams with failover
 //
+// The role takes one Config, its whole desired state, which the controller
+// derives from the site file; the package never reads the site file itself.
+//
 // The package owns the UDP and TCP sockets on port 53 of the DNS alias and
-// the sockets it opens towards upstream servers. It must not touch addresses,
-// routes or the firewall: the alias is added by package aliases, the port is
-// opened by package firewall.
+// the sockets it opens towards upstream servers, all opened through
+// Options.Net (the net package by default); it does no network namespace
+// handling of its own. It must not touch addresses, routes or the firewall:
+// the alias is added by package aliases, the port is opened by package
+// firewall.
 package dns

@@ -8,21 +8,15 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"gatewayd/config"
 )
 
 // testServer is a Server with the pipeline for the site config (edited by
 // edits) and no listeners; its upstreams are on fn.
-func testServer(t testing.TB, fn *fakeNet, edits ...func(*config.Config)) *Server {
+func testServer(t testing.TB, fn *fakeNet, edits ...func(*Config)) *Server {
 	t.Helper()
 	s := New(Options{Logger: discard})
-	sp, ok := specFrom(loadSite(t, edits...))
-	if !ok {
-		t.Fatal("the test site runs no DNS")
-	}
 	var ups []*upstream
-	p := build(sp, parts{
+	p := build(siteConfig(edits...), parts{
 		leases: s.leases, cache: newCacheStore(1000), flight: s.flight, counters: &s.counters, now: time.Now,
 		upstreams: func(a netip.AddrPort) *upstream {
 			u := newUpstream(a, fn, discard)
@@ -137,7 +131,7 @@ func TestRespondFlags(t *testing.T) {
 
 func TestRespondRecoversPanics(t *testing.T) {
 	s := New(Options{Logger: discard})
-	s.pipe.Store(&pipeline{spec: &spec{}, first: stageFunc(func(ctx context.Context, req *request) *dns.Msg {
+	s.pipe.Store(&pipeline{cfg: &Config{}, first: stageFunc(func(ctx context.Context, req *request) *dns.Msg {
 		var m map[string]int
 		m["boom"]++ // a nil map write
 		return nil

@@ -16,6 +16,59 @@ import (
 	"github.com/miekg/dns"
 )
 
+// siteConfig is the Config of the site the tests use, after edits: the
+// seed scenario (aliases router, dhcp, dns and lab; zone lan allowing dns,
+// zone lab not) plus names for every case, as the controller derives it.
+func siteConfig(edits ...func(*Config)) *Config {
+	ap := netip.MustParseAddrPort
+	c := &Config{
+		Listen: netip.MustParseAddr("192.168.1.3"),
+		Domain: "home.arpa.",
+		TTL:    60,
+		NSName: "dns.home.arpa.",
+		Names: []Name{
+			{"nas.home.arpa.", netip.MustParseAddr("192.168.1.20")},
+			{"nas.home.arpa.", netip.MustParseAddr("fd00::20")},
+			{"deep.sub2.home.arpa.", netip.MustParseAddr("192.168.1.21")},
+			{"far.home.arpa.", netip.MustParseAddr("172.16.5.5")},
+			{"printer.home.arpa.", netip.MustParseAddr("192.168.1.10")}, // a DHCP static lease
+			{"router.home.arpa.", netip.MustParseAddr("192.168.1.1")},   // the aliases
+			{"dhcp.home.arpa.", netip.MustParseAddr("192.168.1.2")},
+			{"dns.home.arpa.", netip.MustParseAddr("192.168.1.3")},
+			{"lab.home.arpa.", netip.MustParseAddr("10.0.0.1")},
+		},
+		CNAMEs: []CNAME{
+			{"files.home.arpa.", "nas.home.arpa."},
+			{"www.home.arpa.", "www.example.com."},
+			{"loop1.home.arpa.", "loop2.home.arpa."},
+			{"loop2.home.arpa.", "loop1.home.arpa."},
+			{"dangling.home.arpa.", "nothere.home.arpa."},
+		},
+		Served: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/24"), netip.MustParsePrefix("192.168.1.0/24")},
+		// Zone lan allows dns, zone lab (10.0.0.0/24) does not; the
+		// box's own aliases are served.
+		Allowed: []netip.Prefix{
+			netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("192.168.1.0/24"),
+			netip.MustParsePrefix("192.168.1.1/32"), netip.MustParsePrefix("192.168.1.2/32"),
+			netip.MustParsePrefix("192.168.1.3/32"),
+		},
+		Upstreams: []netip.AddrPort{ap("192.168.1.254:53")},
+		Forward: []Forward{
+			{"corp.example.", []netip.AddrPort{ap("10.8.0.53:53")}},
+			{"sub.home.arpa.", []netip.AddrPort{ap("10.8.0.54:5353")}},
+			{"16.172.in-addr.arpa.", []netip.AddrPort{ap("10.8.0.53:53")}},
+		},
+		Cache:     Cache{Size: 10000, MaxTTL: 24 * time.Hour, NegTTL: time.Hour},
+		Rebind:    true,
+		Timeout:   4 * time.Second,
+		MaxFlight: 1024,
+	}
+	for _, e := range edits {
+		e(c)
+	}
+	return c
+}
+
 // discard is a logger for tests that check no log output.
 var discard = slog.New(slog.DiscardHandler)
 
@@ -99,12 +152,9 @@ func (f *fakeNet) add(addr string, s *fakeServer) *fakeServer {
 	return s
 }
 
-func (f *fakeNet) dialUDP(ctx context.Context, addr string) (net.Conn, error) {
-	return f.dial(addr, false)
-}
-
-func (f *fakeNet) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
-	return f.dial(addr, true)
+// DialContext makes fakeNet the upstreams' dialer.
+func (f *fakeNet) DialContext(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	return f.dial(addr, network == "tcp")
 }
 
 func (f *fakeNet) dial(addr string, tcp bool) (net.Conn, error) {

@@ -13,7 +13,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -21,11 +20,13 @@ import (
 // the gateway (eth1, the DNS alias added by the test), a client in the lan
 // zone, a client in the lab zone (which may not use DNS), a live fake
 // upstream at 192.168.1.254 and a dead one (a host with nothing on port 53)
-// at 192.168.1.253.
+// at 192.168.1.253. The server opens its sockets in the gateway through
+// the guard.
 type labSite struct {
 	lab                  *lab.Lab
 	gw, lan, other, dead *lab.Namespace
 	up                   *fakeUpstream
+	guard                *guardNet
 	srv                  *Server
 }
 
@@ -61,29 +62,47 @@ func newLabSite(t *testing.T) *labSite {
 	upNS := ns("up", liveUp+"/24")
 	s.dead = ns("dead", deadUp+"/24")
 	s.up = startFakeUpstream(t, upNS, liveUp)
-	s.srv = New(Options{Logger: lab.Logger(t)})
+	s.guard = newGuardNet(t, s.gw)
+	s.srv = New(Options{Logger: lab.Logger(t), Net: s.guard})
 	t.Cleanup(func() { s.srv.Close() })
 	return s
 }
 
-// config is the site config with the lab's upstreams: the dead one first.
-func (s *labSite) config(t testing.TB, edits ...func(*config.Config)) *config.Config {
-	return loadSite(t, append([]func(*config.Config){func(c *config.Config) {
-		c.DNS.UpstreamAddrs = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(liveUp + ":53")}
+// config is the site's Config with the lab's upstreams: the dead one first.
+func (s *labSite) config(edits ...func(*Config)) *Config {
+	return siteConfig(append([]func(*Config){func(c *Config) {
+		c.Upstreams = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(liveUp + ":53")}
 	}}, edits...)...)
 }
 
-// set calls Set inside the gateway's namespace, and checks that the
-// server makes its sockets on a thread locked into that namespace: the
-// handler goroutines run on threads in the host's namespace, and a socket
-// made there would send upstream queries out of the host.
-func (s *labSite) set(t testing.TB, c *config.Config) {
+// set calls Set, from the test's goroutine (the seam puts the sockets in
+// the gateway), and checks that every socket the server opened so far is
+// in the gateway's namespace: the handler goroutines run on threads in the
+// host's namespace, and a socket made there would send upstream queries out
+// of the host.
+func (s *labSite) set(t testing.TB, c *Config) {
 	t.Helper()
-	must(t, s.gw.Do(func() error { return s.srv.Set(context.Background(), c) }))
-	s.srv.mu.Lock()
-	defer s.srv.mu.Unlock()
-	if s.srv.sock != nil && !s.srv.sock.isolated() {
-		t.Fatal("the server's sockets are not isolated in the gateway namespace")
+	must(t, s.srv.Set(context.Background(), c))
+	s.guard.verify(t, s.srv)
+}
+
+// moveDNSAlias gives the DNS alias addr, as the controller derives it: the
+// listeners, the alias's name and the box's own addresses among the
+// clients move with it.
+func moveDNSAlias(addr netip.Addr) func(*Config) {
+	return func(c *Config) {
+		old := c.Listen
+		c.Listen = addr
+		for i, n := range c.Names {
+			if n.Name == c.NSName {
+				c.Names[i].Addr = addr
+			}
+		}
+		for i, p := range c.Allowed {
+			if p == netip.PrefixFrom(old, old.BitLen()) {
+				c.Allowed[i] = netip.PrefixFrom(addr, addr.BitLen())
+			}
+		}
 	}
 }
 
@@ -143,16 +162,11 @@ type fakeUpstream struct {
 func startFakeUpstream(t *testing.T, ns *lab.Namespace, addr string) *fakeUpstream {
 	t.Helper()
 	f := &fakeUpstream{}
-	var pc net.PacketConn
-	var ln net.Listener
-	must(t, ns.Do(func() error {
-		var err error
-		if pc, err = net.ListenPacket("udp", addr+":53"); err != nil {
-			return err
-		}
-		ln, err = net.Listen("tcp", addr+":53")
-		return err
-	}))
+	ctx, lc := context.Background(), &net.ListenConfig{}
+	pc, err := ns.ListenPacket(ctx, lc, "udp", addr+":53")
+	must(t, err)
+	ln, err := ns.Listen(ctx, lc, "tcp", addr+":53")
+	must(t, err)
 	for _, srv := range []*dns.Server{{PacketConn: pc, UDPSize: 4096}, {Listener: ln}} {
 		srv.Handler = dns.HandlerFunc(f.serve)
 		go srv.ActivateAndServe()

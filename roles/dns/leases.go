@@ -25,11 +25,12 @@ func newLeaseTable() *leaseTable {
 // localhost), so a client holding one could hijack them.
 var refusedLabels = map[string]bool{"localhost": true, "wpad": true, "isatap": true}
 
-// leaseLabel turns a DHCP client's hostname (option 12 or 81, anything the
+// LeaseLabel turns a DHCP client's hostname (option 12 or 81, anything the
 // client sent) into one DNS label: the first label, lower case. It returns
 // "" for names that are not valid host labels (RFC 952/1123) and for
-// refused ones.
-func leaseLabel(host string) string {
+// refused ones. The controller names static leases with it too, so a
+// configured hostname and a client's own one read the same.
+func LeaseLabel(host string) string {
 	if i := strings.IndexByte(host, '.'); i >= 0 {
 		host = host[:i]
 	}

@@ -30,21 +30,24 @@ type listeners struct {
 	tcp  *dns.Server
 }
 
-// listen opens UDP and TCP port 53 on addr in the sockets' namespace and
-// starts serving them. The sockets are bound with IP_FREEBIND, so they come
-// up even before the alias is on the NIC. When listen returns, both
-// sockets are bound and being served.
-func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
-	lc := net.ListenConfig{Control: freebind}
-	var pc net.PacketConn
+// listen opens UDP and TCP port 53 on addr through n and starts serving
+// them. The sockets are bound with IP_FREEBIND, so they come up even before
+// the alias is on the NIC. When listen returns, both sockets are bound and
+// being served.
+func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
+	lc := &net.ListenConfig{Control: freebind}
+	ctx := context.Background()
+	pc, errU := n.ListenPacket(ctx, lc, "udp", addr.String())
 	var ln net.Listener
-	var errU, errT error
-	err := sock.do(func() {
-		ctx := context.Background()
-		pc, errU = lc.ListenPacket(ctx, "udp", addr.String())
-		ln, errT = lc.Listen(ctx, "tcp", addr.String())
-	})
-	if err = errors.Join(err, errU, errT); err != nil {
+	var errT error
+	if errU == nil {
+		ln, errT = n.Listen(ctx, lc, "tcp", addr.String())
+	}
+	udp, ok := pc.(*net.UDPConn)
+	if errU == nil && !ok {
+		errU = fmt.Errorf("the UDP socket is a %T, not a *net.UDPConn", pc)
+	}
+	if err := errors.Join(errU, errT); err != nil {
 		closeAll(pc, ln)
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
@@ -71,7 +74,7 @@ func listen(sock *sockets, addr netip.AddrPort, s *Server) (*listeners, error) {
 		closeAll(pc, ln)
 		return nil, err
 	}
-	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, pc.(*net.UDPConn), addr)}, nil
+	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, udp, addr)}, nil
 }
 
 // close stops both servers, letting queries being answered finish for up

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,8 +10,6 @@ import (
 	"runtime/pprof"
 	"syscall"
 	"testing"
-
-	"gatewayd/config"
 )
 
 // benchServeEnv makes the test binary run a DNS server instead of the
@@ -32,12 +31,17 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// benchServe runs a Server with the config at path until SIGTERM. The
-// process is started inside the namespace it serves.
+// benchServe runs a Server with the Config at path (JSON) until SIGTERM.
+// The process is started inside the namespace it serves, so the role opens
+// its sockets with the net package, as the daemon does.
 func benchServe(path string) error {
-	c, err := config.Load(path)
+	js, err := os.ReadFile(path)
 	if err != nil {
 		return err
+	}
+	var c *Config
+	if err := json.Unmarshal(js, &c); err != nil {
+		return fmt.Errorf("reading the DNS config %s: %w", path, err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	s := New(Options{Logger: log})

@@ -12,7 +12,6 @@ import (
 
 	"github.com/miekg/dns"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -21,7 +20,7 @@ import (
 func TestLabPipeline(t *testing.T) {
 	s := newLabSite(t)
 	// Set before the alias exists: IP_FREEBIND lets the sockets bind anyway.
-	s.set(t, s.config(t))
+	s.set(t, s.config())
 	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
 	for _, st := range []struct {
 		name string
@@ -202,8 +201,8 @@ func labMalformed(t *testing.T, s *labSite) {
 
 func labAllDown(t *testing.T, s *labSite) {
 	// Two hosts with nothing on port 53: each refuses at once.
-	s.set(t, s.config(t, func(c *config.Config) {
-		c.DNS.UpstreamAddrs = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(otherAddr + ":53")}
+	s.set(t, s.config(func(c *Config) {
+		c.Upstreams = []netip.AddrPort{netip.MustParseAddrPort(deadUp + ":53"), netip.MustParseAddrPort(otherAddr + ":53")}
 	}))
 	r := dig(t, s.lan, dnsAlias, "down.example.com", "A")
 	if r.status != "SERVFAIL" {
@@ -225,26 +224,22 @@ func labAllDown(t *testing.T, s *labSite) {
 func TestLabListenerMove(t *testing.T) {
 	s := newLabSite(t)
 	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
-	s.set(t, s.config(t))
+	s.set(t, s.config())
 	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" {
 		t.Fatalf("before the move: %s", r.out)
 	}
 	// The same config again: nothing is rebuilt.
 	p := s.srv.pipe.Load()
-	s.set(t, s.config(t))
+	s.set(t, s.config())
 	if s.srv.pipe.Load() != p {
 		t.Fatal("Set with an unchanged config built a new pipeline")
 	}
 	// A move to an address whose port 53 is taken fails and keeps serving.
 	s.gw.MustRun(t, "ip", "addr", "add", "192.168.1.4/24", "dev", "eth1")
-	var squatter net.PacketConn
-	must(t, s.gw.Do(func() error {
-		var err error
-		squatter, err = net.ListenPacket("udp", "192.168.1.4:53")
-		return err
-	}))
-	moved := s.config(t, func(c *config.Config) { c.Alias("dns").Address = netip.MustParsePrefix("192.168.1.4/24") })
-	err := s.gw.Do(func() error { return s.srv.Set(context.Background(), moved) })
+	squatter, err := s.gw.ListenPacket(context.Background(), &net.ListenConfig{}, "udp", "192.168.1.4:53")
+	must(t, err)
+	moved := s.config(moveDNSAlias(netip.MustParseAddr("192.168.1.4")))
+	err = s.srv.Set(context.Background(), moved)
 	if err == nil || !strings.Contains(err.Error(), "192.168.1.4:53") {
 		t.Fatalf("Set onto a taken port: %v", err)
 	}
@@ -263,7 +258,7 @@ func TestLabListenerMove(t *testing.T) {
 		t.Fatalf("status addr %s", st.Addr)
 	}
 	// Stopping: the alias now belongs to another box.
-	s.set(t, s.config(t, func(c *config.Config) { c.Alias("dns").Host = "gw2" }))
+	s.set(t, nil)
 	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "" || s.srv.Status().Running {
 		t.Fatalf("after the role left: %s", r.out)
 	}
@@ -274,15 +269,15 @@ func TestLabListenerMove(t *testing.T) {
 func TestLabRecordChangeUnderLoad(t *testing.T) {
 	s := newLabSite(t)
 	s.gw.MustRun(t, "ip", "addr", "add", dnsAlias+"/24", "dev", "eth1")
-	s.set(t, s.config(t))
+	s.set(t, s.config())
 	loop := startQueryLoop(t, s.lan, dnsAlias, "nas.home.arpa.")
 	time.Sleep(200 * time.Millisecond)
 	for i := range 10 {
 		addr := netip.AddrFrom4([4]byte{192, 168, 1, byte(20 + i%2)})
-		s.set(t, s.config(t, func(c *config.Config) { c.DNS.Hosts[0].Address = addr }))
+		s.set(t, s.config(func(c *Config) { c.Names[0].Addr = addr }))
 		time.Sleep(50 * time.Millisecond)
 	}
-	s.set(t, s.config(t, func(c *config.Config) { c.DNS.Hosts[0].Address = netip.MustParseAddr("192.168.1.99") }))
+	s.set(t, s.config(func(c *Config) { c.Names[0].Addr = netip.MustParseAddr("192.168.1.99") }))
 	lab.Eventually(t, 5*time.Second, func() error { return loop.sawAddr("192.168.1.99") })
 	sent, failed := loop.stop()
 	if sent < 100 || failed != 0 {
@@ -294,12 +289,8 @@ func TestLabRecordChangeUnderLoad(t *testing.T) {
 // rawExchange sends raw bytes from ns to server:53 over UDP and reads one
 // reply, waiting 500 ms.
 func rawExchange(ns *lab.Namespace, server string, raw []byte) (*dns.Msg, error) {
-	var c net.Conn
-	if err := ns.Do(func() error {
-		var err error
-		c, err = net.Dial("udp", server+":53")
-		return err
-	}); err != nil {
+	c, err := ns.DialContext(context.Background(), &net.Dialer{}, "udp", server+":53")
+	if err != nil {
 		return nil, err
 	}
 	defer c.Close()

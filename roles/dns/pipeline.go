@@ -10,9 +10,9 @@ import (
 )
 
 // pipeline is one generation of the role's answering logic, built from a
-// spec by Set and swapped in atomically: handlers load it once per query.
+// Config by Set and swapped in atomically: handlers load it once per query.
 type pipeline struct {
-	spec   *spec
+	cfg    *Config
 	first  stage
 	routes *routeTable
 	cache  *cacheStore // nil when the cache is off
@@ -30,40 +30,40 @@ type parts struct {
 	now       func() time.Time
 }
 
-// build assembles the stages for sp:
+// build assembles the stages for cfg:
 // access → special → local → conditional → cache → rebind → forward.
-func build(sp *spec, pt parts) *pipeline {
-	p := &pipeline{spec: sp, cache: pt.cache}
-	p.routes = buildRoutes(sp, pt.upstreams)
-	var tail stage = &forwarder{slots: make(chan struct{}, max(1, sp.MaxFlight)), timeout: sp.Timeout}
-	if sp.Rebind {
-		allow := append(slices.Clone(sp.RebindAllow), sp.Domain)
-		for _, f := range sp.Forward {
+func build(cfg *Config, pt parts) *pipeline {
+	p := &pipeline{cfg: cfg, cache: pt.cache}
+	p.routes = buildRoutes(cfg, pt.upstreams)
+	var tail stage = &forwarder{slots: make(chan struct{}, max(1, cfg.MaxFlight)), timeout: cfg.Timeout}
+	if cfg.Rebind {
+		allow := append(slices.Clone(cfg.RebindAllow), cfg.Domain)
+		for _, f := range cfg.Forward {
 			allow = append(allow, f.Domain)
 		}
 		tail = &rebind{allow: allow, dropped: &pt.counters.rebind, next: tail}
 	}
 	if pt.cache != nil {
-		tail = &cacheStage{store: pt.cache, flight: pt.flight, policy: policyOf(sp), now: pt.now, next: tail}
+		tail = &cacheStage{store: pt.cache, flight: pt.flight, policy: policyOf(cfg), now: pt.now, next: tail}
 	}
 	tail = &conditional{table: p.routes, next: tail}
-	p.zone = buildZone(sp, pt.leases, p.routes, tail)
-	sp1 := &special{domain: sp.Domain, ttl: sp.TTL, routes: p.routes, answers: p.zone.answersReverse, holds: p.zone.holdsReverse, next: p.zone}
-	p.first = &access{allowed: sp.Allowed, next: sp1}
+	p.zone = buildZone(cfg, pt.leases, p.routes, tail)
+	sp1 := &special{domain: cfg.Domain, ttl: cfg.TTL, routes: p.routes, answers: p.zone.answersReverse, holds: p.zone.holdsReverse, next: p.zone}
+	p.first = &access{allowed: cfg.Allowed, next: sp1}
 	return p
 }
 
-func policyOf(sp *spec) cachePolicy {
+func policyOf(cfg *Config) cachePolicy {
 	return cachePolicy{
-		minTTL: sp.Cache.MinTTL.Duration, maxTTL: sp.Cache.MaxTTL.Duration,
-		negTTL: sp.Cache.NegTTL.Duration, serveStale: sp.Cache.ServeStale.Duration,
+		minTTL: cfg.Cache.MinTTL, maxTTL: cfg.Cache.MaxTTL,
+		negTTL: cfg.Cache.NegTTL, serveStale: cfg.Cache.ServeStale,
 	}
 }
 
 // buildRoutes makes the route table; upstreams are shared between routes
 // and generations by address, so their health carries over.
-func buildRoutes(sp *spec, get func(netip.AddrPort) *upstream) *routeTable {
-	attempt := min(2*time.Second, max(sp.Timeout/2, 100*time.Millisecond))
+func buildRoutes(cfg *Config, get func(netip.AddrPort) *upstream) *routeTable {
+	attempt := min(2*time.Second, max(cfg.Timeout/2, 100*time.Millisecond))
 	mk := func(domain string, addrs []netip.AddrPort) *route {
 		p := &pool{attempt: attempt}
 		for _, a := range addrs {
@@ -71,25 +71,25 @@ func buildRoutes(sp *spec, get func(netip.AddrPort) *upstream) *routeTable {
 		}
 		return &route{domain: domain, pool: p}
 	}
-	t := &routeTable{byDomain: map[string]*route{}, def: mk(".", sp.Upstreams)}
-	for _, f := range sp.Forward {
+	t := &routeTable{byDomain: map[string]*route{}, def: mk(".", cfg.Upstreams)}
+	for _, f := range cfg.Forward {
 		t.byDomain[f.Domain] = mk(f.Domain, f.Servers)
 	}
 	return t
 }
 
-// buildZone makes the local zone from the spec's names.
-func buildZone(sp *spec, leases *leaseTable, routes *routeTable, next stage) *localZone {
+// buildZone makes the local zone from the config's names.
+func buildZone(cfg *Config, leases *leaseTable, routes *routeTable, next stage) *localZone {
 	z := &localZone{
-		domain: sp.Domain, ttl: sp.TTL, nsName: sp.NSName,
+		domain: cfg.Domain, ttl: cfg.TTL, nsName: cfg.NSName,
 		names: map[string]*localName{}, ents: map[string]bool{}, ptrs: map[netip.Addr]string{},
-		reverse: sp.Served, leases: leases, routes: routes, next: next,
+		reverse: cfg.Served, leases: leases, routes: routes, next: next,
 	}
 	z.soa = &dns.SOA{
-		Hdr: header(sp.Domain, dns.TypeSOA, sp.TTL), Ns: sp.NSName, Mbox: "hostmaster." + sp.Domain,
-		Serial: uint32(time.Now().Unix()), Refresh: 3600, Retry: 600, Expire: 86400, Minttl: sp.TTL,
+		Hdr: header(cfg.Domain, dns.TypeSOA, cfg.TTL), Ns: cfg.NSName, Mbox: "hostmaster." + cfg.Domain,
+		Serial: uint32(time.Now().Unix()), Refresh: 3600, Retry: 600, Expire: 86400, Minttl: cfg.TTL,
 	}
-	for _, n := range sp.Names {
+	for _, n := range cfg.Names {
 		ln := z.names[n.Name]
 		if ln == nil {
 			ln = &localName{}
@@ -102,7 +102,7 @@ func buildZone(sp *spec, leases *leaseTable, routes *routeTable, next stage) *lo
 			z.ptrs[n.Addr] = n.Name
 		}
 	}
-	for _, c := range sp.CNAMEs {
+	for _, c := range cfg.CNAMEs {
 		if z.names[c.Name] == nil { // a name with addresses cannot also be a CNAME
 			z.names[c.Name] = &localName{cname: c.Target}
 		}

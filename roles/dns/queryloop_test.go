@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"sync"
@@ -24,12 +25,8 @@ type queryLoop struct {
 
 func startQueryLoop(t *testing.T, ns *lab.Namespace, server, name string) *queryLoop {
 	t.Helper()
-	var conn net.Conn
-	must(t, ns.Do(func() error {
-		var err error
-		conn, err = net.Dial("udp", server+":53")
-		return err
-	}))
+	conn, err := ns.DialContext(context.Background(), &net.Dialer{}, "udp", server+":53")
+	must(t, err)
 	l := &queryLoop{addrs: map[string]bool{}, quit: make(chan struct{}), done: make(chan struct{})}
 	go l.run(&dns.Conn{Conn: conn}, name)
 	t.Cleanup(func() { l.stop() })

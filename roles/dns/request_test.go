@@ -61,8 +61,8 @@ func TestLeaseLabel(t *testing.T) {
 		string(make([]byte, 64)): "",
 	}
 	for in, want := range tests {
-		if got := leaseLabel(in); got != want {
-			t.Errorf("leaseLabel(%q) = %q, want %q", in, got, want)
+		if got := LeaseLabel(in); got != want {
+			t.Errorf("LeaseLabel(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-
-	"gatewayd/config"
 )
 
 // Options configures a Server.
@@ -23,14 +21,18 @@ type Options struct {
 	// Logger is the parent logger; the server logs with role=dns. nil
 	// means slog.Default().
 	Logger *slog.Logger
+	// Net opens every socket of the role; nil means the net package.
+	Net Net
 }
 
 // Server is the DNS role. The controller makes one with New, calls Set
-// with every config, and Close at the end. The DHCP role publishes its
-// clients' names through PublishLease and WithdrawLease. All methods are
-// safe for concurrent use.
+// with the role's Config after every reload, and Close at the end. The
+// DHCP role publishes its clients' names through PublishLease and
+// WithdrawLease. All methods are safe for concurrent use, from any
+// goroutine: the sockets go through Options.Net.
 type Server struct {
 	log      *slog.Logger
+	net      Net
 	leases   *leaseTable
 	counters counters
 	ctx      context.Context // ends with Close: in-flight forwards give up
@@ -39,8 +41,7 @@ type Server struct {
 
 	mu        sync.Mutex // serializes Set and Close; guards what follows
 	closed    bool
-	spec      *spec
-	sock      *sockets
+	cfg       *Config // what runs: Set's own copy
 	lis       *listeners
 	cache     *cacheStore
 	flight    *flight[cacheKey, *dns.Msg]
@@ -53,8 +54,13 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.Default()
 	}
+	n := opts.Net
+	if n == nil {
+		n = hostNet{}
+	}
 	s := &Server{
 		log:       log.With("role", "dns"),
+		net:       n,
 		leases:    newLeaseTable(),
 		flight:    &flight[cacheKey, *dns.Msg]{},
 		upstreams: map[netip.AddrPort]*upstream{},
@@ -63,73 +69,59 @@ func New(opts Options) *Server {
 	return s
 }
 
-// Set applies the config. The same config again does nothing. Records,
+// Set applies c; nil stops the role (no [dns] section, or another box
+// holds the DNS alias). The same config again does nothing. Records,
 // upstreams, forwarding and the client list change without touching the
-// listeners; the listeners move only when the DNS alias's address changes,
-// and then the new ones serve before the old ones close. Without a [dns]
-// section, or when another box holds the DNS alias, the role stops. On
-// error the previous state keeps running.
-//
-// The sockets live in the network namespace of the thread that starts the
-// role (the first Set, or the first after a stop).
-func (s *Server) Set(ctx context.Context, c *config.Config) error {
+// listeners; the listeners move only when c.Listen changes, and then the
+// new ones serve before the old ones close. On error the previous state
+// keeps running. Set keeps a copy of c: the caller may reuse it.
+func (s *Server) Set(ctx context.Context, c *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return errors.New("setting the DNS role: the server is closed")
 	}
-	sp, run := specFrom(c)
-	if !run {
+	if c == nil {
 		return s.stopLocked()
 	}
-	if s.spec != nil && reflect.DeepEqual(s.spec, sp) {
+	if s.cfg != nil && reflect.DeepEqual(s.cfg, c) {
 		return nil
 	}
-	if s.sock == nil {
-		sock, err := captureSockets()
-		if err != nil {
-			return fmt.Errorf("starting the DNS role: %w", err)
-		}
-		s.sock = sock
-	}
+	c = c.clone()
 	old := s.lis
-	addr := netip.AddrPortFrom(sp.Listen, 53)
+	addr := netip.AddrPortFrom(c.Listen, 53)
 	if old == nil || old.addr != addr {
-		l, err := listen(s.sock, addr, s)
+		l, err := listen(s.net, addr, s)
 		if err != nil {
-			if old == nil {
-				s.sock.close()
-				s.sock = nil
-			}
 			return fmt.Errorf("starting the DNS role on %s: %w", addr, err)
 		}
 		s.lis = l
 	}
-	s.swap(sp)
+	s.swap(c)
 	if old != nil && old != s.lis {
 		if err := old.close(); err != nil {
 			s.log.Warn("closing the old listeners", "addr", old.addr.String(), "err", err)
 		}
 		s.log.Info("DNS listeners moved", "addr", addr.String(), "from", old.addr.String())
 	} else if old == nil {
-		s.log.Info("DNS role started", "addr", addr.String(), "domain", sp.Domain)
+		s.log.Info("DNS role started", "addr", addr.String(), "domain", c.Domain)
 	} else {
 		s.log.Info("DNS config applied", "addr", addr.String())
 	}
 	return nil
 }
 
-// swap builds the pipeline for sp, with the cache and upstreams carried
+// swap builds the pipeline for c, with the cache and upstreams carried
 // over where they still fit, and makes it the one queries use.
-func (s *Server) swap(sp *spec) {
-	prev := s.spec
+func (s *Server) swap(c *Config) {
+	prev := s.cfg
 	switch {
-	case sp.Cache.Size <= 0:
+	case c.Cache.Size <= 0:
 		s.cache = nil
-	case prev == nil || prev.Cache.Size != sp.Cache.Size || s.cache == nil:
-		s.cache = newCacheStore(sp.Cache.Size)
-	case !reflect.DeepEqual(prev.Forward, sp.Forward) || prev.Rebind != sp.Rebind ||
-		!reflect.DeepEqual(prev.RebindAllow, sp.RebindAllow) || prev.Cache != sp.Cache:
+	case prev == nil || prev.Cache.Size != c.Cache.Size || s.cache == nil:
+		s.cache = newCacheStore(c.Cache.Size)
+	case !reflect.DeepEqual(prev.Forward, c.Forward) || prev.Rebind != c.Rebind ||
+		!reflect.DeepEqual(prev.RebindAllow, c.RebindAllow) || prev.Cache != c.Cache:
 		s.cache.flush() // answers came through other routes or rules
 	}
 	used := map[netip.AddrPort]bool{}
@@ -137,12 +129,12 @@ func (s *Server) swap(sp *spec) {
 		used[a] = true
 		u := s.upstreams[a]
 		if u == nil {
-			u = newUpstream(a, s.sock, s.log)
+			u = newUpstream(a, s.net, s.log)
 			s.upstreams[a] = u
 		}
 		return u
 	}
-	p := build(sp, parts{
+	p := build(c, parts{
 		leases: s.leases, cache: s.cache, flight: s.flight, upstreams: get,
 		counters: &s.counters, now: time.Now,
 	})
@@ -153,7 +145,7 @@ func (s *Server) swap(sp *spec) {
 			delete(s.upstreams, a)
 		}
 	}
-	s.spec = sp
+	s.cfg = c
 }
 
 // stopLocked stops serving and forgets the running state; lease names stay.
@@ -169,11 +161,7 @@ func (s *Server) stopLocked() error {
 		u.close()
 		delete(s.upstreams, a)
 	}
-	if s.sock != nil {
-		s.sock.close()
-		s.sock = nil
-	}
-	s.spec, s.cache = nil, nil
+	s.cfg, s.cache = nil, nil
 	return err
 }
 
@@ -193,7 +181,7 @@ func (s *Server) Close() error {
 // long as no config name claims host. Hostnames that are not valid DNS
 // labels are ignored; only the first label of a dotted name is used.
 func (s *Server) PublishLease(host string, addr netip.Addr) {
-	label := leaseLabel(host)
+	label := LeaseLabel(host)
 	if label == "" || !addr.IsValid() {
 		s.log.Debug("lease name not published", "host", host, "addr", addr.String())
 		return
@@ -203,7 +191,7 @@ func (s *Server) PublishLease(host string, addr netip.Addr) {
 
 // WithdrawLease removes what PublishLease(host, addr) added.
 func (s *Server) WithdrawLease(host string, addr netip.Addr) {
-	if label := leaseLabel(host); label != "" {
+	if label := LeaseLabel(host); label != "" {
 		s.leases.withdraw(label, addr.Unmap())
 	}
 }
@@ -218,8 +206,8 @@ func (s *Server) Status() Status {
 		return st
 	}
 	st.Running = true
-	st.Addr = netip.AddrPortFrom(p.spec.Listen, 53).String()
-	st.Domain = p.spec.Domain
+	st.Addr = netip.AddrPortFrom(p.cfg.Listen, 53).String()
+	st.Domain = p.cfg.Domain
 	if p.cache != nil {
 		st.Cache = p.cache.status()
 	}

@@ -8,15 +8,15 @@ import (
 	"github.com/miekg/dns"
 )
 
-// siteStages builds special → local → next from testdata/site.toml.
+// siteStages builds special → local → next for the site's Config.
 func siteStages(t testing.TB) (*special, *localZone, *nextStage, *leaseTable) {
 	t.Helper()
-	sp, _ := specFrom(loadSite(t))
+	c := siteConfig()
 	next := &nextStage{}
 	leases := newLeaseTable()
-	routes := buildRoutes(sp, func(a netip.AddrPort) *upstream { return newUpstream(a, newFakeNet(), discard) })
-	z := buildZone(sp, leases, routes, next)
-	s := &special{domain: sp.Domain, ttl: sp.TTL, routes: routes, answers: z.answersReverse, holds: z.holdsReverse, next: z}
+	routes := buildRoutes(c, func(a netip.AddrPort) *upstream { return newUpstream(a, newFakeNet(), discard) })
+	z := buildZone(c, leases, routes, next)
+	s := &special{domain: c.Domain, ttl: c.TTL, routes: routes, answers: z.answersReverse, holds: z.holdsReverse, next: z}
 	return s, z, next, leases
 }
 

@@ -29,11 +29,14 @@ const (
 	readSize = 4096
 )
 
-// dialer opens sockets towards upstreams; *sockets is the real one.
+// dialer opens sockets towards upstreams: the part of Net they use.
 type dialer interface {
-	dialUDP(ctx context.Context, addr string) (net.Conn, error)
-	dialTCP(ctx context.Context, addr string) (net.Conn, error)
+	DialContext(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 }
+
+// upstreamDialer dials every upstream socket; a Dialer is safe for
+// concurrent use and its zero value takes its deadline from the context.
+var upstreamDialer = &net.Dialer{}
 
 // upstream is one server queries are forwarded to, with its health. It
 // lives across Set calls as long as some route still names it.
@@ -79,7 +82,7 @@ func (u *upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 // (the kernel randomizes ephemeral ports), and a new random ID. Packets
 // that are not the answer to q are ignored until the deadline.
 func (u *upstream) exchangeUDP(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	c, err := u.dial.dialUDP(ctx, u.addr.String())
+	c, err := u.dial.DialContext(ctx, upstreamDialer, "udp", u.addr.String())
 	if err != nil {
 		return nil, err
 	}
@@ -109,7 +112,7 @@ func (u *upstream) exchangeUDP(ctx context.Context, q *dns.Msg) (*dns.Msg, error
 }
 
 func (u *upstream) exchangeTCP(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	c, err := u.dial.dialTCP(ctx, u.addr.String())
+	c, err := u.dial.DialContext(ctx, upstreamDialer, "tcp", u.addr.String())
 	if err != nil {
 		return nil, err
 	}
