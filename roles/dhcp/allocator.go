@@ -3,8 +3,6 @@ package dhcp
 import (
 	"math/bits"
 	"slices"
-
-	"gatewayd/config"
 )
 
 // allocator holds every binding, held offer and static lease, and finds
@@ -27,9 +25,9 @@ type allocator struct {
 	staticAddr map[uint32]*staticLease
 }
 
-// pool is one [[dhcp.pool]] range and its bitmaps.
+// pool is one configured range and its bitmaps.
 type pool struct {
-	cfg        *config.Pool
+	cfg        *Pool
 	start, end uint32
 	used       []uint64
 	known      []uint64
@@ -44,7 +42,7 @@ type offer struct {
 	probing bool  // an ARP probe runs; the OFFER waits for it
 }
 
-// staticLease is a [[dhcp.static]] entry.
+// staticLease is a configured static lease.
 type staticLease struct {
 	addr     uint32
 	hostname string
@@ -61,9 +59,9 @@ func newAllocator() *allocator {
 	}
 }
 
-func newPool(c *config.Pool) *pool {
+func newPool(c *Pool) *pool {
 	p := &pool{cfg: c, start: addrU32(c.Range.Start), end: addrU32(c.Range.End)}
-	words := (p.size() + 63) / 64
+	words := (c.Range.Size() + 63) / 64
 	p.used, p.known = make([]uint64, words), make([]uint64, words)
 	return p
 }
@@ -85,7 +83,7 @@ func popcount(bm []uint64) int {
 
 // configure installs new pools and static leases, keeping every binding and
 // offer. Bindings outside the new pools stay until they expire.
-func (a *allocator) configure(pools []*pool, statics []config.Static) {
+func (a *allocator) configure(pools []*pool, statics []Static) {
 	a.pools = pools
 	clear(a.statics)
 	clear(a.staticAddr)

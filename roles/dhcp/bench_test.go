@@ -70,14 +70,14 @@ type benchServer struct {
 
 var benchServers = []benchServer{
 	{"gatewayd", func(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
-		return startChild(tb, n.gw, benchTOML, dir), nil
+		return startChild(tb, n.gw, benchConfig(), dir), nil
 	}},
 	{"kea-dhcp4", startKea},
 	{"dnsmasq", startDnsmasq},
 }
 
 // keaConfig: memfile with persistence (Kea's default lease store), UDP
-// sockets (perfdhcp is a relay), the same pool and options as benchTOML.
+// sockets (perfdhcp is a relay), the same pool and options as benchConfig.
 const keaConfig = `{"Dhcp4": {
   "interfaces-config": {"interfaces": ["eth1/198.18.0.2"], "dhcp-socket-type": "udp"},
   "lease-database": {"type": "memfile", "persist": true, "name": "{{dir}}/kea-leases4.csv", "lfc-interval": 0},
@@ -298,7 +298,7 @@ func residentWith50k(tb testing.TB, n *perfNet) (rss, hwm int) {
 		tb.Fatal(err)
 	}
 	st.close()
-	cmd := startChild(tb, n.gw, benchTOML, dir)
+	cmd := startChild(tb, n.gw, benchConfig(), dir)
 	defer stopServer(cmd)
 	if _, err := runPerf(n, 1000, 3); err != nil {
 		tb.Fatal(err)

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,16 +11,16 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
-// childEnv, when set to "<config file>,<state dir>", makes the test binary
+// childEnv, when set to "<config JSON file>,<state dir>", makes the test binary
 // run a DHCP server instead of the tests: the crash test kills it with
 // SIGKILL, the benchmark measures it. It prints "ready" once serving.
 const childEnv = "GATEWAYD_DHCP_CHILD"
@@ -34,7 +35,7 @@ func TestMain(m *testing.M) {
 func runChild(spec string) int {
 	cfgPath, stateDir, _ := strings.Cut(spec, ",")
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	c, err := config.Load(cfgPath)
+	c, err := readConfig(cfgPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -59,12 +60,34 @@ func runChild(spec string) int {
 	return 0
 }
 
-// startChild runs a server from the test binary in ns with the config text
-// and state directory, and waits until it serves.
-func startChild(t testing.TB, ns *lab.Namespace, cfgText, stateDir string) *exec.Cmd {
+// writeConfig writes the child's Config as JSON.
+func writeConfig(path string, c *Config) error {
+	b, err := json.Marshal(c)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(path, b, 0o644)
+}
+
+// readConfig reads the Config writeConfig wrote.
+func readConfig(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var c Config
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	return &c, nil
+}
+
+// startChild runs a server from the test binary in ns with the config and
+// state directory, and waits until it serves.
+func startChild(t testing.TB, ns *lab.Namespace, c *Config, stateDir string) *exec.Cmd {
 	t.Helper()
-	cfgPath := filepath.Join(stateDir, "gateway.toml")
-	if err := os.WriteFile(cfgPath, []byte(cfgText), 0o644); err != nil {
+	cfgPath := filepath.Join(stateDir, "dhcp.json")
+	if err := writeConfig(cfgPath, c); err != nil {
 		t.Fatal(err)
 	}
 	cmd := ns.Command(context.Background(), os.Args[0], "-test.run=^$")
@@ -95,4 +118,20 @@ func startChild(t testing.TB, ns *lab.Namespace, cfgText, stateDir string) *exec
 		t.Fatal("child server not ready after 20 s")
 	}
 	return cmd
+}
+
+// TestConfigJSON: the child serves exactly the Config its parent wrote. JSON
+// keeps every field as is: MACs and option values as base64, durations in
+// nanoseconds.
+func TestConfigJSON(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "dhcp.json")
+	for _, want := range []*Config{testConfig(), benchConfig()} {
+		if err := writeConfig(path, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readConfig(path)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("read back %+v, %v; want %+v", got, err, want)
+		}
+	}
 }

@@ -1,8 +1,11 @@
 package dhcp
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"time"
 )
 
@@ -43,6 +46,19 @@ type Pool struct {
 // Range is an inclusive IPv4 address range.
 type Range struct{ Start, End netip.Addr }
 
+// Contains reports whether a is inside the range.
+func (r Range) Contains(a netip.Addr) bool {
+	return r.Start.IsValid() && !a.Less(r.Start) && !r.End.Less(a)
+}
+
+// Size is the number of addresses in the range.
+func (r Range) Size() int { return int(addrU32(r.End)-addrU32(r.Start)) + 1 }
+
+func (r Range) String() string { return r.Start.String() + "-" + r.End.String() }
+
+// valid reports whether the range is two IPv4 addresses in order.
+func (r Range) valid() bool { return r.Start.Is4() && r.End.Is4() && !r.End.Less(r.Start) }
+
 // Route is one classless static route (option 121).
 type Route struct {
 	To  netip.Prefix
@@ -55,10 +71,51 @@ type Option struct {
 	Value []byte
 }
 
-// Static is a fixed lease, by MAC or client identifier.
+// Static is a fixed lease, by MAC or client identifier. ClientID is option
+// 61 as colon hex ("01:02:00:00:00:00:bb") or, without colons, as text.
 type Static struct {
 	MAC      net.HardwareAddr
 	ClientID string
 	Address  netip.Addr
 	Hostname string
+}
+
+// validate refuses what the role cannot serve; the controller has checked
+// the site file, so an error here is a bug upstream, named precisely.
+func (c *Config) validate() error {
+	if c.Interface == "" {
+		return errors.New("dhcp: no interface to serve on")
+	}
+	if !c.Server.Addr().Is4() {
+		return fmt.Errorf("dhcp: server address %s is not IPv4", c.Server)
+	}
+	for i, p := range c.Pools {
+		if !p.Range.valid() {
+			return fmt.Errorf("dhcp: pool %d: range %s is not two IPv4 addresses in order", i, p.Range)
+		}
+		if !p.Subnet.Addr().Is4() {
+			return fmt.Errorf("dhcp: pool %s: subnet %s is not IPv4", p.Range, p.Subnet)
+		}
+	}
+	return nil
+}
+
+// clone copies c deeply, so the role keeps what it was given even when the
+// caller changes its value afterwards.
+func (c *Config) clone() *Config {
+	out := *c
+	out.Pools = slices.Clone(c.Pools)
+	for i := range out.Pools {
+		p := &out.Pools[i]
+		p.DNS, p.NTP, p.Routes = slices.Clone(p.DNS), slices.Clone(p.NTP), slices.Clone(p.Routes)
+		p.Options = slices.Clone(p.Options)
+		for j := range p.Options {
+			p.Options[j].Value = slices.Clone(p.Options[j].Value)
+		}
+	}
+	out.Static = slices.Clone(c.Static)
+	for i := range out.Static {
+		out.Static[i].MAC = slices.Clone(out.Static[i].MAC)
+	}
+	return &out
 }

@@ -12,31 +12,6 @@ import (
 	"gatewayd/lab"
 )
 
-// benchTOML is a site with a large pool for perfdhcp, which acts as a relay
-// on the wire at 198.18.0.70 (giaddr): the pool is chosen by giaddr.
-const benchTOML = `
-[gateway]
-interface = "eth1"
-host = "gw"
-
-[[alias]]
-name = "router"
-address = "198.18.0.1/15"
-
-[[alias]]
-name = "dhcp"
-address = "198.18.0.2/15"
-
-[dhcp]
-alias = "dhcp"
-lease_time = "12h"
-
-[[dhcp.pool]]
-range = "198.18.1.0-198.19.255.250"
-router = "router"
-dns = ["router"]
-`
-
 // perfNet is the benchmark topology: namespace gw (eth1, 198.18.0.250
 // primary, aliases .1 and .2) and namespace perf (198.18.0.70) on a switch.
 type perfNet struct {
@@ -103,7 +78,7 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 	l := lab.New(t)
 	n := newPerfNet(t, l)
 	state := t.TempDir()
-	child := startChild(t, n.gw, benchTOML, state)
+	child := startChild(t, n.gw, benchConfig(), state)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -154,5 +129,3 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 	}
 	t.Logf("perfdhcp got %d ACKs before SIGKILL; the log holds %d leases, %d lost; store: %+v", len(acked), len(have), lost, srv.Status().Store)
 }
-
-func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

@@ -27,7 +27,7 @@ func FuzzHandle(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1, 1, 6, 0})
-	hs := newHarness(f, testTOML)
+	hs := newHarness(f, testConfig())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		hs.now = hs.now.Add(time.Second)
 		out := hs.h.handleBytes(hs.now, b, netip.MustParseAddrPort("192.0.2.77:68"))

@@ -26,9 +26,8 @@ type handler struct {
 	log           *slog.Logger
 }
 
-// configure applies new settings, keeping every binding and offer.
-func (h *handler) configure(want *settings) {
-	d := &want.DHCP
+// configure applies a new desired state, keeping every binding and offer.
+func (h *handler) configure(d *Config) {
 	var pools, onLink []*pool
 	for i := range d.Pools {
 		p := newPool(&d.Pools[i])
@@ -40,10 +39,10 @@ func (h *handler) configure(want *settings) {
 	}
 	h.alloc.configure(pools, d.Static)
 	h.onLink = onLink
-	h.serverID = addrU32(want.Alias.Addr())
-	h.authoritative = d.IsAuthoritative()
+	h.serverID = addrU32(d.Server.Addr())
+	h.authoritative = d.Authoritative
 	h.probe = d.ProbeBeforeOffer
-	h.offerTime, h.declineTime = d.OfferTime.Duration, d.DeclineTime.Duration
+	h.offerTime, h.declineTime = d.OfferTime, d.DeclineTime
 }
 
 // inbound is one received request.

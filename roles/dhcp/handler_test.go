@@ -18,21 +18,21 @@ type harness struct {
 	now time.Time
 }
 
-func newHarness(t testing.TB, text string) *harness {
+func newHarness(t testing.TB, c *Config) *harness {
 	t.Helper()
 	hs := &harness{t: t, now: time.Unix(1_700_000_000, 0)}
 	hs.h = &handler{alloc: newAllocator(), counters: &hs.cnt, log: quietLog()}
-	hs.configure(text)
+	hs.configure(c)
 	return hs
 }
 
-func (hs *harness) configure(text string) {
+// configure applies c the way Set does.
+func (hs *harness) configure(c *Config) {
 	hs.t.Helper()
-	want, err := (&Server{}).desired(parseConfig(hs.t, text))
-	if err != nil || want == nil {
-		hs.t.Fatalf("desired: %v, %v", want, err)
+	if err := c.validate(); err != nil {
+		hs.t.Fatal(err)
 	}
-	hs.h.configure(want)
+	hs.h.configure(c.clone())
 }
 
 // send runs one packet through the wire format and the handler.
@@ -108,7 +108,7 @@ func TestHandlerExchanges(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		config string
+		config *Config
 		steps  []step
 	}{
 		{name: "discover offer request ack, unicast to yiaddr", steps: dora(macA, "192.0.2.100")},
@@ -148,7 +148,7 @@ func TestHandlerExchanges(t *testing.T) {
 			{pkt: msg(R, macA, wantIP("10.1.2.3")), reply: NAK, to: bc},
 		}},
 		{name: "wrong subnet is ignored when not authoritative",
-			config: editConfig(t, testTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nauthoritative = false"),
+			config: testConfig(func(c *Config) { c.Authoritative = false }),
 			steps:  []step{{pkt: msg(R, macA, wantIP("10.1.2.3"))}}},
 		{name: "a free in-pool address is granted to a client the server does not know", steps: []step{
 			{pkt: msg(R, macA, ci("192.0.2.107")), reply: ACK, yiaddr: "192.0.2.107", to: "192.0.2.107:68", commit: 1},
@@ -271,11 +271,11 @@ func TestHandlerExchanges(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			text := tc.config
-			if text == "" {
-				text = testTOML
+			c := tc.config
+			if c == nil {
+				c = testConfig()
 			}
-			hs := newHarness(t, text)
+			hs := newHarness(t, c)
 			for i, st := range tc.steps {
 				hs.now = hs.now.Add(st.advance)
 				p := st.pkt()
@@ -344,7 +344,7 @@ func checkReplyHeader(t *testing.T, i int, req *dhcpv4.DHCPv4, o outcome) {
 }
 
 func TestHandlerOptions(t *testing.T) {
-	hs := newHarness(t, testTOML)
+	hs := newHarness(t, testConfig())
 	req := msg(dhcpv4.MessageTypeDiscover, macA, dhcpv4.WithRequestedOptions(dhcpv4.OptionClasslessStaticRoute))()
 	o := hs.send(req)
 	if o.reply == nil {
@@ -381,7 +381,7 @@ func TestHandlerOptions(t *testing.T) {
 }
 
 func TestHandlerExhaustionAndReclaim(t *testing.T) {
-	hs := newHarness(t, testTOML)
+	hs := newHarness(t, testConfig())
 	for i := range 10 {
 		mac := net.HardwareAddr{2, 1, 0, 0, 0, byte(i)}.String()
 		o := hs.send(msg(dhcpv4.MessageTypeRequest, mac, wantIP(u32Addr(addrU32(netip.MustParseAddr("192.0.2.100"))+uint32(i)).String()))())
@@ -406,14 +406,14 @@ func TestHandlerExhaustionAndReclaim(t *testing.T) {
 }
 
 func TestHandlerReconfigureKeepsLeases(t *testing.T) {
-	hs := newHarness(t, testTOML)
+	hs := newHarness(t, testConfig())
 	for _, mac := range []string{macA, macB} {
 		if o := hs.send(msg(dhcpv4.MessageTypeRequest, mac, wantIP(map[string]string{macA: "192.0.2.100", macB: "192.0.2.108"}[mac]))()); o.reply.MessageType() != dhcpv4.MessageTypeAck {
 			t.Fatalf("setup: %s", o.why)
 		}
 	}
 	// Shrink the pool: .108 falls outside.
-	hs.configure(editConfig(t, testTOML, "192.0.2.100-192.0.2.109", "192.0.2.100-192.0.2.104"))
+	hs.configure(testConfig(func(c *Config) { c.Pools[0].Range.End = mustAddr("192.0.2.104") }))
 	if len(hs.h.alloc.byAddr) != 2 {
 		t.Fatalf("leases after reconfigure: %d, want 2", len(hs.h.alloc.byAddr))
 	}
@@ -467,7 +467,7 @@ func TestFQDNAndSanitize(t *testing.T) {
 }
 
 func TestHandlerProbeBeforeOffer(t *testing.T) {
-	hs := newHarness(t, editConfig(t, testTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nprobe_before_offer = true"))
+	hs := newHarness(t, testConfig(func(c *Config) { c.ProbeBeforeOffer = true }))
 	d := msg(dhcpv4.MessageTypeDiscover, macA)
 	o := hs.send(d())
 	if !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.100")) {

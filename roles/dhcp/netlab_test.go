@@ -13,56 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
-
-// netTOML is the kernel tests' site: aliases on eth1 of namespace gw, one
-// pool on the wire, one reached through a relay, one static lease.
-const netTOML = `
-[gateway]
-interface = "eth1"
-host = "gw"
-
-[[alias]]
-name = "router"
-address = "192.0.2.1/24"
-
-[[alias]]
-name = "dhcp"
-address = "192.0.2.2/24"
-
-[[alias]]
-name = "dns"
-address = "192.0.2.3/24"
-
-[router]
-alias = "router"
-upstream = "192.0.2.254"
-
-[dhcp]
-alias = "dhcp"
-lease_time = "1h"
-
-[[dhcp.pool]]
-range = "192.0.2.100-192.0.2.199"
-router = "router"
-dns = ["dns"]
-
-[[dhcp.pool]]
-range = "198.51.100.10-198.51.100.99"
-subnet = "198.51.100.0/24"
-router = "198.51.100.1"
-
-[[dhcp.static]]
-mac = "02:00:00:00:00:aa"
-address = "192.0.2.10"
-hostname = "printer"
-
-[dns]
-alias = "dns"
-domain = "lan.test"
-`
 
 // testNet is a switch with the gateway namespace on it (eth1 with the
 // primary address 192.0.2.250 and the three aliases) and a Server serving.
@@ -72,7 +24,7 @@ type testNet struct {
 	sw    *lab.Switch
 	gw    *lab.Namespace
 	dir   string
-	cfg   *config.Config
+	cfg   *Config
 	srv   *Server
 	names *recNames
 	logs  *syncBuffer
@@ -140,7 +92,7 @@ func newTestNet(t *testing.T, tools ...string) *testNet {
 	for i, a := range []string{"192.0.2.1/24", "192.0.2.2/24", "192.0.2.3/24"} {
 		n.gw.MustRun(t, "ip", "addr", "add", a, "dev", "eth1", "label", fmt.Sprintf("eth1:%d", i))
 	}
-	n.cfg = parseConfig(t, netTOML)
+	n.cfg = netConfig()
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("server log:\n%s", n.logs.String())
@@ -150,7 +102,7 @@ func newTestNet(t *testing.T, tools ...string) *testNet {
 	return n
 }
 
-// start makes a Server on the state directory and serves the config.
+// start makes a Server on the state directory and serves n.cfg.
 func (n *testNet) start() {
 	n.t.Helper()
 	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: n.names})
@@ -163,7 +115,7 @@ func (n *testNet) start() {
 }
 
 // set applies a config inside the gateway namespace.
-func (n *testNet) set(c *config.Config) {
+func (n *testNet) set(c *Config) {
 	n.t.Helper()
 	if err := n.gw.Do(func() error { return n.srv.Set(context.Background(), c) }); err != nil {
 		n.t.Fatal(err)
@@ -312,5 +264,5 @@ func checkReplySources(t *testing.T, dump string) {
 
 func inPool(addr string) bool {
 	a, err := netip.ParseAddr(addr)
-	return err == nil && config.Range{Start: netip.MustParseAddr("192.0.2.100"), End: netip.MustParseAddr("192.0.2.199")}.Contains(a)
+	return err == nil && span("192.0.2.100", "192.0.2.199").Contains(a)
 }

@@ -2,12 +2,9 @@ package dhcp
 
 import (
 	"encoding/binary"
-	"encoding/hex"
 	"net/netip"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
-
-	"gatewayd/config"
 )
 
 // Option codes the server writes itself.
@@ -50,11 +47,11 @@ type rawOption struct {
 // domain, broadcast address, NTP servers, classless routes (with the default
 // route when the pool has a router, since clients that take option 121 ignore
 // option 3), then the raw options, which win over the built-in ones.
-func buildPoolOptions(p *config.Pool) *poolOptions {
+func buildPoolOptions(p *Pool) *poolOptions {
 	o := &poolOptions{
-		lease:  seconds(p.LeaseTime.Duration.Seconds()),
-		renew:  seconds(p.RenewTime.Duration.Seconds()),
-		rebind: seconds(p.RebindTime.Duration.Seconds()),
+		lease:  seconds(p.LeaseTime.Seconds()),
+		renew:  seconds(p.RenewTime.Seconds()),
+		rebind: seconds(p.RebindTime.Seconds()),
 	}
 	add := func(code uint8, val []byte) {
 		for i := range o.fixed {
@@ -67,11 +64,11 @@ func buildPoolOptions(p *config.Pool) *poolOptions {
 	}
 	mask := ^uint32(0) << (32 - p.Subnet.Bits())
 	add(optSubnetMask, binary.BigEndian.AppendUint32(nil, mask))
-	if p.RouterAddr.IsValid() {
-		add(optRouter, addrBytes(p.RouterAddr))
+	if p.Router.IsValid() {
+		add(optRouter, addrBytes(p.Router))
 	}
-	if len(p.DNSAddrs) > 0 {
-		add(optDNS, addrBytes(p.DNSAddrs...))
+	if len(p.DNS) > 0 {
+		add(optDNS, addrBytes(p.DNS...))
 	}
 	if p.Domain != "" {
 		add(optDomainName, []byte(p.Domain))
@@ -79,21 +76,21 @@ func buildPoolOptions(p *config.Pool) *poolOptions {
 	if p.Broadcast.IsValid() {
 		add(optBroadcast, addrBytes(p.Broadcast))
 	}
-	if len(p.NTPAddrs) > 0 {
-		add(optNTP, addrBytes(p.NTPAddrs...))
+	if len(p.NTP) > 0 {
+		add(optNTP, addrBytes(p.NTP...))
 	}
 	if len(p.Routes) > 0 {
 		var r []byte
 		for _, rt := range p.Routes {
 			r = appendRoute(r, rt.To, rt.Via)
 		}
-		if p.RouterAddr.IsValid() {
-			r = appendRoute(r, netip.PrefixFrom(netip.IPv4Unspecified(), 0), p.RouterAddr)
+		if p.Router.IsValid() {
+			r = appendRoute(r, netip.PrefixFrom(netip.IPv4Unspecified(), 0), p.Router)
 		}
 		o.routes = r
 	}
 	for _, opt := range p.Options {
-		add(uint8(opt.Code), rawValue(opt))
+		add(opt.Code, opt.Value)
 	}
 	return o
 }
@@ -122,18 +119,6 @@ func appendRoute(b []byte, to netip.Prefix, via netip.Addr) []byte {
 	dst := to.Masked().Addr().As4()
 	b = append(b, dst[:(bitsLen+7)/8]...)
 	return append(b, addrBytes(via)...)
-}
-
-// rawValue encodes a config option; validation guarantees exactly one form.
-func rawValue(o config.Option) []byte {
-	switch {
-	case o.Hex != "":
-		b, _ := hex.DecodeString(o.Hex)
-		return b
-	case o.Text != "":
-		return []byte(o.Text)
-	}
-	return addrBytes(o.IP...)
 }
 
 // apply writes the pool's options into a reply. withLease adds the lease

@@ -212,7 +212,7 @@ func TestRelay(t *testing.T) {
 
 func TestProbeBeforeOffer(t *testing.T) {
 	n := newTestNet(t)
-	n.cfg = parseConfig(t, editConfig(t, netTOML, `alias = "dhcp"`, "alias = \"dhcp\"\nprobe_before_offer = true"))
+	n.cfg = netConfig(func(c *Config) { c.ProbeBeforeOffer = true })
 	n.set(n.cfg)
 	squat := n.client("squatter", "02:00:00:00:07:01")
 	squat.MustRun(t, "ip", "addr", "add", "192.0.2.100/24", "dev", "eth0")
@@ -228,7 +228,7 @@ func TestProbeBeforeOffer(t *testing.T) {
 		t.Errorf("conflicts %d, quarantined %d; want 1 and 1", st.Counters.Conflicts, st.Declined)
 	}
 	// Turning it off closes the packet socket; offers go out at once.
-	n.set(parseConfig(t, netTOML))
+	n.set(netConfig())
 	if n.srv.arp != nil {
 		t.Error("the ARP socket stays open with probe_before_offer off")
 	}

@@ -11,14 +11,10 @@ import (
 	"reflect"
 	"sync"
 	"time"
-
-	"gatewayd/config"
 )
 
 // Options are what the controller gives the role once, at creation.
 type Options struct {
-	// Interface is the NIC to serve on when the config names none.
-	Interface string
 	// StateDir holds the lease log, in StateDir/dhcp/.
 	StateDir string
 	Logger   *slog.Logger
@@ -42,7 +38,7 @@ type Server struct {
 
 	mu      sync.Mutex // guards everything below
 	h       *handler
-	cur     *settings // applied; nil when stopped
+	cur     *Config // applied; nil when stopped
 	conn    *conn
 	arp     *arpProber    // open while probe_before_offer is on
 	stopped chan struct{} // closed to stop the sweeper
@@ -51,14 +47,6 @@ type Server struct {
 	pendMu sync.Mutex
 	pend   []pending // replies of the log batch being written
 	spare  []pending
-}
-
-// settings is the part of the config the role serves; Set compares it to
-// decide whether there is anything to do.
-type settings struct {
-	Interface string
-	Alias     netip.Prefix
-	DHCP      config.DHCP
 }
 
 // New opens (or creates) the lease log under opts.StateDir/dhcp and loads it.
@@ -102,38 +90,17 @@ func (s *Server) snapshot() []*binding {
 	return out
 }
 
-// desired returns what c asks of the role, nil when the role must not run
-// here: no [dhcp] section, or its alias held by another box.
-func (s *Server) desired(c *config.Config) (*settings, error) {
-	if c == nil || c.DHCP == nil {
-		return nil, nil
-	}
-	alias, held := c.RoleAlias("dhcp")
-	if alias == nil || !held {
-		return nil, nil
-	}
-	ifname := c.Gateway.Interface
-	if ifname == "" {
-		ifname = s.opts.Interface
-	}
-	if ifname == "" {
-		return nil, errors.New("dhcp: no interface to serve on: set [gateway] interface")
-	}
-	if !alias.Address.Addr().Is4() {
-		return nil, fmt.Errorf("dhcp: alias %q (%s) is not IPv4", alias.Name, alias.Address)
-	}
-	return &settings{Interface: ifname, Alias: alias.Address, DHCP: *c.DHCP}, nil
-}
-
-// Set applies the config: it starts the role, reconfigures it (pools and
-// options change without losing a lease) or stops it when the config has no
-// [dhcp] or this box does not hold its alias. The same config twice does
-// nothing. On error the previous state keeps running. Call it in the NIC's
-// network namespace: the socket is made there.
-func (s *Server) Set(ctx context.Context, c *config.Config) error {
-	want, err := s.desired(c)
-	if err != nil {
-		return err
+// Set applies the role's desired state: it starts the role, reconfigures it
+// (pools and options change without losing a lease) or, with nil, stops it
+// (no [dhcp] in the site file, or another box holds the DHCP alias). The
+// same value twice does nothing. On error the previous state keeps running.
+// Every socket and netlink handle the role uses is opened here, in the
+// network namespace of the calling goroutine.
+func (s *Server) Set(ctx context.Context, c *Config) error {
+	if c != nil {
+		if err := c.validate(); err != nil {
+			return err
+		}
 	}
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
@@ -146,13 +113,15 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 	if closed {
 		return errors.New("dhcp: the role is closed")
 	}
-	if want == nil {
+	if c == nil {
 		s.stop()
 		return nil
 	}
-	if cur != nil && reflect.DeepEqual(*cur, *want) {
+	if cur != nil && reflect.DeepEqual(*cur, *c) {
 		return nil
 	}
+	want := c.clone()
+	var err error
 	newConn := oldConn
 	if oldConn == nil || oldConn.ifname != want.Interface {
 		if newConn, err = listen(want.Interface); err != nil {
@@ -163,14 +132,14 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 	oldARP := s.arp
 	s.mu.Unlock()
 	newARP := oldARP
-	if want.DHCP.ProbeBeforeOffer && (oldARP == nil || newConn != oldConn) {
+	if want.ProbeBeforeOffer && (oldARP == nil || newConn != oldConn) {
 		if newARP, err = openARP(want.Interface); err != nil {
 			if newConn != oldConn {
 				newConn.close()
 			}
 			return fmt.Errorf("dhcp: probe_before_offer: %w", err)
 		}
-	} else if !want.DHCP.ProbeBeforeOffer {
+	} else if !want.ProbeBeforeOffer {
 		newARP = nil
 	}
 	s.mu.Lock()
@@ -199,7 +168,7 @@ func (s *Server) Set(ctx context.Context, c *config.Config) error {
 	if starting {
 		go s.sweeper(stopped)
 	}
-	s.log.Info("serving", "iface", want.Interface, "addr", want.Alias.Addr(), "pools", len(want.DHCP.Pools), "static", len(want.DHCP.Static))
+	s.log.Info("serving", "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
 	return nil
 }
 
@@ -389,7 +358,7 @@ func (s *Server) forUs(dst netip.Addr) bool {
 	if !dst.IsValid() || dst == bcast4 || s.cur == nil {
 		return true
 	}
-	alias := s.cur.Alias
+	alias := s.cur.Server
 	if dst == alias.Addr() {
 		return true
 	}

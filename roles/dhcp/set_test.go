@@ -20,13 +20,14 @@ func TestSetLifecycle(t *testing.T) {
 
 	// The same config again: nothing changes, not even the socket.
 	conn := n.srv.conn
-	n.set(parseConfig(t, netTOML))
+	n.set(netConfig())
 	if n.srv.conn != conn {
 		t.Error("Set with the same config reopened the socket")
 	}
 
 	// The pool changes: the lease stays, the new range serves.
-	n.set(parseConfig(t, editConfig(t, netTOML, "192.0.2.100-192.0.2.199", "192.0.2.100-192.0.2.149")))
+	smaller := netConfig(func(c *Config) { c.Pools[0].Range.End = mustAddr("192.0.2.149") })
+	n.set(smaller)
 	if n.srv.conn != conn {
 		t.Error("a pool change reopened the socket")
 	}
@@ -36,10 +37,15 @@ func TestSetLifecycle(t *testing.T) {
 	if got := n.srv.Status().Pools[0].Size; got != 50 {
 		t.Errorf("pool size after reconfigure %d, want 50", got)
 	}
+	// The role keeps its own copy: the caller's later edits do not reach it.
+	smaller.Pools[0].Range.End = mustAddr("192.0.2.199")
+	if got := n.srv.Status().Pools[0].Range; got != "192.0.2.100-192.0.2.149" {
+		t.Errorf("pool %s after the caller changed its Config, want 192.0.2.100-192.0.2.149", got)
+	}
 
 	// A config that cannot be applied is refused and the role keeps serving.
 	err := n.gw.Do(func() error {
-		return n.srv.Set(t.Context(), parseConfig(t, editConfig(t, netTOML, `interface = "eth1"`, `interface = "nope0"`)))
+		return n.srv.Set(t.Context(), netConfig(func(c *Config) { c.Interface = "nope0" }))
 	})
 	if err == nil || !strings.Contains(err.Error(), "nope0") {
 		t.Errorf("Set on a missing interface: %v, want an error naming nope0", err)
@@ -49,9 +55,9 @@ func TestSetLifecycle(t *testing.T) {
 	}
 	c.discover(t)
 
-	// The alias moves to another box: the role stops, the leases stay, the
-	// names are withdrawn.
-	n.set(parseConfig(t, editConfig(t, netTOML, "name = \"dhcp\"\naddress = \"192.0.2.2/24\"", "name = \"dhcp\"\naddress = \"192.0.2.2/24\"\nhost = \"gw2\"")))
+	// The alias moves to another box (the controller says nil): the role
+	// stops, the leases stay, the names are withdrawn.
+	n.set(nil)
 	if st := n.srv.Status(); st.Running || st.Active != 1 {
 		t.Errorf("after the alias moved away: running %v, %d active leases", st.Running, st.Active)
 	}
@@ -64,16 +70,14 @@ func TestSetLifecycle(t *testing.T) {
 	}
 
 	// Back: serving again, names republished.
-	n.set(parseConfig(t, netTOML))
+	n.set(netConfig())
 	if !n.srv.Status().Running || n.names.get("box").String() != addr {
 		t.Errorf("after restart: running %v, box = %v", n.srv.Status().Running, n.names.get("box"))
 	}
 	c.discover(t)
 
-	// No [dhcp] at all stops it too.
-	cfg := parseConfig(t, netTOML)
-	cfg.DHCP = nil
-	n.set(cfg)
+	// No [dhcp] at all (nil again) stops it too.
+	n.set(nil)
 	if n.srv.Status().Running {
 		t.Error("the role runs without a [dhcp] section")
 	}

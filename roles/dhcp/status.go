@@ -37,7 +37,7 @@ func (s *Server) Status() Status {
 	now := s.now().Unix()
 	st := Status{Running: s.cur != nil, Pools: []PoolStatus{}, Offers: len(s.h.alloc.offers)}
 	if s.cur != nil {
-		st.Interface, st.Address = s.cur.Interface, s.cur.Alias.Addr()
+		st.Interface, st.Address = s.cur.Interface, s.cur.Server.Addr()
 	}
 	a := s.h.alloc
 	active := make([]int, len(a.pools))
