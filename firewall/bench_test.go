@@ -6,11 +6,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -39,8 +37,7 @@ func BenchmarkApply(b *testing.B) {
 	}
 	for _, n := range []int{10, 100, 1000} {
 		b.Run(fmt.Sprintf("zones=%d", n), func(b *testing.B) {
-			a := parseConfig(b, manyZones(n))
-			v := parseConfig(b, strings.ReplaceAll(manyZones(n), `allow = ["dns", "ping"]`, `allow = ["dns"]`))
+			a, v := manyZones(n, false), manyZones(n, true)
 			ra, rv := Build(a), Build(v)
 			dir := b.TempDir()
 			fresh := filepath.Join(dir, "fresh.nft")
@@ -83,7 +80,7 @@ func BenchmarkApply(b *testing.B) {
 
 // timeSetReplace applies from (not timed), then times building and
 // setting to over it.
-func timeSetReplace(b *testing.B, fw *Firewall, from *Ruleset, to *config.Config) time.Duration {
+func timeSetReplace(b *testing.B, fw *Firewall, from *Ruleset, to Policy) time.Duration {
 	b.Helper()
 	if err := fw.Set(from); err != nil {
 		b.Fatal(err)

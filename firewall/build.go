@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-
-	"gatewayd/config"
 )
 
 // logPrefixMax is the kernel's limit on a log prefix, without its NUL.
@@ -22,25 +20,23 @@ var (
 	linkLocal = netip.MustParsePrefix("fe80::/10")
 )
 
-// Build turns the config into the ruleset this box should run: the aliases it
+// Build turns the policy into the ruleset this box should run: the aliases it
 // holds, every zone (implicit ones included), the services each zone may
 // reach on the alias serving them, and the router's forward and NAT intent.
-// It reads nothing but c.
-func Build(c *config.Config) *Ruleset {
-	r := &Ruleset{Interface: c.Gateway.Interface}
-	for _, a := range c.Held() {
-		r.Aliases = append(r.Aliases, AliasInfo{Name: a.Name, Addr: a.Address.Addr()})
+// It reads nothing but p, and keeps none of p's slices it could append to.
+func Build(p Policy) *Ruleset {
+	r := &Ruleset{Interface: p.Interface, Aliases: slices.Clone(p.Aliases), Zones: slices.Clone(p.Zones)}
+	for _, a := range r.Aliases {
 		r.Counters = append(r.Counters, AliasCounter(a.Name, "in"), AliasCounter(a.Name, "out"))
 	}
-	for _, z := range c.Zones {
-		r.Zones = append(r.Zones, zoneInfo(c, z))
+	for _, z := range r.Zones {
 		r.Counters = append(r.Counters, ZoneCounter(z.Name, "in"), ZoneCounter(z.Name, "fwd"), ZoneCounter(z.Name, "drop"))
 	}
 	r.Counters = append(r.Counters, ZoneCounter(UpstreamZone, "drop"))
 	r.Sets = append(zoneSets(r.Zones), aliasSet(r.Aliases))
 
 	r.Chains = []Chain{inputChain(r), forwardChain(r.Interface), outputChain(r)}
-	if masquerades(c) {
+	if p.Masquerade {
 		r.Chains = append(r.Chains, srcnatChain())
 	}
 	subnets := map[string][]netip.Prefix{}
@@ -62,51 +58,6 @@ func ZoneCounter(zone, what string) string { return "zone_" + zone + "_" + what 
 // InChain and FwdChain name a zone's chains.
 func InChain(zone string) string  { return "in_" + zone }
 func FwdChain(zone string) string { return "fwd_" + zone }
-
-// masquerades reports whether the router role is held here with NAT on.
-func masquerades(c *config.Config) bool {
-	_, held := c.RoleAlias("router")
-	return held && c.Router.Masquerade
-}
-
-// zoneInfo resolves what a zone may reach: each allowed service on the
-// addresses of this box that serve it (its alias when held here, every held
-// alias for a service without one). A service whose alias another box holds
-// opens nothing here.
-func zoneInfo(c *config.Config, z *config.Zone) ZoneInfo {
-	info := ZoneInfo{Name: z.Name, Subnets: slices.Clone(z.Subnets), Implicit: z.Implicit, Forward: slices.Clone(z.Forward)}
-	seen := map[Access]bool{}
-	for _, name := range z.Allow {
-		svc := c.Services[name]
-		if svc == nil {
-			continue
-		}
-		for _, addr := range serviceAddrs(c, svc) {
-			for _, p := range svc.PortSpecs {
-				a := Access{Service: name, Addr: addr, Port: p, Every: svc.Alias == ""}
-				if !seen[a] {
-					seen[a] = true
-					info.Access = append(info.Access, a)
-				}
-			}
-		}
-	}
-	return info
-}
-
-func serviceAddrs(c *config.Config, svc *config.Service) []netip.Addr {
-	var out []netip.Addr
-	if svc.Alias == "" {
-		for _, a := range c.Held() {
-			out = append(out, a.Address.Addr())
-		}
-		return out
-	}
-	if a := c.Alias(svc.Alias); a != nil && c.Holds(*a) {
-		out = append(out, a.Address.Addr())
-	}
-	return out
-}
 
 // zoneSets builds zones_v4 and the two dispatch maps, sorted by address.
 func zoneSets(zones []ZoneInfo) []Set {
@@ -220,7 +171,7 @@ func srcnatChain() Chain {
 func zoneInputChain(z ZoneInfo) Chain {
 	c := Chain{Name: InChain(z.Name)}
 	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "in")}, CtState{CtEstablished | CtRelated}, Accept))
-	bcast := map[config.PortSpec]bool{}
+	bcast := map[PortRange]bool{}
 	every := map[Access]bool{}
 	for _, a := range z.Access {
 		if a.Every {

@@ -9,19 +9,27 @@ import (
 	"github.com/google/nftables"
 )
 
-const baseConfig = `
-[gateway]
-interface = "eth1"
-host = "gw1"
+// basePolicy is a box on eth1 holding router (192.168.1.1) and dns
+// (192.168.1.3), with zones added by each case.
+func basePolicy(zones ...ZoneInfo) Policy {
+	return Policy{
+		Interface: "eth1",
+		Aliases:   []AliasInfo{{"router", addr("192.168.1.1")}, {"dns", addr("192.168.1.3")}},
+		Zones:     zones,
+	}
+}
 
-[[alias]]
-name = "router"
-address = "192.168.1.1/24"
+// withDHCP is basePolicy holding the dhcp alias (192.168.1.2) too, and lan
+// given access.
+func withDHCP(access []Access) Policy {
+	p := basePolicy(ZoneInfo{Name: "lan", Subnets: subnets("192.168.1.0/24"), Access: access})
+	p.Aliases = append(p.Aliases, AliasInfo{"dhcp", addr("192.168.1.2")})
+	return p
+}
 
-[[alias]]
-name = "dns"
-address = "192.168.1.3/24"
-`
+func lan(access ...Access) ZoneInfo {
+	return ZoneInfo{Name: "lan", Subnets: subnets("192.168.1.0/24"), Access: access}
+}
 
 // chainText renders one chain of r, or "" when r has no such chain.
 func chainText(r *Ruleset, name string) string {
@@ -38,57 +46,59 @@ func chainText(r *Ruleset, name string) string {
 func TestBuildEdgeCases(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		config string
+		policy Policy
 		chain  string
 		want   []string // lines the chain must hold
 		not    []string // lines it must not hold
 	}{
 		{
 			name:   "service served on every alias matches @aliases_v4",
-			config: baseConfig + "[service.node]\nports = [\"tcp/9100\"]\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nallow = [\"node\"]\n",
+			policy: basePolicy(lan(serve("node", true, []netip.Addr{addr("192.168.1.1"), addr("192.168.1.3")}, tcpPort(9100, 9100))...)),
 			chain:  "in_lan",
 			want:   []string{`ip daddr @aliases_v4 tcp dport 9100 accept comment "node"`},
 		},
 		{
 			name:   "service on an alias another box holds opens nothing here",
-			config: baseConfig + "[[alias]]\nname = \"dhcp\"\naddress = \"192.168.1.2/24\"\nhost = \"gw2\"\n[dhcp]\nalias = \"dhcp\"\n[[dhcp.pool]]\nrange = \"192.168.1.100-192.168.1.110\"\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nallow = [\"dhcp\"]\n",
+			policy: basePolicy(lan()),
 			chain:  "in_lan",
 			not:    []string{"udp dport 67"},
 		},
 		{
 			name:   "dhcp held here: DISCOVER on the NIC and broadcast in the zone",
-			config: baseConfig + "[[alias]]\nname = \"dhcp\"\naddress = \"192.168.1.2/24\"\n[dhcp]\nalias = \"dhcp\"\n[[dhcp.pool]]\nrange = \"192.168.1.100-192.168.1.110\"\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nallow = [\"dhcp\"]\n",
+			policy: withDHCP(serve("dhcp", false, []netip.Addr{addr("192.168.1.2")}, udpPort(67, 67))),
 			chain:  "input",
 			want:   []string{`iifname "eth1" ip saddr 0.0.0.0 ip daddr 255.255.255.255 udp dport 67 accept comment "dhcp"`},
 		},
 		{
 			name:   "zone allowed dhcp also takes broadcasts",
-			config: baseConfig + "[[alias]]\nname = \"dhcp\"\naddress = \"192.168.1.2/24\"\n[dhcp]\nalias = \"dhcp\"\n[[dhcp.pool]]\nrange = \"192.168.1.100-192.168.1.110\"\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nallow = [\"dhcp\"]\n",
+			policy: withDHCP(serve("dhcp", false, []netip.Addr{addr("192.168.1.2")}, udpPort(67, 67))),
 			chain:  "in_lan",
 			want:   []string{`ip daddr 192.168.1.2 udp dport 67 accept comment "dhcp"`, `ip daddr 255.255.255.255 udp dport 67 accept comment "dhcp"`},
 		},
 		{
 			name:   "no zone allows dhcp: no DISCOVER rule",
-			config: baseConfig + "[[alias]]\nname = \"dhcp\"\naddress = \"192.168.1.2/24\"\n[dhcp]\nalias = \"dhcp\"\n[[dhcp.pool]]\nrange = \"192.168.1.100-192.168.1.110\"\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\n",
+			policy: withDHCP(nil),
 			chain:  "input",
 			not:    []string{"udp dport 67"},
 		},
 		{
-			name:   "forward to a zone of two subnets: one rule each",
-			config: baseConfig + "[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nforward = [\"lab\"]\n[zone.lab]\nsubnets = [\"10.1.0.0/24\", \"10.0.0.0/24\"]\n",
-			chain:  "fwd_lan",
-			want:   []string{`ip daddr 10.0.0.0/24 accept comment "lab"`, `ip daddr 10.1.0.0/24 accept comment "lab"`},
-			not:    []string{"@zones_v4 accept"},
+			name: "forward to a zone of two subnets: one rule each",
+			policy: basePolicy(
+				ZoneInfo{Name: "lab", Subnets: subnets("10.1.0.0/24", "10.0.0.0/24")},
+				ZoneInfo{Name: "lan", Subnets: subnets("192.168.1.0/24"), Forward: []string{"lab"}}),
+			chain: "fwd_lan",
+			want:  []string{`ip daddr 10.0.0.0/24 accept comment "lab"`, `ip daddr 10.1.0.0/24 accept comment "lab"`},
+			not:   []string{"@zones_v4 accept"},
 		},
 		{
 			name:   "upstream means outside every zone",
-			config: baseConfig + "[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\nforward = [\"upstream\"]\n",
+			policy: basePolicy(ZoneInfo{Name: "lan", Subnets: subnets("192.168.1.0/24"), Forward: []string{"upstream"}}),
 			chain:  "fwd_lan",
 			want:   []string{`ip daddr != @zones_v4 accept comment "upstream"`},
 		},
 		{
 			name:   "a closed zone accepts only established traffic",
-			config: baseConfig + "[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\n",
+			policy: basePolicy(lan()),
 			chain:  "in_lan",
 			want: []string{
 				`counter name "zone_lan_in" ct state established,related accept`,
@@ -98,27 +108,35 @@ func TestBuildEdgeCases(t *testing.T) {
 			not: []string{"dport"},
 		},
 		{
-			name:   "an alias outside every zone gets a closed implicit zone",
-			config: baseConfig + "[[alias]]\nname = \"guest\"\naddress = \"172.16.0.1/24\"\n[zone.lan]\nsubnets = [\"192.168.1.0/24\"]\n",
-			chain:  "in_auto-guest",
-			want:   []string{`counter name "zone_auto-guest_drop" drop`},
-			not:    []string{"dport"},
+			name: "an alias outside every zone gets a closed implicit zone",
+			policy: func() Policy {
+				p := basePolicy(lan(), ZoneInfo{Name: "auto-guest", Subnets: subnets("172.16.0.0/24"), Implicit: true})
+				p.Aliases = append(p.Aliases, AliasInfo{"guest", addr("172.16.0.1")})
+				return p
+			}(),
+			chain: "in_auto-guest",
+			want:  []string{`counter name "zone_auto-guest_drop" drop`},
+			not:   []string{"dport"},
 		},
 		{
-			name:   "masquerade when the router role is held here",
-			config: baseConfig + "[router]\nalias = \"router\"\nupstream = \"192.168.1.254\"\nmasquerade = true\n",
-			chain:  "srcnat",
-			want:   []string{"ip saddr @zones_v4 ip daddr != @zones_v4 fib saddr type != local masquerade"},
+			name: "masquerade when the router role is held here",
+			policy: func() Policy {
+				p := basePolicy(ZoneInfo{Name: "auto-router", Subnets: subnets("192.168.1.0/24"), Implicit: true})
+				p.Masquerade = true
+				return p
+			}(),
+			chain: "srcnat",
+			want:  []string{"ip saddr @zones_v4 ip daddr != @zones_v4 fib saddr type != local masquerade"},
 		},
 		{
 			name:   "only other interfaces are left alone",
-			config: baseConfig,
+			policy: basePolicy(ZoneInfo{Name: "auto-router", Subnets: subnets("192.168.1.0/24"), Implicit: true}),
 			chain:  "forward",
 			want:   []string{`iifname != "eth1" accept`},
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			text := chainText(Build(parseConfig(t, tc.config)), tc.chain)
+			text := chainText(Build(tc.policy), tc.chain)
 			if text == "" {
 				t.Fatalf("no chain %s", tc.chain)
 			}
@@ -137,21 +155,21 @@ func TestBuildEdgeCases(t *testing.T) {
 	}
 }
 
+// TestNoMasquerade: without Masquerade (NAT off, the router role held by
+// another box, or no router role) there is no srcnat chain.
 func TestNoMasquerade(t *testing.T) {
-	for name, cfg := range map[string]string{
-		"masquerade off":     baseConfig + "[router]\nalias = \"router\"\nupstream = \"192.168.1.254\"\n",
-		"router held by gw2": strings.Replace(baseConfig, "name = \"router\"\naddress = \"192.168.1.1/24\"", "name = \"router\"\naddress = \"192.168.1.1/24\"\nhost = \"gw2\"", 1) + "[router]\nalias = \"router\"\nupstream = \"192.168.1.254\"\nmasquerade = true\n",
-		"no router role":     baseConfig,
-	} {
-		if chainText(Build(parseConfig(t, cfg)), "srcnat") != "" {
-			t.Errorf("%s: srcnat chain present", name)
-		}
+	p := basePolicy(ZoneInfo{Name: "auto-router", Subnets: subnets("192.168.1.0/24"), Implicit: true})
+	if chainText(Build(p), "srcnat") != "" {
+		t.Error("srcnat chain present")
 	}
 }
 
+// TestBuildHeldAliasesOnly: the ruleset holds the aliases of the policy and
+// nothing of an alias another box holds (dns, 192.168.1.3, not listed).
 func TestBuildHeldAliasesOnly(t *testing.T) {
-	cfg := strings.Replace(baseConfig, "name = \"dns\"\naddress = \"192.168.1.3/24\"", "name = \"dns\"\naddress = \"192.168.1.3/24\"\nhost = \"gw2\"", 1)
-	r := Build(parseConfig(t, cfg))
+	p := basePolicy(ZoneInfo{Name: "auto-router", Subnets: subnets("192.168.1.0/24"), Implicit: true})
+	p.Aliases = p.Aliases[:1]
+	r := Build(p)
 	if len(r.Aliases) != 1 || r.Aliases[0].Name != "router" {
 		t.Fatalf("aliases = %v, want only router", r.Aliases)
 	}
@@ -196,7 +214,7 @@ func TestSetElements(t *testing.T) {
 // message stays far below the 64 KiB an attribute can describe (past it
 // elements are silently lost) and that no element is lost in chunking.
 func TestMessagesBounded(t *testing.T) {
-	r := Build(parseConfig(t, manyZones(2000)))
+	r := Build(manyZones(2000, false))
 	msgs, err := batch(r, func(cc *nftables.Conn) error { return queueReplace(cc, r, false) })
 	if err != nil {
 		t.Fatal(err)

@@ -2,10 +2,12 @@
 // nothing else: it never reads, changes or deletes another table (a distro
 // firewall, iptables-nft, Docker).
 //
-// The core is pure: [Build] turns a *config.Config into a [Ruleset], a plain
-// description of the whole table, which [Ruleset.Render] prints as `nft -f`
-// text (golden tests pin it; `gatewayd plan` prints [Diff] of two
-// renderings). The kernel edge, [Firewall], applies a Ruleset through
+// The core is pure: [Build] turns a [Policy] (the aliases held here and what
+// every zone may reach, resolved by the controller from the site file) into
+// a [Ruleset], a plain description of the whole table, which
+// [Ruleset.Render] prints as `nft -f` text (golden tests pin it; `gatewayd
+// plan` prints [Diff] of two renderings). The package does not read the
+// site file. The kernel edge, [Firewall], applies a Ruleset through
 // google/nftables in one netlink batch that flushes and rebuilds the table, so
 // there is never a moment without rules nor one with both the old and the new
 // rules, and named counters survive a reload that keeps them.

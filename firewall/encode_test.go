@@ -11,8 +11,8 @@ import (
 // its cached expressions, are byte for byte what google/nftables' AddRule
 // makes of the same expressions.
 func TestRuleMessagesMatchLibrary(t *testing.T) {
-	for _, path := range []string{"../etc/gateway.toml", "testdata/nozones.toml", "testdata/outside.toml", "testdata/many.toml"} {
-		r := Build(loadConfig(t, path))
+	for path, p := range map[string]Policy{"seed": seedPolicy(), "nozones": nozonesPolicy(), "outside": outsidePolicy(), "many": manyPolicy()} {
+		r := Build(p)
 		mine, err := ruleMessages(r)
 		if err != nil {
 			t.Fatal(err)

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -17,17 +15,12 @@ import (
 type Options struct {
 	// Logger receives the component's logs; nil means slog.Default().
 	Logger *slog.Logger
-	// NetNS is an open file descriptor of the network namespace to manage;
-	// 0 means the namespace of the thread calling Open.
-	NetNS int
 }
 
-// Firewall applies rulesets to table inet gatewayd in one network namespace.
-// Its methods are safe for concurrent use.
+// Firewall applies rulesets to table inet gatewayd in the network namespace
+// it was opened in. Its methods are safe for concurrent use.
 type Firewall struct {
-	log   *slog.Logger
-	nsFD  int
-	ownNS *os.File // the namespace file Open opened, closed by Close
+	log *slog.Logger
 
 	mu      sync.Mutex
 	sock    *nlSocket // batches and read-back dumps; nil once closed
@@ -36,52 +29,20 @@ type Firewall struct {
 	batches atomic.Uint64
 }
 
-// Open connects to nftables in the namespace opts names (or the caller's).
-// It changes nothing in the kernel.
+// Open connects to nftables in the network namespace of the calling
+// goroutine's thread. The Firewall keeps that one socket, and so that
+// namespace, for its whole life, whichever goroutine calls it later. Open
+// changes nothing in the kernel.
 func Open(opts Options) (*Firewall, error) {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	f := &Firewall{log: log.With("component", "firewall"), nsFD: opts.NetNS}
-	if f.nsFD == 0 {
-		ns, err := threadNetNS()
-		if err != nil {
-			return nil, err
-		}
-		f.ownNS, f.nsFD = ns, int(ns.Fd())
-	}
-	if err := f.dial(); err != nil {
-		f.closeNS()
+	s, err := dialNetfilter()
+	if err != nil {
 		return nil, err
 	}
-	return f, nil
-}
-
-// threadNetNS opens the network namespace of the calling thread, so the
-// firewall keeps working there whichever thread later calls it.
-func threadNetNS() (*os.File, error) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	f, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		return nil, fmt.Errorf("opening the current network namespace: %w", err)
-	}
-	return f, nil
-}
-
-// dial (re)opens the netlink socket.
-func (f *Firewall) dial() error {
-	if f.sock != nil {
-		_ = f.sock.Close()
-		f.sock = nil
-	}
-	s, err := dialNetfilter(f.nsFD)
-	if err != nil {
-		return err
-	}
-	f.sock = s
-	return nil
+	return &Firewall{log: log.With("component", "firewall"), sock: s}, nil
 }
 
 // Close releases the netlink connection. It leaves the table in place: the
@@ -94,15 +55,7 @@ func (f *Firewall) Close() error {
 		err = f.sock.Close()
 		f.sock = nil
 	}
-	f.closeNS()
 	return err
-}
-
-func (f *Firewall) closeNS() {
-	if f.ownNS != nil {
-		_ = f.ownNS.Close()
-		f.ownNS = nil
-	}
 }
 
 // Batches counts the netlink batches (writes) sent so far.
@@ -204,8 +157,8 @@ func (f *Firewall) stateAfterError() error {
 	return fmt.Errorf("table inet gatewayd now has %d chains, %d sets, %d objects and does not match the previous ruleset", len(cur.chains), len(cur.sets), len(cur.objects))
 }
 
-// send sends one encoded batch. After a failed exchange the socket is
-// reopened, since unread answers may be left on it.
+// send sends one encoded batch. A failed exchange leaves the socket usable
+// (see nlSocket.resync).
 func (f *Firewall) send(msgs []netlink.Message, err error) error {
 	if err != nil {
 		return fmt.Errorf("encoding the batch: %w", err)
@@ -213,7 +166,7 @@ func (f *Firewall) send(msgs []netlink.Message, err error) error {
 	f.batches.Add(1)
 	kerrs, err := f.sock.sendBatch(msgs)
 	if err != nil {
-		return errors.Join(err, f.dial())
+		return err
 	}
 	return batchErr(kerrs, msgs)
 }

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -34,24 +33,6 @@ func listTable(t testing.TB, ns *lab.Namespace) string {
 }
 
 var counterValues = regexp.MustCompile(`packets \d+ bytes \d+`)
-
-func seedConfig(t testing.TB) *config.Config {
-	t.Helper()
-	c, err := config.Load("../etc/gateway.toml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func parseConfig(t testing.TB, text string) *config.Config {
-	t.Helper()
-	c, err := config.Parse("test.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
 
 // nftLoad loads text with nft -f inside ns.
 func nftLoad(t testing.TB, ns *lab.Namespace, text string) {

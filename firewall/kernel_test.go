@@ -7,6 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/nftables"
+	"github.com/mdlayher/netlink"
+	"golang.org/x/sys/unix"
+
 	"gatewayd/lab"
 )
 
@@ -23,18 +27,21 @@ func TestEncodingMatchesNft(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := openIn(t, a)
-	for i, tc := range []struct{ name, config string }{
-		{"seed", "../etc/gateway.toml"},
-		{"nozones", "testdata/nozones.toml"},
-		{"outside", "testdata/outside.toml"},
-		{"many", "testdata/many.toml"},
+	for i, tc := range []struct {
+		name   string
+		policy Policy
+	}{
+		{"seed", seedPolicy()},
+		{"nozones", nozonesPolicy()},
+		{"outside", outsidePolicy()},
+		{"many", manyPolicy()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := l.Namespace(fmt.Sprintf("b%d", i))
 			if err != nil {
 				t.Fatal(err)
 			}
-			r := Build(loadConfig(t, tc.config))
+			r := Build(tc.policy)
 			// A fresh table: a rebuild keeps the chains that stay where
 			// they were, so nft would list them in another order.
 			if err := fw.Purge(); err != nil {
@@ -62,12 +69,12 @@ func TestSetIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := openIn(t, ns)
-	if err := fw.Set(Build(seedConfig(t))); err != nil {
+	if err := fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	n := fw.Batches()
 	for range 3 {
-		if err := fw.Set(Build(seedConfig(t))); err != nil {
+		if err := fw.Set(Build(seedPolicy())); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -76,7 +83,7 @@ func TestSetIdempotent(t *testing.T) {
 	}
 	ns.MustRun(t, "nft", "delete", "rule", "inet", "gatewayd", "in_lan", "handle",
 		ruleHandle(t, ns, "in_lan", `tcp dport 22`))
-	if err := fw.Set(Build(seedConfig(t))); err != nil {
+	if err := fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	if fw.Batches() != n+1 {
@@ -144,11 +151,11 @@ func TestOtherTablesSurvive(t *testing.T) {
 		}
 	}
 	fw := openIn(t, ns)
-	if err := fw.Set(Build(seedConfig(t))); err != nil {
+	if err := fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	check("start")
-	if err := fw.Set(seedWith(t, `forward = ["upstream", "lab"]`, `forward = ["upstream"]`)); err != nil {
+	if err := fw.Set(Build(seedLanNotToLab())); err != nil {
 		t.Fatal(err)
 	}
 	check("reload")
@@ -157,7 +164,7 @@ func TestOtherTablesSurvive(t *testing.T) {
 	}
 	check("stop")
 	fw = openIn(t, ns)
-	if err := fw.Set(Build(seedConfig(t))); err != nil {
+	if err := fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	check("restart")
@@ -183,13 +190,13 @@ func TestLargeConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := openIn(t, ns)
-	r := Build(parseConfig(t, manyZones(1000)))
+	r := Build(manyZones(1000, false))
 	start := time.Now()
 	if err := fw.Set(r); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("1000 zones: %d chains, %d rules applied and verified in %v", len(r.Chains), ruleCount(r), time.Since(start))
-	r2 := Build(parseConfig(t, manyZones(999)))
+	r2 := Build(manyZones(999, false))
 	start = time.Now()
 	if err := fw.Set(r2); err != nil {
 		t.Fatal(err)
@@ -215,12 +222,12 @@ func TestRefusedBatchKeepsPrevious(t *testing.T) {
 		t.Fatal(err)
 	}
 	fw := openIn(t, ns)
-	good := Build(seedConfig(t))
+	good := Build(seedPolicy())
 	if err := fw.Set(good); err != nil {
 		t.Fatal(err)
 	}
 	before := listTable(t, ns)
-	bad := Build(seedConfig(t))
+	bad := Build(seedPolicy())
 	bad.Chains[0].Rules = append(bad.Chains[0].Rules, rule(Jump("no_such_chain")))
 	err = fw.Set(bad)
 	if err == nil {
@@ -238,4 +245,74 @@ func TestRefusedBatchKeepsPrevious(t *testing.T) {
 	if err := fw.Set(good); err != nil || fw.Batches() != n {
 		t.Errorf("setting the running ruleset again: %v, %d batches", err, fw.Batches()-n)
 	}
+}
+
+// TestStaleAnswersIgnored: answers left unread on the socket, as a timed-out
+// or overrun exchange leaves them (here an error answer to a lookup of a
+// table that does not exist), are not taken for the next batch's, and
+// resync drops them; the socket is never re-dialled.
+func TestStaleAnswersIgnored(t *testing.T) {
+	lab.Require(t)
+	l := lab.New(t)
+	ns, err := l.Namespace("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fw := openIn(t, ns)
+	sock := fw.sock
+	lookupMissing := func() {
+		t.Helper()
+		sock.seq++
+		attrs := []byte("no_such_table\x00")
+		data := append([]byte{unix.NFPROTO_INET, unix.NFNETLINK_V0, 0, 0}, netlinkAttr(unix.NFTA_TABLE_NAME, attrs)...)
+		if err := sock.write(appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETTABLE, unix.NLM_F_REQUEST, sock.seq, data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := Build(seedPolicy())
+	cur, err := sock.readTable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := batch(r, func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	lookupMissing()
+	if kerrs, err := sock.sendBatch(msgs); err != nil || len(kerrs) != 0 {
+		t.Fatalf("a stale error answer was taken for the batch's: %v %v", kerrs, err)
+	}
+	if err := fw.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	lookupMissing()
+	if err := sock.resync(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := unix.Recvfrom(rawFD(t, sock), make([]byte, 4096), unix.MSG_DONTWAIT); err != unix.EAGAIN {
+		t.Errorf("after resync a read gives %v, want EAGAIN (nothing queued)", err)
+	}
+	if fw.sock != sock {
+		t.Error("the socket was replaced")
+	}
+	if err := fw.Set(Build(seedLabSSH())); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func netlinkAttr(typ uint16, data []byte) []byte {
+	b, err := netlink.MarshalAttributes([]netlink.Attribute{{Type: typ, Data: data}})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+func rawFD(t *testing.T, s *nlSocket) int {
+	t.Helper()
+	var fd int
+	if err := s.raw.Control(func(f uintptr) { fd = int(f) }); err != nil {
+		t.Fatal(err)
+	}
+	return fd
 }

@@ -1,10 +1,6 @@
 package firewall
 
-import (
-	"net/netip"
-
-	"gatewayd/config"
-)
+import "net/netip"
 
 // Table names gatewayd's table; it is the only table the package touches.
 const (
@@ -20,8 +16,10 @@ const (
 	MapZoneFwd = "zone_fwd"   // source subnet → jump fwd_<zone>
 )
 
-// UpstreamZone names what lies outside every zone, in counters and log prefixes.
-const UpstreamZone = config.Upstream
+// UpstreamZone names what lies outside every zone: as a Forward target it
+// means "anything outside every zone", and it names the counters and log
+// prefix of what arrives from there.
+const UpstreamZone = "upstream"
 
 // Ruleset is the whole of table inet gatewayd, as data. It is built by Build,
 // rendered by Render and applied by Firewall.Set; nothing in it depends on the
@@ -47,7 +45,7 @@ type AliasInfo struct {
 	Addr netip.Addr
 }
 
-// ZoneInfo is the policy Build derived for one zone.
+// ZoneInfo is the policy of one zone, resolved by the controller.
 type ZoneInfo struct {
 	Name     string
 	Subnets  []netip.Prefix
@@ -62,10 +60,19 @@ type ZoneInfo struct {
 type Access struct {
 	Service string
 	Addr    netip.Addr
-	Port    config.PortSpec
+	Port    PortRange
 	// Every is set for a service without an alias: it is served on every
-	// alias held here, and one rule matches them all (@aliases_v4).
+	// alias held here (one Access per alias), and one rule matches them all
+	// (@aliases_v4).
 	Every bool
+}
+
+// PortRange is one protocol and port range a service opens: Proto "tcp" or
+// "udp" with From <= To, or "icmp" with both ports 0. It is an input of
+// Build, not an expression of a rule (see Port).
+type PortRange struct {
+	Proto    string
+	From, To uint16
 }
 
 // Set is a named interval set of IPv4 prefixes (or addresses), or, when Map is true, an

@@ -31,7 +31,16 @@ const batchTimeout = 30 * time.Second
 // rules are megabytes); a refused batch can answer with an error per message.
 const sockBuf = 64 << 20
 
-// nlSocket is a NETLINK_NETFILTER socket in the managed namespace.
+// nlSocket is a NETLINK_NETFILTER socket, in the namespace it was opened in.
+//
+// It is never re-dialled after an error: a new socket would land in the
+// namespace of whichever thread happened to run that call, not necessarily
+// the one Open ran in. A failed exchange (a timeout, a receive buffer
+// overrun, an answer that does not decode) instead resyncs the socket: it
+// drops the answers left unread, and every exchange ignores answers whose
+// sequence number is not its own, so a late answer cannot be taken for the
+// next request's. A socket broken for good is the caller's to replace:
+// Close the Firewall and Open another from the right namespace.
 type nlSocket struct {
 	conn *netlink.Conn
 	raw  syscall.RawConn
@@ -39,8 +48,9 @@ type nlSocket struct {
 	buf  []byte
 }
 
-func dialNetfilter(nsFD int) (*nlSocket, error) {
-	c, err := netlink.Dial(unix.NETLINK_NETFILTER, &netlink.Config{NetNS: nsFD})
+// dialNetfilter opens the socket in the calling thread's network namespace.
+func dialNetfilter() (*nlSocket, error) {
+	c, err := netlink.Dial(unix.NETLINK_NETFILTER, nil)
 	if err != nil {
 		return nil, fmt.Errorf("opening a netfilter netlink socket: %w", err)
 	}
@@ -146,16 +156,18 @@ func (s *nlSocket) sendBatch(msgs []netlink.Message) ([]batchError, error) {
 	for {
 		replies, err := s.read(deadline)
 		if err != nil {
-			return errs, fmt.Errorf("reading the kernel's answer to a batch: %w", err)
+			return errs, s.afterFailure(fmt.Errorf("reading the kernel's answer to a batch: %w", err))
 		}
 		for _, r := range replies {
-			if r.Header.Type != unix.NLMSG_ERROR || len(r.Data) < 4 {
+			seq := r.Header.Seq
+			// Differences, so that a sequence number wrapping past zero
+			// still falls inside the batch.
+			if r.Header.Type != unix.NLMSG_ERROR || len(r.Data) < 4 || seq-base > last-base {
 				continue
 			}
 			errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(r.Data[:4])))
-			seq := r.Header.Seq
 			if errno != 0 {
-				errs = append(errs, batchError{Index: int(seq) - int(base) - 1, Errno: errno})
+				errs = append(errs, batchError{Index: int(seq-base) - 1, Errno: errno})
 			}
 			// The last message's answer comes after every other one; an
 			// error on the batch begin can be all there is.
@@ -229,6 +241,14 @@ func (s *nlSocket) dump(typ uint16, attrs []netlink.Attribute, fn func(*netlink.
 	if err := s.write(req); err != nil {
 		return err
 	}
+	if err := s.readDump(seq, fn); err != nil {
+		return s.afterFailure(err) // the rest of the dump may still be queued
+	}
+	return nil
+}
+
+// readDump reads the answers to dump request seq up to its end.
+func (s *nlSocket) readDump(seq uint32, fn func(*netlink.AttributeDecoder) error) error {
 	deadline := time.Now().Add(batchTimeout)
 	for {
 		msgs, err := s.read(deadline)
@@ -262,6 +282,42 @@ func (s *nlSocket) dump(typ uint16, attrs []netlink.Attribute, fn func(*netlink.
 			}
 		}
 	}
+}
+
+// afterFailure resyncs the socket after an exchange failed with err, and
+// returns err, with the resync's own error if it failed too.
+func (s *nlSocket) afterFailure(err error) error {
+	if rerr := s.resync(); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
+}
+
+// resync drops every answer queued on the socket, without waiting, so the
+// next exchange starts clean. The read deadline of the failed exchange may
+// have passed: it is cleared first, or the read would not even be tried.
+func (s *nlSocket) resync() error {
+	if err := s.conn.SetReadDeadline(time.Time{}); err != nil {
+		return fmt.Errorf("resyncing the netfilter socket: %w", err)
+	}
+	var rerr error
+	err := s.raw.Read(func(fd uintptr) bool {
+		for {
+			_, _, e := unix.Recvfrom(int(fd), s.buf, unix.MSG_DONTWAIT)
+			switch e {
+			case nil, unix.EINTR, unix.ENOBUFS: // ENOBUFS reports an overrun and clears it
+			case unix.EAGAIN:
+				return true
+			default:
+				rerr = e
+				return true
+			}
+		}
+	})
+	if err = errors.Join(err, rerr); err != nil {
+		return fmt.Errorf("resyncing the netfilter socket: %w", err)
+	}
+	return nil
 }
 
 // batchErr describes the errors the kernel reported for a batch, naming the

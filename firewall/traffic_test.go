@@ -3,22 +3,10 @@ package firewall
 import (
 	"net"
 	"slices"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 )
-
-// seedWith is the seed config with one substitution applied.
-func seedWith(t *testing.T, old, new string) *Ruleset {
-	t.Helper()
-	text := seedText(t)
-	edited := strings.Replace(text, old, new, 1)
-	if edited == text && old != "" {
-		t.Fatalf("the seed has no %q", old)
-	}
-	return Build(parseConfig(t, edited))
-}
 
 // TestZonePolicy runs real traffic through the seed ruleset: zone to zone,
 // zone to upstream (masqueraded), each zone to exactly its services on
@@ -35,7 +23,7 @@ func TestZonePolicy(t *testing.T) {
 	atUp := serveTCP(t, s.up, "0.0.0.0:80")
 	atLab := serveTCP(t, s.lab, "0.0.0.0:8080")
 	serveTCP(t, s.lan, "0.0.0.0:8080")
-	if err := s.fw.Set(Build(seedConfig(t))); err != nil {
+	if err := s.fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 
@@ -103,7 +91,7 @@ func TestZonePolicy(t *testing.T) {
 			t.Errorf("upstream drops not counted: %+v", before.Zones)
 		}
 		// A changed ruleset keeping every alias and zone: lab gets ssh.
-		if err := s.fw.Set(seedWith(t, `allow = ["dhcp", "dns", "ping"]`, `allow = ["dhcp", "dns", "ping", "ssh"]`)); err != nil {
+		if err := s.fw.Set(Build(seedLabSSH())); err != nil {
 			t.Fatal(err)
 		}
 		expectReach(t, "lab → router ssh after the reload", tcp(s.lab, "192.168.1.1:22"))
@@ -149,8 +137,8 @@ func TestReloadNeverOpens(t *testing.T) {
 	s := newSite(t)
 	forbidden := serveUDP(t, s.lan, "0.0.0.0:9999")
 	allowed := serveUDP(t, s.lab, "0.0.0.0:9998")
-	a := Build(seedConfig(t))
-	b := seedWith(t, `allow = ["dhcp", "dns", "ping"]`, `allow = ["dhcp", "dns", "ping", "ssh"]`)
+	a := Build(seedPolicy())
+	b := Build(seedLabSSH())
 	if err := s.fw.Set(a); err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +213,7 @@ func TestReloadNeverOpens(t *testing.T) {
 // it over IPv6.
 func TestIPv6Link(t *testing.T) {
 	s := newSite(t)
-	if err := s.fw.Set(Build(seedConfig(t))); err != nil {
+	if err := s.fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
 	gw := linkLocalOf(t, s.gw, "eth1")

@@ -5,7 +5,11 @@ package router
 // controller computes it once from the site file; Set(nil) releases
 // everything the role holds (another box holds the router alias, or there
 // is no [router] section).
+//
+// The forwarding sysctls are derived from Interface inside the package.
 type Config struct {
-	Interface string  // the NIC the aliases live on
-	Routes    []Route // the default route first, then the static ones
+	Interface string // the NIC the aliases live on
+	// Routes are the default route (via the upstream) first, then the
+	// static ones. A route without an Interface is on Interface.
+	Routes []Route
 }

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
-
-	"gatewayd/config"
 )
 
 // Route is one route of the main table through the NIC.
@@ -40,33 +38,29 @@ func (s sysctl) name() string {
 	return strings.ReplaceAll(s.Key, "/", ".")
 }
 
-// desired is what the router role should hold for a config.
-type desired struct {
-	held    bool
-	nic     string
-	routes  []Route
-	sysctls []sysctl
+// wantedRoutes are c's routes as Set compares them with the kernel's:
+// destinations masked (the kernel lists them so) and each on c.Interface
+// unless it names its device.
+func wantedRoutes(c *Config) []Route {
+	var out []Route
+	for _, r := range c.Routes {
+		r.To = r.To.Masked()
+		if r.Interface == "" {
+			r.Interface = c.Interface
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
-// want derives the desired state; nic is the interface when the config
-// names none.
-func want(c *config.Config, nic string) desired {
-	if c.Gateway.Interface != "" {
-		nic = c.Gateway.Interface
+// upstream is the gateway of c's default route, or "".
+func upstream(c *Config) string {
+	for _, r := range c.Routes {
+		if r.To.Bits() == 0 {
+			return r.Via.String()
+		}
 	}
-	d := desired{nic: nic}
-	if _, held := c.RoleAlias("router"); !held {
-		return d
-	}
-	d.held = true
-	d.sysctls = forwardingSysctls(nic)
-	if up := c.Router.Upstream; up.IsValid() {
-		d.routes = append(d.routes, Route{To: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: up, Interface: nic})
-	}
-	for _, r := range c.Router.Routes {
-		d.routes = append(d.routes, Route{To: r.To.Masked(), Via: r.Via, Interface: nic})
-	}
-	return d
+	return ""
 }
 
 // forwardingSysctls are set in this order and restored in the reverse one.

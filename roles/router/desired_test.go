@@ -2,7 +2,6 @@ package router
 
 import (
 	"errors"
-	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -10,62 +9,31 @@ import (
 	"strings"
 	"testing"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
-const site = `
-[gateway]
-interface = "eth1"
-host = "gw1"
-
-[[alias]]
-name = "router"
-address = "192.168.1.1/24"
-%s
-
-[router]
-alias = "router"
-upstream = "192.168.1.254"
-masquerade = true
-%s
-`
-
-func parse(t *testing.T, text string) *config.Config {
-	t.Helper()
-	c, err := config.Parse("test.toml", []byte(text))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func siteConfig(t *testing.T, aliasExtra, routerExtra string) *config.Config {
-	t.Helper()
-	c := parse(t, fmt.Sprintf(site, aliasExtra, routerExtra))
-	texts[c] = fmt.Sprintf(site, aliasExtra, routerExtra)
-	return c
-}
-
-// texts remembers the text of each config siteConfig made.
-var texts = map[*config.Config]string{}
-
-func configText(c *config.Config) string { return texts[c] }
-
-func TestWant(t *testing.T) {
-	d := want(siteConfig(t, "", "[[router.route]]\nto = \"172.16.0.0/12\"\nvia = \"192.168.1.250\"\n"), "")
-	if !d.held || d.nic != "eth1" {
-		t.Fatalf("held=%v nic=%q", d.held, d.nic)
-	}
+// TestDesired: the sysctls Set holds on the Config's interface, and its
+// routes as compared with the kernel's.
+func TestDesired(t *testing.T) {
+	c := &Config{Interface: "eth1", Routes: []Route{
+		rt("default via 192.168.1.254 dev eth1"),
+		{To: netip.MustParsePrefix("172.16.1.0/12"), Via: netip.MustParseAddr("192.168.1.250")},
+	}}
 	var routes []string
-	for _, r := range d.routes {
+	for _, r := range wantedRoutes(c) {
 		routes = append(routes, r.String())
 	}
 	if w := []string{"default via 192.168.1.254 dev eth1", "172.16.0.0/12 via 192.168.1.250 dev eth1"}; !slices.Equal(routes, w) {
 		t.Errorf("routes %q, want %q", routes, w)
 	}
+	if up := upstream(c); up != "192.168.1.254" {
+		t.Errorf("upstream %q", up)
+	}
+	if up := upstream(&Config{Interface: "eth1", Routes: c.Routes[1:]}); up != "" {
+		t.Errorf("upstream without a default route: %q", up)
+	}
 	var keys []string
-	for _, s := range d.sysctls {
+	for _, s := range forwardingSysctls(c.Interface) {
 		keys = append(keys, s.name()+"="+s.Value)
 	}
 	wantKeys := []string{
@@ -76,13 +44,6 @@ func TestWant(t *testing.T) {
 	}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("sysctls %q, want %q", keys, wantKeys)
-	}
-	if d := want(siteConfig(t, `host = "gw2"`, ""), ""); d.held || d.routes != nil || d.sysctls != nil {
-		t.Errorf("router alias held by gw2: %+v", d)
-	}
-	noRouter := parse(t, "[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n")
-	if d := want(noRouter, ""); d.held {
-		t.Errorf("no [router]: held")
 	}
 }
 

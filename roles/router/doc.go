@@ -1,18 +1,20 @@
 // Package router is the router role: it makes the box forward between its
 // zones and to the upstream while it holds the router alias.
 //
-// While the role is held here, Set makes sure of:
+// It takes one [Config], computed by the controller, and does not read the
+// site file. While the role is held here (Set with a Config), Set makes sure
+// of:
 //
 //   - net.ipv4.ip_forward = 1;
 //   - no ICMP redirects: send_redirects = 0 and accept_redirects = 0, for
 //     "all" and for the NIC (every subnet shares one NIC, so the kernel would
 //     otherwise tell clients to bypass the router, and the firewall);
 //   - reverse-path filtering on the NIC: net.ipv4.conf.<nic>.rp_filter = 1;
-//   - the upstream default route (default via [router] upstream dev <nic>)
-//     and the static routes of [[router.route]], in the main table.
+//   - the Config's routes in the main table: the upstream default route
+//     (default via <upstream> dev <nic>) and the static ones.
 //
-// Masquerading is the firewall's job (package firewall renders it from the
-// same config); this package owns no nftables state.
+// Masquerading is the firewall's job (the controller gives it the NAT
+// intent); this package owns no nftables state.
 //
 // # What it owns
 //
@@ -27,12 +29,14 @@
 //
 // Sysctls: written only when they differ, from the caller's network namespace
 // (through /proc/sys), and each value found is recorded before it is changed.
+// The netlink handle for routes is opened by Open in the caller's namespace.
 //
 // # When the role leaves
 //
-// When [router] is absent or its alias is held by another box, Set removes
-// the routes it owns and puts back every sysctl it changed to the value it
-// found, unless someone has changed it since (then it is left alone). So a box
+// Set(nil) means the role is not held here ([router] is absent or its alias
+// is held by another box): Set removes the routes it owns and puts back
+// every sysctl it changed to the value it found, unless someone has changed
+// it since (then it is left alone). So a box
 // that was not forwarding before gatewayd stops forwarding when the router
 // alias moves away, and a box that forwarded for other reasons (containers)
 // keeps doing so. Close leaves everything in place, so routing continues

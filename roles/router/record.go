@@ -35,7 +35,7 @@ type record struct {
 
 func loadRecord(dir string) (*record, error) {
 	if dir == "" {
-		return nil, errors.New("router: no state directory to record owned routes in")
+		return nil, errors.New("no state directory to record owned routes in")
 	}
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)

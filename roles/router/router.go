@@ -9,17 +9,10 @@ import (
 	"sync/atomic"
 
 	"github.com/vishvananda/netlink"
-
-	"gatewayd/config"
 )
 
 // Options configure the router role.
 type Options struct {
-	// Interface is the NIC; the config's [gateway] interface wins when set.
-	Interface string
-	// Handle is a netlink handle in the managed namespace; nil makes one in
-	// the namespace of the thread calling Open (closed by Close).
-	Handle *netlink.Handle
 	// StateDir holds router.json, the record of owned routes and changed
 	// sysctls.
 	StateDir string
@@ -32,9 +25,7 @@ type Options struct {
 // Router is the router role. Its methods are safe for concurrent use.
 type Router struct {
 	log    *slog.Logger
-	nic    string
-	h      *netlink.Handle
-	ownsH  bool
+	h      *netlink.Handle // in the namespace Open ran in
 	sys    procSys
 	mu     sync.Mutex
 	rec    *record
@@ -57,7 +48,9 @@ type Status struct {
 	Error string `json:"error,omitempty"`
 }
 
-// Open prepares the role; it changes nothing until Set.
+// Open prepares the role; it changes nothing until Set. Its netlink handle is
+// opened in the network namespace of the calling goroutine's thread and
+// kept; sysctls are read and written from the thread calling each method.
 func Open(opts Options) (*Router, error) {
 	log := opts.Logger
 	if log == nil {
@@ -67,16 +60,13 @@ func Open(opts Options) (*Router, error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &Router{log: log.With("role", "router"), nic: opts.Interface, h: opts.Handle, sys: procSys(opts.SysctlDir), rec: rec}
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil, fmt.Errorf("opening a netlink handle: %w", err)
+	}
+	r := &Router{log: log.With("role", "router"), h: h, sys: procSys(opts.SysctlDir), rec: rec}
 	if r.sys == "" {
 		r.sys = "/proc/sys"
-	}
-	if r.h == nil {
-		h, err := netlink.NewHandle()
-		if err != nil {
-			return nil, fmt.Errorf("router: opening a netlink handle: %w", err)
-		}
-		r.h, r.ownsH = h, true
 	}
 	r.status.Routes = r.ownedRoutes()
 	return r, nil
@@ -85,46 +75,43 @@ func Open(opts Options) (*Router, error) {
 // Writes counts the kernel writes (sysctls, route changes) made so far.
 func (r *Router) Writes() uint64 { return r.writes.Load() }
 
-// Set applies the role for c: forwarding, redirects off, rp_filter, the
-// upstream and static routes while the router alias is held here; the
-// release of all of it otherwise. It is idempotent: values and routes
-// already right are only read. It returns what it could not do, having done
-// the rest.
-func (r *Router) Set(ctx context.Context, c *config.Config) error {
+// Set makes the box hold c: forwarding, redirects off and rp_filter on
+// c.Interface, and c's routes; Set(nil) releases all of it (see the package
+// doc). It is idempotent: values and routes already right are only read. It
+// returns what it could not do, having done the rest; each error names what
+// failed (a sysctl, a route), and the caller names the role.
+func (r *Router) Set(ctx context.Context, c *Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.closed {
-		return errors.New("router: the role is closed")
+		return errors.New("the role is closed")
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	d := want(c, r.nic)
 	var err error
-	if d.held {
-		err = r.hold(d)
+	if c != nil {
+		err = r.hold(c)
+		r.status = Status{Held: true, Interface: c.Interface, Upstream: upstream(c)}
 	} else {
 		err = r.release()
+		r.status = Status{}
 	}
-	r.status = Status{Held: d.held, Interface: d.nic, Routes: r.ownedRoutes()}
-	if d.held && c.Router.Upstream.IsValid() {
-		r.status.Upstream = c.Router.Upstream.String()
-	}
+	r.status.Routes = r.ownedRoutes()
 	if v, rerr := r.sys.read("net/ipv4/ip_forward"); rerr == nil {
 		r.status.Forwarding = v == "1"
 	}
 	if err != nil {
 		r.status.Error = err.Error()
-		return fmt.Errorf("router role: %w", err)
 	}
-	return nil
+	return err
 }
 
-// hold applies the desired state: sysctls first (forwarding before routes
-// that would be useless without it), then routes.
-func (r *Router) hold(d desired) error {
-	n, errS := r.setSysctls(d.sysctls)
-	m, errR := r.setRoutes(d.routes)
+// hold applies c: sysctls first (forwarding before routes that would be
+// useless without it), then routes.
+func (r *Router) hold(c *Config) error {
+	n, errS := r.setSysctls(forwardingSysctls(c.Interface))
+	m, errR := r.setRoutes(wantedRoutes(c))
 	r.writes.Add(uint64(n + m))
 	return errors.Join(errS, errR)
 }
@@ -147,30 +134,31 @@ func (r *Router) ownedRoutes() []string {
 
 // Plan lists, as commands, what Set(c) would change now: sysctl writes and
 // route changes, and the conflicts it would report.
-func (r *Router) Plan(c *config.Config) []string {
+func (r *Router) Plan(c *Config) []string {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d := want(c, r.nic)
 	var out []string
-	if d.held {
-		for _, s := range d.sysctls {
+	var routes []Route
+	if c != nil {
+		for _, s := range forwardingSysctls(c.Interface) {
 			if cur, err := r.sys.read(s.Key); err != nil || cur != s.Value {
 				out = append(out, fmt.Sprintf("sysctl -w %s=%s", s.name(), s.Value))
 			}
 		}
+		routes = wantedRoutes(c)
 	}
 	kernel, err := r.listRoutes()
 	if err != nil {
 		return append(out, "# "+err.Error())
 	}
-	steps, conflicts := planRoutes(d.routes, kernel, r.rec)
+	steps, conflicts := planRoutes(routes, kernel, r.rec)
 	for _, s := range steps {
 		out = append(out, s.String())
 	}
 	for _, e := range conflicts {
 		out = append(out, "# cannot apply "+e.Error())
 	}
-	if !d.held {
+	if c == nil {
 		for i := len(r.rec.Sysctls) - 1; i >= 0; i-- {
 			s := r.rec.Sysctls[i]
 			if cur, err := r.sys.read(s.Key); err == nil && cur == s.Set {
@@ -197,14 +185,11 @@ func (r *Router) Purge() error {
 	defer r.mu.Unlock()
 	err := r.release()
 	r.status = Status{Routes: r.ownedRoutes()}
-	if err != nil {
-		return fmt.Errorf("router role: removing: %w", err)
-	}
-	return nil
+	return err
 }
 
-// Close releases the netlink handle it made. Routes and sysctls stay: the
-// box keeps routing while gatewayd restarts.
+// Close releases the netlink handle. Routes and sysctls stay: the box keeps
+// routing while gatewayd restarts.
 func (r *Router) Close() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -212,8 +197,6 @@ func (r *Router) Close() error {
 		return nil
 	}
 	r.closed = true
-	if r.ownsH {
-		r.h.Close()
-	}
+	r.h.Close()
 	return nil
 }

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"gatewayd/config"
 	"gatewayd/lab"
 )
 
@@ -59,7 +58,7 @@ func (rl *routerLab) open(t *testing.T) *Router {
 	var r *Router
 	err := rl.gw.Do(func() error {
 		var err error
-		r, err = Open(Options{Interface: "eth1", StateDir: rl.state, Logger: lab.Logger(t)})
+		r, err = Open(Options{StateDir: rl.state, Logger: lab.Logger(t)})
 		return err
 	})
 	if err != nil {
@@ -70,7 +69,7 @@ func (rl *routerLab) open(t *testing.T) *Router {
 }
 
 // set calls Set from inside the namespace, as the daemon runs in it.
-func (rl *routerLab) set(r *Router, c *config.Config) error {
+func (rl *routerLab) set(r *Router, c *Config) error {
 	return rl.gw.Do(func() error { return r.Set(context.Background(), c) })
 }
 
@@ -98,8 +97,8 @@ func TestRouterRole(t *testing.T) {
 	rl.gw.MustRun(t, "ip", "route", "add", "172.16.0.0/12", "via", "192.168.1.250")
 	r := rl.open(t)
 
-	static := "[[router.route]]\nto = \"172.16.0.0/12\"\nvia = \"192.168.1.250\"\n[[router.route]]\nto = \"198.18.0.0/15\"\nvia = \"192.168.1.250\"\n"
-	held := siteConfig(t, "", static)
+	static := []string{"172.16.0.0/12 via 192.168.1.250 dev eth1", "198.18.0.0/15 via 192.168.1.250 dev eth1"}
+	held := eth1("default via 192.168.1.254 dev eth1", static...)
 	if got := strings.Join(rl.plan(t, r, held), "\n"); !strings.Contains(got, "sysctl -w net.ipv4.ip_forward=1") ||
 		!strings.Contains(got, "ip route add default via 192.168.1.254 dev eth1") || strings.Contains(got, "172.16.0.0/12") {
 		t.Errorf("plan:\n%s", got)
@@ -135,7 +134,7 @@ func TestRouterRole(t *testing.T) {
 	})
 	t.Run("idempotent", func(t *testing.T) {
 		n := r.Writes()
-		if err := rl.set(r, siteConfig(t, "", static)); err != nil {
+		if err := rl.set(r, eth1("default via 192.168.1.254 dev eth1", static...)); err != nil {
 			t.Fatal(err)
 		}
 		if r.Writes() != n {
@@ -146,7 +145,7 @@ func TestRouterRole(t *testing.T) {
 		}
 	})
 	t.Run("upstream moves", func(t *testing.T) {
-		moved := parse(t, strings.Replace(configText(held), `upstream = "192.168.1.254"`, `upstream = "192.168.1.253"`, 1))
+		moved := eth1("default via 192.168.1.253 dev eth1", static...)
 		if p := strings.Join(rl.plan(t, r, moved), "\n"); p != "ip route replace default via 192.168.1.253 dev eth1" {
 			t.Errorf("plan: %q", p)
 		}
@@ -159,10 +158,10 @@ func TestRouterRole(t *testing.T) {
 		}
 	})
 	t.Run("conflict with someone else's route", func(t *testing.T) {
-		bad := siteConfig(t, "", "[[router.route]]\nto = \"172.16.0.0/12\"\nvia = \"192.168.1.251\"\n")
+		bad := eth1("default via 192.168.1.254 dev eth1", "172.16.0.0/12 via 192.168.1.251 dev eth1")
 		err := rl.set(r, bad)
-		if err == nil || !strings.Contains(err.Error(), "172.16.0.0/12") {
-			t.Errorf("want an error naming the route, got %v", err)
+		if err == nil || !strings.HasPrefix(err.Error(), "route 172.16.0.0/12 via 192.168.1.251 dev eth1: ") {
+			t.Errorf("want an error starting with the route (the caller names the role), got %v", err)
 		}
 		if !hasLine(rl.routes(t), foreign) {
 			t.Errorf("the foreign route was touched:\n%s", rl.routes(t))
@@ -181,7 +180,8 @@ func TestRouterRole(t *testing.T) {
 	})
 	t.Run("released", func(t *testing.T) {
 		rl.gw.MustRun(t, "sh", "-c", "echo 2 > /proc/sys/net/ipv4/conf/eth1/rp_filter") // someone else's change
-		if err := rl.set(r, siteConfig(t, `host = "gw2"`, static)); err != nil {
+		// The router alias moved to another box.
+		if err := rl.set(r, nil); err != nil {
 			t.Fatal(err)
 		}
 		routes := rl.routes(t)
@@ -217,6 +217,15 @@ func TestRouterRole(t *testing.T) {
 	})
 }
 
+// eth1 is the role's Config on eth1 with a default route and static ones.
+func eth1(def string, static ...string) *Config {
+	c := &Config{Interface: "eth1", Routes: []Route{rt(def)}}
+	for _, s := range static {
+		c.Routes = append(c.Routes, rt(s))
+	}
+	return c
+}
+
 // foreign is the route added by hand before gatewayd started.
 const foreign = "172.16.0.0/12 via 192.168.1.250 dev eth1"
 
@@ -229,7 +238,7 @@ func hasLine(text, line string) bool {
 	return false
 }
 
-func (rl *routerLab) plan(t *testing.T, r *Router, c *config.Config) []string {
+func (rl *routerLab) plan(t *testing.T, r *Router, c *Config) []string {
 	t.Helper()
 	var p []string
 	if err := rl.gw.Do(func() error { p = r.Plan(c); return nil }); err != nil {
