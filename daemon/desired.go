@@ -155,7 +155,7 @@ func zoneInfo(c *config.Config, z *config.Zone, holds func(config.Alias) bool) f
 		}
 		for _, addr := range serviceAddrs(c, svc, holds) {
 			for _, p := range svc.Ports {
-				a := firewall.Access{Service: name, Addr: addr, Port: firewall.Port{Proto: p.Proto, From: p.From, To: p.To}, Every: svc.Alias == ""}
+				a := firewall.Access{Service: name, Addr: addr, Port: firewall.PortRange(p), Every: svc.Alias == ""}
 				if !seen[a] {
 					seen[a] = true
 					info.Access = append(info.Access, a)
