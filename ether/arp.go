@@ -110,6 +110,31 @@ func (p ARP) Append(b []byte) ([]byte, error) {
 	return append(b, p.TargetIP.AsSlice()...), nil
 }
 
+// arpFrame is the broadcast frame carrying p from src, padded to the
+// Ethernet minimum.
+func arpFrame(src net.HardwareAddr, p ARP) ([]byte, error) {
+	b := make([]byte, headerLen, minFrameLen)
+	putHeader(b, Broadcast, src, EtherTypeARP)
+	b, err := p.Append(b)
+	if err != nil {
+		return nil, err
+	}
+	return pad(b), nil
+}
+
+// parseARPFrame reads the ARP packet in a whole frame; a frame of another
+// EtherType is ErrNotARP.
+func parseARPFrame(b []byte) (ARP, error) {
+	f, err := ParseFrame(b)
+	if err != nil {
+		return ARP{}, err
+	}
+	if f.EtherType != EtherTypeARP {
+		return ARP{}, fmt.Errorf("%w: EtherType %#04x", ErrNotARP, f.EtherType)
+	}
+	return ParseARP(f.Payload)
+}
+
 // ProbePacket is an RFC 5227 ARP Probe for ip from mac: a request whose
 // sender IP is 0.0.0.0, so no neighbour learns anything from it, and whose
 // target hardware address is zero. The holder of ip answers it.

@@ -3,6 +3,7 @@ package ether
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"net"
 	"net/netip"
 	"strings"
@@ -119,6 +120,33 @@ func TestProbeAndAnnouncementPackets(t *testing.T) {
 	}
 }
 
+func TestARPFrame(t *testing.T) {
+	b, err := arpFrame(self, AnnouncementPacket(self, ip("192.168.1.3")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "ffffffffffff" + "020000000001" + "0806" + // broadcast, from us, ARP
+		"0001" + "0800" + "06" + "04" + "0001" + // Ethernet/IPv4, request
+		"020000000001" + "c0a80103" + // sender: us, the address
+		"000000000000" + "c0a80103" + // target: zero MAC, the address again (gratuitous)
+		strings.Repeat("00", minFrameLen-headerLen-arpLen) // padding to the Ethernet minimum
+	if got := hex.EncodeToString(b); got != want {
+		t.Errorf("frame\n got %s\nwant %s", got, want)
+	}
+	probe := ProbePacket(self, ip("10.0.0.1"))
+	b, err = arpFrame(self, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := parseARPFrame(b)
+	if err != nil || !sameARP(p, probe) {
+		t.Errorf("probe frame parsed back as %+v, %v; want %+v", p, err, probe)
+	}
+	if _, err := arpFrame(self, ARP{SenderMAC: self, TargetMAC: self}); err == nil {
+		t.Error("arpFrame accepted a packet without addresses")
+	}
+}
+
 func TestConflicts(t *testing.T) {
 	probed := ip("192.168.1.3")
 	other := mac("02:00:00:00:00:99")
@@ -167,6 +195,18 @@ func TestParseRejects(t *testing.T) {
 	if _, err := ParseFrame(make([]byte, headerLen-1)); err == nil {
 		t.Error("ParseFrame accepted 13 bytes")
 	}
+	frame := unhex(t, captured[0].frame)
+	if _, err := parseARPFrame(frame); err != nil {
+		t.Errorf("parseARPFrame of a captured probe: %v", err)
+	}
+	ipv4 := bytes.Clone(frame)
+	ipv4[12], ipv4[13] = 0x08, 0x00
+	if _, err := parseARPFrame(ipv4); !errors.Is(err, ErrNotARP) {
+		t.Errorf("parseARPFrame of an IPv4 frame: %v, want ErrNotARP", err)
+	}
+	if _, err := parseARPFrame(frame[:headerLen+arpLen-1]); err == nil {
+		t.Error("parseARPFrame accepted a cut packet")
+	}
 	if _, err := (ARP{SenderMAC: self[:3], TargetMAC: self}).Append(nil); err == nil {
 		t.Error("Append accepted a 3-byte MAC")
 	}
@@ -181,20 +221,16 @@ func FuzzParseARP(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		fr, err := ParseFrame(b)
+		p, err := parseARPFrame(b)
 		if err != nil {
 			return
 		}
-		p, err := ParseARP(fr.Payload)
-		if err != nil {
-			return
-		}
-		out, err := p.Append(nil)
+		out, err := p.Append(b[:headerLen:headerLen])
 		if err != nil {
 			t.Fatalf("re-encoding a parsed packet: %v", err)
 		}
-		if !bytes.Equal(out, fr.Payload[:arpLen]) {
-			t.Fatalf("round trip changed the packet:\n%x\n%x", fr.Payload[:arpLen], out)
+		if n := headerLen + arpLen; !bytes.Equal(out, b[:n]) {
+			t.Fatalf("round trip changed the frame:\n%x\n%x", b[:n], out)
 		}
 	})
 }

@@ -138,14 +138,20 @@ func (c *Conn) Send(dst net.HardwareAddr, etherType uint16, payload []byte) erro
 	}
 	b := make([]byte, headerLen, max(minFrameLen, headerLen+len(payload)))
 	putHeader(b, dst, src, etherType)
-	return c.write(append(b, payload...))
+	return c.write(pad(append(b, payload...)))
 }
 
-// write pads and sends a whole frame.
-func (c *Conn) write(frame []byte) error {
+// pad pads a frame with zeros to the Ethernet minimum, which veth and some
+// drivers do not do themselves.
+func pad(frame []byte) []byte {
 	for len(frame) < minFrameLen {
 		frame = append(frame, 0)
 	}
+	return frame
+}
+
+// write sends a whole frame.
+func (c *Conn) write(frame []byte) error {
 	// A bound packet socket sends out of the interface it is bound to.
 	if _, err := c.f.Write(frame); err != nil {
 		return fmt.Errorf("sending a frame on interface %d: %w", c.Index(), err)
@@ -186,11 +192,7 @@ func (c *Conn) read() {
 
 // dispatch wakes the probes that frame b conflicts with.
 func (c *Conn) dispatch(b []byte) {
-	f, err := ParseFrame(b)
-	if err != nil || f.EtherType != EtherTypeARP {
-		return
-	}
-	p, err := ParseARP(f.Payload)
+	p, err := parseARPFrame(b)
 	if err != nil {
 		return
 	}

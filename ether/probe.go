@@ -75,9 +75,8 @@ func (c *Conn) sendARP(build func(net.HardwareAddr, netip.Addr) ARP, ip netip.Ad
 	if err != nil {
 		return err
 	}
-	b := make([]byte, headerLen, minFrameLen)
-	putHeader(b, Broadcast, src, EtherTypeARP)
-	if b, err = build(src, ip).Append(b); err != nil {
+	b, err := arpFrame(src, build(src, ip))
+	if err != nil {
 		return err
 	}
 	return c.write(b)

@@ -33,7 +33,7 @@ func (c *Conn) SendUDP(mac net.HardwareAddr, src, dst netip.AddrPort, payload []
 	if err != nil {
 		return fmt.Errorf("sending UDP to %s: %w", dst, err)
 	}
-	if err := c.write(frame); err != nil {
+	if err := c.write(pad(frame)); err != nil {
 		return fmt.Errorf("sending UDP to %s at %s: %w", dst, mac, err)
 	}
 	return nil
