@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"gatewayd/config"
+	"gatewayd/statedir"
 )
 
 // Purge is `gatewayd purge`: it removes everything gatewayd owns on this box:
@@ -29,7 +30,10 @@ func Purge(ctx context.Context, path string, out io.Writer) error {
 	case !errors.Is(err, ErrNotRunning):
 		return fmt.Errorf("cannot tell whether the daemon runs, so nothing was removed: %w", err)
 	}
-	unlock, err := LockState(c.Gateway.StateDir)
+	if err := statedir.Check(c.Gateway.StateDir); err != nil {
+		return err
+	}
+	unlock, err := statedir.Lock(c.Gateway.StateDir)
 	if err != nil {
 		return fmt.Errorf("not purging: %w", err)
 	}

@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"gatewayd/config"
+	"gatewayd/statedir"
 )
 
 // Run is `gatewayd run`: it applies the config at path, serves the control
@@ -19,7 +20,10 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		return err
 	}
 	log, level := newLogger(logOut, c.Gateway.LogLevel, c.Gateway.LogFormat)
-	unlock, err := LockState(c.Gateway.StateDir)
+	if err := statedir.Check(c.Gateway.StateDir); err != nil {
+		return err
+	}
+	unlock, err := statedir.Lock(c.Gateway.StateDir)
 	if err != nil {
 		return err
 	}

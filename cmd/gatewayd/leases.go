@@ -12,6 +12,7 @@ import (
 	"gatewayd/config"
 	"gatewayd/daemon"
 	"gatewayd/roles/dhcp"
+	"gatewayd/statedir"
 )
 
 // leases is `gatewayd leases [--json]`, `leases export [FILE]` and
@@ -128,7 +129,7 @@ func offlineStore(path string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := daemon.LockState(c.Gateway.StateDir)
+	unlock, err := statedir.Lock(c.Gateway.StateDir)
 	if err != nil {
 		return nil, err
 	}

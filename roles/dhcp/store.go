@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sys/unix"
+
+	"gatewayd/statedir"
 )
 
 // The lease log is a text file of one record per line, each the whole state of
@@ -63,7 +65,7 @@ type store struct {
 	wake    chan struct{}
 	exited  chan struct{}
 
-	lock *os.File // holds the directory's flock while the log is open
+	unlock func() // releases the directory's lock when the log is closed
 
 	// Owned by the writer goroutine (and open, before it starts).
 	f        *os.File
@@ -91,22 +93,25 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 		return nil, nil, fmt.Errorf("creating lease directory %s: %w", dir, err)
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, wake: make(chan struct{}, 1), exited: make(chan struct{})}
-	lock, err := lockDir(dir)
+	unlock, err := lockDir(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	s.lock = lock
-	os.Remove(s.path + ".tmp") // a compaction the last run did not finish
-	f, err := os.OpenFile(s.path, os.O_RDWR|os.O_CREATE, 0o640)
+	s.unlock = unlock
+	if err := statedir.RemoveTemps(s.path); err != nil { // a compaction the last run did not finish
+		unlock()
+		return nil, nil, err
+	}
+	f, err := statedir.Open(s.path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
-		lock.Close()
+		unlock()
 		return nil, nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	s.f = f
 	binds, rep, err := replay(f)
 	if err != nil {
 		f.Close()
-		lock.Close()
+		unlock()
 		return nil, nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
 	s.size, s.records = rep.good, rep.records
@@ -117,13 +122,13 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 	if rep.tornBytes > 0 {
 		if err := f.Truncate(rep.good); err != nil {
 			f.Close()
-			lock.Close()
+			unlock()
 			return nil, nil, fmt.Errorf("cutting the torn tail of lease log %s: %w", s.path, err)
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := statedir.SyncDir(dir); err != nil {
 		f.Close()
-		lock.Close()
+		unlock()
 		return nil, nil, err
 	}
 	s.lastLive = int64(len(binds))
@@ -134,7 +139,7 @@ func openStore(dir string, log *slog.Logger) (*store, map[uint32]*binding, error
 		}
 		if err := s.rewrite(list); err != nil {
 			s.f.Close()
-			lock.Close()
+			unlock()
 			return nil, nil, err
 		}
 	}
@@ -408,34 +413,26 @@ func (s *store) fail(err error) error {
 	return err
 }
 
-// rewrite replaces the log with the given bindings: a temporary file, synced,
-// renamed over the log, and the directory synced.
+// rewrite replaces the log with the given bindings (statedir.WriteFunc:
+// a temporary file, synced, renamed over the log, the directory synced) and
+// reopens it for appending.
 func (s *store) rewrite(list []*binding) error {
-	tmp := s.path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o640)
+	err := statedir.WriteFunc(s.path, 0o640, func(w io.Writer) error {
+		var buf []byte
+		for _, b := range list {
+			buf = encodeRecord(buf[:0], b)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("compacting lease log %s: %w", s.path, err)
+		return fmt.Errorf("compacting lease log: %w", err)
 	}
-	var buf []byte
-	w := bufio.NewWriterSize(f, 1<<16)
-	for _, b := range list {
-		buf = encodeRecord(buf[:0], b)
-		w.Write(buf)
-	}
-	err = w.Flush()
-	if err == nil {
-		err = unix.Fdatasync(int(f.Fd()))
-	}
-	if err == nil {
-		err = os.Rename(tmp, s.path)
-	}
-	if err == nil {
-		err = syncDir(filepath.Dir(s.path))
-	}
+	f, err := statedir.Open(s.path, os.O_RDWR, 0)
 	if err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("compacting lease log %s: %w", s.path, err)
+		return fmt.Errorf("compacting lease log %s: reopening it: %w", s.path, err)
 	}
 	st, err := f.Stat()
 	if err != nil {
@@ -466,30 +463,23 @@ func (s *store) close() error {
 	s.kick()
 	<-s.exited
 	err := s.f.Close()
-	s.lock.Close()
+	s.unlock()
 	if err != nil {
 		return fmt.Errorf("closing lease log %s: %w", s.path, err)
 	}
 	return nil
 }
 
-// lockDir takes an exclusive flock on dir/leases.lock, so two processes
-// (a daemon and an offline import, two daemons) never append to one log.
-// The kernel drops the lock when the process dies, kill -9 included.
-func lockDir(dir string) (*os.File, error) {
-	path := filepath.Join(dir, "leases.lock")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
-	if err != nil {
-		return nil, fmt.Errorf("opening lease lock %s: %w", path, err)
+// lockDir takes the lease directory for this process alone (statedir.Lock
+// on dir/lock), so two processes (a daemon and an offline import, two
+// daemons) never append to one log. The kernel drops the lock when the
+// process dies, kill -9 included.
+func lockDir(dir string) (func(), error) {
+	unlock, err := statedir.Lock(dir)
+	if errors.Is(err, statedir.ErrLocked) {
+		return nil, fmt.Errorf("lease directory %s is in use by another gatewayd process: stop it, or import through it (%w)", dir, err)
 	}
-	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("lease directory %s is in use by another gatewayd process: stop it, or import through it", dir)
-		}
-		return nil, fmt.Errorf("locking %s: %w", path, err)
-	}
-	return f, nil
+	return unlock, err
 }
 
 func (s *store) status() StoreStatus {
@@ -502,17 +492,4 @@ func (s *store) status() StoreStatus {
 		st.LastError = *e
 	}
 	return st
-}
-
-// syncDir makes a create or rename in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory %s: %w", dir, err)
-	}
-	return nil
 }

@@ -162,8 +162,8 @@ func TestStoreCompaction(t *testing.T) {
 	if len(binds) != 4 || binds[testBinding(3).addr].expires != testBinding(3).expires+2499 {
 		t.Errorf("after compaction: %d bindings, %+v", len(binds), binds[testBinding(3).addr])
 	}
-	if _, err := os.Stat(filepath.Join(dir, logName+".tmp")); !os.IsNotExist(err) {
-		t.Errorf("temporary file left: %v", err)
+	if left, _ := filepath.Glob(filepath.Join(dir, "."+logName+".*.tmp")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }
 

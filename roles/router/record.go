@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"gatewayd/statedir"
 )
 
 // recordFile is the record of what the router role changed, in the state dir.
@@ -41,7 +44,11 @@ func loadRecord(dir string) (*record, error) {
 		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
 	r := &record{Version: recordVersion, path: filepath.Join(dir, recordFile)}
-	b, err := os.ReadFile(r.path)
+	// Open runs under the state directory's lock: no write is in flight.
+	if err := statedir.RemoveTemps(r.path); err != nil {
+		return nil, err
+	}
+	b, err := readFile(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r, nil
 	}
@@ -66,35 +73,24 @@ func loadRecord(dir string) (*record, error) {
 	return &got, nil
 }
 
-// save writes the record atomically: a temporary file, synced, renamed over
-// the old one, and the directory synced.
+// readFile reads the record without following a symbolic link.
+func readFile(path string) ([]byte, error) {
+	f, err := statedir.Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
+}
+
+// save writes the record atomically and durably (statedir.WriteFile).
 func (r *record) save() error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(r.path)
-	tmp, err := os.CreateTemp(dir, recordFile+".*")
-	if err != nil {
+	if err := statedir.WriteFile(r.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving the router record: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	_, err = tmp.Write(append(b, '\n'))
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), r.path)
-	}
-	if err != nil {
-		return fmt.Errorf("saving the router record %s: %w", r.path, err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync()
-		_ = d.Close()
 	}
 	return nil
 }
