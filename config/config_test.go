@@ -7,6 +7,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/BurntSushi/toml"
 )
 
 func addr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -17,7 +19,7 @@ func TestGatewayDefaults(t *testing.T) {
 	if g.Host != "gw1" || g.StateDir != DefaultStateDir || g.ControlSocket != DefaultControlSocket {
 		t.Errorf("gateway: %+v", g)
 	}
-	if g.ProbeTimeout.Duration != 500*time.Millisecond || g.AnnounceCount != 3 || g.AnnounceInterval.Duration != 500*time.Millisecond {
+	if g.ProbeTimeout != 500*time.Millisecond || g.AnnounceCount != 3 || g.AnnounceInterval != 500*time.Millisecond {
 		t.Errorf("probe/announce defaults: %+v", g)
 	}
 	if c.File != "t.toml" {
@@ -26,7 +28,7 @@ func TestGatewayDefaults(t *testing.T) {
 
 	// Zero is a setting, not "unset": "0s" turns probing off, 0 announcements none.
 	c = mustParse(t, edit(t, baseDoc, "host = \"gw1\"\n", "host = \"gw1\"\nprobe_timeout = \"0s\"\nannounce_count = 0\n"))
-	if c.Gateway.ProbeTimeout.Duration != 0 || c.Gateway.AnnounceCount != 0 {
+	if c.Gateway.ProbeTimeout != 0 || c.Gateway.AnnounceCount != 0 {
 		t.Errorf("explicit zero overridden by defaults: probe_timeout %v, announce_count %d", c.Gateway.ProbeTimeout, c.Gateway.AnnounceCount)
 	}
 
@@ -73,11 +75,11 @@ func TestLabels(t *testing.T) {
 func TestDHCPDefaults(t *testing.T) {
 	c := mustParse(t, baseDoc)
 	d := c.DHCP
-	if d.LeaseTime.Duration != 12*time.Hour || d.DeclineTime.Duration != 24*time.Hour || d.OfferTime.Duration != time.Minute || !d.IsAuthoritative() {
+	if d.LeaseTime != 12*time.Hour || d.DeclineTime != 24*time.Hour || d.OfferTime != time.Minute || !d.Authoritative {
 		t.Errorf("dhcp defaults: %+v", d)
 	}
 	for i, p := range d.Pools {
-		if p.LeaseTime.Duration != 12*time.Hour || p.RenewTime.Duration != 6*time.Hour || p.RebindTime.Duration != 10*time.Hour+30*time.Minute {
+		if p.LeaseTime != 12*time.Hour || p.RenewTime != 6*time.Hour || p.RebindTime != 10*time.Hour+30*time.Minute {
 			t.Errorf("pool %d times: lease %v T1 %v T2 %v", i, p.LeaseTime, p.RenewTime, p.RebindTime)
 		}
 	}
@@ -88,13 +90,13 @@ func TestDHCPDefaults(t *testing.T) {
 		"alias = \"dhcp\"\n", "alias = \"dhcp\"\nlease_time = \"2d\"\nauthoritative = false\n",
 		"router = \"lab\"\n", "router = \"lab\"\nlease_time = \"1h\"\nrenew_time = \"20m\"\n"))
 	p0, p1 := c.DHCP.Pools[0], c.DHCP.Pools[1]
-	if p0.LeaseTime.Duration != 48*time.Hour || p0.RenewTime.Duration != 24*time.Hour || p0.RebindTime.Duration != 42*time.Hour {
+	if p0.LeaseTime != 48*time.Hour || p0.RenewTime != 24*time.Hour || p0.RebindTime != 42*time.Hour {
 		t.Errorf("pool 0: lease %v T1 %v T2 %v, want 48h 24h 42h", p0.LeaseTime, p0.RenewTime, p0.RebindTime)
 	}
-	if p1.LeaseTime.Duration != time.Hour || p1.RenewTime.Duration != 20*time.Minute || p1.RebindTime.Duration != 52*time.Minute+30*time.Second {
+	if p1.LeaseTime != time.Hour || p1.RenewTime != 20*time.Minute || p1.RebindTime != 52*time.Minute+30*time.Second {
 		t.Errorf("pool 1: lease %v T1 %v T2 %v, want 1h 20m 52m30s", p1.LeaseTime, p1.RenewTime, p1.RebindTime)
 	}
-	if c.DHCP.IsAuthoritative() {
+	if c.DHCP.Authoritative {
 		t.Error("authoritative = false ignored")
 	}
 }
@@ -128,17 +130,17 @@ func TestDNSDefaults(t *testing.T) {
 	c := mustParse(t, edit(t, baseDoc, `upstreams = ["192.168.1.254"]`, `upstreams = ["192.168.1.254", "192.168.1.253:5353"]`,
 		"", "\n[[dns.forward]]\ndomain = \"corp.example\"\nservers = [\"10.0.0.53\"]\n"))
 	d := c.DNS
-	if d.Domain != DefaultDomain || d.LocalTTL.Duration != time.Minute || d.Timeout.Duration != 4*time.Second || d.MaxFlight != 1024 {
+	if d.Domain != DefaultDomain || d.LocalTTL != time.Minute || d.Timeout != 4*time.Second || d.MaxFlight != 1024 {
 		t.Errorf("dns defaults: %+v", d)
 	}
-	if d.Cache.Size != 10000 || d.Cache.MaxTTL.Duration != 24*time.Hour || d.Cache.NegTTL.Duration != time.Hour || d.Cache.MinTTL.Duration != 0 || !d.Rebind.Enabled() {
+	if d.Cache.Size != 10000 || d.Cache.MaxTTL != 24*time.Hour || d.Cache.NegTTL != time.Hour || d.Cache.MinTTL != 0 || !d.Rebind {
 		t.Errorf("dns cache/rebind defaults: %+v %+v", d.Cache, d.Rebind)
 	}
 	want := []netip.AddrPort{netip.MustParseAddrPort("192.168.1.254:53"), netip.MustParseAddrPort("192.168.1.253:5353")}
-	if !slices.Equal(d.UpstreamAddrs, want) {
-		t.Errorf("upstreams %v, want %v", d.UpstreamAddrs, want)
+	if !slices.Equal(d.Upstreams, want) {
+		t.Errorf("upstreams %v, want %v", d.Upstreams, want)
 	}
-	if got := d.Forward[0].ServerAddrs; len(got) != 1 || got[0] != netip.MustParseAddrPort("10.0.0.53:53") {
+	if got := d.Forward[0].Servers; len(got) != 1 || got[0] != netip.MustParseAddrPort("10.0.0.53:53") {
 		t.Errorf("forward servers %v", got)
 	}
 }
@@ -159,20 +161,20 @@ func TestBuiltinServices(t *testing.T) {
 			t.Errorf("no built-in service %s", tc.name)
 			continue
 		}
-		if s.Name != tc.name || s.Alias != tc.alias || !s.Builtin || !slices.Equal(s.PortSpecs, tc.ports) {
+		if s.Name != tc.name || s.Alias != tc.alias || !s.Builtin || !slices.Equal(s.Ports, tc.ports) {
 			t.Errorf("service %s = %+v, want alias %q ports %v", tc.name, s, tc.alias, tc.ports)
 		}
 	}
 
 	// The file may redefine a built-in and add its own.
 	c = mustParse(t, edit(t, baseDoc, "", "\n[service.ssh]\nports = [\"tcp/2222\"]\n\n[service.web]\nports = [\"tcp/80\", \"tcp/8000-8080\"]\nalias = \"router\"\n"))
-	if s := c.Services["ssh"]; s.Builtin || s.Alias != "" || !slices.Equal(s.PortSpecs, []PortSpec{{"tcp", 2222, 2222}}) {
+	if s := c.Services["ssh"]; s.Builtin || s.Alias != "" || !slices.Equal(s.Ports, []PortSpec{{"tcp", 2222, 2222}}) {
 		t.Errorf("redefined ssh: %+v", s)
 	}
-	if s := c.Services["web"]; s.Name != "web" || s.Builtin || s.Alias != "router" || !slices.Equal(s.PortSpecs, []PortSpec{{"tcp", 80, 80}, {"tcp", 8000, 8080}}) {
+	if s := c.Services["web"]; s.Name != "web" || s.Builtin || s.Alias != "router" || !slices.Equal(s.Ports, []PortSpec{{"tcp", 80, 80}, {"tcp", 8000, 8080}}) {
 		t.Errorf("web: %+v", s)
 	}
-	if got := c.Services["web"].PortSpecs[1].String(); got != "tcp/8000-8080" {
+	if got := c.Services["web"].Ports[1].String(); got != "tcp/8000-8080" {
 		t.Errorf("PortSpec.String() = %q", got)
 	}
 }
@@ -180,11 +182,11 @@ func TestBuiltinServices(t *testing.T) {
 func TestResolution(t *testing.T) {
 	c := mustParse(t, baseDoc)
 	p0, p1 := c.DHCP.Pools[0], c.DHCP.Pools[1]
-	if p0.RouterAddr != addr("192.168.1.1") || !slices.Equal(p0.DNSAddrs, []netip.Addr{addr("192.168.1.3")}) || p0.Subnet != netip.MustParsePrefix("192.168.1.0/24") || p0.Relayed {
+	if p0.Router != addr("192.168.1.1") || !slices.Equal(p0.DNS, []netip.Addr{addr("192.168.1.3")}) || p0.Subnet != netip.MustParsePrefix("192.168.1.0/24") || p0.Relayed {
 		t.Errorf("pool 0: %+v", p0)
 	}
 	// Pool 1 names no dns: it gets the DNS role's address.
-	if p1.RouterAddr != addr("10.0.0.1") || !slices.Equal(p1.DNSAddrs, []netip.Addr{addr("192.168.1.3")}) || p1.Subnet != netip.MustParsePrefix("10.0.0.0/24") || p1.Relayed {
+	if p1.Router != addr("10.0.0.1") || !slices.Equal(p1.DNS, []netip.Addr{addr("192.168.1.3")}) || p1.Subnet != netip.MustParsePrefix("10.0.0.0/24") || p1.Relayed {
 		t.Errorf("pool 1: %+v", p1)
 	}
 
@@ -194,12 +196,12 @@ func TestResolution(t *testing.T) {
 		"router = \"router\"\ndns = [\"dns\"]", "dns = [\"192.168.1.53\", \"dns\"]\nntp = [\"router\", \"192.168.1.250\"]",
 		"router = \"lab\"\n", ""))
 	p0, p1 = c.DHCP.Pools[0], c.DHCP.Pools[1]
-	if p0.RouterAddr != addr("192.168.1.1") || !slices.Equal(p0.DNSAddrs, []netip.Addr{addr("192.168.1.53"), addr("192.168.1.3")}) ||
-		!slices.Equal(p0.NTPAddrs, []netip.Addr{addr("192.168.1.1"), addr("192.168.1.250")}) {
+	if p0.Router != addr("192.168.1.1") || !slices.Equal(p0.DNS, []netip.Addr{addr("192.168.1.53"), addr("192.168.1.3")}) ||
+		!slices.Equal(p0.NTP, []netip.Addr{addr("192.168.1.1"), addr("192.168.1.250")}) {
 		t.Errorf("pool 0: %+v", p0)
 	}
-	if p1.RouterAddr.IsValid() {
-		t.Errorf("pool 1 router %v, want none (the router alias is not on 10.0.0.0/24)", p1.RouterAddr)
+	if p1.Router.IsValid() {
+		t.Errorf("pool 1 router %v, want none (the router alias is not on 10.0.0.0/24)", p1.Router)
 	}
 	if c.RoleAddr("router") != addr("192.168.1.1") || c.RoleAddr("dhcp") != addr("192.168.1.2") || c.RoleAddr("dns") != addr("192.168.1.3") {
 		t.Errorf("role addresses %v %v %v", c.RoleAddr("router"), c.RoleAddr("dhcp"), c.RoleAddr("dns"))
@@ -209,7 +211,7 @@ func TestResolution(t *testing.T) {
 func TestRelayedPool(t *testing.T) {
 	c := mustParse(t, edit(t, baseDoc, "router = \"lab\"\n", "router = \"lab\"\n\n[[dhcp.pool]]\nrange = \"10.20.0.100-10.20.0.199\"\nsubnet = \"10.20.0.7/24\"\nrouter = \"10.20.0.1\"\n"))
 	p := c.DHCP.Pools[2]
-	if !p.Relayed || p.Subnet != netip.MustParsePrefix("10.20.0.0/24") || p.RouterAddr != addr("10.20.0.1") {
+	if !p.Relayed || p.Subnet != netip.MustParsePrefix("10.20.0.0/24") || p.Router != addr("10.20.0.1") {
 		t.Errorf("relayed pool: %+v", p)
 	}
 	// A relayed subnet is no alias's, so it gets no implicit zone.
@@ -258,8 +260,8 @@ func TestImplicitZones(t *testing.T) {
 	if c.ZoneOf(addr("10.0.0.77")) != z || c.ZoneOf(addr("192.168.1.77")).Name != "lan" || c.ZoneOf(addr("8.8.8.8")) != nil {
 		t.Error("ZoneOf does not see the implicit zone")
 	}
-	if _, ok := c.ZoneSet["auto-lab"]; ok {
-		t.Error("implicit zone added to ZoneSet, which holds the file's zones")
+	if c.Zone("auto-lab") != z || c.Zone("lan").Implicit || c.Zone("lab") != nil {
+		t.Error("Zone(name) does not tell the file's zones from the implicit one")
 	}
 
 	// Two aliases on one uncovered subnet share one implicit zone, named after
@@ -331,5 +333,41 @@ func TestHeld(t *testing.T) {
 	}
 	if c.Alias("nope") != nil {
 		t.Error("Alias(nope) != nil")
+	}
+}
+
+// TestSchemaUntouched checks that validation only reads the decoded file: what
+// the model holds, validation resolved.
+func TestSchemaUntouched(t *testing.T) {
+	seed, err := os.ReadFile("../etc/gateway.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, text := range []string{baseDoc, string(seed)} {
+		var before, after file
+		for _, f := range []*file{&before, &after} {
+			if _, err := toml.Decode(text, f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		p := &problems{file: "t.toml", loc: newLocator(text)}
+		c := validate(&after, "t.toml", p, func(...string) bool { return false })
+		if err := p.err(); err != nil || c == nil {
+			t.Fatalf("validate: %v", err)
+		}
+		if !reflect.DeepEqual(before, after) {
+			t.Errorf("validate changed the decoded file:\nbefore %+v\nafter  %+v", before, after)
+		}
+	}
+}
+
+// TestOptionValues: options reach the model in wire form.
+func TestOptionValues(t *testing.T) {
+	c := mustParse(t, edit(t, baseDoc, afterPool1("\n[[dhcp.pool.option]]\ncode = 43\nhex = \"0A0b\"\n"+
+		"\n[[dhcp.pool.option]]\ncode = 66\ntext = \"tftp.lan\"\n"+
+		"\n[[dhcp.pool.option]]\ncode = 150\nip = [\"10.0.0.5\", \"10.0.0.6\"]\n")...))
+	want := []Option{{43, []byte{0x0a, 0x0b}}, {66, []byte("tftp.lan")}, {150, []byte{10, 0, 0, 5, 10, 0, 0, 6}}}
+	if got := c.DHCP.Pools[1].Options; !reflect.DeepEqual(got, want) {
+		t.Errorf("options %v, want %v", got, want)
 	}
 }

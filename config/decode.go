@@ -19,16 +19,16 @@ import (
 // or the array element, it is about. The library reports a value it cannot decode
 // by its key without array indices ("alias.address") and at the last place that
 // key occurs, so the culprit is found again by decoding each candidate value alone.
-func decodeError(file, text string, loc *locator, err error) error {
+func decodeError(name, text string, loc *locator, err error) error {
 	var raw map[string]any
 	if _, perr := toml.Decode(text, &raw); perr != nil {
-		return syntaxError(file, loc, perr)
+		return syntaxError(name, loc, perr)
 	}
 	at := func(path string, pos position, format string, args ...any) error {
-		return ErrorList{{File: file, Line: pos.Line, Col: pos.Col, Key: path, Msg: fmt.Sprintf(format, args...)}}
+		return ErrorList{{File: name, Line: pos.Line, Col: pos.Col, Key: path, Msg: fmt.Sprintf(format, args...)}}
 	}
 	key := failedKey(err)
-	path, elem, t, value, ok := blame(reflect.TypeFor[Config](), raw, splitKey(key), "")
+	path, elem, t, value, ok := blame(reflect.TypeFor[file](), raw, splitKey(key), "")
 	if key == "" || !ok {
 		// Not expected: the failing value could not be found again. Keep the
 		// library's own placement.
@@ -48,10 +48,10 @@ func decodeError(file, text string, loc *locator, err error) error {
 
 // syntaxError places a TOML syntax error; its key is the key written on the
 // error's line, if any (the library's "last key" may be an earlier one).
-func syntaxError(file string, loc *locator, err error) error {
+func syntaxError(name string, loc *locator, err error) error {
 	var pe toml.ParseError
 	if !errors.As(err, &pe) {
-		return ErrorList{{File: file, Line: 1, Col: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}}
+		return ErrorList{{File: name, Line: 1, Col: 1, Msg: strings.TrimPrefix(err.Error(), "toml: ")}}
 	}
 	msg := "TOML syntax: " + pe.Message
 	if pe.Usage != "" {
@@ -63,7 +63,7 @@ func syntaxError(file string, loc *locator, err error) error {
 		// offset is exact.
 		pos = loc.offset(pe.Position.Start)
 	}
-	return ErrorList{{File: file, Line: pos.Line, Col: pos.Col, Key: loc.keyOnLine(pos.Line), Msg: msg}}
+	return ErrorList{{File: name, Line: pos.Line, Col: pos.Col, Key: loc.keyOnLine(pos.Line), Msg: msg}}
 }
 
 var lastKeyRE = regexp.MustCompile(`last key ("(?:[^"\\]|\\.)*")`)
@@ -200,7 +200,7 @@ func valueProblem(t reflect.Type, v any, err error) string {
 			detail = pe.Message
 		}
 		switch t {
-		case reflect.TypeFor[Duration](), reflect.TypeFor[MAC](), reflect.TypeFor[Range]():
+		case reflect.TypeFor[duration](), reflect.TypeFor[mac](), reflect.TypeFor[Range]():
 			return detail // these say what is valid themselves
 		}
 		// netip errors read `netip.ParsePrefix("x"): prefix length out of range`.
@@ -225,9 +225,9 @@ func describe(t reflect.Type) string {
 		return `an IPv4 address with its prefix length, e.g. "192.168.1.2/24"`
 	case reflect.TypeFor[netip.Addr]():
 		return `an IPv4 address, e.g. "192.168.1.1"`
-	case reflect.TypeFor[Duration]():
+	case reflect.TypeFor[duration]():
 		return `a duration, e.g. "90s", "30m", "12h" or "2d"`
-	case reflect.TypeFor[MAC]():
+	case reflect.TypeFor[mac]():
 		return `a MAC address, e.g. "00:0d:61:0b:d9:a0"`
 	case reflect.TypeFor[Range]():
 		return `an address range, e.g. "192.168.1.100-192.168.1.199"`

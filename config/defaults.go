@@ -1,9 +1,6 @@
 package config
 
-import (
-	"os"
-	"time"
-)
+import "time"
 
 // Defaults every consumer can rely on after Load.
 const (
@@ -12,112 +9,49 @@ const (
 	DefaultDomain        = "home.arpa"
 )
 
-// applyDefaults fills what the file left out; set reports whether the file
-// wrote a key, for settings where zero means "off" rather than "default".
-func applyDefaults(c *Config, set func(key ...string) bool) {
-	g := &c.Gateway
-	if g.Host == "" {
-		g.Host, _ = os.Hostname()
-	}
-	if g.StateDir == "" {
-		g.StateDir = DefaultStateDir
-	}
-	if g.ControlSocket == "" {
-		g.ControlSocket = DefaultControlSocket
-	}
-	if !set("gateway", "probe_timeout") {
-		g.ProbeTimeout.Duration = 500 * time.Millisecond
-	}
-	if !set("gateway", "announce_count") {
-		g.AnnounceCount = 3
-	}
-	setDur(&g.AnnounceInterval, 500*time.Millisecond)
-	for i := range c.Aliases {
-		if c.Aliases[i].Label == "" {
-			c.Aliases[i].Label = defaultLabel(c, i)
-			c.Aliases[i].DefaultLabel = true
-		}
-	}
-	if d := c.DHCP; d != nil {
-		setDur(&d.LeaseTime, 12*time.Hour)
-		setDur(&d.DeclineTime, 24*time.Hour)
-		setDur(&d.OfferTime, time.Minute)
-		for i := range d.Pools {
-			p := &d.Pools[i]
-			setDur(&p.LeaseTime, d.LeaseTime.Duration)
-			setDur(&p.RenewTime, p.LeaseTime.Duration/2)
-			setDur(&p.RebindTime, p.LeaseTime.Duration*7/8)
-			if p.Domain == "" && c.DNS != nil {
-				p.Domain = c.DNS.Domain
-				if p.Domain == "" {
-					p.Domain = DefaultDomain
-				}
-			}
-		}
-	}
-	if d := c.DNS; d != nil {
-		if d.Domain == "" {
-			d.Domain = DefaultDomain
-		}
-		setDur(&d.LocalTTL, time.Minute)
-		setDur(&d.Timeout, 4*time.Second)
-		if d.MaxFlight == 0 {
-			d.MaxFlight = 1024
-		}
-		if d.Cache.Size == 0 {
-			d.Cache.Size = 10000
-		}
-		setDur(&d.Cache.MaxTTL, 24*time.Hour)
-		setDur(&d.Cache.NegTTL, time.Hour)
-	}
-	if c.ZoneSet == nil {
-		c.ZoneSet = map[string]*Zone{}
-	}
-	if c.Services == nil {
-		c.Services = map[string]*Service{}
-	}
-	for name, z := range c.ZoneSet {
-		z.Name = name
-	}
-	for name, s := range c.Services {
-		s.Name = name
-	}
-	addBuiltinServices(c)
-}
+// Defaults of settings the file may leave out; the model always holds a value.
+const (
+	defaultProbeTimeout     = 500 * time.Millisecond
+	defaultAnnounceCount    = 3
+	defaultAnnounceInterval = 500 * time.Millisecond
 
-// setDur fills a zero duration with its default.
-func setDur(d *Duration, def time.Duration) {
-	if d.Duration == 0 {
-		d.Duration = def
-	}
-}
+	defaultLeaseTime   = 12 * time.Hour
+	defaultDeclineTime = 24 * time.Hour
+	defaultOfferTime   = time.Minute
+
+	defaultLocalTTL  = time.Minute
+	defaultTimeout   = 4 * time.Second
+	defaultMaxFlight = 1024
+	defaultCacheSize = 10000
+	defaultMaxTTL    = 24 * time.Hour
+	defaultNegTTL    = time.Hour
+)
 
 // addBuiltinServices defines the services gatewayd's own roles serve, unless the
 // file redefines them.
-func addBuiltinServices(c *Config) {
-	alias := func(role string) string {
-		switch {
-		case role == "dhcp" && c.DHCP != nil:
-			return c.DHCP.Alias
-		case role == "dns" && c.DNS != nil:
-			return c.DNS.Alias
-		case role == "router" && c.Router != nil:
-			return c.Router.Alias
-		}
-		return ""
+func addBuiltinServices(f *file, c *Config) {
+	var router, dhcp, dns string
+	if f.Router != nil {
+		router = f.Router.Alias
+	}
+	if f.DHCP != nil {
+		dhcp = f.DHCP.Alias
+	}
+	if f.DNS != nil {
+		dns = f.DNS.Alias
 	}
 	// ssh without a router role, and ping, are served on every alias. dhcp and
 	// dns exist only with their role: opening port 53 on every alias for a
 	// role that is not configured would be a hole, not a service.
 	builtin := []*Service{
-		{Name: "ssh", Ports: []string{"tcp/22"}, Alias: alias("router")},
-		{Name: "ping", Ports: []string{"icmp"}},
+		{Name: "ssh", Ports: []PortSpec{{"tcp", 22, 22}}, Alias: router},
+		{Name: "ping", Ports: []PortSpec{{Proto: "icmp"}}},
 	}
-	if c.DHCP != nil {
-		builtin = append(builtin, &Service{Name: "dhcp", Ports: []string{"udp/67"}, Alias: alias("dhcp")})
+	if f.DHCP != nil {
+		builtin = append(builtin, &Service{Name: "dhcp", Ports: []PortSpec{{"udp", 67, 67}}, Alias: dhcp})
 	}
-	if c.DNS != nil {
-		builtin = append(builtin, &Service{Name: "dns", Ports: []string{"udp/53", "tcp/53"}, Alias: alias("dns")})
+	if f.DNS != nil {
+		builtin = append(builtin, &Service{Name: "dns", Ports: []PortSpec{{"udp", 53, 53}, {"tcp", 53, 53}}, Alias: dns})
 	}
 	for _, s := range builtin {
 		if _, ok := c.Services[s.Name]; ok {

@@ -121,8 +121,13 @@ func checkAccepted(t *testing.T, c *Config) {
 		}
 	}
 	for _, s := range c.Services {
-		if len(s.PortSpecs) != len(s.Ports) {
-			t.Fatalf("service %s: ports %q parsed as %v", s.Name, s.Ports, s.PortSpecs)
+		if len(s.Ports) == 0 {
+			t.Fatalf("service %s has no ports", s.Name)
+		}
+		for _, ps := range s.Ports {
+			if spec, err := ParsePortSpec(ps.String()); err != nil || spec != ps {
+				t.Fatalf("service %s: port %+v does not read back (%v)", s.Name, ps, err)
+			}
 		}
 	}
 	if c.DHCP != nil {

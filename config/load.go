@@ -24,27 +24,25 @@ func Load(path string) (*Config, error) {
 	return Parse(path, b)
 }
 
-// Parse decodes and validates config text; file names it in errors.
-func Parse(file string, text []byte) (*Config, error) {
+// Parse decodes and validates config text; name is the file it names in errors.
+func Parse(name string, text []byte) (*Config, error) {
 	if !utf8Valid(text) {
-		return nil, ErrorList{{File: file, Line: 1, Col: 1, Msg: "the file is not valid UTF-8 text"}}
+		return nil, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the file is not valid UTF-8 text"}}
 	}
 	// A UTF-8 byte order mark is not part of the first line's columns.
 	text = bytes.TrimPrefix(text, []byte("\ufeff"))
-	c := &Config{File: file}
-	md, err := toml.NewDecoder(strings.NewReader(string(text))).Decode(c)
+	var f file
+	md, err := toml.NewDecoder(strings.NewReader(string(text))).Decode(&f)
 	loc := newLocator(string(text))
 	if err != nil {
-		return nil, decodeError(file, string(text), loc, err)
+		return nil, decodeError(name, string(text), loc, err)
 	}
-	p := &problems{file: file, loc: loc}
+	p := &problems{file: name, loc: loc}
 	unknownKeys(p, md.Keys())
 	if err := p.err(); err != nil {
 		return nil, err
 	}
-	c.File = file
-	applyDefaults(c, md.IsDefined)
-	validate(c, p)
+	c := validate(&f, name, p, md.IsDefined)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -124,7 +122,7 @@ func underAny(k toml.Key, parents []toml.Key) bool {
 // validKeys lists the keys the schema accepts in the table at path, and whether
 // that table is an array of tables.
 func validKeys(path toml.Key) ([]string, bool) {
-	t := reflect.TypeFor[Config]()
+	t := reflect.TypeFor[file]()
 	array := false
 	for i := 0; i < len(path); i++ {
 		t = deref(t)
@@ -180,8 +178,8 @@ func fieldByTag(t reflect.Type, tag string) (reflect.StructField, bool) {
 // commands that talk to the daemon. When the file does not validate, it still
 // reads [gateway] control_socket alone if it can, and returns the validation
 // error with it; socket is "" only when not even that could be read.
-func ControlSocket(file string, text []byte) (socket string, err error) {
-	c, err := Parse(file, text)
+func ControlSocket(name string, text []byte) (socket string, err error) {
+	c, err := Parse(name, text)
 	if err == nil {
 		return c.Gateway.ControlSocket, nil
 	}

@@ -11,11 +11,11 @@ func TestSeedConfigLoads(t *testing.T) {
 		t.Fatalf("aliases: %+v", c.Aliases)
 	}
 	p := c.DHCP.Pools[0]
-	if p.RouterAddr.String() != "192.168.1.1" || len(p.DNSAddrs) != 1 || p.DNSAddrs[0].String() != "192.168.1.3" || p.Domain != "home.arpa" {
+	if p.Router.String() != "192.168.1.1" || len(p.DNS) != 1 || p.DNS[0].String() != "192.168.1.3" || p.Domain != "home.arpa" {
 		t.Fatalf("pool not resolved: %+v", p)
 	}
-	if c.DHCP.Pools[1].RouterAddr.String() != "10.0.0.1" {
-		t.Fatalf("lab pool router: %v", c.DHCP.Pools[1].RouterAddr)
+	if c.DHCP.Pools[1].Router.String() != "10.0.0.1" {
+		t.Fatalf("lab pool router: %v", c.DHCP.Pools[1].Router)
 	}
 	if len(c.Zones) != 2 {
 		t.Fatalf("zones: %+v", c.Zones)

@@ -1,60 +1,60 @@
 // Package config owns gatewayd's configuration file: the TOML schema, its defaults,
 // and validation with file:line:column errors. It is the only TOML-aware code in
-// gatewayd; every other package receives the typed, validated *Config. It touches
-// nothing outside the file it is asked to read.
+// gatewayd; every other package receives the resolved, validated *Config. It
+// touches nothing outside the file it is asked to read.
 package config
 
 import (
+	"net"
 	"net/netip"
 	"time"
 )
 
-// Config is a whole, validated gateway.toml. After Load every name reference
+// Config is a whole, validated gateway.toml, resolved: every name reference
 // (role → alias, pool router/dns → address, zone → service/zone) is resolved and
-// defaults are filled in, so consumers never re-derive them.
+// every default is filled in, so consumers never re-derive them. It is built by
+// validation from the file's schema (schema.go) and shares no memory with it.
 type Config struct {
 	// File is the path the config was read from ("" for an in-memory source).
-	File string `toml:"-"`
-
-	Gateway  Gateway             `toml:"gateway"`
-	Aliases  []Alias             `toml:"alias"`
-	Router   *Router             `toml:"router"`
-	DHCP     *DHCP               `toml:"dhcp"`
-	DNS      *DNS                `toml:"dns"`
-	ZoneSet  map[string]*Zone    `toml:"zone"`
-	Services map[string]*Service `toml:"service"`
-
-	// Zones is ZoneSet in name order, followed by one implicit zone for every alias
-	// subnet no zone names (closed default policy). Filled by Load.
-	Zones []*Zone `toml:"-"`
+	File    string
+	Gateway Gateway
+	Aliases []Alias
+	Router  *Router // nil: the file has no [router]
+	DHCP    *DHCP   // nil: no [dhcp]
+	DNS     *DNS    // nil: no [dns]
+	// Zones are the file's zones in name order, followed by one implicit zone for
+	// every alias subnet no zone names (closed default policy).
+	Zones []*Zone
+	// Services are the built-in services and the file's, by name.
+	Services map[string]*Service
 }
 
-// Gateway holds the box-wide settings.
+// Gateway holds the box-wide settings, defaults filled.
 type Gateway struct {
-	Interface     string `toml:"interface"`
-	Host          string `toml:"host"`
-	StateDir      string `toml:"state_dir"`
-	ControlSocket string `toml:"control_socket"`
-	LogLevel      string `toml:"log_level"`
-	LogFormat     string `toml:"log_format"`
+	Interface     string
+	Host          string // default: the hostname
+	StateDir      string
+	ControlSocket string
+	LogLevel      string // "" or a slog level name
+	LogFormat     string // "", "text" or "json"
 	// ProbeTimeout is how long a claim waits for an ARP answer (RFC 5227) before
 	// taking an address another host may hold. Zero disables probing.
-	ProbeTimeout Duration `toml:"probe_timeout"`
+	ProbeTimeout time.Duration
 	// AnnounceCount gratuitous ARPs are sent AnnounceInterval apart after an add.
-	AnnounceCount    int      `toml:"announce_count"`
-	AnnounceInterval Duration `toml:"announce_interval"`
+	AnnounceCount    int
+	AnnounceInterval time.Duration
 }
 
 // Alias is one address on the NIC.
 type Alias struct {
-	Name    string       `toml:"name"`
-	Address netip.Prefix `toml:"address"`
+	Name    string
+	Address netip.Prefix
 	// Label is the address label (`eth1:0`); default "<interface>:<index>".
-	Label string `toml:"label"`
+	Label string
 	// DefaultLabel is true when Label was numbered by position, not written.
-	DefaultLabel bool `toml:"-"`
-	// Host names the box that holds the alias; default: every box (this one).
-	Host string `toml:"host"`
+	DefaultLabel bool
+	// Host names the box that holds the alias; "" means every box (this one).
+	Host string
 }
 
 // Subnet is the alias's network (address masked to its prefix length).
@@ -62,158 +62,134 @@ func (a Alias) Subnet() netip.Prefix { return a.Address.Masked() }
 
 // Router is the router role: forwarding, the upstream route, NAT.
 type Router struct {
-	Alias      string     `toml:"alias"`
-	Upstream   netip.Addr `toml:"upstream"`
-	Masquerade bool       `toml:"masquerade"`
-	Routes     []Route    `toml:"route"`
+	Alias      string
+	Upstream   netip.Addr // invalid: none
+	Masquerade bool
+	Routes     []Route
 }
 
 // Route is a static route (router role) or a classless static route (DHCP option 121).
 type Route struct {
-	To  netip.Prefix `toml:"to"`
-	Via netip.Addr   `toml:"via"`
+	To  netip.Prefix
+	Via netip.Addr
 }
 
 // DHCP is the DHCPv4 role.
 type DHCP struct {
-	Alias     string   `toml:"alias"`
-	LeaseTime Duration `toml:"lease_time"`
+	Alias     string
+	LeaseTime time.Duration
+	// DeclineTime is how long an address a client DECLINEd stays quarantined.
+	DeclineTime time.Duration
+	// OfferTime is how long an OFFERed address is held for the client.
+	OfferTime time.Duration
 	// Authoritative servers NAK requests for addresses on the subnets they serve
 	// that they cannot grant. Default true.
-	Authoritative *bool `toml:"authoritative"`
-	// DeclineTime is how long an address a client DECLINEd stays quarantined.
-	DeclineTime Duration `toml:"decline_time"`
-	// OfferTime is how long an OFFERed address is held for the client.
-	OfferTime Duration `toml:"offer_time"`
+	Authoritative bool
 	// ProbeBeforeOffer ARP-probes an address with no lease before offering it.
-	ProbeBeforeOffer bool     `toml:"probe_before_offer"`
-	Pools            []Pool   `toml:"pool"`
-	Static           []Static `toml:"static"`
+	ProbeBeforeOffer bool
+	Pools            []Pool
+	Static           []Static
 }
 
-// IsAuthoritative reports the effective authoritative setting.
-func (d *DHCP) IsAuthoritative() bool { return d.Authoritative == nil || *d.Authoritative }
-
-// Pool is a dynamic range and the options handed out with it.
+// Pool is a dynamic range and the options handed out with it, resolved.
 type Pool struct {
-	Range Range `toml:"range"`
-	// Subnet is the pool's network. Default: the subnet of the alias containing the
-	// range. Set it for a subnet reached through a DHCP relay.
-	Subnet     netip.Prefix `toml:"subnet"`
-	Router     string       `toml:"router"`
-	DNS        []string     `toml:"dns"`
-	NTP        []string     `toml:"ntp"`
-	Domain     string       `toml:"domain"`
-	LeaseTime  Duration     `toml:"lease_time"`
-	RenewTime  Duration     `toml:"renew_time"`
-	RebindTime Duration     `toml:"rebind_time"`
-	Broadcast  netip.Addr   `toml:"broadcast"`
-	Routes     []Route      `toml:"route"`
-	Options    []Option     `toml:"option"`
-
-	// Resolved by Load.
-	RouterAddr netip.Addr   `toml:"-"`
-	DNSAddrs   []netip.Addr `toml:"-"`
-	NTPAddrs   []netip.Addr `toml:"-"`
-	// Relayed is true when no alias of this host is on the pool's subnet.
-	Relayed bool `toml:"-"`
+	Range Range
+	// Subnet is the pool's network, masked. Default: the subnet of the alias
+	// holding the range; written for a subnet reached through a DHCP relay.
+	Subnet netip.Prefix
+	// Relayed is true when no alias is on the pool's subnet.
+	Relayed bool
+	// Router is the address handed out as option 3 (an alias name resolved);
+	// default the router role's alias when it is on the subnet; invalid: none.
+	Router netip.Addr
+	// DNS defaults to the DNS role's alias.
+	DNS, NTP  []netip.Addr
+	Domain    string
+	Broadcast netip.Addr // invalid: none
+	// LeaseTime defaults to [dhcp] lease_time, RenewTime (T1) to half of it,
+	// RebindTime (T2) to 7/8 of it.
+	LeaseTime, RenewTime, RebindTime time.Duration
+	Routes                           []Route
+	Options                          []Option
 }
 
-// Option is any DHCP option by code; exactly one of Hex, Text, IP is set.
+// Option is any other DHCP option by code, its value already in wire form.
 type Option struct {
-	Code int          `toml:"code"`
-	Hex  string       `toml:"hex"`
-	Text string       `toml:"text"`
-	IP   []netip.Addr `toml:"ip"`
+	Code  int
+	Value []byte
 }
 
-// Static is a fixed lease.
+// Static is a fixed lease; MAC or ClientID (or both) is set.
 type Static struct {
-	MAC      MAC        `toml:"mac"`
-	ClientID string     `toml:"client_id"`
-	Address  netip.Addr `toml:"address"`
-	Hostname string     `toml:"hostname"`
+	MAC      net.HardwareAddr
+	ClientID string
+	Address  netip.Addr
+	Hostname string
 }
 
 // DNS is the DNS role.
 type DNS struct {
-	Alias     string    `toml:"alias"`
-	Domain    string    `toml:"domain"`
-	Upstreams []string  `toml:"upstreams"`
-	LocalTTL  Duration  `toml:"local_ttl"`
-	Hosts     []Host    `toml:"host"`
-	CNAMEs    []CNAME   `toml:"cname"`
-	Forward   []Forward `toml:"forward"`
-	Cache     DNSCache  `toml:"cache"`
-	Rebind    DNSRebind `toml:"rebind"`
-	Timeout   Duration  `toml:"timeout"`
-	MaxFlight int       `toml:"max_inflight"`
-	// UpstreamAddrs is Upstreams resolved to address:port. Filled by Load.
-	UpstreamAddrs []netip.AddrPort `toml:"-"`
+	Alias  string
+	Domain string
+	// Upstreams are tried with failover; port 53 unless written.
+	Upstreams []netip.AddrPort
+	LocalTTL  time.Duration
+	Hosts     []Host
+	CNAMEs    []CNAME
+	Forward   []Forward
+	Cache     DNSCache
+	// Rebind drops public answers that carry private addresses, except for the
+	// domains in RebindAllow. Default true.
+	Rebind      bool
+	RebindAllow []string
+	// Timeout is the whole-query deadline.
+	Timeout   time.Duration
+	MaxFlight int
 }
 
 // Host is a local name.
 type Host struct {
-	Name    string     `toml:"name"`
-	Address netip.Addr `toml:"address"`
+	Name    string
+	Address netip.Addr
 }
 
 // CNAME is a local alias name.
 type CNAME struct {
-	Name   string `toml:"name"`
-	Target string `toml:"target"`
+	Name, Target string
 }
 
 // Forward sends a domain (forward or reverse) to its own servers.
 type Forward struct {
-	Domain  string   `toml:"domain"`
-	Servers []string `toml:"servers"`
-	// ServerAddrs is Servers resolved. Filled by Load.
-	ServerAddrs []netip.AddrPort `toml:"-"`
+	Domain  string
+	Servers []netip.AddrPort
 }
 
 // DNSCache tunes the answer cache.
 type DNSCache struct {
-	Size       int      `toml:"size"`
-	MinTTL     Duration `toml:"min_ttl"`
-	MaxTTL     Duration `toml:"max_ttl"`
-	NegTTL     Duration `toml:"negative_ttl"`
-	ServeStale Duration `toml:"serve_stale"`
+	Size                               int
+	MinTTL, MaxTTL, NegTTL, ServeStale time.Duration
 }
-
-// DNSRebind is DNS rebinding protection.
-type DNSRebind struct {
-	// Protect drops public answers that carry private addresses. Default true.
-	Protect *bool    `toml:"protect"`
-	Allow   []string `toml:"allow"`
-}
-
-// Enabled reports the effective protection setting.
-func (r DNSRebind) Enabled() bool { return r.Protect == nil || *r.Protect }
 
 // Zone is a set of subnets with one security policy.
 type Zone struct {
-	Name    string         `toml:"-"`
-	Subnets []netip.Prefix `toml:"subnets"`
+	Name    string
+	Subnets []netip.Prefix
 	// Allow lists services of this box the zone may reach.
-	Allow []string `toml:"allow"`
-	// Forward lists zones (or "upstream") its traffic may be routed to.
-	Forward []string `toml:"forward"`
-	// Implicit zones were made by Load for an alias subnet no zone names.
-	Implicit bool `toml:"-"`
+	Allow []string
+	// Forward lists zones (or Upstream) its traffic may be routed to.
+	Forward []string
+	// Implicit zones were made for an alias subnet no zone names.
+	Implicit bool
 }
 
 // Service is a port set of this box, served on one alias (or on the NIC).
 type Service struct {
-	Name string `toml:"-"`
-	// Ports are "tcp/22", "udp/53", "tcp/8000-8080", or "icmp".
-	Ports []string `toml:"ports"`
+	Name  string
+	Ports []PortSpec
 	// Alias serves the service; "" means every alias of this host.
-	Alias string `toml:"alias"`
+	Alias string
 	// Builtin services are defined by gatewayd, not the file.
-	Builtin bool `toml:"-"`
-	// PortSpecs is Ports parsed. Filled by Load.
-	PortSpecs []PortSpec `toml:"-"`
+	Builtin bool
 }
 
 // PortSpec is one protocol and port range (ports 0 for icmp).
@@ -221,6 +197,3 @@ type PortSpec struct {
 	Proto    string // "tcp", "udp", "icmp"
 	From, To uint16
 }
-
-// Duration is a time.Duration that reads "12h", "30m", "90s" or "2d".
-type Duration struct{ time.Duration }

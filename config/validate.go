@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -15,56 +16,87 @@ var (
 	labelRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 )
 
-// validate checks the decoded config and resolves its name references.
-func validate(c *Config, p *problems) {
-	validateGateway(c, p)
-	aliases := validateAliases(c, p)
-	validateRoles(c, p, aliases)
-	if c.Router != nil {
-		validateRouter(c, p)
-	}
-	if c.DHCP != nil {
-		validateDHCP(c, p, aliases)
-	}
-	if c.DNS != nil {
-		validateDNS(c, p, aliases)
-	}
-	validateServices(c, p, aliases)
-	validateZones(c, p)
+// validate checks the decoded file and builds the resolved model from it. It
+// reads f and never writes to it; set reports whether the file wrote a key, for
+// settings where zero means "off" rather than "default".
+func validate(f *file, name string, p *problems, set func(key ...string) bool) *Config {
+	c := &Config{File: name, Gateway: buildGateway(f.Gateway, p, set)}
+	aliases := buildAliases(f, c, p)
+	validateRoles(f, p, aliases)
+	c.Router = buildRouter(f.Router, c, p)
+	c.DHCP = buildDHCP(f, c, p, aliases)
+	c.DNS = buildDNS(f.DNS, p)
+	buildServices(f, c, p, aliases)
+	buildZones(f, c, p)
 	if len(p.list) == 0 {
 		addImplicitZones(c)
 	}
+	return c
 }
 
-func validateGateway(c *Config, p *problems) {
-	ifname := c.Gateway.Interface
+func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gateway {
+	g := Gateway{
+		Interface:        fg.Interface,
+		Host:             fg.Host,
+		StateDir:         orDefault(fg.StateDir, DefaultStateDir),
+		ControlSocket:    orDefault(fg.ControlSocket, DefaultControlSocket),
+		LogLevel:         fg.LogLevel,
+		LogFormat:        fg.LogFormat,
+		ProbeTimeout:     fg.ProbeTimeout.Duration,
+		AnnounceCount:    fg.AnnounceCount,
+		AnnounceInterval: fg.AnnounceInterval.or(defaultAnnounceInterval),
+	}
+	if g.Host == "" {
+		g.Host, _ = os.Hostname()
+	}
+	if !set("gateway", "probe_timeout") {
+		g.ProbeTimeout = defaultProbeTimeout
+	}
+	if !set("gateway", "announce_count") {
+		g.AnnounceCount = defaultAnnounceCount
+	}
+	validateGateway(g, p)
+	return g
+}
+
+func validateGateway(g Gateway, p *problems) {
+	ifname := g.Interface
 	switch {
 	case ifname == "":
 		p.at("gateway", "interface is missing: set [gateway] interface = \"eth1\" (the NIC that carries every alias)")
 	case len(ifname) > 15 || strings.ContainsAny(ifname, "/: \t"):
 		p.at("gateway.interface", "%q is not an interface name (at most 15 bytes, no '/', ':' or spaces)", ifname)
 	}
-	if c.Gateway.AnnounceCount < 0 || c.Gateway.AnnounceCount > 100 {
-		p.at("gateway.announce_count", "announce_count must be 0-100, not %d", c.Gateway.AnnounceCount)
+	if g.AnnounceCount < 0 || g.AnnounceCount > 100 {
+		p.at("gateway.announce_count", "announce_count must be 0-100, not %d", g.AnnounceCount)
 	}
 	var level slog.Level
-	if l := c.Gateway.LogLevel; l != "" && level.UnmarshalText([]byte(l)) != nil {
+	if l := g.LogLevel; l != "" && level.UnmarshalText([]byte(l)) != nil {
 		p.at("gateway.log_level", "log_level %q is not a level: use debug, info, warn or error", l)
 	}
-	if f := c.Gateway.LogFormat; f != "" && f != "text" && f != "json" {
+	if f := g.LogFormat; f != "" && f != "text" && f != "json" {
 		p.at("gateway.log_format", "log_format %q is not a format: use text or json", f)
 	}
 	// The daemon and the commands that talk to it may run in different
 	// directories; a relative path would name two places.
-	for _, kv := range [][2]string{{"state_dir", c.Gateway.StateDir}, {"control_socket", c.Gateway.ControlSocket}} {
+	for _, kv := range [][2]string{{"state_dir", g.StateDir}, {"control_socket", g.ControlSocket}} {
 		if !filepath.IsAbs(kv[1]) {
 			p.at("gateway."+kv[0], "%s %q is not an absolute path: write it from /", kv[0], kv[1])
 		}
 	}
 }
 
-// validateAliases checks names, addresses and labels; it returns the aliases by name.
-func validateAliases(c *Config, p *problems) map[string]*Alias {
+// buildAliases fills c.Aliases, checking names, addresses and labels; it
+// returns the aliases by name.
+func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
+	c.Aliases = make([]Alias, len(f.Aliases))
+	for i, fa := range f.Aliases {
+		a := Alias{Name: fa.Name, Address: fa.Address, Label: fa.Label, Host: fa.Host}
+		if a.Label == "" {
+			a.Label, a.DefaultLabel = fmt.Sprintf("%s:%d", c.Gateway.Interface, i), true
+		}
+		c.Aliases[i] = a
+	}
 	byName := map[string]*Alias{}
 	byAddr := map[netip.Addr]string{}
 	labels := map[string]string{}
@@ -133,8 +165,6 @@ func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
 	labels[a.Label] = a.Name
 }
 
-func defaultLabel(c *Config, i int) string { return fmt.Sprintf("%s:%d", c.Gateway.Interface, i) }
-
 func aliasPath(c *Config, name string) string {
 	for i, a := range c.Aliases {
 		if a.Name == name {
@@ -155,7 +185,7 @@ func broadcast(p netip.Prefix) netip.Addr {
 }
 
 // validateRoles checks that every role names an existing alias of its own.
-func validateRoles(c *Config, p *problems, aliases map[string]*Alias) {
+func validateRoles(f *file, p *problems, aliases map[string]*Alias) {
 	used := map[string]string{}
 	check := func(role, alias string) {
 		switch {
@@ -169,14 +199,14 @@ func validateRoles(c *Config, p *problems, aliases map[string]*Alias) {
 			used[alias] = role
 		}
 	}
-	if c.Router != nil {
-		check("router", c.Router.Alias)
+	if f.Router != nil {
+		check("router", f.Router.Alias)
 	}
-	if c.DHCP != nil {
-		check("dhcp", c.DHCP.Alias)
+	if f.DHCP != nil {
+		check("dhcp", f.DHCP.Alias)
 	}
-	if c.DNS != nil {
-		check("dns", c.DNS.Alias)
+	if f.DNS != nil {
+		check("dns", f.DNS.Alias)
 	}
 }
 
@@ -202,14 +232,27 @@ func (c *Config) onLink(a netip.Addr) bool {
 	return false
 }
 
-func validateRouter(c *Config, p *problems) {
-	r := c.Router
+func buildRouter(fr *fileRouter, c *Config, p *problems) *Router {
+	if fr == nil {
+		return nil
+	}
+	r := &Router{Alias: fr.Alias, Upstream: fr.Upstream, Masquerade: fr.Masquerade}
 	if r.Upstream.IsValid() && !c.onLink(r.Upstream) {
 		p.at("router.upstream", "upstream %s is not on any alias subnet; the next hop must be directly reachable on %s", r.Upstream, c.Gateway.Interface)
 	}
-	for i, rt := range r.Routes {
-		validateRoute(c, p, fmt.Sprintf("router.route[%d]", i), rt, true)
+	r.Routes = buildRoutes(c, p, "router", fr.Routes, true)
+	return r
+}
+
+// buildRoutes checks the [[<parent>.route]] tables; needOnLink says whether
+// the next hop must be on an alias subnet (a route of this box's own).
+func buildRoutes(c *Config, p *problems, parent string, list []fileRoute, needOnLink bool) []Route {
+	var out []Route
+	for i, rt := range list {
+		validateRoute(c, p, fmt.Sprintf("%s.route[%d]", parent, i), Route(rt), needOnLink)
+		out = append(out, Route(rt))
 	}
+	return out
 }
 
 func validateRoute(c *Config, p *problems, path string, rt Route, needOnLink bool) {

@@ -3,7 +3,10 @@ package config
 import (
 	"encoding/hex"
 	"fmt"
+	"net"
 	"net/netip"
+	"slices"
+	"time"
 )
 
 // optionsSetByServer are DHCP option codes gatewayd manages itself.
@@ -18,10 +21,22 @@ var optionsWithKeys = map[int]string{
 	1: "subnet (the mask comes from it)", 3: "router", 6: "dns", 15: "domain", 28: "broadcast", 42: "ntp", 121: "[[dhcp.pool.route]]",
 }
 
-func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
-	d := c.DHCP
-	for i := range d.Pools {
-		validatePool(c, p, fmt.Sprintf("dhcp.pool[%d]", i), &d.Pools[i], aliases)
+func buildDHCP(f *file, c *Config, p *problems, aliases map[string]*Alias) *DHCP {
+	fd := f.DHCP
+	if fd == nil {
+		return nil
+	}
+	d := &DHCP{
+		Alias:            fd.Alias,
+		LeaseTime:        fd.LeaseTime.or(defaultLeaseTime),
+		DeclineTime:      fd.DeclineTime.or(defaultDeclineTime),
+		OfferTime:        fd.OfferTime.or(defaultOfferTime),
+		Authoritative:    fd.Authoritative == nil || *fd.Authoritative,
+		ProbeBeforeOffer: fd.ProbeBeforeOffer,
+		Pools:            make([]Pool, len(fd.Pools)),
+	}
+	for i := range fd.Pools {
+		d.Pools[i] = buildPool(f, c, p, fmt.Sprintf("dhcp.pool[%d]", i), &fd.Pools[i], d.LeaseTime, aliases)
 	}
 	for i := range d.Pools {
 		for j := range d.Pools[:i] {
@@ -32,8 +47,16 @@ func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
 			}
 		}
 	}
+	d.Static = buildStatics(c, p, d, fd.Static)
+	return d
+}
+
+func buildStatics(c *Config, p *problems, d *DHCP, list []fileStatic) []Static {
+	var out []Static
 	macs, ids, addrs := map[string]int{}, map[string]int{}, map[netip.Addr]int{}
-	for i, s := range d.Static {
+	for i, fs := range list {
+		s := Static{MAC: net.HardwareAddr(slices.Clone(fs.MAC)), ClientID: fs.ClientID, Address: fs.Address, Hostname: fs.Hostname}
+		out = append(out, s)
 		path := fmt.Sprintf("dhcp.static[%d]", i)
 		if len(s.MAC) == 0 && s.ClientID == "" {
 			p.at(path, "a static lease needs mac = \"00:11:22:33:44:55\" or client_id")
@@ -71,6 +94,7 @@ func validateDHCP(c *Config, p *problems, aliases map[string]*Alias) {
 			p.at(path+".hostname", "%q is not a valid host name: one DNS label of letters, digits and '-'", s.Hostname)
 		}
 	}
+	return out
 }
 
 // poolFor returns the pool whose subnet holds a.
@@ -83,13 +107,25 @@ func (d *DHCP) poolFor(a netip.Addr) *Pool {
 	return nil
 }
 
-func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[string]*Alias) {
+// buildPool resolves one [[dhcp.pool]]; leaseTime is [dhcp] lease_time.
+func buildPool(f *file, c *Config, p *problems, path string, fp *filePool, leaseTime time.Duration, aliases map[string]*Alias) Pool {
+	pool := Pool{
+		Range:     fp.Range,
+		Domain:    fp.Domain,
+		Broadcast: fp.Broadcast,
+		LeaseTime: fp.LeaseTime.or(leaseTime),
+	}
+	pool.RenewTime = fp.RenewTime.or(pool.LeaseTime / 2)
+	pool.RebindTime = fp.RebindTime.or(pool.LeaseTime * 7 / 8)
+	if pool.Domain == "" && f.DNS != nil {
+		pool.Domain = orDefault(f.DNS.Domain, DefaultDomain)
+	}
 	r := pool.Range
 	if !r.Start.IsValid() {
 		p.at(path, "range is missing: set range = \"192.168.1.100-192.168.1.199\"")
-		return
+		return pool
 	}
-	if !pool.Subnet.IsValid() {
+	if pool.Subnet = fp.Subnet; !pool.Subnet.IsValid() {
 		for _, a := range c.Aliases {
 			if a.Address.IsValid() && a.Subnet().Contains(r.Start) {
 				pool.Subnet = a.Subnet()
@@ -98,13 +134,13 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 		}
 		if !pool.Subnet.IsValid() {
 			p.at(path+".range", "range %s is not inside any alias subnet; add subnet = \"a.b.c.0/24\" if it is reached through a DHCP relay", r)
-			return
+			return pool
 		}
 	}
 	if !pool.Subnet.Addr().Is4() {
 		p.at(path+".subnet", "subnet %s is not IPv4: write the relayed subnet like \"192.168.5.0/24\"", pool.Subnet)
 		pool.Subnet = netip.Prefix{}
-		return
+		return pool
 	}
 	pool.Subnet = pool.Subnet.Masked()
 	pool.Relayed = !c.onLink(pool.Subnet.Addr())
@@ -119,34 +155,33 @@ func validatePool(c *Config, p *problems, path string, pool *Pool, aliases map[s
 			p.at(path+".range", "range %s includes %s, the address of alias %q", r, a.Address.Addr(), a.Name)
 		}
 	}
-	if pool.Router != "" {
+	if fp.Router != "" {
 		var ok bool
-		switch pool.RouterAddr, ok = resolveAddr(pool.Router, aliases); {
+		switch pool.Router, ok = resolveAddr(fp.Router, aliases); {
 		case !ok:
-			p.at(path+".router", "%q is neither an alias name (%s) nor an IPv4 address", pool.Router, names(aliases))
-		case !pool.Subnet.Contains(pool.RouterAddr):
-			p.at(path+".router", "router %s is not on the pool's subnet %s; clients could not reach it (name an alias or address on %s)", pool.RouterAddr, pool.Subnet, pool.Subnet)
+			p.at(path+".router", "%q is neither an alias name (%s) nor an IPv4 address", fp.Router, names(aliases))
+		case !pool.Subnet.Contains(pool.Router):
+			p.at(path+".router", "router %s is not on the pool's subnet %s; clients could not reach it (name an alias or address on %s)", pool.Router, pool.Subnet, pool.Subnet)
 		}
 	} else if c.Router != nil && aliases[c.Router.Alias] != nil && pool.Subnet.Contains(aliases[c.Router.Alias].Address.Addr()) {
-		pool.RouterAddr = aliases[c.Router.Alias].Address.Addr()
+		pool.Router = aliases[c.Router.Alias].Address.Addr()
 	}
-	pool.DNSAddrs = resolveAddrs(p, path+".dns", pool.DNS, aliases)
-	if len(pool.DNS) == 0 && c.DNS != nil && aliases[c.DNS.Alias] != nil {
-		pool.DNSAddrs = []netip.Addr{aliases[c.DNS.Alias].Address.Addr()}
+	pool.DNS = resolveAddrs(p, path+".dns", fp.DNS, aliases)
+	if len(fp.DNS) == 0 && f.DNS != nil && aliases[f.DNS.Alias] != nil {
+		pool.DNS = []netip.Addr{aliases[f.DNS.Alias].Address.Addr()}
 	}
-	pool.NTPAddrs = resolveAddrs(p, path+".ntp", pool.NTP, aliases)
+	pool.NTP = resolveAddrs(p, path+".ntp", fp.NTP, aliases)
 	if pool.Broadcast.IsValid() && !pool.Subnet.Contains(pool.Broadcast) {
 		p.at(path+".broadcast", "broadcast %s is outside the subnet %s", pool.Broadcast, pool.Subnet)
 	}
-	if !(pool.RenewTime.Duration < pool.RebindTime.Duration && pool.RebindTime.Duration < pool.LeaseTime.Duration) {
+	if !(pool.RenewTime < pool.RebindTime && pool.RebindTime < pool.LeaseTime) {
 		p.at(path, "times must satisfy renew_time (%s) < rebind_time (%s) < lease_time (%s)", pool.RenewTime, pool.RebindTime, pool.LeaseTime)
 	}
-	for i, rt := range pool.Routes {
-		validateRoute(c, p, fmt.Sprintf("%s.route[%d]", path, i), rt, false)
+	pool.Routes = buildRoutes(c, p, path, fp.Routes, false)
+	for i, o := range fp.Options {
+		pool.Options = append(pool.Options, buildOption(p, fmt.Sprintf("%s.option[%d]", path, i), o))
 	}
-	for i, o := range pool.Options {
-		validateOption(p, fmt.Sprintf("%s.option[%d]", path, i), o)
-	}
+	return pool
 }
 
 // resolveAddr reads an alias name or an IPv4 address.
@@ -172,7 +207,8 @@ func resolveAddrs(p *problems, path string, list []string, aliases map[string]*A
 	return out
 }
 
-func validateOption(p *problems, path string, o Option) {
+// buildOption checks an option and encodes its value in wire form.
+func buildOption(p *problems, path string, o fileOption) Option {
 	if o.Code < 1 || o.Code > 254 {
 		p.at(path+".code", "option code %d is outside 1-254", o.Code)
 	} else if key, ok := optionsWithKeys[o.Code]; ok {
@@ -197,4 +233,25 @@ func validateOption(p *problems, path string, o Option) {
 	if len(o.Text) > 255 {
 		p.at(path+".text", "option text is %d bytes; at most 255", len(o.Text))
 	}
+	return Option{Code: o.Code, Value: optionValue(o)}
+}
+
+// optionValue is the option's value as it goes on the wire: the hex bytes, the
+// text, or each address as 4 bytes. Validation refuses any other shape.
+func optionValue(o fileOption) []byte {
+	switch {
+	case o.Hex != "":
+		b, _ := hex.DecodeString(o.Hex)
+		return b
+	case o.Text != "":
+		return []byte(o.Text)
+	}
+	var b []byte
+	for _, a := range o.IP {
+		if a.Is4() {
+			v := a.As4()
+			b = append(b, v[:]...)
+		}
+	}
+	return b
 }

@@ -2,53 +2,10 @@ package config
 
 import (
 	"fmt"
-	"math"
-	"net"
 	"net/netip"
 	"strconv"
 	"strings"
-	"time"
 )
-
-// UnmarshalText reads a Go duration, or a whole number of days ("2d").
-func (d *Duration) UnmarshalText(b []byte) error {
-	s := strings.TrimSpace(string(b))
-	if n, ok := strings.CutSuffix(s, "d"); ok {
-		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 || days > math.MaxInt64/int(24*time.Hour) {
-			return fmt.Errorf("invalid duration %q: want e.g. \"12h\", \"30m\" or \"2d\"", s)
-		}
-		d.Duration = time.Duration(days) * 24 * time.Hour
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil || v < 0 {
-		return fmt.Errorf("invalid duration %q: want e.g. \"12h\", \"30m\" or \"2d\"", s)
-	}
-	d.Duration = v
-	return nil
-}
-
-// MarshalText writes the duration in Go syntax.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
-
-// MAC is an Ethernet hardware address.
-type MAC net.HardwareAddr
-
-// UnmarshalText reads "00:0d:61:0b:d9:a0" (or with dashes).
-func (m *MAC) UnmarshalText(b []byte) error {
-	hw, err := net.ParseMAC(string(b))
-	if err != nil || len(hw) != 6 {
-		return fmt.Errorf("invalid MAC address %q: want six hex bytes like \"00:0d:61:0b:d9:a0\"", b)
-	}
-	*m = MAC(hw)
-	return nil
-}
-
-// MarshalText writes the MAC in colon form.
-func (m MAC) MarshalText() ([]byte, error) { return []byte(m.String()), nil }
-
-func (m MAC) String() string { return net.HardwareAddr(m).String() }
 
 // Range is an inclusive IPv4 address range "a-b".
 type Range struct{ Start, End netip.Addr }
