@@ -146,10 +146,12 @@ aliases: ip addr add 192.0.2.2/24 dev eth1 label eth1:3
 dns: update 192.0.2.3 (clients, hosts)
 dhcp: start 192.0.2.2 FAILED
 firewall: set aliases=router,dns zones=lan FAILED`},
+		// The address the failed apply added is neither the running nor the
+		// next generation's: it goes with the first alias step.
 		{name: "the next reload after degraded applies in full", cfg: base, want: `
 firewall: set aliases=router,dns zones=lan
-dns: update 192.0.2.3 (clients, hosts)
-aliases: ip addr del 192.0.2.2/24 dev eth1`},
+aliases: ip addr del 192.0.2.2/24 dev eth1
+dns: update 192.0.2.3 (clients, hosts)`},
 	} {
 		if s.before != nil {
 			s.before()
