@@ -55,6 +55,7 @@ deps:
 ISOLATED := GOPROXY=off unshare --net --
 
 test: deps
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(ISOLATED) $(GO) test -count=1 -timeout 20m ./...
 

@@ -129,7 +129,13 @@ func (g *gateway) write(text string) {
 // start runs the daemon and waits until it answers status.
 func (g *gateway) start() {
 	g.t.Helper()
-	cmd, err := g.ns.Start(context.Background(), bin, "run", "--config", g.conf)
+	g.startUnder()
+}
+
+// startUnder is start with the daemon run by a wrapper (setpriv ... --).
+func (g *gateway) startUnder(wrapper ...string) {
+	g.t.Helper()
+	cmd, err := g.ns.Start(context.Background(), append(wrapper, bin, "run", "--config", g.conf)...)
 	if err != nil {
 		g.t.Fatal(err)
 	}
