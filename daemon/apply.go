@@ -21,11 +21,19 @@ import (
 // idempotent Set, which writes nothing unless the kernel drifted (a flushed
 // ruleset, say), and then repairs it.
 func (d *Daemon) Apply(ctx context.Context, c *config.Config) ([]string, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.stopped {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	return d.apply(ctx, c)
+}
+
+// apply is Apply with applyMu held. It gives up when the daemon stops.
+func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) {
+	if d.isStopped() {
 		return nil, errors.New("gatewayd is stopping")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(d.stopping, cancel)()
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
@@ -37,7 +45,9 @@ func (d *Daemon) Apply(ctx context.Context, c *config.Config) ([]string, error) 
 	if err := p.conflictErr(); err != nil {
 		return nil, err
 	}
+	d.mu.Lock()
 	unchanged := prev != nil && reflect.DeepEqual(prev.want, next.want) && d.degraded == nil
+	d.mu.Unlock()
 	if prev != nil && !unchanged {
 		_ = notify(reloadingState())
 		defer notify("READY=1")
@@ -46,30 +56,38 @@ func (d *Daemon) Apply(ctx context.Context, c *config.Config) ([]string, error) 
 		return nil, err
 	}
 	d.sub.Aliases.SetAnnounce(next.want.Settings.Announce)
+	before := d.writes()
 	if err := d.transition(ctx, prev, next, union(prev.desired().aliasesOrNil(), next.want.Aliases)); err != nil {
 		if prev == nil {
 			// At start there is nothing to return to; what was applied stays,
 			// the firewall first, so the box fails closed.
 			return nil, err
 		}
+		if d.stopping.Err() != nil {
+			d.setDegraded(fmt.Errorf("a reload was interrupted by the daemon stopping (%w); the next start applies the file in full", err))
+			return nil, fmt.Errorf("interrupted: gatewayd is stopping: %w", err)
+		}
 		d.log.Error("apply failed, returning to the previous config", "err", err)
 		d.sub.Aliases.SetAnnounce(prev.want.Settings.Announce)
 		if rerr := d.rollback(ctx, next, prev); rerr != nil {
-			d.degraded = fmt.Errorf("a reload failed (%w) and returning to the previous config also failed (%w)", err, rerr)
-			_ = notify("STATUS=degraded: " + d.degraded.Error())
-			return nil, d.degraded
+			err := fmt.Errorf("a reload failed (%w) and returning to the previous config also failed (%w)", err, rerr)
+			d.setDegraded(err)
+			return nil, err
 		}
 		return nil, fmt.Errorf("%w; the previous config is running again", err)
 	}
-	if d.degraded != nil {
-		d.degraded = nil
-		_ = notify("STATUS=running")
-	}
+	d.setDegraded(nil)
 	if unchanged {
+		if repaired := d.writes().since(before); len(repaired) > 0 {
+			d.log.Warn("reload: nothing changed in the file, but the kernel had drifted and was put back", "repaired", repaired)
+			return repaired, nil
+		}
 		d.log.Info("reload: no changes")
 		return nil, nil
 	}
+	d.mu.Lock()
 	d.cur, d.gen, d.applied = next, d.gen+1, time.Now()
+	d.mu.Unlock()
 	if d.level != nil {
 		var lv slog.Level
 		if lv.UnmarshalText([]byte(orDefault(c.Gateway.LogLevel, "info"))) == nil {
@@ -233,6 +251,21 @@ func (d *Daemon) probe(ctx context.Context, g *generation, skip []aliases.Alias)
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// setDegraded records why the running state is not the config's (nil: it is
+// again), and tells systemd.
+func (d *Daemon) setDegraded(err error) {
+	d.mu.Lock()
+	was := d.degraded
+	d.degraded = err
+	d.mu.Unlock()
+	switch {
+	case err != nil:
+		_ = notify("STATUS=degraded: " + err.Error())
+	case was != nil:
+		_ = notify("STATUS=running")
+	}
 }
 
 // heldElsewhere is the words of the one refusal `reload --wait` waits out.

@@ -22,6 +22,9 @@ type Request struct {
 	Path   string          `json:"path,omitempty"`
 	Config string          `json:"config,omitempty"`
 	Data   json.RawMessage `json:"data,omitempty"`
+	// Confirm, on a reload, undoes it after this long unless a "confirm"
+	// request arrives first.
+	Confirm time.Duration `json:"confirm,omitempty"`
 }
 
 // Response is the daemon's answer.
@@ -128,8 +131,14 @@ func (d *Daemon) handle(req Request) *Response {
 	d.log.Debug("control request", "op", req.Op)
 	switch req.Op {
 	case "reload":
+		if req.Confirm > 0 {
+			changes, err := d.ReloadConfirm(req.Path, []byte(req.Config), req.Confirm)
+			return answer(changes, nil, err)
+		}
 		changes, err := d.ReloadText(req.Path, []byte(req.Config))
 		return answer(changes, nil, err)
+	case "confirm":
+		return answer(nil, nil, d.Confirm())
 	case "plan":
 		steps, err := d.PlanText(req.Path, []byte(req.Config))
 		return answer(steps, nil, err)

@@ -22,7 +22,14 @@ type Daemon struct {
 	// extraOps are control requests a part answers (leases, leases-import).
 	extraOps map[string]func(json.RawMessage) (any, error)
 
-	mu      sync.Mutex  // serialises applies; guards what follows
+	// applyMu serialises applies, drift repairs and Stop. Only its holder
+	// changes cur.
+	applyMu sync.Mutex
+	// stopping ends with Stop: an apply still running gives up.
+	stopping context.Context
+	stopNow  context.CancelFunc
+
+	mu      sync.Mutex  // guards what follows; held only briefly, so status answers during a long apply
 	cur     *generation // nil until the first apply succeeded
 	gen     int
 	applied time.Time
@@ -32,9 +39,10 @@ type Daemon struct {
 	// config: status shows it and the next reload applies in full.
 	degraded error
 	stopped  bool
+	repairs  map[string]*repairs // by kind of drift
+	confirm  *confirmation       // a reload waiting for `gatewayd confirm`
 
-	stopWatch context.CancelFunc
-	watching  sync.WaitGroup
+	watching sync.WaitGroup
 }
 
 // generation is one config and the desired state computed from it once.
@@ -72,11 +80,14 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP)}
+	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), repairs: map[string]*repairs{}}
+	d.stopping, d.stopNow = context.WithCancel(context.Background())
+	return d
 }
 
 // Start applies the first config, then serves the control socket ctl (made
-// before, so a second daemon is refused before it writes anything).
+// before, so a second daemon is refused before it writes anything) and
+// starts watching for drift.
 func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) error {
 	if _, err := d.Apply(ctx, c); err != nil {
 		ctl.Close()
@@ -86,13 +97,14 @@ func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) 
 	d.ctl = ctl
 	d.mu.Unlock()
 	go d.serveControl(ctl)
-	wctx, cancel := context.WithCancel(ctx)
-	d.stopWatch = cancel
-	d.watching.Go(func() { d.watch(wctx) })
+	d.watching.Go(func() { d.watchAddresses(d.stopping) })
+	d.watching.Go(func() { d.driftLoop(d.stopping) })
 	return nil
 }
 
-func (d *Daemon) watch(ctx context.Context) {
+// watchAddresses runs the aliases' own watch, which puts back addresses
+// and follows the NIC, for the life of the daemon.
+func (d *Daemon) watchAddresses(ctx context.Context) {
 	for ctx.Err() == nil {
 		if err := d.sub.Aliases.Watch(ctx); err != nil && ctx.Err() == nil {
 			d.log.Error("watching addresses", "err", err)
@@ -104,31 +116,46 @@ func (d *Daemon) watch(ctx context.Context) {
 	}
 }
 
-// Stop stops the roles and the control socket. It leaves the aliases and the
-// firewall in place, so a restart does not flap addresses and the box never
-// fails open.
+// Stop stops the roles and the control socket. A running apply gives up
+// first. It leaves the aliases and the firewall in place, so a restart does
+// not flap addresses and the box never fails open.
 func (d *Daemon) Stop() error {
+	d.stopNow()
 	d.mu.Lock()
-	defer d.mu.Unlock()
 	d.stopped = true
 	if d.ctl != nil {
 		d.ctl.Close()
 	}
-	if d.stopWatch != nil {
-		d.stopWatch()
-		d.watching.Wait()
+	if d.confirm != nil {
+		d.confirm.timer.Stop()
 	}
+	d.mu.Unlock()
+	d.watching.Wait()
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	return d.sub.Close()
 }
 
+func (d *Daemon) isStopped() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.stopped
+}
+
 // ReloadText validates config text and applies it. The running state is kept
-// when the text is refused or the apply fails.
+// when the text is refused or the apply fails. A plain reload that succeeds
+// also confirms a --confirm reload still waiting (as a plain commit does
+// after JunOS's commit confirmed): the file now applied is the one wanted.
 func (d *Daemon) ReloadText(path string, text []byte) ([]string, error) {
 	c, err := config.Parse(path, text)
 	if err != nil {
 		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
 	}
-	return d.Apply(context.Background(), c)
+	steps, err := d.Apply(context.Background(), c)
+	if err == nil {
+		_ = d.Confirm()
+	}
+	return steps, err
 }
 
 // PlanText validates config text and says what applying it would change.
@@ -137,8 +164,8 @@ func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}

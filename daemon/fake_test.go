@@ -25,17 +25,20 @@ import (
 // the fakes are idempotent: a Set with what they already hold records
 // nothing.
 type fakeOS struct {
-	mu    sync.Mutex
-	calls []string
+	mu     sync.Mutex
+	calls  []string
+	counts map[string]uint64 // successful calls by prefix, for Writes
 	// fail makes the named call fail ("dns: start", "firewall: set", ...)
 	// as many times as its count says (-1: always).
 	fail map[string]int
+	// block holds the named call until the channel is closed.
+	block map[string]chan struct{}
 	// holders are other hosts' MACs for addresses they answer ARP for.
 	holders map[netip.Addr]net.HardwareAddr
 }
 
 func newFakeOS() *fakeOS {
-	return &fakeOS{fail: map[string]int{}, holders: map[netip.Addr]net.HardwareAddr{}}
+	return &fakeOS{fail: map[string]int{}, holders: map[netip.Addr]net.HardwareAddr{}, counts: map[string]uint64{}}
 }
 
 // record notes a change and returns the error the test asked for, if any.
@@ -53,7 +56,33 @@ func (f *fakeOS) record(format string, args ...any) error {
 		}
 	}
 	f.calls = append(f.calls, line)
+	for key, ch := range f.block {
+		if strings.HasPrefix(line, key) {
+			f.mu.Unlock()
+			<-ch
+			f.mu.Lock()
+		}
+	}
+	for _, p := range []string{"aliases: ip ", "firewall: set", "router: ", "dns: ", "dhcp: "} {
+		if strings.HasPrefix(line, p) {
+			f.counts[p]++
+		}
+	}
 	return nil
+}
+
+// count is how many calls so far (taken or not) start with prefix.
+func (f *fakeOS) count(prefix string) uint64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.counts[prefix]
+}
+
+// peek returns the calls recorded since the last take, keeping them.
+func (f *fakeOS) peek() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return strings.Join(f.calls, "\n")
 }
 
 // take returns the calls recorded since the last take. Probes run
@@ -179,6 +208,7 @@ func (n *fakeNIC) Status() []aliases.AliasStatus {
 func (n *fakeNIC) Watch(ctx context.Context) error { <-ctx.Done(); return nil }
 func (n *fakeNIC) Purge(context.Context) error     { return n.os.record("aliases: purge") }
 func (n *fakeNIC) Close() error                    { return nil }
+func (n *fakeNIC) Writes() uint64                  { return n.os.count("aliases: ip ") }
 
 // fakeFirewall records the aliases and zones of each new ruleset.
 type fakeFirewall struct {
@@ -208,6 +238,7 @@ func (f *fakeFirewall) Applied() *firewall.Ruleset           { return f.applied 
 func (f *fakeFirewall) Counters() (firewall.Counters, error) { return firewall.Counters{}, nil }
 func (f *fakeFirewall) Purge() error                         { return f.os.record("firewall: purge") }
 func (f *fakeFirewall) Close() error                         { return nil }
+func (f *fakeFirewall) Batches() uint64                      { return f.os.count("firewall: set") }
 
 // fakeRole is a role that records starts, updates and stops of its value.
 type fakeRole[T any] struct {
@@ -241,6 +272,7 @@ func (r *fakeRole[T]) Plan(*T) []string      { return nil }
 func (r *fakeRole[T]) Status() router.Status { return router.Status{} }
 func (r *fakeRole[T]) Purge() error          { return r.os.record("%s: purge", r.name) }
 func (r *fakeRole[T]) Close() error          { return nil }
+func (r *fakeRole[T]) Writes() uint64        { return r.os.count(r.name + ": ") }
 
 // The DNS and DHCP fakes need their own Status types.
 type fakeDNS struct{ *fakeRole[dns.Config] }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"gatewayd/config"
 )
@@ -41,9 +42,19 @@ subnets = ["192.0.2.0/24"]
 allow = ["dns", "ssh"{{more services}}]
 `
 
-// statesConfig fills the site's placeholders.
+// statesConfig parses statesText.
 func statesConfig(t *testing.T, dnsHost string, lab, dhcp bool) *config.Config {
 	t.Helper()
+	text := statesText(dnsHost, lab, dhcp)
+	c, err := config.Parse("gateway.toml", []byte(text))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, text)
+	}
+	return c
+}
+
+// statesText fills the site's placeholders.
+func statesText(dnsHost string, lab, dhcp bool) string {
 	r := strings.NewReplacer("{{dns host}}", "", "{{more aliases}}", "", "{{more roles}}", "", "{{more services}}", "")
 	repl := []string{}
 	if dnsHost != "" {
@@ -59,13 +70,7 @@ func statesConfig(t *testing.T, dnsHost string, lab, dhcp bool) *config.Config {
 			"{{more services}}", `, "dhcp"`)
 	}
 	repl = append(repl, "{{more aliases}}", more)
-	text := strings.NewReplacer(repl...).Replace(statesSite)
-	text = r.Replace(text)
-	c, err := config.Parse("gateway.toml", []byte(text))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, text)
-	}
-	return c
+	return r.Replace(strings.NewReplacer(repl...).Replace(statesSite))
 }
 
 // TestControllerStates drives the controller through a sequence of configs
@@ -171,4 +176,141 @@ dns: update 192.0.2.3 (clients, hosts)`},
 			t.Errorf("%s: degraded = %v, want %v", s.name, degraded, want)
 		}
 	}
+}
+
+// TestDriftRepair: what someone else changes is put back by the drift loop's
+// repair, counted per kind, and a reload of the same file says it repaired.
+func TestDriftRepair(t *testing.T) {
+	os := newFakeOS()
+	sub := os.subsystems()
+	d := New(Options{Subsystems: sub})
+	ctx := context.Background()
+	base := statesConfig(t, "", false, false)
+	if _, err := d.Apply(ctx, base); err != nil {
+		t.Fatal(err)
+	}
+	os.take()
+	now := time.Now()
+	d.repair(ctx, now)
+	if got := os.take(); got != "" {
+		t.Errorf("a repair with nothing drifted asked for\n%s", got)
+	}
+
+	// Someone flushes the ruleset.
+	sub.Firewall.(*fakeFirewall).applied = nil
+	d.repair(ctx, now)
+	if got := os.take(); got != "firewall: set aliases=router,dns zones=lan" {
+		t.Errorf("repair after a flush asked for %q", got)
+	}
+	if r := d.Status().Repairs[driftFirewall]; r.Restores != 1 || r.Failing != "" {
+		t.Errorf("firewall repairs %+v, want one restore", r)
+	}
+
+	// A reload of the unchanged file after drift says what it repaired.
+	sub.Firewall.(*fakeFirewall).applied = nil
+	steps, err := d.Apply(ctx, base)
+	if err != nil || len(steps) != 1 || !strings.Contains(steps[0], "repaired the firewall table") {
+		t.Errorf("reload after drift: %q, %v", steps, err)
+	}
+	os.take()
+
+	// Something that keeps undoing the table spends the budget: degraded.
+	for i := range repairBudget + 2 {
+		sub.Firewall.(*fakeFirewall).applied = nil
+		d.repair(ctx, now.Add(time.Duration(i)*time.Millisecond))
+	}
+	os.take()
+	if st := d.Status(); !strings.Contains(st.Degraded, "keeps changing it") {
+		t.Errorf("degraded %q after %d undone repairs", st.Degraded, repairBudget+2)
+	}
+	// A minute later the budget is back.
+	sub.Firewall.(*fakeFirewall).applied = nil
+	d.repair(ctx, now.Add(2*time.Minute))
+	if got := os.take(); got == "" {
+		t.Error("no repair after the budget's minute")
+	}
+
+	// A repair that keeps failing is reported.
+	os.fail["firewall: set"] = -1
+	for range repairFailures {
+		sub.Firewall.(*fakeFirewall).applied = nil
+		d.repair(ctx, now.Add(3*time.Minute))
+	}
+	if st := d.Status(); !strings.Contains(st.Degraded, "injected failure") {
+		t.Errorf("degraded %q after failing repairs", st.Degraded)
+	}
+}
+
+// TestReloadConfirm: a --confirm reload returns to the previous config by
+// itself unless confirmed; confirmed, it stays.
+func TestReloadConfirm(t *testing.T) {
+	os := newFakeOS()
+	d := New(Options{Subsystems: os.subsystems()})
+	ctx := context.Background()
+	if _, err := d.Apply(ctx, statesConfig(t, "", false, false)); err != nil {
+		t.Fatal(err)
+	}
+	os.take()
+	withLab := []byte(statesText("", true, false))
+	steps, err := d.ReloadConfirm("gateway.toml", withLab, 30*time.Millisecond)
+	if err != nil || !strings.Contains(strings.Join(steps, "\n"), "gatewayd confirm") {
+		t.Fatalf("reload --confirm: %q %v", steps, err)
+	}
+	if d.Status().Confirm == nil {
+		t.Error("status does not show the pending confirmation")
+	}
+	waitFor(t, func() bool { return strings.Contains(os.peek(), "ip addr del 10.0.0.1/24") })
+	if d.Status().Confirm != nil || d.cur.config().Alias("lab") != nil {
+		t.Error("after the timeout the previous config is not running")
+	}
+	os.take()
+
+	// Confirmed in time, it stays.
+	if _, err := d.ReloadConfirm("gateway.toml", withLab, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Confirm(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Confirm(); err == nil {
+		t.Error("a second confirm finds nothing to confirm, and says so")
+	}
+	if d.cur.config().Alias("lab") == nil || d.Status().Confirm != nil {
+		t.Error("a confirmed reload did not stay")
+	}
+}
+
+// TestStatusDuringApply: status answers while an apply is busy.
+func TestStatusDuringApply(t *testing.T) {
+	os := newFakeOS()
+	release := make(chan struct{})
+	os.block = map[string]chan struct{}{"dns: start": release}
+	d := New(Options{Subsystems: os.subsystems()})
+	done := make(chan error, 1)
+	go func() { _, err := d.Apply(context.Background(), statesConfig(t, "", false, false)); done <- err }()
+	waitFor(t, func() bool { return strings.Contains(os.peek(), "router: start") })
+	st := make(chan Status, 1)
+	go func() { st <- d.Status() }()
+	select {
+	case <-st:
+	case err := <-done:
+		t.Fatalf("the apply ended (%v) before the test released it", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("status blocked behind the apply")
+	}
+	close(release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for range 1000 {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 10 s")
 }

@@ -13,9 +13,14 @@ type Status struct {
 	Applied    time.Time `json:"applied"`
 	// Degraded says why the running state is not the config's: a failed
 	// reload that could not return to the previous config.
-	Degraded string         `json:"degraded,omitempty"`
-	Aliases  []AliasStatus  `json:"aliases"`
-	Parts    map[string]any `json:"roles"`
+	Degraded string `json:"degraded,omitempty"`
+	// Repairs are what the drift loop put back, by kind.
+	Repairs map[string]repairs `json:"repairs,omitempty"`
+	// Confirm, when set, is the time a reload applied with --confirm is
+	// undone unless `gatewayd confirm` arrives first.
+	Confirm *time.Time     `json:"confirm_by,omitempty"`
+	Aliases []AliasStatus  `json:"aliases"`
+	Parts   map[string]any `json:"roles"`
 }
 
 // AliasStatus is one alias of the config as this box sees it.
@@ -37,7 +42,17 @@ func (d *Daemon) Status() Status {
 	if d.degraded != nil {
 		st.Degraded = d.degraded.Error()
 	}
+	if d.confirm != nil {
+		by := d.confirm.by
+		st.Confirm = &by
+	}
 	d.mu.Unlock()
+	st.Repairs = d.repairStatus()
+	for kind, r := range st.Repairs {
+		if r.Failing != "" && st.Degraded == "" {
+			st.Degraded = kind + ": " + r.Failing
+		}
+	}
 	if c == nil {
 		return st
 	}

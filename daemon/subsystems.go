@@ -33,6 +33,7 @@ type (
 		Status() []aliases.AliasStatus
 		Watch(ctx context.Context) error
 		Purge(ctx context.Context) error
+		Writes() uint64 // netlink writes made so far
 		Close() error
 	}
 	// Firewall holds table inet gatewayd.
@@ -40,6 +41,7 @@ type (
 		Set(r *firewall.Ruleset) error
 		Applied() *firewall.Ruleset
 		Counters() (firewall.Counters, error)
+		Batches() uint64 // batches (kernel writes) sent so far
 		Purge() error
 		Close() error
 	}
@@ -48,6 +50,7 @@ type (
 		Set(ctx context.Context, c *router.Config) error
 		Plan(c *router.Config) []string
 		Status() router.Status
+		Writes() uint64 // sysctl and route writes made so far
 		Purge() error
 		Close() error
 	}
