@@ -78,6 +78,11 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 	}
 	d.setDegraded(nil)
 	if unchanged {
+		// The same desired state, perhaps from another file: SIGHUP and
+		// status follow the file last applied.
+		d.mu.Lock()
+		d.cur = next
+		d.mu.Unlock()
 		if repaired := d.writes().since(before); len(repaired) > 0 {
 			d.log.Warn("reload: nothing changed in the file, but the kernel had drifted and was put back", "repaired", repaired)
 			return repaired, nil

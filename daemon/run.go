@@ -68,8 +68,15 @@ func (d *Daemon) shutdown() error {
 	return d.Stop()
 }
 
-// reloadFile is SIGHUP: reload the file the daemon was started with.
-func (d *Daemon) reloadFile(path string) {
+// reloadFile is SIGHUP: reload the file last applied (the one the daemon
+// was started with, or the one the last `gatewayd reload` sent).
+func (d *Daemon) reloadFile(started string) {
+	path := started
+	d.mu.Lock()
+	if c := d.cur.config(); c != nil && c.File != "" {
+		path = c.File
+	}
+	d.mu.Unlock()
 	text, err := os.ReadFile(path)
 	if err != nil {
 		d.log.Error("reload refused", "err", err)
