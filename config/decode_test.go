@@ -134,8 +134,9 @@ func TestErrorsName(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "bom.toml:2:1: gateway.interface: ") {
 		t.Errorf("after a byte order mark: got %v, want bom.toml:2:1: gateway.interface: ...", err)
 	}
-	_, err = Parse("bad.toml", []byte("a = \"\xff\"\n"))
-	if err == nil || err.Error() != "bad.toml:1:1: the file is not valid UTF-8 text" {
-		t.Errorf("invalid UTF-8: got %v", err)
+	// The first byte that is not UTF-8 is placed exactly.
+	_, err = Parse("bad.toml", []byte("a = 1\n# caf\xc3\xa9 ok\nb = \"\xff\"\n"))
+	if want := "bad.toml:3:6: the file is not valid UTF-8 text: byte 0xff here is not part of a UTF-8 character; save the file as UTF-8"; err == nil || err.Error() != want {
+		t.Errorf("invalid UTF-8: got %v, want %s", err, want)
 	}
 }

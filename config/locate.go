@@ -18,10 +18,12 @@ type locator struct {
 	order []string
 	// lineKey is the first key path written on each line.
 	lineKey map[int]string
+	// elems caches where the elements of array values begin, by key path.
+	elems map[string][]position
 }
 
 func newLocator(text string) *locator {
-	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}}
+	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}, elems: map[string][]position{}}
 	arrays := map[string]int{} // array-of-tables path → next index
 	current := ""
 	for i := 0; i < len(l.lines); i++ {
@@ -176,31 +178,45 @@ func (l *locator) findElement(path string, n int) position {
 	if !ok {
 		return l.find(path)
 	}
+	elems, ok := l.elems[path]
+	if !ok {
+		elems = l.elements(pos)
+		l.elems[path] = elems
+	}
+	if n < len(elems) {
+		return elems[n]
+	}
+	return pos
+}
+
+// elements returns where each element of the array written after the key at
+// pos begins; nil when the value is not an array. Reading them all at once
+// keeps placing every element of a long array linear.
+func (l *locator) elements(pos position) []position {
 	s := &scanner{lines: l.lines, li: pos.Line - 1, ci: pos.Col - 1}
 	for c := s.peek(); c != '=' && c != '\n' && c != 0; c = s.peek() {
 		s.next()
 	}
 	if s.peek() != '=' {
-		return pos
+		return nil
 	}
 	s.next()
 	s.skipSpace()
 	if s.peek() != '[' {
-		return pos
+		return nil
 	}
 	s.next()
-	for k := 0; ; k++ {
+	var out []position
+	for {
 		s.skipSpace()
 		if c := s.peek(); c == 0 || c == ']' {
-			return pos
+			return out
 		}
-		if k == n {
-			return position{s.li + 1, s.ci + 1}
-		}
+		out = append(out, position{s.li + 1, s.ci + 1})
 		s.skipValue()
 		s.skipSpace()
 		if s.peek() != ',' {
-			return pos
+			return out
 		}
 		s.next()
 	}

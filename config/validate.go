@@ -28,7 +28,7 @@ func validate(f *file, name string, p *problems, set func(key ...string) bool) *
 	c.DNS = buildDNS(f.DNS, p)
 	buildServices(f, c, p, aliases)
 	buildZones(f, c, p)
-	if len(p.list) == 0 {
+	if !p.found() {
 		addImplicitZones(c)
 	}
 	return c
@@ -210,17 +210,28 @@ func validateRoles(f *file, p *problems, aliases map[string]*Alias) {
 	}
 }
 
-func names[T any](m map[string]T) string {
-	var s []string
-	for k := range m {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	if len(s) == 0 {
-		return "(none)"
-	}
-	return strings.Join(s, ", ")
+// names lists a map's keys in order for a message, rendered only when the
+// message is: a file may define thousands, and a message lists 20.
+func names[T any](m map[string]T) fmt.Stringer {
+	return nameList(func() string {
+		var s []string
+		for k := range m {
+			s = append(s, k)
+		}
+		sort.Strings(s)
+		switch {
+		case len(s) == 0:
+			return "(none)"
+		case len(s) > 20:
+			return strings.Join(s[:20], ", ") + fmt.Sprintf(" and %d more", len(s)-20)
+		}
+		return strings.Join(s, ", ")
+	})
 }
+
+type nameList func() string
+
+func (f nameList) String() string { return f() }
 
 // onLink reports whether a is inside the subnet of some alias.
 func (c *Config) onLink(a netip.Addr) bool {
