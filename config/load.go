@@ -46,6 +46,7 @@ func Parse(name string, text []byte) (*Config, error) {
 	}
 	p := &problems{file: name, loc: loc}
 	unknownKeys(p, md.Keys())
+	checkStrings(p, &f)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
