@@ -16,19 +16,34 @@ type Error struct {
 	Msg       string
 }
 
-func (e *Error) Error() string {
+func (e *Error) Error() string { return render(e.File, e.Line, e.Col, "", e.Key, e.Msg) }
+
+// Warning is something in a valid file that is likely a mistake: the config
+// is used as written, and the warning says why it may not do what was meant.
+type Warning struct {
+	File      string
+	Line, Col int
+	Key       string
+	Msg       string
+}
+
+// String renders the warning as an Error is rendered, marked "warning: ":
+// "gateway.toml:3:1: warning: dns.host[0].name: ...".
+func (w Warning) String() string { return render(w.File, w.Line, w.Col, "warning: ", w.Key, w.Msg) }
+
+func render(file string, line, col int, mark, key, msg string) string {
 	var b strings.Builder
-	if e.File != "" {
-		b.WriteString(e.File)
+	if file != "" {
+		b.WriteString(file)
 	} else {
 		b.WriteString("<config>")
 	}
-	fmt.Fprintf(&b, ":%d:%d: ", e.Line, e.Col)
-	if e.Key != "" {
-		b.WriteString(oneLine(e.Key))
+	fmt.Fprintf(&b, ":%d:%d: %s", line, col, mark)
+	if key != "" {
+		b.WriteString(oneLine(key))
 		b.WriteString(": ")
 	}
-	b.WriteString(oneLine(e.Msg))
+	b.WriteString(oneLine(msg))
 	return b.String()
 }
 
@@ -81,10 +96,11 @@ const (
 // formatted only for the problems reported, so an argument may be a
 // fmt.Stringer that is costly to render (names).
 type problems struct {
-	file    string
-	loc     *locator
-	list    []problem
-	dropped int // found after maxRecorded
+	file     string
+	loc      *locator
+	list     []problem
+	dropped  int // found after maxRecorded
+	warnings []problem
 }
 
 type problem struct {
@@ -123,6 +139,35 @@ func (p *problems) add(path string, pos position, format string, args ...any) {
 	p.list = append(p.list, problem{pos, path, format, args})
 }
 
+// warn records a warning at the key path.
+func (p *problems) warn(path, format string, args ...any) {
+	if len(p.warnings) < maxRecorded {
+		p.warnings = append(p.warnings, problem{p.loc.find(path), path, format, args})
+	}
+}
+
+// warningList returns the warnings in file order, at most maxReported and a
+// last one counting the rest.
+func (p *problems) warningList() []Warning {
+	sortProblems(p.warnings)
+	var out []Warning
+	for _, w := range p.warnings[:min(len(p.warnings), maxReported)] {
+		out = append(out, Warning{File: p.file, Line: w.pos.Line, Col: w.pos.Col, Key: w.path, Msg: fmt.Sprintf(w.format, w.args...)})
+	}
+	if more := len(p.warnings) - maxReported; more > 0 {
+		next := p.warnings[maxReported].pos
+		out = append(out, Warning{File: p.file, Line: next.Line, Col: next.Col, Msg: fmt.Sprintf("and %d more warnings", more)})
+	}
+	return out
+}
+
+func sortProblems(list []problem) {
+	sort.SliceStable(list, func(i, j int) bool {
+		a, b := list[i].pos, list[j].pos
+		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
+	})
+}
+
 // found reports whether any problem was found.
 func (p *problems) found() bool { return len(p.list) > 0 }
 
@@ -135,10 +180,7 @@ func (p *problems) err() error {
 	if len(p.list) == 0 {
 		return nil
 	}
-	sort.SliceStable(p.list, func(i, j int) bool {
-		a, b := p.list[i].pos, p.list[j].pos
-		return a.Line < b.Line || a.Line == b.Line && a.Col < b.Col
-	})
+	sortProblems(p.list)
 	var out ErrorList
 	for _, pr := range p.list[:min(len(p.list), maxReported)] {
 		out = append(out, &Error{File: p.file, Line: pr.pos.Line, Col: pr.pos.Col, Key: pr.path, Msg: fmt.Sprintf(pr.format, pr.args...)})

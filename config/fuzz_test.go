@@ -13,7 +13,7 @@ import (
 )
 
 // allErrCases is every refused-document table, for seeding the fuzzer.
-var allErrCases = [][]errCase{aliasCases, roleCases, dhcpCases, zoneCases, serviceCases, gatewayDNSCases, unknownKeyCases, syntaxCases, typeCases, limitCases}
+var allErrCases = [][]errCase{aliasCases, roleCases, dhcpCases, zoneCases, serviceCases, gatewayDNSCases, unknownKeyCases, syntaxCases, typeCases, limitCases, inlineCases, hintCases}
 
 // trickySeeds are shapes the locator has to survive: inline arrays of tables,
 // quoted keys, multi-line strings holding "[" and "=", CRLF, nested arrays.
@@ -58,6 +58,8 @@ func FuzzParse(f *testing.F) {
 		}
 	}
 	files, _ := filepath.Glob("testdata/*.toml")
+	warned, _ := filepath.Glob("testdata/warnings/*.toml")
+	files = append(files, warned...)
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -82,6 +84,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("no config and no error")
 			}
 			checkAccepted(t, c)
+			for _, w := range c.Warnings {
+				if m := placeRE.FindStringSubmatch(w.String()); m == nil || strings.Contains(w.String(), "\n") {
+					t.Fatalf("warning not placed on one line: %q", w.String())
+				}
+			}
 			return
 		}
 		if c != nil {

@@ -141,11 +141,21 @@ func join(a, b string) string {
 	return a + "." + b
 }
 
-// find returns the position of path, or of its nearest recorded ancestor.
+// find returns the position of path: where it is written, inside an inline
+// table or array if need be, or else its nearest recorded ancestor.
 func (l *locator) find(path string) position {
+	pos, _ := l.findExact(path)
+	return pos
+}
+
+// findExact is find, and whether the position is path's own.
+func (l *locator) findExact(path string) (position, bool) {
 	for p := path; p != ""; {
 		if pos, ok := l.pos[p]; ok {
-			return pos
+			if p == path {
+				return pos, true
+			}
+			return l.inside(pos, path[len(p):])
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -153,7 +163,7 @@ func (l *locator) find(path string) position {
 		}
 		p = p[:i]
 	}
-	return position{1, 1}
+	return position{1, 1}, false
 }
 
 // offset returns the position of a byte offset in the text (columns count bytes).
@@ -174,9 +184,9 @@ func (l *locator) keyOnLine(line int) string { return l.lineKey[line] }
 // findElement returns the position of the n-th element (from 0) of the array
 // written as the value of the key at path, falling back to the key itself.
 func (l *locator) findElement(path string, n int) position {
-	pos, ok := l.pos[path]
-	if !ok {
-		return l.find(path)
+	pos, exact := l.findExact(path)
+	if !exact {
+		return pos
 	}
 	elems, ok := l.elems[path]
 	if !ok {
@@ -194,15 +204,7 @@ func (l *locator) findElement(path string, n int) position {
 // keeps placing every element of a long array linear.
 func (l *locator) elements(pos position) []position {
 	s := &scanner{lines: l.lines, li: pos.Line - 1, ci: pos.Col - 1}
-	for c := s.peek(); c != '=' && c != '\n' && c != 0; c = s.peek() {
-		s.next()
-	}
-	if s.peek() != '=' {
-		return nil
-	}
-	s.next()
-	s.skipSpace()
-	if s.peek() != '[' {
+	if !s.toValue() || s.peek() != '[' {
 		return nil
 	}
 	s.next()

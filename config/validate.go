@@ -26,11 +26,12 @@ func validate(f *file, name string, p *problems, set func(key ...string) bool) *
 	validateRoles(f, p, aliases)
 	c.Router = buildRouter(f.Router, c, p)
 	c.DHCP = buildDHCP(f, c, p, aliases)
-	c.DNS = buildDNS(f.DNS, p, set)
+	c.DNS = buildDNS(f.DNS, c, p, set)
 	buildServices(f, c, p, aliases)
 	buildZones(f, c, p)
 	if !p.found() {
 		addImplicitZones(c)
+		c.Warnings = p.warningList()
 	}
 	return c
 }
@@ -284,5 +285,11 @@ func validateRoute(c *Config, p *problems, path string, rt Route, needOnLink boo
 		p.at(path, "via is missing: set via = \"<next hop address>\"")
 	case needOnLink && !c.onLink(rt.Via):
 		p.at(path+".via", "next hop %s is not on any alias subnet; the next hop must be directly reachable on %s", rt.Via, c.Gateway.Interface)
+	case needOnLink:
+		for _, a := range c.Held() {
+			if a.Address.Addr() == rt.Via {
+				p.warn(path+".via", "next hop %s is the address of alias %q, which this box holds: the kernel refuses a route via the box's own address", rt.Via, a.Name)
+			}
+		}
 	}
 }

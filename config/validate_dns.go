@@ -9,7 +9,7 @@ import (
 )
 
 // buildDNS resolves [dns]: defaults filled, servers read as address:port.
-func buildDNS(fd *fileDNS, p *problems, set func(key ...string) bool) *DNS {
+func buildDNS(fd *fileDNS, c *Config, p *problems, set func(key ...string) bool) *DNS {
 	if fd == nil {
 		return nil
 	}
@@ -48,6 +48,7 @@ func buildDNS(fd *fileDNS, p *problems, set func(key ...string) bool) *DNS {
 		if !h.Address.IsValid() {
 			p.at(path, "address is missing: set address = \"192.168.1.20\"")
 		}
+		shadowsAlias(c, p, path+".name", h, d.Domain)
 	}
 	for i, cn := range fd.CNAMEs {
 		d.CNAMEs = append(d.CNAMEs, CNAME(cn))
@@ -93,6 +94,21 @@ func checkDNSDurations(p *problems, fd *fileDNS, d *DNS) {
 	checkDuration(p, "dns.cache.serve_stale", fd.Cache.ServeStale, span{0, maxTTL}, "0s, off")
 	if d.Cache.MinTTL > d.Cache.MaxTTL && d.Cache.MaxTTL <= maxTTL {
 		p.at("dns.cache.min_ttl", "min_ttl (%s) is more than max_ttl (%s)", fmtDuration(d.Cache.MinTTL), fmtDuration(d.Cache.MaxTTL))
+	}
+}
+
+// shadowsAlias warns when a host takes the name the DNS role gives an alias
+// (<alias>.<domain>) with another address: the name then answers with both.
+func shadowsAlias(c *Config, p *problems, path string, h fileHost, domain string) {
+	name := strings.ToLower(strings.TrimSuffix(h.Name, "."))
+	domain = strings.ToLower(strings.TrimSuffix(domain, "."))
+	if name != domain && !strings.HasSuffix(name, "."+domain) {
+		name += "." + domain
+	}
+	for _, a := range c.Aliases {
+		if a.Name+"."+domain == name && a.Address.Addr() != h.Address {
+			p.warn(path, "%q is also the name of alias %q: %s will answer with both %s and %s", h.Name, a.Name, name, h.Address, a.Address.Addr())
+		}
 	}
 }
 
