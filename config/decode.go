@@ -43,7 +43,7 @@ func decodeError(name, text string, loc *locator, err error) error {
 		pos := loc.findElement(path, elem)
 		return at(fmt.Sprintf("%s[%d]", path, elem), pos, "%s", valueProblem(t.Elem(), value.([]any)[elem], err))
 	}
-	return at(path, loc.find(path), "%s", valueProblem(t, value, err))
+	return at(path, loc.find(path), "%s%s", valueProblem(t, value, err), tableArrayHint(t, value, path))
 }
 
 // syntaxError places a TOML syntax error; its key is the key written on the
@@ -62,6 +62,9 @@ func syntaxError(name string, loc *locator, err error) error {
 		// The library counts a line end as part of the next line; the byte
 		// offset is exact.
 		pos = loc.offset(pe.Position.Start)
+	}
+	if hint := syntaxHint(loc, pos, pe.Message); hint != "" {
+		msg = strings.TrimSuffix(msg, ".") + hint
 	}
 	return ErrorList{{File: name, Line: pos.Line, Col: pos.Col, Key: loc.keyOnLine(pos.Line), Msg: msg}}
 }

@@ -22,13 +22,13 @@ var unknownKeyCases = []errCase{
 	{name: "dns cache", edits: []string{"", "\n[dns.cache]\nsize = 100\nmaxttl = \"1h\"\n"},
 		at: "57:1", key: "dns.cache.maxttl", msg: []string{`unknown key "maxttl" in [dns.cache]; valid keys are: max_ttl, min_ttl, negative_ttl, serve_stale, size`}},
 	{name: "dns cache inline", edits: []string{"alias = \"dns\"\n", "alias = \"dns\"\ncache = { size = 100, ttl = \"1h\" }\n"},
-		at: "43:1", key: "dns.cache.ttl", msg: []string{`unknown key "ttl" in [dns.cache]`}},
+		at: "43:23", key: "dns.cache.ttl", msg: []string{`unknown key "ttl" in [dns.cache]`}},
 	{name: "dotted key", edits: []string{"alias = \"dhcp\"\n", "alias = \"dhcp\"\nlease.time = \"1h\"\n"},
 		at: "27:1", key: "dhcp.lease.time", msg: []string{`unknown key "lease" in [dhcp]; valid keys are: alias, authoritative`}},
 	{name: "capitalised key", edits: []string{`interface = "eth1"`, `Interface = "eth1"`},
 		at: "2:1", key: "gateway.Interface", msg: []string{`unknown key "Interface" in [gateway]: keys are lowercase, write "interface"`}},
 	{name: "capitalised key in an inline table", edits: []string{"alias = \"dns\"\n", "alias = \"dns\"\ncache = { Size = 5 }\n"},
-		at: "43:1", key: "dns.cache.Size", msg: []string{`unknown key "Size" in [dns.cache]: keys are lowercase, write "size"`}},
+		at: "43:11", key: "dns.cache.Size", msg: []string{`unknown key "Size" in [dns.cache]: keys are lowercase, write "size"`}},
 	// An unknown table is reported once, not once more for each key in it.
 	{name: "unknown table", edits: []string{"", "\n[firewall]\ndefault = \"drop\"\nlog = true\n"},
 		at: "55:1", key: "firewall", msg: []string{`unknown key "firewall" at the top level`}},
@@ -134,8 +134,9 @@ func TestErrorsName(t *testing.T) {
 	if err == nil || !strings.HasPrefix(err.Error(), "bom.toml:2:1: gateway.interface: ") {
 		t.Errorf("after a byte order mark: got %v, want bom.toml:2:1: gateway.interface: ...", err)
 	}
-	_, err = Parse("bad.toml", []byte("a = \"\xff\"\n"))
-	if err == nil || err.Error() != "bad.toml:1:1: the file is not valid UTF-8 text" {
-		t.Errorf("invalid UTF-8: got %v", err)
+	// The first byte that is not UTF-8 is placed exactly.
+	_, err = Parse("bad.toml", []byte("a = 1\n# caf\xc3\xa9 ok\nb = \"\xff\"\n"))
+	if want := "bad.toml:3:6: the file is not valid UTF-8 text: byte 0xff here is not part of a UTF-8 character; save the file as UTF-8"; err == nil || err.Error() != want {
+		t.Errorf("invalid UTF-8: got %v, want %s", err, want)
 	}
 }

@@ -13,7 +13,7 @@ import (
 )
 
 // allErrCases is every refused-document table, for seeding the fuzzer.
-var allErrCases = [][]errCase{aliasCases, roleCases, dhcpCases, zoneCases, serviceCases, gatewayDNSCases, unknownKeyCases, syntaxCases, typeCases}
+var allErrCases = [][]errCase{aliasCases, roleCases, dhcpCases, zoneCases, serviceCases, gatewayDNSCases, unknownKeyCases, syntaxCases, typeCases, limitCases, inlineCases, hintCases}
 
 // trickySeeds are shapes the locator has to survive: inline arrays of tables,
 // quoted keys, multi-line strings holding "[" and "=", CRLF, nested arrays.
@@ -49,10 +49,17 @@ func FuzzParse(f *testing.F) {
 			f.Add([]byte(edit(f, baseDoc, tc.edits...)))
 		}
 	}
-	for _, text := range trickySeeds {
+	for _, text := range append(trickySeeds, validTOML...) {
 		f.Add([]byte(text))
 	}
+	for _, tc := range boundCases {
+		if len(tc.text) < 4096 {
+			f.Add([]byte(tc.text))
+		}
+	}
 	files, _ := filepath.Glob("testdata/*.toml")
+	warned, _ := filepath.Glob("testdata/warnings/*.toml")
+	files = append(files, warned...)
 	for _, file := range files {
 		b, err := os.ReadFile(file)
 		if err != nil {
@@ -77,6 +84,11 @@ func FuzzParse(f *testing.F) {
 				t.Fatal("no config and no error")
 			}
 			checkAccepted(t, c)
+			for _, w := range c.Warnings {
+				if m := placeRE.FindStringSubmatch(w.String()); m == nil || strings.Contains(w.String(), "\n") {
+					t.Fatalf("warning not placed on one line: %q", w.String())
+				}
+			}
 			return
 		}
 		if c != nil {
@@ -108,7 +120,7 @@ func FuzzParse(f *testing.F) {
 // checkAccepted checks promises an accepted config makes to its consumers.
 func checkAccepted(t *testing.T, c *Config) {
 	for _, a := range c.Aliases {
-		if len(a.Label) > 15 || !a.Address.Addr().Is4() {
+		if len(a.Label) > 15 || !a.Address.Addr().Is4() || reservedAddr(a.Address.Addr()) != "" {
 			t.Fatalf("accepted alias %+v", a)
 		}
 		if c.ZoneOf(a.Address.Addr()) == nil {
@@ -131,10 +143,51 @@ func checkAccepted(t *testing.T, c *Config) {
 		}
 	}
 	if c.DHCP != nil {
-		for _, p := range c.DHCP.Pools {
-			if !p.Subnet.Contains(p.Range.Start) || !p.Subnet.Contains(p.Range.End) {
-				t.Fatalf("pool %v outside its subnet %v", p.Range, p.Subnet)
+		checkAcceptedDHCP(t, c.DHCP)
+	}
+	if d := c.DNS; d != nil {
+		if d.MaxFlight < 1 || d.MaxFlight > maxInflight || d.Cache.Size < 0 || d.Cache.Size > maxCacheSize ||
+			d.Timeout <= 0 || d.LocalTTL <= 0 || d.Cache.MaxTTL <= 0 || d.Cache.NegTTL <= 0 || d.Cache.MinTTL > d.Cache.MaxTTL {
+			t.Fatalf("accepted dns settings %+v", d)
+		}
+		for _, u := range d.Upstreams {
+			if u.Port() == 0 || notAServer(u.Addr()) != "" {
+				t.Fatalf("accepted upstream %v", u)
 			}
+		}
+	}
+	if g := c.Gateway; g.AnnounceInterval <= 0 || g.ProbeTimeout < 0 || len(g.Host) > maxHost || len(g.ControlSocket) > maxSocketPath {
+		t.Fatalf("accepted gateway settings %+v", g)
+	}
+}
+
+// checkAcceptedDHCP: what the DHCP role puts on the wire fits and means
+// something.
+func checkAcceptedDHCP(t *testing.T, d *DHCP) {
+	if d.LeaseTime < time.Minute || d.OfferTime <= 0 || d.DeclineTime <= 0 {
+		t.Fatalf("accepted dhcp times %+v", d)
+	}
+	for _, p := range d.Pools {
+		if !p.Subnet.Contains(p.Range.Start) || !p.Subnet.Contains(p.Range.End) {
+			t.Fatalf("pool %v outside its subnet %v", p.Range, p.Subnet)
+		}
+		if !(0 < p.RenewTime && p.RenewTime < p.RebindTime && p.RebindTime < p.LeaseTime) {
+			t.Fatalf("pool %v times %v %v %v", p.Range, p.RenewTime, p.RebindTime, p.LeaseTime)
+		}
+		if len(p.DNS) > maxOptionAddrs || len(p.NTP) > maxOptionAddrs {
+			t.Fatalf("pool %v: %d dns, %d ntp servers", p.Range, len(p.DNS), len(p.NTP))
+		}
+		for _, a := range append(p.DNS, p.NTP...) {
+			if reservedAddr(a) != "" {
+				t.Fatalf("pool %v hands out %v", p.Range, a)
+			}
+		}
+		codes := map[int]bool{}
+		for _, o := range p.Options {
+			if len(o.Value) == 0 || len(o.Value) > maxOptionLen || codes[o.Code] {
+				t.Fatalf("pool %v option %d: %d bytes (or set twice)", p.Range, o.Code, len(o.Value))
+			}
+			codes[o.Code] = true
 		}
 	}
 }

@@ -40,3 +40,37 @@ func TestGolden(t *testing.T) {
 		})
 	}
 }
+
+// TestGoldenWarnings pins the warnings of each valid file in
+// testdata/warnings, rendered one a line.
+func TestGoldenWarnings(t *testing.T) {
+	files, err := filepath.Glob("testdata/warnings/*.toml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no testdata/warnings/*.toml: %v", err)
+	}
+	for _, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			c, err := Load(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b strings.Builder
+			for _, w := range c.Warnings {
+				b.WriteString(w.String() + "\n")
+			}
+			golden := strings.TrimSuffix(file, ".toml") + ".golden"
+			if *update {
+				if err := os.WriteFile(golden, []byte(b.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./config -run TestGolden -update)", err)
+			}
+			if b.String() != string(want) {
+				t.Errorf("warnings for %s differ from %s:\ngot:\n%s\nwant:\n%s", file, golden, b.String(), want)
+			}
+		})
+	}
+}

@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 	"reflect"
 	"slices"
@@ -15,9 +16,15 @@ import (
 // DefaultPath is where the commands look for the config file.
 const DefaultPath = "/etc/gatewayd/gateway.toml"
 
-// Load reads, decodes and validates the config file at path.
+// Load reads, decodes and validates the config file at path. It reads at most
+// one byte more than MaxFileSize, so a huge file (or a device) costs nothing.
 func Load(path string) (*Config, error) {
-	b, err := os.ReadFile(path)
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, MaxFileSize+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -26,11 +33,11 @@ func Load(path string) (*Config, error) {
 
 // Parse decodes and validates config text; name is the file it names in errors.
 func Parse(name string, text []byte) (*Config, error) {
-	if !utf8Valid(text) {
-		return nil, ErrorList{{File: name, Line: 1, Col: 1, Msg: "the file is not valid UTF-8 text"}}
-	}
 	// A UTF-8 byte order mark is not part of the first line's columns.
 	text = bytes.TrimPrefix(text, []byte("\ufeff"))
+	if err := checkText(name, text); err != nil {
+		return nil, err
+	}
 	var f file
 	md, err := toml.NewDecoder(strings.NewReader(string(text))).Decode(&f)
 	loc := newLocator(string(text))
@@ -39,6 +46,7 @@ func Parse(name string, text []byte) (*Config, error) {
 	}
 	p := &problems{file: name, loc: loc}
 	unknownKeys(p, md.Keys())
+	checkStrings(p, &f)
 	if err := p.err(); err != nil {
 		return nil, err
 	}
@@ -49,23 +57,27 @@ func Parse(name string, text []byte) (*Config, error) {
 	return c, nil
 }
 
-func utf8Valid(b []byte) bool { return strings.ToValidUTF8(string(b), "\uFFFD") == string(b) }
-
 // unknownKeys reports every key of the file the schema does not have, with the
 // valid ones.
 func unknownKeys(p *problems, keys []toml.Key) {
 	seen := map[string]int{}
-	var reported []toml.Key
+	reported := map[string]bool{} // unknown keys, parts joined by NUL
 	for _, k := range keys {
 		full := k
 		k, unknown := unknownPart(k)
 		if !unknown {
 			continue
 		}
-		if underAny(k, reported) || len(k) < len(full) && slices.ContainsFunc(reported, func(r toml.Key) bool { return slices.Equal(r, k) }) {
+		if underAny(k, reported) || len(k) < len(full) && reported[strings.Join(k, "\x00")] {
 			continue // inside an unknown table already reported
 		}
-		reported = append(reported, k)
+		reported[strings.Join(k, "\x00")] = true
+		// The keys come in file order: past the ones reported, count the rest
+		// without placing them (placing is a search through the file).
+		if len(p.list) > maxReported {
+			p.dropped++
+			continue
+		}
 		stripped := strings.Join(k, ".")
 		// Match the n-th undecoded occurrence with the n-th occurrence in the file.
 		n := seen[stripped]
@@ -110,9 +122,9 @@ func unknownPart(k toml.Key) (toml.Key, bool) {
 }
 
 // underAny reports whether k lies inside one of the tables in parents.
-func underAny(k toml.Key, parents []toml.Key) bool {
-	for _, p := range parents {
-		if len(p) < len(k) && slices.Equal(p, k[:len(p)]) {
+func underAny(k toml.Key, parents map[string]bool) bool {
+	for i := 1; i < len(k); i++ {
+		if parents[strings.Join(k[:i], "\x00")] {
 			return true
 		}
 	}
@@ -182,6 +194,9 @@ func ControlSocket(name string, text []byte) (socket string, err error) {
 	c, err := Parse(name, text)
 	if err == nil {
 		return c.Gateway.ControlSocket, nil
+	}
+	if checkText(name, bytes.TrimPrefix(text, []byte("\ufeff"))) != nil {
+		return "", err // not safe to decode at all
 	}
 	var lenient struct {
 		Gateway struct {

@@ -18,10 +18,12 @@ type locator struct {
 	order []string
 	// lineKey is the first key path written on each line.
 	lineKey map[int]string
+	// elems caches where the elements of array values begin, by key path.
+	elems map[string][]position
 }
 
 func newLocator(text string) *locator {
-	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}}
+	l := &locator{lines: strings.Split(text, "\n"), pos: map[string]position{}, lineKey: map[int]string{}, elems: map[string][]position{}}
 	arrays := map[string]int{} // array-of-tables path → next index
 	current := ""
 	for i := 0; i < len(l.lines); i++ {
@@ -139,11 +141,21 @@ func join(a, b string) string {
 	return a + "." + b
 }
 
-// find returns the position of path, or of its nearest recorded ancestor.
+// find returns the position of path: where it is written, inside an inline
+// table or array if need be, or else its nearest recorded ancestor.
 func (l *locator) find(path string) position {
+	pos, _ := l.findExact(path)
+	return pos
+}
+
+// findExact is find, and whether the position is path's own.
+func (l *locator) findExact(path string) (position, bool) {
 	for p := path; p != ""; {
 		if pos, ok := l.pos[p]; ok {
-			return pos
+			if p == path {
+				return pos, true
+			}
+			return l.inside(pos, path[len(p):])
 		}
 		i := strings.LastIndexAny(p, ".[")
 		if i < 0 {
@@ -151,7 +163,7 @@ func (l *locator) find(path string) position {
 		}
 		p = p[:i]
 	}
-	return position{1, 1}
+	return position{1, 1}, false
 }
 
 // offset returns the position of a byte offset in the text (columns count bytes).
@@ -172,35 +184,41 @@ func (l *locator) keyOnLine(line int) string { return l.lineKey[line] }
 // findElement returns the position of the n-th element (from 0) of the array
 // written as the value of the key at path, falling back to the key itself.
 func (l *locator) findElement(path string, n int) position {
-	pos, ok := l.pos[path]
+	pos, exact := l.findExact(path)
+	if !exact {
+		return pos
+	}
+	elems, ok := l.elems[path]
 	if !ok {
-		return l.find(path)
+		elems = l.elements(pos)
+		l.elems[path] = elems
 	}
+	if n < len(elems) {
+		return elems[n]
+	}
+	return pos
+}
+
+// elements returns where each element of the array written after the key at
+// pos begins; nil when the value is not an array. Reading them all at once
+// keeps placing every element of a long array linear.
+func (l *locator) elements(pos position) []position {
 	s := &scanner{lines: l.lines, li: pos.Line - 1, ci: pos.Col - 1}
-	for c := s.peek(); c != '=' && c != '\n' && c != 0; c = s.peek() {
-		s.next()
-	}
-	if s.peek() != '=' {
-		return pos
+	if !s.toValue() || s.peek() != '[' {
+		return nil
 	}
 	s.next()
-	s.skipSpace()
-	if s.peek() != '[' {
-		return pos
-	}
-	s.next()
-	for k := 0; ; k++ {
+	var out []position
+	for {
 		s.skipSpace()
 		if c := s.peek(); c == 0 || c == ']' {
-			return pos
+			return out
 		}
-		if k == n {
-			return position{s.li + 1, s.ci + 1}
-		}
+		out = append(out, position{s.li + 1, s.ci + 1})
 		s.skipValue()
 		s.skipSpace()
 		if s.peek() != ',' {
-			return pos
+			return out
 		}
 		s.next()
 	}

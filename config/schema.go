@@ -150,8 +150,12 @@ type fileService struct {
 	Alias string   `toml:"alias"`
 }
 
-// duration is a time.Duration that reads "12h", "30m", "90s" or "2d".
-type duration struct{ time.Duration }
+// duration is a time.Duration that reads "12h", "30m", "90s" or "2d"; set
+// tells a written "0s" from a key left out.
+type duration struct {
+	time.Duration
+	set bool
+}
 
 // UnmarshalText reads a Go duration, or a whole number of days ("2d").
 func (d *duration) UnmarshalText(b []byte) error {
@@ -161,20 +165,20 @@ func (d *duration) UnmarshalText(b []byte) error {
 		if err != nil || days < 0 || days > math.MaxInt64/int(24*time.Hour) {
 			return fmt.Errorf("invalid duration %q: want e.g. \"12h\", \"30m\" or \"2d\"", s)
 		}
-		d.Duration = time.Duration(days) * 24 * time.Hour
+		d.Duration, d.set = time.Duration(days)*24*time.Hour, true
 		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil || v < 0 {
 		return fmt.Errorf("invalid duration %q: want e.g. \"12h\", \"30m\" or \"2d\"", s)
 	}
-	d.Duration = v
+	d.Duration, d.set = v, true
 	return nil
 }
 
-// or is the duration, or def when the file left it zero.
+// or is the duration, or def when the file left it out.
 func (d duration) or(def time.Duration) time.Duration {
-	if d.Duration == 0 {
+	if !d.set {
 		return def
 	}
 	return d.Duration

@@ -20,4 +20,7 @@ func TestSeedConfigLoads(t *testing.T) {
 	if len(c.Zones) != 2 {
 		t.Fatalf("zones: %+v", c.Zones)
 	}
+	if len(c.Warnings) != 0 {
+		t.Fatalf("the example file has warnings: %v", c.Warnings)
+	}
 }

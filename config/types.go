@@ -27,6 +27,9 @@ type Config struct {
 	Zones []*Zone
 	// Services are the built-in services and the file's, by name.
 	Services map[string]*Service
+	// Warnings are what in the file is valid but likely a mistake, in file
+	// order: print them (`gatewayd check` still exits 0) or log them.
+	Warnings []Warning
 }
 
 // Gateway holds the box-wide settings, defaults filled.

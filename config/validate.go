@@ -5,10 +5,11 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
+	"time"
+	"unicode"
 )
 
 var (
@@ -25,11 +26,12 @@ func validate(f *file, name string, p *problems, set func(key ...string) bool) *
 	validateRoles(f, p, aliases)
 	c.Router = buildRouter(f.Router, c, p)
 	c.DHCP = buildDHCP(f, c, p, aliases)
-	c.DNS = buildDNS(f.DNS, p)
+	c.DNS = buildDNS(f.DNS, c, p, set)
 	buildServices(f, c, p, aliases)
 	buildZones(f, c, p)
-	if len(p.list) == 0 {
+	if !p.found() {
 		addImplicitZones(c)
+		c.Warnings = p.warningList()
 	}
 	return c
 }
@@ -49,13 +51,16 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 	if g.Host == "" {
 		g.Host, _ = os.Hostname()
 	}
-	if !set("gateway", "probe_timeout") {
-		g.ProbeTimeout = defaultProbeTimeout
-	}
+	g.ProbeTimeout = fg.ProbeTimeout.or(defaultProbeTimeout)
 	if !set("gateway", "announce_count") {
 		g.AnnounceCount = defaultAnnounceCount
 	}
 	validateGateway(g, p)
+	checkDuration(p, "gateway.probe_timeout", fg.ProbeTimeout, span{0, maxProbeTimeout}, "500ms")
+	checkDuration(p, "gateway.announce_interval", fg.AnnounceInterval, span{time.Millisecond, time.Minute}, "500ms")
+	if fg.Host != "" {
+		checkHost(p, "gateway.host", fg.Host)
+	}
 	return g
 }
 
@@ -64,7 +69,7 @@ func validateGateway(g Gateway, p *problems) {
 	switch {
 	case ifname == "":
 		p.at("gateway", "interface is missing: set [gateway] interface = \"eth1\" (the NIC that carries every alias)")
-	case len(ifname) > 15 || strings.ContainsAny(ifname, "/: \t"):
+	case len(ifname) > 15 || strings.ContainsAny(ifname, "/: \t") || strings.ContainsFunc(ifname, unicode.IsControl):
 		p.at("gateway.interface", "%q is not an interface name (at most 15 bytes, no '/', ':' or spaces)", ifname)
 	}
 	if g.AnnounceCount < 0 || g.AnnounceCount > 100 {
@@ -79,11 +84,8 @@ func validateGateway(g Gateway, p *problems) {
 	}
 	// The daemon and the commands that talk to it may run in different
 	// directories; a relative path would name two places.
-	for _, kv := range [][2]string{{"state_dir", g.StateDir}, {"control_socket", g.ControlSocket}} {
-		if !filepath.IsAbs(kv[1]) {
-			p.at("gateway."+kv[0], "%s %q is not an absolute path: write it from /", kv[0], kv[1])
-		}
-	}
+	checkPath(p, "state_dir", g.StateDir, false)
+	checkPath(p, "control_socket", g.ControlSocket, true)
 }
 
 // buildAliases fills c.Aliases, checking names, addresses and labels; it
@@ -103,6 +105,9 @@ func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
 	for i := range c.Aliases {
 		a := &c.Aliases[i]
 		path := fmt.Sprintf("alias[%d]", i)
+		if a.Host != "" {
+			checkHost(p, path+".host", a.Host)
+		}
 		switch {
 		case a.Name == "":
 			p.at(path, "name is missing: every [[alias]] needs a name such as \"dns\"")
@@ -121,7 +126,9 @@ func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
 			p.at(path+".address", "%s is not IPv4; aliases are IPv4 addresses with a prefix length", a.Address)
 			continue
 		}
-		if bits := a.Address.Bits(); bits < 31 && (a.Address.Addr() == a.Subnet().Addr() || a.Address.Addr() == broadcast(a.Subnet())) {
+		if why := reservedAddr(a.Address.Addr()); why != "" {
+			p.at(path+".address", "%s is %s; an alias needs a unicast address of your network, e.g. \"192.168.1.2/24\"", a.Address.Addr(), why)
+		} else if bits := a.Address.Bits(); bits < 31 && (a.Address.Addr() == a.Subnet().Addr() || a.Address.Addr() == broadcast(a.Subnet())) {
 			p.at(path+".address", "%s is the network or broadcast address of %s; pick a host address", a.Address.Addr(), a.Subnet())
 		}
 		if other, dup := byAddr[a.Address.Addr()]; dup {
@@ -210,17 +217,28 @@ func validateRoles(f *file, p *problems, aliases map[string]*Alias) {
 	}
 }
 
-func names[T any](m map[string]T) string {
-	var s []string
-	for k := range m {
-		s = append(s, k)
-	}
-	sort.Strings(s)
-	if len(s) == 0 {
-		return "(none)"
-	}
-	return strings.Join(s, ", ")
+// names lists a map's keys in order for a message, rendered only when the
+// message is: a file may define thousands, and a message lists 20.
+func names[T any](m map[string]T) fmt.Stringer {
+	return nameList(func() string {
+		var s []string
+		for k := range m {
+			s = append(s, k)
+		}
+		sort.Strings(s)
+		switch {
+		case len(s) == 0:
+			return "(none)"
+		case len(s) > 20:
+			return strings.Join(s[:20], ", ") + fmt.Sprintf(" and %d more", len(s)-20)
+		}
+		return strings.Join(s, ", ")
+	})
 }
+
+type nameList func() string
+
+func (f nameList) String() string { return f() }
 
 // onLink reports whether a is inside the subnet of some alias.
 func (c *Config) onLink(a netip.Addr) bool {
@@ -267,5 +285,11 @@ func validateRoute(c *Config, p *problems, path string, rt Route, needOnLink boo
 		p.at(path, "via is missing: set via = \"<next hop address>\"")
 	case needOnLink && !c.onLink(rt.Via):
 		p.at(path+".via", "next hop %s is not on any alias subnet; the next hop must be directly reachable on %s", rt.Via, c.Gateway.Interface)
+	case needOnLink:
+		for _, a := range c.Held() {
+			if a.Address.Addr() == rt.Via {
+				p.warn(path+".via", "next hop %s is the address of alias %q, which this box holds: the kernel refuses a route via the box's own address", rt.Via, a.Name)
+			}
+		}
 	}
 }

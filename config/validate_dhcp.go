@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -35,8 +36,15 @@ func buildDHCP(f *file, c *Config, p *problems, aliases map[string]*Alias) *DHCP
 		ProbeBeforeOffer: fd.ProbeBeforeOffer,
 		Pools:            make([]Pool, len(fd.Pools)),
 	}
+	// A refused lease time is reported once, not again in every pool.
+	poolLease := d.LeaseTime
+	if !checkDuration(p, "dhcp.lease_time", fd.LeaseTime, leaseSpan, "12h") {
+		poolLease = defaultLeaseTime
+	}
+	checkDuration(p, "dhcp.decline_time", fd.DeclineTime, span{time.Second, maxLeaseTime}, "24h")
+	checkDuration(p, "dhcp.offer_time", fd.OfferTime, span{time.Second, time.Hour}, "1m")
 	for i := range fd.Pools {
-		d.Pools[i] = buildPool(f, c, p, fmt.Sprintf("dhcp.pool[%d]", i), &fd.Pools[i], d.LeaseTime, aliases)
+		d.Pools[i] = buildPool(f, c, p, fmt.Sprintf("dhcp.pool[%d]", i), &fd.Pools[i], poolLease, aliases)
 	}
 	for i := range d.Pools {
 		for j := range d.Pools[:i] {
@@ -66,6 +74,9 @@ func buildStatics(c *Config, p *problems, d *DHCP, list []fileStatic) []Static {
 				p.at(path+".mac", "MAC %s already has a static lease (line %d); one static lease per MAC", s.MAC, p.line(fmt.Sprintf("dhcp.static[%d].mac", j)))
 			}
 			macs[s.MAC.String()] = i
+		}
+		if n := clientIDLen(s.ClientID); n > maxOptionLen {
+			p.at(path+".client_id", "client_id is %d bytes; option 61 holds at most %d", n, maxOptionLen)
 		}
 		if s.ClientID != "" {
 			if j, dup := ids[s.ClientID]; dup {
@@ -120,6 +131,12 @@ func buildPool(f *file, c *Config, p *problems, path string, fp *filePool, lease
 	if pool.Domain == "" && f.DNS != nil {
 		pool.Domain = orDefault(f.DNS.Domain, DefaultDomain)
 	}
+	timesOK := checkDuration(p, path+".lease_time", fp.LeaseTime, leaseSpan, "[dhcp] lease_time")
+	timesOK = checkDuration(p, path+".renew_time", fp.RenewTime, span{time.Second, maxLeaseTime}, "half the lease") && timesOK
+	timesOK = checkDuration(p, path+".rebind_time", fp.RebindTime, span{time.Second, maxLeaseTime}, "7/8 of the lease") && timesOK
+	if fp.Domain != "" && !validDomain(fp.Domain) {
+		p.at(path+".domain", "%q is not a valid domain name: dot-separated labels of letters, digits and '-', e.g. \"home.arpa\"", fp.Domain)
+	}
 	r := pool.Range
 	if !r.Start.IsValid() {
 		p.at(path, "range is missing: set range = \"192.168.1.100-192.168.1.199\"")
@@ -144,6 +161,9 @@ func buildPool(f *file, c *Config, p *problems, path string, fp *filePool, lease
 	}
 	pool.Subnet = pool.Subnet.Masked()
 	pool.Relayed = !c.onLink(pool.Subnet.Addr())
+	if why := reservedIn(pool.Subnet); pool.Relayed && why != "" {
+		p.at(path+".subnet", "subnet %s holds %s; a relayed subnet is unicast addresses of your network", pool.Subnet, why)
+	}
 	switch {
 	case !pool.Subnet.Contains(r.Start) || !pool.Subnet.Contains(r.End):
 		p.at(path+".range", "range %s is outside its subnet %s", r, pool.Subnet)
@@ -174,14 +194,41 @@ func buildPool(f *file, c *Config, p *problems, path string, fp *filePool, lease
 	if pool.Broadcast.IsValid() && !pool.Subnet.Contains(pool.Broadcast) {
 		p.at(path+".broadcast", "broadcast %s is outside the subnet %s", pool.Broadcast, pool.Subnet)
 	}
-	if !(pool.RenewTime < pool.RebindTime && pool.RebindTime < pool.LeaseTime) {
+	if timesOK && !(pool.RenewTime < pool.RebindTime && pool.RebindTime < pool.LeaseTime) {
 		p.at(path, "times must satisfy renew_time (%s) < rebind_time (%s) < lease_time (%s)", pool.RenewTime, pool.RebindTime, pool.LeaseTime)
 	}
 	pool.Routes = buildRoutes(c, p, path, fp.Routes, false)
+	checkRoutesLen(p, path, pool)
+	codes := map[int]int{}
 	for i, o := range fp.Options {
-		pool.Options = append(pool.Options, buildOption(p, fmt.Sprintf("%s.option[%d]", path, i), o))
+		opath := fmt.Sprintf("%s.option[%d]", path, i)
+		if j, dup := codes[o.Code]; dup {
+			p.at(opath+".code", "option %d is already set on line %d; one [[dhcp.pool.option]] per code", o.Code, p.line(fmt.Sprintf("%s.option[%d].code", path, j)))
+		}
+		codes[o.Code] = i
+		pool.Options = append(pool.Options, buildOption(p, opath, o))
 	}
 	return pool
+}
+
+// leaseSpan bounds lease times: under a minute clients renew without pause,
+// and a year is longer than any address plan lives.
+var leaseSpan = span{time.Minute, maxLeaseTime}
+
+// checkRoutesLen refuses classless routes that do not fit option 121 (one
+// byte of prefix length, the significant octets, the router), counting the
+// default route the server adds when the pool has a router.
+func checkRoutesLen(p *problems, path string, pool Pool) {
+	n := 0
+	if pool.Router.IsValid() && len(pool.Routes) > 0 {
+		n = 1 + 4
+	}
+	for i, rt := range pool.Routes {
+		if n += 1 + (rt.To.Bits()+7)/8 + 4; n > maxOptionLen {
+			p.at(fmt.Sprintf("%s.route[%d]", path, i), "the classless routes (option 121) pass %d bytes with this one; an option holds at most %d", maxOptionLen, maxOptionLen)
+			return
+		}
+	}
 }
 
 // resolveAddr reads an alias name or an IPv4 address.
@@ -195,12 +242,20 @@ func resolveAddr(s string, aliases map[string]*Alias) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
+// resolveAddrs reads the servers a pool hands out (dns, ntp).
 func resolveAddrs(p *problems, path string, list []string, aliases map[string]*Alias) []netip.Addr {
 	var out []netip.Addr
 	for i, s := range list {
-		if a, ok := resolveAddr(s, aliases); ok {
+		a, ok := resolveAddr(s, aliases)
+		switch {
+		case i == maxOptionAddrs:
+			p.atElem(path, i, "more than %d addresses; the option holds at most %d", maxOptionAddrs, maxOptionAddrs)
+			return out
+		case ok && reservedAddr(a) != "":
+			p.atElem(path, i, "%s is %s; clients cannot use it as a server", a, reservedAddr(a))
+		case ok:
 			out = append(out, a)
-		} else {
+		default:
 			p.atElem(path, i, "%q is neither an alias name (%s) nor an IPv4 address", s, names(aliases))
 		}
 	}
@@ -233,6 +288,15 @@ func buildOption(p *problems, path string, o fileOption) Option {
 	if len(o.Text) > 255 {
 		p.at(path+".text", "option text is %d bytes; at most 255", len(o.Text))
 	}
+	for i, a := range o.IP {
+		if i == maxOptionAddrs {
+			p.atElem(path+".ip", i, "more than %d addresses; an option holds at most %d", maxOptionAddrs, maxOptionAddrs)
+			break
+		}
+		if !a.Is4() {
+			p.atElem(path+".ip", i, "%s is not IPv4; DHCPv4 options carry IPv4 addresses", a)
+		}
+	}
 	return Option{Code: o.Code, Value: optionValue(o)}
 }
 
@@ -254,4 +318,16 @@ func optionValue(o fileOption) []byte {
 		}
 	}
 	return b
+}
+
+// clientIDLen is the length of a client_id on the wire: colon hex
+// ("01:00:0d:61:0b:d9:a0") is bytes, anything else is text (dnsmasq's
+// convention, which the DHCP role follows).
+func clientIDLen(id string) int {
+	if strings.Contains(id, ":") {
+		if b, err := hex.DecodeString(strings.NewReplacer(":", "", "-", "").Replace(id)); err == nil && len(b) > 0 {
+			return len(b)
+		}
+	}
+	return len(id)
 }

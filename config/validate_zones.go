@@ -41,6 +41,10 @@ func buildServices(f *file, c *Config, p *problems, aliases map[string]*Alias) {
 
 // buildZones fills c.Zones with the file's zones, in name order.
 func buildZones(f *file, c *Config, p *problems) {
+	if zones := sortedKeys(f.Zones); len(zones) > maxEntries {
+		p.at("zone."+zones[maxEntries], "more than %d zones; gatewayd takes at most %d", maxEntries, maxEntries)
+		return
+	}
 	for _, name := range sortedKeys(f.Zones) {
 		z := f.Zones[name]
 		c.Zones = append(c.Zones, &Zone{Name: name, Subnets: slices.Clone(z.Subnets), Allow: slices.Clone(z.Allow), Forward: slices.Clone(z.Forward)})
@@ -92,6 +96,11 @@ func validateZoneSubnets(f *file, p *problems) {
 	sort.SliceStable(all, func(a, b int) bool {
 		return all[a].pos.Line < all[b].pos.Line || all[a].pos.Line == all[b].pos.Line && all[a].pos.Col < all[b].pos.Col
 	})
+	if len(all) > maxEntries { // the overlap check compares every pair
+		e := all[maxEntries]
+		p.atElem(e.path, e.i, "more than %d zone subnets in all; gatewayd takes at most %d", maxEntries, maxEntries)
+		return
+	}
 	for k, e := range all {
 		for _, o := range all[:k] {
 			if !o.net.Overlaps(e.net) {
