@@ -7,10 +7,10 @@ import (
 	"unicode/utf8"
 )
 
-// MaxFileSize is the largest config file gatewayd reads (16 MiB). A site file
+// MaxFileSize is the largest config file gatewayd reads (4 MiB). A site file
 // is a few kilobytes; the bound keeps a mistaken or hostile file from costing
 // the daemon, which parses on every reload, its memory.
-const MaxFileSize = 16 << 20
+const MaxFileSize = 4 << 20
 
 // Bounds the text must keep before the TOML library sees it. The library's
 // memory grows with the square of the nesting depth (16 KB of nested inline
@@ -32,7 +32,7 @@ func checkText(name string, text []byte) error {
 		return ErrorList{{File: name, Line: pos.Line, Col: pos.Col, Key: key, Msg: fmt.Sprintf(format, args...)}}
 	}
 	if len(text) > MaxFileSize {
-		return at(MaxFileSize, "", "the file is larger than %d bytes (16 MiB), the most gatewayd reads; a site file is a few kilobytes", MaxFileSize)
+		return at(MaxFileSize, "", "the file is larger than %d bytes (4 MiB), the most gatewayd reads; a site file is a few kilobytes", MaxFileSize)
 	}
 	if off := invalidUTF8(text); off >= 0 {
 		return at(off, "", "the file is not valid UTF-8 text: byte %#02x here is not part of a UTF-8 character; save the file as UTF-8", text[off])
