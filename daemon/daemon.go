@@ -155,7 +155,21 @@ func (d *Daemon) ReloadText(path string, text []byte) ([]string, error) {
 	if err == nil {
 		_ = d.Confirm()
 	}
-	return steps, err
+	return withWarnings(d.log, c, steps), err
+}
+
+// withWarnings logs the config's warnings and puts them before the steps a
+// reload reports, so the operator reads them where the change is shown.
+func withWarnings(log *slog.Logger, c *config.Config, steps []string) []string {
+	if len(c.Warnings) == 0 {
+		return steps
+	}
+	out := make([]string, 0, len(c.Warnings)+len(steps))
+	for _, w := range c.Warnings {
+		log.Warn("config", "warning", w.String())
+		out = append(out, "# "+w.String())
+	}
+	return append(out, steps...)
 }
 
 // PlanText validates config text and says what applying it would change.

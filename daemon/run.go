@@ -47,6 +47,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		d.Stop()
 		return err
 	}
+	withWarnings(log, c, nil)
 	log.Info("gatewayd running", "config", path, "host", c.Gateway.Host, "interface", c.Gateway.Interface)
 	_ = notify("READY=1")
 	for {
