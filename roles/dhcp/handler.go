@@ -24,6 +24,9 @@ type handler struct {
 	declineTime   time.Duration
 	counters      *counters
 	log           *slog.Logger
+	// dropLogged holds the clients and options already logged as not
+	// fitting in a reply, so a retransmitting client is logged once.
+	dropLogged map[string]struct{}
 }
 
 // configure applies a new desired state, keeping every binding and offer.
@@ -43,6 +46,7 @@ func (h *handler) configure(d *Config) {
 	h.authoritative = d.Authoritative
 	h.probe = d.ProbeBeforeOffer
 	h.offerTime, h.declineTime = d.OfferTime, d.DeclineTime
+	clear(h.dropLogged)
 }
 
 // inbound is one received request.
@@ -54,6 +58,7 @@ type inbound struct {
 // outcome is what the server does about a request.
 type outcome struct {
 	reply *dhcpv4.DHCPv4
+	wire  []byte // the reply as sent: fitted to the client, options ordered
 	to    netip.AddrPort
 	// neigh asks for a neighbour entry yiaddr → chaddr before sending, so a
 	// unicast reply reaches a client that cannot answer ARP yet.
@@ -193,7 +198,7 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 		var ok bool
 		if addr, p, ok, names = h.choose(req, c, cands, nowS, nowNs); !ok {
 			h.counters.exhausted.Add(1)
-			h.log.Warn("no free address for a client", "mac", net.HardwareAddr(c.mac))
+			h.log.Warn("no free address for a client", "mac", macString(c.mac))
 			return outcome{names: names, why: "pools exhausted"}
 		}
 		if o := a.offers[addr]; o != nil && o.key == c.key && o.probing {
@@ -205,7 +210,7 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 	a.offers[addr].probing = probe
 	r := h.newReply(req, dhcpv4.MessageTypeOffer)
 	r.YourIPAddr = u32IP(addr)
-	p.opts.apply(r, req, true)
+	p.opts.apply(r.Options, req.Options[optParamRequest], true)
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
 	}
@@ -357,7 +362,7 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	r := h.newReply(req, dhcpv4.MessageTypeAck)
 	r.YourIPAddr = u32IP(addr)
 	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r, req, true)
+	p.opts.apply(r.Options, req.Options[optParamRequest], true)
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
 	}
@@ -407,7 +412,7 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	}
 	h.counters.declines.Add(1)
 	h.log.Warn("a client declined its address: in use by another host; quarantined",
-		"addr", u32Addr(addr), "mac", net.HardwareAddr(c.mac), "until", time.Unix(d.expires, 0))
+		"addr", u32Addr(addr), "mac", macString(c.mac), "until", time.Unix(d.expires, 0))
 	out.commit = []*binding{d}
 	out.why = "declined"
 	return out
@@ -455,7 +460,7 @@ func (h *handler) inform(req *dhcpv4.DHCPv4, cands []*pool, src netip.AddrPort) 
 	}
 	r := h.newReply(req, dhcpv4.MessageTypeAck)
 	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r, req, false)
+	p.opts.apply(r.Options, req.Options[optParamRequest], false)
 	return h.send(req, r, outcome{})
 }
 
@@ -506,5 +511,41 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 		out.to = netip.AddrPortFrom(u32Addr(yi), clientPort)
 		out.neigh = true
 	}
+	out.wire = h.encode(req, r)
 	return out
+}
+
+// encode writes the reply in the size the client takes, its options in
+// priority order (replyOrder); options that fit nowhere are dropped from
+// the reply and logged.
+func (h *handler) encode(req, r *dhcpv4.DHCPv4) []byte {
+	limit := replyLimit(req)
+	l := arrange(r.Options, replyOrder(r.Options, req.Options[optParamRequest]), limit, r.ServerHostName == "", r.BootFileName == "")
+	if len(l.dropped) > 0 {
+		for _, c := range l.dropped {
+			delete(r.Options, c)
+		}
+		h.logDropped(req, l.dropped, limit)
+	}
+	return marshalReply(r, l)
+}
+
+// maxDropLogged bounds the clients remembered as logged; past it, drops
+// are only counted.
+const maxDropLogged = 4096
+
+func (h *handler) logDropped(req *dhcpv4.DHCPv4, codes []uint8, limit int) {
+	h.counters.optionsDropped.Add(uint64(len(codes)))
+	if h.dropLogged == nil {
+		h.dropLogged = map[string]struct{}{}
+	}
+	k := string(req.ClientHWAddr) + "/" + string(codes)
+	if _, done := h.dropLogged[k]; done || len(h.dropLogged) >= maxDropLogged {
+		return
+	}
+	h.dropLogged[k] = struct{}{}
+	for _, c := range codes {
+		h.log.Warn("an option does not fit in the reply the client takes; dropped",
+			"option", c, "mac", macString(req.ClientHWAddr), "limit", limit)
+	}
 }

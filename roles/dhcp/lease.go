@@ -135,6 +135,10 @@ func bindingOf(l Lease) (*binding, error) {
 	return b, nil
 }
 
+// macString formats a hardware address for logs, aa:bb:cc:dd:ee:ff (slog
+// would print a net.HardwareAddr as quoted raw bytes).
+func macString[T ~string | ~[]byte](mac T) string { return colonHex(string(mac)) }
+
 // colonHex writes bytes as "01:0a:ff"; "" for none.
 func colonHex(s string) string {
 	if s == "" {

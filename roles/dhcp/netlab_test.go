@@ -221,11 +221,12 @@ func readEnv(envFile, reasons string) (map[string]string, error) {
 	return nil, fmt.Errorf("no hook call with reason %s in:\n%s", reasons, b)
 }
 
-// capture runs tcpdump on the namespace's eth0 until stop is called, which
-// returns the lines it printed.
-func capture(t *testing.T, l *lab.Lab, ns *lab.Namespace) (stop func() string) {
+// capture runs tcpdump on the namespace's eth0, with the extra flags, until
+// stop is called, which returns the lines it printed.
+func capture(t *testing.T, l *lab.Lab, ns *lab.Namespace, flags ...string) (stop func() string) {
 	t.Helper()
-	cmd, err := ns.Start(context.Background(), "tcpdump", "-i", "eth0", "-n", "-l", "-p", "udp port 67 or udp port 68")
+	argv := append(append([]string{"tcpdump", "-i", "eth0", "-n", "-l", "-p"}, flags...), "udp port 67 or udp port 68")
+	cmd, err := ns.Start(context.Background(), argv...)
 	if err != nil {
 		t.Fatal(err)
 	}

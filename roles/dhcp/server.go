@@ -393,7 +393,7 @@ func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 		}
 	}
 	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
-	return datagram{b: out.reply.ToBytes(), src: src, dst: to, mt: uint8(out.reply.MessageType())}, true
+	return datagram{b: out.wire, src: src, dst: to, mt: uint8(out.reply.MessageType())}, true
 }
 
 // send writes replies and counts them.
