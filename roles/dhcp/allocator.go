@@ -42,10 +42,24 @@ type offer struct {
 	probing bool  // an ARP probe runs; the OFFER waits for it
 }
 
-// staticLease is a configured static lease.
+// staticLease is a configured static lease; mac and clientID are raw bytes.
 type staticLease struct {
-	addr     uint32
-	hostname string
+	addr          uint32
+	hostname      string
+	mac, clientID string
+}
+
+func newStaticLease(s Static) *staticLease {
+	st := &staticLease{addr: addrU32(s.Address), hostname: s.Hostname, mac: string(s.MAC)}
+	if s.ClientID != "" {
+		st.clientID = staticClientID(s.ClientID)
+	}
+	return st
+}
+
+// owns reports whether b is the static lease's client's own lease.
+func (st *staticLease) owns(b *binding) bool {
+	return b.state == bindActive && (st.mac != "" && b.mac == st.mac || st.clientID != "" && b.clientID == st.clientID)
 }
 
 // noClient is a key no client has (real keys start with "h" or "i").
@@ -88,12 +102,12 @@ func (a *allocator) configure(pools []*pool, statics []Static) {
 	clear(a.statics)
 	clear(a.staticAddr)
 	for _, s := range statics {
-		st := &staticLease{addr: addrU32(s.Address), hostname: s.Hostname}
-		if len(s.MAC) > 0 {
-			a.statics[clientKey("", string(s.MAC))] = st
+		st := newStaticLease(s)
+		if st.mac != "" {
+			a.statics[clientKey("", st.mac)] = st
 		}
-		if s.ClientID != "" {
-			a.statics[clientKey(staticClientID(s.ClientID), "")] = st
+		if st.clientID != "" {
+			a.statics[clientKey(st.clientID, "")] = st
 		}
 		a.staticAddr[st.addr] = st
 	}
@@ -147,18 +161,31 @@ func (a *allocator) static(clientID, mac string) *staticLease {
 }
 
 // available reports whether the client with key may have addr at this time:
-// no other client's static lease, live offer, live binding or quarantine.
+// its own live lease (even of an address a static lease added since
+// reserves for another client: it keeps it until it ends), else no other
+// client's static lease, live offer, live binding or quarantine.
 func (a *allocator) available(addr uint32, key string, now int64, nowNs int64) bool {
+	if b := a.byAddr[addr]; b != nil && b.live(now) {
+		return b.key() == key
+	}
 	if st := a.staticAddr[addr]; st != nil && a.statics[key] != st {
 		return false
 	}
 	if o := a.offers[addr]; o != nil && o.until > nowNs && o.key != key {
 		return false
 	}
-	if b := a.byAddr[addr]; b != nil && b.live(now) && b.key() != key {
-		return false
-	}
 	return true
+}
+
+// holder returns the live binding that keeps st's address from its client:
+// another client's lease (made before the static lease was configured) or
+// a quarantine; nil when the address is free for it.
+func (a *allocator) holder(st *staticLease, now int64) *binding {
+	b := a.byAddr[st.addr]
+	if b == nil || !b.live(now) || st.owns(b) {
+		return nil
+	}
+	return b
 }
 
 // inRange returns the pool among cands whose range holds addr.

@@ -153,9 +153,9 @@ func plain(c *Config) {
 	p.Domain, p.NTP, p.Broadcast, p.Routes, p.Options = "", nil, netip.Addr{}, nil, nil
 }
 
-// logTo is a logger writing warnings and errors as text to w.
+// logTo is a logger writing what the role logs at Info and above, as text, to w.
 func logTo(w io.Writer) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }
 
 func TestRepliesFitTheClient(t *testing.T) {

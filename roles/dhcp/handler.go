@@ -27,6 +27,9 @@ type handler struct {
 	// dropLogged holds the clients and options already logged as not
 	// fitting in a reply, so a retransmitting client is logged once.
 	dropLogged map[string]struct{}
+	// pendingLogged holds the static addresses logged as held by another
+	// client, so the conflict is logged once until it ends.
+	pendingLogged map[uint32]bool
 }
 
 // configure applies a new desired state, keeping every binding and offer.
@@ -188,8 +191,8 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 	var addr uint32
 	var p *pool
 	var names []nameChange
-	st := a.static(c.clientID, c.mac)
-	if st != nil {
+	st, free := h.reservation(c, nowS)
+	if free {
 		if p = onSubnet(cands, st.addr); p == nil {
 			return h.ignore("the client's static lease is on another network")
 		}
@@ -205,7 +208,7 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 			return outcome{names: names, why: "the address for the client is being probed"}
 		}
 	}
-	probe := h.probe && st == nil && a.byAddr[addr] == nil && a.offers[addr] == nil
+	probe := h.probe && !free && a.byAddr[addr] == nil && a.offers[addr] == nil
 	a.hold(addr, c.key, nowNs+int64(h.offerTime))
 	a.offers[addr].probing = probe
 	r := h.newReply(req, dhcpv4.MessageTypeOffer)
@@ -314,19 +317,23 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 		}
 		return h.ignore(why)
 	}
-	st := a.static(c.clientID, c.mac)
+	// fixed: the grant is the client's static lease; a static client whose
+	// address another client still holds is served from the pools.
+	st, fixed := h.reservation(c, nowS)
 	p := onSubnet(cands, addr)
 	switch {
 	case p == nil:
 		return refuse(fmt.Sprintf("%s is not on the client's network", u32Addr(addr)))
-	case st != nil && st.addr != addr:
+	case st != nil && !fixed && st.addr == addr:
+		return h.nak(req, fmt.Sprintf("%s is still leased to another client", u32Addr(addr)))
+	case fixed && st.addr != addr:
 		return h.nak(req, fmt.Sprintf("the client's address is %s", u32Addr(st.addr)))
-	case st == nil && inRange(cands, addr) == nil:
+	case !fixed && inRange(cands, addr) == nil:
 		return refuse(fmt.Sprintf("%s is outside every pool", u32Addr(addr)))
-	case st == nil && !a.available(addr, c.key, nowS, nowNs):
+	case !fixed && !a.available(addr, c.key, nowS, nowNs):
 		return refuse(fmt.Sprintf("%s is not free", u32Addr(addr)))
 	}
-	if st == nil {
+	if !fixed {
 		p = inRange(cands, addr)
 	}
 	hostname := c.hostname
@@ -342,7 +349,7 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 		oldName = old.hostname
 	}
 	b := &binding{addr: addr, state: bindActive, expires: nowS + int64(p.opts.lease),
-		mac: c.mac, clientID: c.clientID, hostname: hostname, static: st != nil}
+		mac: c.mac, clientID: c.clientID, hostname: hostname, static: fixed}
 	a.dropOffer(c.key)
 	prevLive := prev != nil && prev.addr != addr && prev.live(nowS)
 	moved := a.put(b)

@@ -13,11 +13,14 @@ type Status struct {
 	Address   netip.Addr   `json:"address,omitzero"`
 	Pools     []PoolStatus `json:"pools"`
 	// Active leases, declined (quarantined) addresses and held offers.
-	Active   int         `json:"active"`
-	Declined int         `json:"declined"`
-	Offers   int         `json:"offers"`
-	Counters Counters    `json:"counters"`
-	Store    StoreStatus `json:"store"`
+	Active   int `json:"active"`
+	Declined int `json:"declined"`
+	Offers   int `json:"offers"`
+	// Pending are the static leases whose address another client still
+	// holds; their clients are served from the pools meanwhile.
+	Pending  []PendingReservation `json:"pending_reservations,omitempty"`
+	Counters Counters             `json:"counters"`
+	Store    StoreStatus          `json:"store"`
 }
 
 // PoolStatus is one pool's occupation.
@@ -62,6 +65,11 @@ func (s *Server) Status() Status {
 			Size: p.size(), Used: p.inUse(), Active: active[i],
 		})
 	}
+	statics := make([]*staticLease, 0, len(a.staticAddr))
+	for _, sl := range a.staticAddr {
+		statics = append(statics, sl)
+	}
+	st.Pending = a.pending(statics, now)
 	st.Counters = s.cnt.snapshot()
 	st.Store = s.store.status()
 	return st
