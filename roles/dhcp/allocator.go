@@ -23,6 +23,8 @@ type allocator struct {
 	// statics by client key ("h"+mac and/or "i"+client id) and by address.
 	statics    map[string]*staticLease
 	staticAddr map[uint32]*staticLease
+	// byName is the binding holding each host name (see nameHolder).
+	byName map[string]*binding
 }
 
 // pool is one configured range and its bitmaps.
@@ -70,6 +72,7 @@ func newAllocator() *allocator {
 		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
+		byName: map[string]*binding{},
 	}
 }
 
@@ -330,6 +333,10 @@ func (a *allocator) put(b *binding) (moved *binding) {
 		if k := old.key(); k != "" && a.byClient[k] == old {
 			delete(a.byClient, k)
 		}
+		a.dropName(old)
+	}
+	if b.state == bindActive && b.hostname != "" {
+		a.byName[b.hostname] = b
 	}
 	if k := b.key(); k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr {
@@ -355,8 +362,45 @@ func (a *allocator) forget(addr uint32) {
 	if k := b.key(); k != "" && a.byClient[k] == b {
 		delete(a.byClient, k)
 	}
+	a.dropName(b)
 	delete(a.byAddr, addr)
 	a.refresh(addr)
+}
+
+// nameHolder returns the live lease that holds the host name; nil if none.
+func (a *allocator) nameHolder(name string, now int64) *binding {
+	b := a.byName[name]
+	if b == nil || b.state != bindActive || !b.live(now) || b.hostname != name || a.byAddr[b.addr] != b {
+		return nil
+	}
+	return b
+}
+
+// dropName forgets that b holds its host name.
+func (a *allocator) dropName(b *binding) {
+	if b.hostname != "" && a.byName[b.hostname] == b {
+		delete(a.byName, b.hostname)
+	}
+}
+
+// holdsName reports whether b is the lease its host name is published for.
+func (a *allocator) holdsName(b *binding, now int64) bool {
+	return b.hostname != "" && a.nameHolder(b.hostname, now) == b
+}
+
+// settleNames makes one live lease the holder of each host name after
+// loading: a static one, else the one at the lowest address (a log written
+// before the rule may hold a name twice).
+func (a *allocator) settleNames(now int64) {
+	clear(a.byName)
+	for _, b := range a.bindings() {
+		if b.state != bindActive || !b.live(now) || b.hostname == "" {
+			continue
+		}
+		if hb := a.byName[b.hostname]; hb == nil || b.static && !hb.static {
+			a.byName[b.hostname] = b
+		}
+	}
 }
 
 // sweep ends what has run out: offers, leases (their names are withdrawn)
@@ -380,9 +424,10 @@ func (a *allocator) sweep(now, nowNs int64) []nameChange {
 			}
 			continue
 		}
-		if b.state == bindActive && b.hostname != "" {
+		if b.state == bindActive && a.holdsName(b, b.expires-1) {
 			names = append(names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 		}
+		a.dropName(b)
 		if b.state == bindDeclined || a.poolOf(addr) == nil {
 			a.forget(addr)
 			continue

@@ -342,21 +342,25 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	} else if hostname == "" && known {
 		hostname = prev.hostname
 	}
-	old := a.byAddr[addr]
-	oldLive := old != nil && old.live(nowS) && old.state == bindActive
+	hostname, loser := h.claimName(hostname, st != nil, c, addr, nowS)
 	var oldName string
-	if oldLive {
+	if old := a.byAddr[addr]; old != nil && a.holdsName(old, nowS) {
 		oldName = old.hostname
 	}
 	b := &binding{addr: addr, state: bindActive, expires: nowS + int64(p.opts.lease),
 		mac: c.mac, clientID: c.clientID, hostname: hostname, static: fixed}
 	a.dropOffer(c.key)
-	prevLive := prev != nil && prev.addr != addr && prev.live(nowS)
-	moved := a.put(b)
+	prevNamed := prev != nil && prev.addr != addr && a.holdsName(prev, nowS)
 	out := outcome{commit: []*binding{b}}
+	if loser != nil {
+		a.put(loser)
+		out.commit = append(out.commit, loser)
+		out.names = append(out.names, nameChange{host: hostname, addr: u32Addr(loser.addr)})
+	}
+	moved := a.put(b)
 	if moved != nil {
 		out.commit = append(out.commit, moved)
-		if prevLive && moved.hostname != "" {
+		if prevNamed {
 			out.names = append(out.names, nameChange{host: moved.hostname, addr: u32Addr(moved.addr)})
 		}
 	}
@@ -408,7 +412,7 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 		return h.ignore("a DECLINE for an address the client does not hold")
 	}
 	var out outcome
-	if b != nil && b.live(nowS) && b.hostname != "" {
+	if b != nil && a.holdsName(b, nowS) {
 		out.names = append(out.names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 	}
 	a.dropOffer(c.key)
@@ -441,7 +445,7 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 		return h.ignore("a RELEASE for an address the client does not hold")
 	}
 	var out outcome
-	if b.hostname != "" {
+	if h.alloc.holdsName(b, nowS) {
 		out.names = append(out.names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 	}
 	r := *b

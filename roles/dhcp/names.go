@@ -87,3 +87,35 @@ func fqdnFirstLabel(opt []byte) string {
 	}
 	return string(name[1 : 1+n])
 }
+
+// The rule for a host name two leases ask for: the lease that holds it
+// keeps it (as Kea and ISC DDNS do), so no client takes another's name,
+// and its traffic, by claiming it; the other lease gets no name, and gets
+// it at its next request after the holder's lease has ended. A static
+// lease's host name is the administrator's and wins: a dynamic lease
+// holding it loses it (dnsmasq instead moves a name to the newest lease).
+// A lease's binding.hostname is the name it holds, published through Names
+// for A and PTR alike.
+
+// claimName decides the name the client's new lease of addr holds: name,
+// or "" when another client's lease holds it. When a static lease's name
+// is held by a dynamic lease, that lease is returned without it, to store.
+func (h *handler) claimName(name string, static bool, c client, addr uint32, now int64) (string, *binding) {
+	if name == "" {
+		return "", nil
+	}
+	hb := h.alloc.nameHolder(name, now)
+	if hb == nil || hb.addr == addr || hb.key() == c.key {
+		return name, nil
+	}
+	if static && !hb.static {
+		h.log.Info("a static lease's host name was held by a dynamic lease: moved", "host", name,
+			"from", u32Addr(hb.addr), "mac", macString(hb.mac), "to", u32Addr(addr))
+		loser := *hb
+		loser.hostname = ""
+		return name, &loser
+	}
+	h.log.Info("a host name another lease holds: not published for this one", "host", name,
+		"addr", u32Addr(addr), "mac", macString(c.mac), "holder", u32Addr(hb.addr))
+	return "", nil
+}

@@ -27,6 +27,7 @@ type testNet struct {
 	cfg   *Config
 	srv   *Server
 	names *recNames
+	sink  Names // when set, the Names the server gets instead of names
 	logs  *syncBuffer
 }
 
@@ -105,7 +106,11 @@ func newTestNet(t *testing.T, tools ...string) *testNet {
 // start makes a Server on the state directory and serves n.cfg.
 func (n *testNet) start() {
 	n.t.Helper()
-	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: n.names})
+	var names Names = n.names
+	if n.sink != nil {
+		names = n.sink
+	}
+	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: names})
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -69,6 +69,7 @@ func New(opts Options) (*Server, error) {
 	for _, b := range binds {
 		s.h.alloc.load(b)
 	}
+	s.h.alloc.settleNames(s.now().Unix())
 	s.opts = opts
 	st.snapshot = s.snapshot
 	st.afterBatch = s.flush
@@ -177,7 +178,7 @@ func (s *Server) activeNames(publish bool) []nameChange {
 	now := s.now().Unix()
 	var out []nameChange
 	for _, b := range s.h.alloc.byAddr {
-		if b.state == bindActive && b.live(now) && b.hostname != "" {
+		if s.h.alloc.holdsName(b, now) {
 			out = append(out, nameChange{publish: publish, host: b.hostname, addr: u32Addr(b.addr)})
 		}
 	}
