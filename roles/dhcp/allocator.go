@@ -12,14 +12,16 @@ import (
 // or reserved for a static lease) and known (some binding, maybe expired,
 // names the address). A fresh address is the first neither used nor known
 // after the pool's cursor, so an expired client's address stays free for its
-// return as long as possible; then the first not used; when even that fails
-// the expired bindings are swept and the search runs again.
+// return as long as possible; then the least recently used (lru.go); then
+// the first not used; when even that fails the expired bindings are swept
+// and the search runs again.
 type allocator struct {
 	pools    []*pool
 	byAddr   map[uint32]*binding
 	byClient map[string]*binding
 	offers   map[uint32]*offer
 	offerOf  map[string]uint32
+	freeSeq  uint64 // numbers the entries of the pools' free queues
 	// statics by client key ("h"+mac and/or "i"+client id) and by address.
 	statics    map[string]*staticLease
 	staticAddr map[uint32]*staticLease
@@ -35,6 +37,9 @@ type pool struct {
 	known      []uint64
 	cursor     uint32 // offset where the next search starts
 	opts       *poolOptions
+	// free queues the addresses whose binding has ended, oldest first.
+	free     []freeEntry
+	freeHead int
 }
 
 // offer is an address held for a client between OFFER and REQUEST.
@@ -83,12 +88,13 @@ func newPool(c *Pool) *pool {
 	return p
 }
 
-func (p *pool) size() int              { return int(p.end-p.start) + 1 }
-func (p *pool) contains(a uint32) bool { return a >= p.start && a <= p.end }
-func (p *pool) onSubnet(a uint32) bool { return p.cfg.Subnet.Contains(u32Addr(a)) }
-func (p *pool) inUse() int             { return popcount(p.used) }
-func setBit(bm []uint64, i uint32)     { bm[i/64] |= 1 << (i % 64) }
-func clearBit(bm []uint64, i uint32)   { bm[i/64] &^= 1 << (i % 64) }
+func (p *pool) size() int                { return int(p.end-p.start) + 1 }
+func (p *pool) contains(a uint32) bool   { return a >= p.start && a <= p.end }
+func (p *pool) onSubnet(a uint32) bool   { return p.cfg.Subnet.Contains(u32Addr(a)) }
+func (p *pool) inUse() int               { return popcount(p.used) }
+func setBit(bm []uint64, i uint32)       { bm[i/64] |= 1 << (i % 64) }
+func clearBit(bm []uint64, i uint32)     { bm[i/64] &^= 1 << (i % 64) }
+func testBit(bm []uint64, i uint32) bool { return bm[i/64]&(1<<(i%64)) != 0 }
 
 func popcount(bm []uint64) int {
 	n := 0
@@ -129,6 +135,7 @@ func (a *allocator) configure(pools []*pool, statics []Static) {
 			setBit(p.used, addr-p.start)
 		}
 	}
+	a.queueFree()
 }
 
 // mark sets the bitmaps for a binding that was just stored.
@@ -222,12 +229,22 @@ func (a *allocator) nextFree(cands []*pool, now, nowNs int64) (uint32, *pool, bo
 	return addr, p, ok, names
 }
 
+// search tries, in every pool of cands, an address never leased, then the
+// least recently used one, then any that is free.
 func (a *allocator) search(cands []*pool, now, nowNs int64) (uint32, *pool, bool) {
-	for _, unseen := range []bool{true, false} {
-		for _, p := range cands {
-			if addr, ok := a.scan(p, unseen, now, nowNs); ok {
-				return addr, p, true
-			}
+	for _, p := range cands {
+		if addr, ok := a.scan(p, true, now, nowNs); ok {
+			return addr, p, true
+		}
+	}
+	for _, p := range cands {
+		if addr, ok := a.popFree(p, now, nowNs); ok {
+			return addr, p, true
+		}
+	}
+	for _, p := range cands {
+		if addr, ok := a.scan(p, false, now, nowNs); ok {
+			return addr, p, true
 		}
 	}
 	return 0, nil, false
@@ -316,6 +333,9 @@ func (a *allocator) refresh(addr uint32) {
 	if offered || static || (b != nil && b.state != bindExpired) {
 		setBit(p.used, addr-p.start)
 	} else {
+		if b != nil && testBit(p.used, addr-p.start) {
+			a.pushFree(p, b) // it has just ended
+		}
 		clearBit(p.used, addr-p.start)
 	}
 	if b != nil {

@@ -244,6 +244,41 @@ func appendIP4(b []byte, ip []byte) []byte {
 	return append(b, ip...)
 }
 
+// encode writes the reply in the size the client takes, its options in
+// priority order (replyOrder); options that fit nowhere are dropped from
+// the reply and logged.
+func (h *handler) encode(req, r *dhcpv4.DHCPv4) []byte {
+	limit := replyLimit(req)
+	l := arrange(r.Options, replyOrder(r.Options, req.Options[optParamRequest]), limit, r.ServerHostName == "", r.BootFileName == "")
+	if len(l.dropped) > 0 {
+		for _, c := range l.dropped {
+			delete(r.Options, c)
+		}
+		h.logDropped(req, l.dropped, limit)
+	}
+	return marshalReply(r, l)
+}
+
+// maxDropLogged bounds the clients remembered as logged; past it, drops
+// are only counted.
+const maxDropLogged = 4096
+
+func (h *handler) logDropped(req *dhcpv4.DHCPv4, codes []uint8, limit int) {
+	h.counters.optionsDropped.Add(uint64(len(codes)))
+	if h.dropLogged == nil {
+		h.dropLogged = map[string]struct{}{}
+	}
+	k := string(req.ClientHWAddr) + "/" + string(codes)
+	if _, done := h.dropLogged[k]; done || len(h.dropLogged) >= maxDropLogged {
+		return
+	}
+	h.dropLogged[k] = struct{}{}
+	for _, c := range codes {
+		h.log.Warn("an option does not fit in the reply the client takes; dropped",
+			"option", c, "mac", macString(req.ClientHWAddr), "limit", limit)
+	}
+}
+
 // Fits reports the codes of the pool's options that a reply of limit bytes
 // (an IP datagram; 576 for a client that sends no option 57) cannot carry
 // to a client that asks for all of them, file and sname overloaded; nil

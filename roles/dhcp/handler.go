@@ -1,7 +1,9 @@
 package dhcp
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -99,6 +101,11 @@ func (h *handler) handleBytes(now time.Time, b []byte, src netip.AddrPort) (out 
 		}
 	}()
 	pkt, err := dhcpv4.FromBytes(b)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The options end without END: some clients send that, and Kea
+		// answers them. Everything else malformed is still refused.
+		pkt, err = dhcpv4.FromBytes(append(b[:len(b):len(b)], optEnd))
+	}
 	if err != nil {
 		h.counters.malformed.Add(1)
 		return outcome{why: "malformed: " + err.Error()}
@@ -214,9 +221,15 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 	r := h.newReply(req, dhcpv4.MessageTypeOffer)
 	r.YourIPAddr = u32IP(addr)
 	p.opts.apply(r.Options, req.Options[optParamRequest], true)
+	name := c.hostname
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
+		name = st.hostname
 	}
+	if _, keeps := a.rival(name, st != nil, c.key, addr, nowS); keeps {
+		name = ""
+	}
+	answerFQDN(req, r, name, p.cfg.Domain)
 	return h.send(req, r, outcome{names: names, probe: probe})
 }
 
@@ -377,6 +390,7 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
 	}
+	answerFQDN(req, r, hostname, p.cfg.Domain)
 	return h.send(req, r, out)
 }
 
@@ -456,25 +470,6 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	return out
 }
 
-// inform answers a client that has an address and wants only the options.
-func (h *handler) inform(req *dhcpv4.DHCPv4, cands []*pool, src netip.AddrPort) outcome {
-	ci, ok := ipU32(req.ClientIPAddr)
-	if !ok && src.Addr().Is4() {
-		ci, ok = addrU32(src.Addr()), !src.Addr().IsUnspecified()
-	}
-	var p *pool
-	if ok {
-		p = onSubnet(cands, ci)
-	}
-	if p == nil {
-		return h.ignore("an INFORM from a network no pool serves")
-	}
-	r := h.newReply(req, dhcpv4.MessageTypeAck)
-	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r.Options, req.Options[optParamRequest], false)
-	return h.send(req, r, outcome{})
-}
-
 // newReply starts a reply: header fields from the request, message type,
 // server identifier, and the echoed client identifier (RFC 6842) and relay
 // agent information (RFC 3046).
@@ -500,10 +495,11 @@ func (h *handler) newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DH
 	return r
 }
 
-// send addresses the reply per RFC 2131 §4.1: to the relay, to ciaddr, by
-// broadcast when the client asks for it (and always for a NAK), else unicast
-// to yiaddr at chaddr, which needs a neighbour entry since the client cannot
-// answer ARP for an address it does not have yet.
+// send addresses the reply per RFC 2131 §4.1: to the relay, where the
+// message chose (INFORM), by broadcast for a NAK, to ciaddr, by broadcast
+// when the client asks for it, else unicast to yiaddr at chaddr, which
+// needs a neighbour entry since the client cannot answer ARP for an address
+// it does not have yet. Then it encodes the reply.
 func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	out.reply = r
 	gi, relayed := ipU32(req.GatewayIPAddr)
@@ -512,6 +508,7 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	switch {
 	case relayed:
 		out.to = netip.AddrPortFrom(u32Addr(gi), serverPort)
+	case out.to.IsValid(): // chosen by the message (INFORM)
 	case r.MessageType() == dhcpv4.MessageTypeNak:
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
 	case hasCI:
@@ -524,39 +521,4 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	}
 	out.wire = h.encode(req, r)
 	return out
-}
-
-// encode writes the reply in the size the client takes, its options in
-// priority order (replyOrder); options that fit nowhere are dropped from
-// the reply and logged.
-func (h *handler) encode(req, r *dhcpv4.DHCPv4) []byte {
-	limit := replyLimit(req)
-	l := arrange(r.Options, replyOrder(r.Options, req.Options[optParamRequest]), limit, r.ServerHostName == "", r.BootFileName == "")
-	if len(l.dropped) > 0 {
-		for _, c := range l.dropped {
-			delete(r.Options, c)
-		}
-		h.logDropped(req, l.dropped, limit)
-	}
-	return marshalReply(r, l)
-}
-
-// maxDropLogged bounds the clients remembered as logged; past it, drops
-// are only counted.
-const maxDropLogged = 4096
-
-func (h *handler) logDropped(req *dhcpv4.DHCPv4, codes []uint8, limit int) {
-	h.counters.optionsDropped.Add(uint64(len(codes)))
-	if h.dropLogged == nil {
-		h.dropLogged = map[string]struct{}{}
-	}
-	k := string(req.ClientHWAddr) + "/" + string(codes)
-	if _, done := h.dropLogged[k]; done || len(h.dropLogged) >= maxDropLogged {
-		return
-	}
-	h.dropLogged[k] = struct{}{}
-	for _, c := range codes {
-		h.log.Warn("an option does not fit in the reply the client takes; dropped",
-			"option", c, "mac", macString(req.ClientHWAddr), "limit", limit)
-	}
 }

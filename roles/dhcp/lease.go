@@ -59,6 +59,8 @@ type binding struct {
 	clientID string
 	hostname string
 	static   bool // granted from a [[dhcp.static]] entry
+	// freed is the number of the binding's entry in its pool's free queue.
+	freed uint64
 }
 
 // key identifies the binding's client: option 61 when the client sent one,
