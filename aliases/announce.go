@@ -1,64 +1,32 @@
 package aliases
 
 import (
+	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
+	"slices"
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
+
+	"gatewayd/ether"
 )
 
-// arpConn is an AF_PACKET socket for ARP frames on one interface.
-type arpConn struct {
-	f   *os.File
-	mac net.HardwareAddr
-}
-
-func htons(v uint16) uint16 { return v<<8 | v>>8 }
-
-// openARP opens the socket inside the NIC's namespace. Its reads and
-// writes honour deadlines.
-func (n *NIC) openARP(link netlink.Link) (*arpConn, error) {
+// arpOn returns the NIC's packet socket bound to link, binding it anew
+// when the NIC was re-created (a new index) or took another MAC address.
+// Binding opens no socket, so any goroutine may do it.
+func (n *NIC) arpOn(link netlink.Link) (*ether.Conn, error) {
 	attrs := link.Attrs()
-	if len(attrs.HardwareAddr) != 6 {
-		return nil, fmt.Errorf("interface %s has no Ethernet address (%q): ARP needs one", n.ifname, attrs.HardwareAddr)
-	}
-	var fd int
-	err := inNS(n.ns, func() error {
-		var err error
-		fd, err = unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ARP)))
-		if err != nil {
-			return err
+	if n.arp.Index() != attrs.Index || !bytes.Equal(n.arp.HardwareAddr(), attrs.HardwareAddr) {
+		if err := n.arp.Rebind(attrs.Index); err != nil {
+			return nil, fmt.Errorf("ARP on %s: %w", n.ifname, err)
 		}
-		sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ARP), Ifindex: attrs.Index}
-		if err := unix.Bind(fd, sa); err != nil {
-			unix.Close(fd)
-			return err
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("opening an ARP socket on %s: %w", n.ifname, err)
+		n.log.Debug("ARP socket bound anew", "index", attrs.Index, "mac", attrs.HardwareAddr.String())
 	}
-	return &arpConn{f: os.NewFile(uintptr(fd), "arp:"+n.ifname), mac: attrs.HardwareAddr}, nil
+	return n.arp, nil
 }
-
-func (c *arpConn) send(p arpPacket) error {
-	b, err := p.marshal()
-	if err != nil {
-		return err
-	}
-	// A bound packet socket sends out of the interface it is bound to.
-	_, err = c.f.Write(b)
-	return err
-}
-
-func (c *arpConn) Close() error { return c.f.Close() }
 
 // Announce sends a gratuitous ARP burst for each address, which must all be
 // on the NIC: the first frames now (their errors are returned), the rest in
@@ -94,30 +62,22 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 	if len(addrs) == 0 || count < 0 {
 		return nil
 	}
-	// One socket for the whole burst: opening one per address costs a thread
-	// switched into the namespace each time, seconds for hundreds of aliases.
-	c, err := n.openARP(link)
+	c, err := n.arpOn(link)
 	if err != nil {
 		return err
 	}
-	frames := make([]arpPacket, len(addrs))
-	var errs []error
-	for i, a := range addrs {
-		frames[i] = announcement(c.mac, a)
-		if err := c.send(frames[i]); err != nil {
-			errs = append(errs, fmt.Errorf("announcing %s on %s: %w", a, n.ifname, err))
-		}
+	if err = c.Announce(addrs...); err != nil {
+		err = fmt.Errorf("gratuitous ARP on %s: %w", n.ifname, err)
 	}
 	n.bgMu.Lock()
 	defer n.bgMu.Unlock()
 	if n.bgClosed || count <= 1 {
-		return errors.Join(append(errs, c.Close())...)
+		return err
 	}
 	started := time.Now()
 	n.bg.Add(1)
 	go func() {
 		defer n.bg.Done()
-		defer c.Close()
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		for range count - 1 {
@@ -126,19 +86,15 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 				return
 			case <-t.C:
 			}
-			for i, p := range frames {
-				// An address released meanwhile must not be announced: the
-				// host claiming it would take the frame for a holder.
-				if n.removedSince(addrs[i], started) {
-					continue
-				}
-				if err := c.send(p); err != nil {
-					n.log.Debug("gratuitous ARP failed", "addr", addrs[i], "err", err)
-				}
+			// An address released meanwhile must not be announced: the
+			// host claiming it would take the frame for a holder.
+			held := slices.DeleteFunc(slices.Clone(addrs), func(a netip.Addr) bool { return n.removedSince(a, started) })
+			if err := c.Announce(held...); err != nil {
+				n.log.Debug("gratuitous ARP failed", "err", err)
 			}
 		}
 	}()
-	return errors.Join(errs...)
+	return err
 }
 
 // noteRemoved records that a was taken off the NIC, for bursts in flight.
@@ -154,7 +110,8 @@ func (n *NIC) removedSince(a netip.Addr, t time.Time) bool {
 // holds a. It returns the holder's MAC address, or nil if nobody answered
 // within timeout. Up to three probes are spread over the timeout; RFC 5227
 // spaces them 1-2 s apart, so a timeout of 3 s or more follows it. This host
-// holding a itself does not count.
+// holding a itself does not count. What counts as held is
+// [ether.ARP.Conflicts].
 func (n *NIC) Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (net.HardwareAddr, error) {
 	if !a.Is4() || a.IsUnspecified() {
 		return nil, fmt.Errorf("probing %s on %s: not a usable IPv4 address", a, n.ifname)
@@ -166,51 +123,16 @@ func (n *NIC) Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (n
 	if err != nil {
 		return nil, fmt.Errorf("probing %s: %w", a, err)
 	}
-	c, err := n.openARP(link)
+	c, err := n.arpOn(link)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("probing %s: %w", a, err)
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.f.SetReadDeadline(time.Unix(1, 0)) })
-	defer stop()
-
-	const probes = 3
-	start := time.Now()
-	end := start.Add(timeout)
-	buf := make([]byte, 1500)
-	for sent := 0; ; {
-		if sent < probes {
-			if err := c.send(probe(c.mac, a)); err != nil {
-				return nil, fmt.Errorf("probing %s on %s: %w", a, n.ifname, err)
-			}
-			sent++
-		}
-		next := end
-		if sent < probes {
-			next = start.Add(timeout * time.Duration(sent) / probes)
-		}
-		c.f.SetReadDeadline(next)
-		if err := ctx.Err(); err != nil { // AfterFunc may have fired before the line above
-			return nil, fmt.Errorf("probing %s on %s: %w", a, n.ifname, err)
-		}
-		for {
-			nr, err := c.f.Read(buf)
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("probing %s on %s: %w", a, n.ifname, err)
-			}
-			if p, err := parseARP(buf[:nr]); err == nil && p.holds(a, c.mac) {
-				n.log.Info("address is held by another host", "addr", a, "mac", p.SenderMAC.String())
-				return p.SenderMAC, nil
-			}
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, fmt.Errorf("probing %s on %s: %w", a, n.ifname, err)
-		}
-		if !time.Now().Before(end) {
-			return nil, nil
-		}
+	holder, err := c.Probe(ctx, a, timeout)
+	if err != nil {
+		return nil, fmt.Errorf("probing on %s: %w", n.ifname, err)
 	}
+	if holder != nil {
+		n.log.Info("address is held by another host", "addr", a, "mac", holder.String())
+	}
+	return holder, nil
 }

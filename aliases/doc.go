@@ -5,10 +5,12 @@
 // gratuitous ARP and probes (RFC 5227) whether an address is held elsewhere.
 //
 // It owns exactly the addresses recorded in <state dir>/aliases.json, which
-// it writes after each change it made; [NIC.owned] is the only answer to
-// "did gatewayd add this?". It must never change any other address (the
-// NIC's primary address, addresses added by hand), any other interface, or
-// any sysctl but net.ipv4.conf.<nic>.promote_secondaries. It knows nothing
-// of the configuration file: the controller turns config into [Alias]
-// values.
+// it writes (through package statedir) after each change it made;
+// [NIC.owned] is the only answer to "did gatewayd add this?". It must never
+// change any other address (the NIC's primary address, addresses added by
+// hand), any other interface, or any sysctl but
+// net.ipv4.conf.<nic>.promote_secondaries. The ARP frames are package
+// ether's; the network namespace is always the caller's (it never switches
+// one). It knows nothing of the configuration file: the controller turns
+// config into [Alias] values.
 package aliases

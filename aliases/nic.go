@@ -1,12 +1,14 @@
 package aliases
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -14,7 +16,9 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"gatewayd/ether"
 )
 
 // Announce says how new addresses are announced with gratuitous ARP.
@@ -36,29 +40,30 @@ func (a Announce) withDefaults() Announce {
 
 // Options configure Open.
 type Options struct {
-	Interface string          // the NIC
-	StateDir  string          // where aliases.json, the record of owned addresses, lives
-	Handle    *netlink.Handle // nil: a handle in the caller's network namespace
-	Logger    *slog.Logger    // nil: discard
+	Interface string       // the NIC
+	StateDir  string       // where aliases.json, the record of owned addresses, lives
+	Logger    *slog.Logger // nil: discard
 	Announce  Announce
 }
 
 // NIC holds gatewayd's alias addresses on one interface.
 //
-// Open must be called from the network namespace the NIC lives in (and
-// Options.Handle, if set, must point there too); NIC remembers that
-// namespace, so its other methods may be called from any goroutine.
+// Open opens the NIC's netlink handle and its packet socket in the network
+// namespace of the calling goroutine, and keeps both for the NIC's life, so
+// its other methods may be called from any goroutine. Watch opens netlink
+// subscriptions (again, when one overflows) on the goroutine that calls it,
+// which must be in the same namespace.
 type NIC struct {
-	ifname    string
-	ns        netns.NsHandle
-	h         *netlink.Handle
-	ownHandle bool
-	log       *slog.Logger
-	announce  Announce
-	writes    atomic.Uint64 // netlink writes attempted, for tests and metrics
-	removed   sync.Map      // netip.Addr → time.Time it was last taken off the NIC
-	index     atomic.Int32  // the NIC's ifindex when last seen
-	subs      atomic.Int32  // netlink subscriptions Watch has made, for tests
+	ifname   string
+	hmu      sync.RWMutex    // guards h against Close
+	h        *netlink.Handle // nil after Close
+	arp      *ether.Conn     // re-bound when the NIC is re-created
+	log      *slog.Logger
+	announce Announce
+	writes   atomic.Uint64 // netlink writes attempted, for tests and metrics
+	removed  sync.Map      // netip.Addr → time.Time it was last taken off the NIC
+	index    atomic.Int32  // the NIC's ifindex when last seen
+	subs     atomic.Int32  // netlink subscriptions Watch has made, for tests
 
 	mu  sync.Mutex // serialises reconciles and guards what follows
 	rec *record
@@ -74,8 +79,9 @@ type NIC struct {
 	bgStop   context.CancelFunc
 }
 
-// Open checks that the NIC exists, loads the record of owned addresses and
-// sets promote_secondaries on the NIC.
+// Open checks that the NIC exists, opens its netlink handle and packet
+// socket, loads the record of owned addresses and sets promote_secondaries
+// on the NIC, all in the network namespace of the calling goroutine.
 func Open(opts Options) (_ *NIC, err error) {
 	if opts.Interface == "" || len(opts.Interface) > maxLabel || strings.ContainsAny(opts.Interface, "/ \x00") {
 		return nil, fmt.Errorf("interface name %q is not a valid interface name", opts.Interface)
@@ -83,39 +89,31 @@ func Open(opts Options) (_ *NIC, err error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("aliases: no state directory given for the record of owned addresses")
 	}
-	n := &NIC{ifname: opts.Interface, h: opts.Handle, announce: opts.Announce, log: opts.Logger}
+	n := &NIC{ifname: opts.Interface, announce: opts.Announce, log: opts.Logger}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
 	n.log = n.log.With("component", "aliases", "interface", n.ifname)
 	n.announce = n.announce.withDefaults()
-	if n.ns, err = netns.Get(); err != nil {
-		return nil, fmt.Errorf("finding the current network namespace: %w", err)
-	}
 	defer func() {
 		if err != nil {
 			n.closeHandles()
 		}
 	}()
-	if n.h == nil {
-		if n.h, err = newHandle(n.ns); err != nil {
-			return nil, fmt.Errorf("opening netlink: %w", err)
-		}
-		n.ownHandle = true
+	if n.h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
 	link, err := n.link()
 	if err != nil {
 		return nil, err
 	}
-	if !n.ownHandle {
-		if err := sameNamespace(n.ns, link); err != nil {
-			return nil, err
-		}
+	if n.arp, err = ether.Open(link.Attrs().Index); err != nil {
+		return nil, fmt.Errorf("opening an ARP socket on %s: %w", n.ifname, err)
 	}
 	if n.rec, err = loadRecord(opts.StateDir); err != nil {
 		return nil, err
 	}
-	if err := setPromoteSecondaries(n.ns, n.ifname); err != nil {
+	if err := setPromoteSecondaries(n.ifname); err != nil {
 		return nil, err
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
@@ -123,30 +121,50 @@ func Open(opts Options) (_ *NIC, err error) {
 	return n, nil
 }
 
-// sameNamespace refuses a Handle that points to another namespace than the
-// caller's: the sysctl and the ARP sockets would then act on the wrong
-// interface, possibly the host's own.
-func sameNamespace(ns netns.NsHandle, link netlink.Link) error {
-	h, err := newHandle(ns)
+// setPromoteSecondaries makes deleting the primary address of a subnet
+// promote a secondary one instead of deleting every address in that subnet
+// with it: without it, removing the router alias would take the DHCP and
+// DNS aliases along. It writes only when the value differs, in the
+// namespace of the calling goroutine (/proc/sys/net answers for the
+// thread that opens it).
+func setPromoteSecondaries(ifname string) error {
+	path := "/proc/sys/net/ipv4/conf/" + ifname + "/promote_secondaries"
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return fmt.Errorf("opening netlink: %w", err)
+		return fmt.Errorf("reading %s: %w", path, err)
 	}
-	defer h.Close()
-	here, err := h.LinkByName(link.Attrs().Name)
-	if err != nil || here.Attrs().Index != link.Attrs().Index ||
-		here.Attrs().HardwareAddr.String() != link.Attrs().HardwareAddr.String() {
-		return fmt.Errorf("interface %s: Options.Handle is not in the caller's network namespace; call Open from inside it", link.Attrs().Name)
+	if string(bytes.TrimSpace(b)) == "1" {
+		return nil
+	}
+	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
+		return fmt.Errorf("setting %s to 1: %w", path, err)
 	}
 	return nil
 }
 
+// closeHandles closes the netlink handle and the packet socket.
 func (n *NIC) closeHandles() {
-	if n.ownHandle && n.h != nil {
+	n.hmu.Lock()
+	defer n.hmu.Unlock()
+	if n.h != nil {
 		n.h.Close()
+		n.h = nil
 	}
-	if n.ns.IsOpen() {
-		n.ns.Close()
+	if n.arp != nil {
+		n.arp.Close()
 	}
+}
+
+// withHandle runs fn with the NIC's handle, or returns errClosed after Close:
+// a closed handle would make the library open a socket per call, in the
+// namespace of whatever thread runs it.
+func (n *NIC) withHandle(fn func(h *netlink.Handle) error) error {
+	n.hmu.RLock()
+	defer n.hmu.RUnlock()
+	if n.h == nil {
+		return errClosed
+	}
+	return fn(n.h)
 }
 
 // Close stops background announcements and Watch, and releases the NIC's
@@ -194,17 +212,34 @@ func (n *NIC) owned(p netip.Prefix) (Alias, bool) {
 }
 
 // link looks the NIC up; a missing one gets an error listing the others.
-func (n *NIC) link() (netlink.Link, error) {
-	link, err := n.h.LinkByName(n.ifname)
-	if err == nil {
+func (n *NIC) link() (link netlink.Link, err error) {
+	var names []string
+	err = n.withHandle(func(h *netlink.Handle) error {
+		if link, err = h.LinkByName(n.ifname); err != nil {
+			if _, ok := errors.AsType[netlink.LinkNotFoundError](err); ok {
+				names = otherLinks(h)
+			}
+		}
+		return err
+	})
+	switch {
+	case err == nil:
 		n.index.Store(int32(link.Attrs().Index))
 		return link, nil
-	}
-	if _, ok := errors.AsType[netlink.LinkNotFoundError](err); !ok {
+	case names == nil:
 		return nil, fmt.Errorf("looking up interface %s: %w", n.ifname, err)
+	case len(names) == 0:
+		return nil, fmt.Errorf("interface %s does not exist, and there is no other interface to use", n.ifname)
 	}
-	var names []string
-	if links, lerr := n.h.LinkList(); lerr == nil {
+	return nil, fmt.Errorf("interface %s does not exist; set [gateway] interface to one of: %s",
+		n.ifname, strings.Join(names, ", "))
+}
+
+// otherLinks lists the names of the interfaces that are not loopback,
+// sorted, never nil.
+func otherLinks(h *netlink.Handle) []string {
+	names := []string{}
+	if links, err := h.LinkList(); err == nil {
 		for _, l := range links {
 			if l.Attrs().Flags&net.FlagLoopback == 0 {
 				names = append(names, l.Attrs().Name)
@@ -212,11 +247,7 @@ func (n *NIC) link() (netlink.Link, error) {
 		}
 	}
 	slices.Sort(names)
-	if len(names) == 0 {
-		return nil, fmt.Errorf("interface %s does not exist, and there is no other interface to use", n.ifname)
-	}
-	return nil, fmt.Errorf("interface %s does not exist; set [gateway] interface to one of: %s",
-		n.ifname, strings.Join(names, ", "))
+	return names
 }
 
 // kernelAddrs lists the NIC's IPv4 addresses.
@@ -228,7 +259,10 @@ func (n *NIC) kernelAddrs() (netlink.Link, []kernelAddr, error) {
 	var addrs []netlink.Addr
 	// A dump racing with changes is interrupted; never act on a partial one.
 	for try := 1; ; try++ {
-		addrs, err = n.h.AddrList(link, netlink.FAMILY_V4)
+		err = n.withHandle(func(h *netlink.Handle) (err error) {
+			addrs, err = h.AddrList(link, netlink.FAMILY_V4)
+			return err
+		})
 		if !errors.Is(err, netlink.ErrDumpInterrupted) || try == 5 {
 			break
 		}
@@ -259,7 +293,9 @@ func ipNet(p netip.Prefix) *net.IPNet {
 
 func (n *NIC) addrAdd(link netlink.Link, a Alias) error {
 	n.writes.Add(1)
-	return n.h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(a.Prefix), Label: a.Label})
+	return n.withHandle(func(h *netlink.Handle) error {
+		return h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(a.Prefix), Label: a.Label})
+	})
 }
 
 // addrDel deletes p only while it still carries label, so an address
@@ -267,5 +303,7 @@ func (n *NIC) addrAdd(link netlink.Link, a Alias) error {
 func (n *NIC) addrDel(link netlink.Link, p netip.Prefix, label string) error {
 	n.noteRemoved(p.Addr())
 	n.writes.Add(1)
-	return n.h.AddrDel(link, &netlink.Addr{IPNet: ipNet(p), Label: label})
+	return n.withHandle(func(h *netlink.Handle) error {
+		return h.AddrDel(link, &netlink.Addr{IPNet: ipNet(p), Label: label})
+	})
 }

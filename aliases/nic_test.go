@@ -32,36 +32,29 @@ func TestOpenSetsPromoteSecondaries(t *testing.T) {
 	}
 }
 
-func TestOpenRefusesHandleFromAnotherNamespace(t *testing.T) {
+func TestOpenActsInTheCallersNamespace(t *testing.T) {
 	r := newRig(t)
-	h, err := r.gw.Handle()
-	if err != nil {
+	if err := r.gw.Sysctl("net/ipv4/conf/eth1/promote_secondaries", "0"); err != nil {
 		t.Fatal(err)
 	}
-	defer h.Close()
-	// Called from the test's own namespace with a handle into the lab: Open
-	// must notice before it writes any sysctl.
-	n, err := Open(Options{Interface: "eth1", StateDir: r.dir, Handle: h})
+	// Called from the test's own namespace, which has no eth1: Open must
+	// fail there, and must not reach into the lab to write any sysctl.
+	n, err := Open(Options{Interface: "eth1", StateDir: r.dir})
 	if err == nil {
 		n.Close()
-		t.Fatal("Open accepted a handle from another namespace")
+		t.Fatal("Open found eth1 outside the namespace it lives in")
 	}
-	if !strings.Contains(err.Error(), "not in the caller's network namespace") {
+	if !strings.Contains(err.Error(), "interface eth1 does not exist") {
 		t.Fatalf("error = %v", err)
+	}
+	if got := strings.TrimSpace(r.gw.MustRun(t, "cat", "/proc/sys/net/ipv4/conf/eth1/promote_secondaries")); got != "0" {
+		t.Fatalf("promote_secondaries on the lab's eth1 = %q after an Open elsewhere, want 0", got)
 	}
 }
 
 func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
 	r := newRig(t)
-	h, err := r.gw.Handle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	n, err := r.tryOpen(t, Options{Interface: "eth1", StateDir: r.dir, Handle: h})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := r.open(t)
 	res := set(t, n, router, dhcp, dns)
 	if len(res.Done) != 3 || len(res.Conflicts) != 0 {
 		t.Fatalf("first Set: %+v", res)
@@ -74,7 +67,7 @@ func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
 
 	// Watch sees the events of the first Set and re-lists: it must find
 	// nothing to do either.
-	watch(t, n)
+	r.watch(t, n)
 	before := n.Writes()
 	res = set(t, n, router, dhcp, dns)
 	if res.Changed() || n.Writes() != before {
@@ -191,7 +184,7 @@ func TestWatchPutsBackAndSurvivesLinkChanges(t *testing.T) {
 	r := newRig(t)
 	n := r.open(t)
 	set(t, n, router, dhcp, dns)
-	watch(t, n)
+	r.watch(t, n)
 	all := map[string]string{primary: "eth1",
 		"192.168.1.1/24": "eth1:0", "192.168.1.2/24": "eth1:1", "192.168.1.3/24": "eth1:2"}
 
@@ -213,11 +206,14 @@ func TestWatchPutsBackAndSurvivesLinkChanges(t *testing.T) {
 	// The NIC vanishes and comes back (a new ifindex, its addresses gone):
 	// the aliases come back; the primary is not gatewayd's to restore.
 	r.gw.MustRun(t, "ip", "link", "del", "eth1")
-	if _, err := r.l.Plug(r.sw, r.gw, "eth1"); err != nil {
+	newMAC, err := r.l.Plug(r.sw, r.gw, "eth1")
+	if err != nil {
 		t.Fatal(err)
 	}
 	delete(all, primary)
 	lab.Eventually(t, 5*time.Second, func() error { return r.checkAddrs(t, all) })
+	// The NIC's one packet socket follows it to its new index and MAC.
+	lab.Eventually(t, 5*time.Second, func() error { return r.neighbourSees(t, "192.168.1.3", newMAC.String()) })
 	if got := strings.TrimSpace(r.gw.MustRun(t, "cat", "/proc/sys/net/ipv4/conf/eth1/promote_secondaries")); got != "1" {
 		t.Errorf("promote_secondaries on the new eth1 = %q, want 1", got)
 	}
@@ -308,7 +304,7 @@ func TestCloseStopsWatch(t *testing.T) {
 	n := r.open(t)
 	set(t, n, router)
 	done := make(chan error, 1)
-	go func() { done <- n.Watch(context.Background()) }()
+	go func() { done <- r.gw.Do(func() error { return n.Watch(context.Background()) }) }()
 	time.Sleep(10 * settle) // let it subscribe
 	n.Close()
 	select {
@@ -332,7 +328,7 @@ func TestWatchResubscribes(t *testing.T) {
 	r := newRig(t)
 	n := r.open(t)
 	set(t, n, router, dhcp)
-	watch(t, n)
+	r.watch(t, n)
 	lab.Eventually(t, 5*time.Second, func() error {
 		if n.subs.Load() < 1 {
 			return fmt.Errorf("not subscribed yet")

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+
+	"gatewayd/statedir"
 )
 
 // recordFile is the name of the record of owned addresses in the state dir.
@@ -45,7 +48,11 @@ func loadRecord(dir string) (*record, error) {
 		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
 	r := &record{path: filepath.Join(dir, recordFile)}
-	b, err := os.ReadFile(r.path)
+	// The daemon holds the state directory's lock: no write is in flight.
+	if err := statedir.RemoveTemps(r.path); err != nil {
+		return nil, err
+	}
+	b, err := readRecord(r.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return r, nil
 	}
@@ -58,6 +65,16 @@ func loadRecord(dir string) (*record, error) {
 	}
 	r.addrs = addrs
 	return r, nil
+}
+
+// readRecord reads the file without following a symbolic link.
+func readRecord(path string) ([]byte, error) {
+	f, err := statedir.Open(path, os.O_RDONLY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(f)
 }
 
 func parseRecord(b []byte) ([]ownedAddr, error) {
@@ -127,43 +144,8 @@ func (r *record) save() error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(r.path, append(b, '\n')); err != nil {
-		return fmt.Errorf("writing owned-address record %s: %w", r.path, err)
+	if err := statedir.WriteFile(r.path, append(b, '\n'), 0o640); err != nil {
+		return fmt.Errorf("writing owned-address record: %w", err)
 	}
 	return nil
-}
-
-func writeFileAtomic(path string, b []byte) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(f.Name())
-		}
-	}()
-	if _, err := f.Write(b); err != nil {
-		return err
-	}
-	if err := f.Chmod(0o640); err != nil {
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	if err := os.Rename(f.Name(), path); err != nil {
-		return err
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

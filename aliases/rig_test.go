@@ -141,11 +141,12 @@ func set(t *testing.T, n *NIC, desired ...Alias) Result {
 	return res
 }
 
-// watch runs n.Watch until the test ends.
-func watch(t *testing.T, n *NIC) {
+// watch runs n.Watch inside the gateway's namespace, as the daemon does in
+// its own, until the test ends.
+func (r *rig) watch(t *testing.T, n *NIC) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- n.Watch(ctx) }()
+	go func() { done <- r.gw.Do(func() error { return n.Watch(ctx) }) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -26,7 +26,9 @@ const (
 // address per repairWindow, then it backs off), and when the NIC comes up
 // again, or is recreated, its aliases are restored and announced. It returns
 // nil when ctx is done or the NIC is closed, or an error if it cannot
-// subscribe at all.
+// subscribe at all. It subscribes, and sets promote_secondaries on a
+// recreated NIC, on the calling goroutine: call it from the NIC's network
+// namespace (the daemon's own; a test's lab.Namespace.Do).
 func (n *NIC) Watch(ctx context.Context) error {
 	w := &watcher{n: n, limit: map[netip.Prefix][]time.Time{}}
 	first := true
@@ -97,19 +99,14 @@ func (n *NIC) subscribe() (*subscription, error) {
 		done:  make(chan struct{}),
 	}
 	onErr := func(err error) { n.log.Debug("netlink subscription", "err", err) }
-	// The sockets are made in the NIC's namespace and stay there; the
-	// library's reader goroutines may then run anywhere.
-	var addrErr, linkErr error
-	err := inNS(n.ns, func() error {
-		addrErr = netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
-		if addrErr == nil {
-			linkErr = netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{ErrorCallback: onErr})
-		}
-		return nil
-	})
+	// The sockets are made here, in the caller's namespace, and stay there;
+	// the library's reader goroutines may then run anywhere.
+	addrErr := netlink.AddrSubscribeWithOptions(s.addrs, s.done, netlink.AddrSubscribeOptions{ErrorCallback: onErr})
+	var linkErr error
+	if addrErr == nil {
+		linkErr = netlink.LinkSubscribeWithOptions(s.links, s.done, netlink.LinkSubscribeOptions{ErrorCallback: onErr})
+	}
 	switch {
-	case err != nil:
-		return nil, err
 	case addrErr != nil:
 		close(s.done)
 		return nil, fmt.Errorf("subscribing to address changes: %w", addrErr)
@@ -204,7 +201,7 @@ func (w *watcher) linkEvent(u netlink.LinkUpdate) bool {
 	if old := n.index.Load(); int(old) != attrs.Index {
 		n.log.Warn("interface reappeared with a new index; restoring its aliases", "old", old, "new", attrs.Index)
 		n.index.Store(int32(attrs.Index))
-		if err := setPromoteSecondaries(n.ns, n.ifname); err != nil {
+		if err := setPromoteSecondaries(n.ifname); err != nil {
 			n.log.Error("setting promote_secondaries", "err", err)
 		}
 	}
