@@ -65,9 +65,9 @@ type outcome struct {
 	reply *dhcpv4.DHCPv4
 	wire  []byte // the reply as sent: fitted to the client, options ordered
 	to    netip.AddrPort
-	// neigh asks for a neighbour entry yiaddr → chaddr before sending, so a
-	// unicast reply reaches a client that cannot answer ARP yet.
-	neigh bool
+	// direct sends the reply as a frame to chaddr (packet socket): a
+	// unicast to a client that cannot answer ARP for yiaddr yet.
+	direct bool
 	// probe asks for an ARP probe of yiaddr before the OFFER leaves.
 	probe  bool
 	commit []*binding   // on disk before the reply leaves
@@ -497,9 +497,9 @@ func (h *handler) newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DH
 
 // send addresses the reply per RFC 2131 §4.1: to the relay, where the
 // message chose (INFORM), by broadcast for a NAK, to ciaddr, by broadcast
-// when the client asks for it, else unicast to yiaddr at chaddr, which
-// needs a neighbour entry since the client cannot answer ARP for an address
-// it does not have yet. Then it encodes the reply.
+// when the client asks for it, else unicast to yiaddr at chaddr, as a frame
+// built for chaddr, since the client cannot answer ARP for an address it
+// does not have yet. Then it encodes the reply.
 func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	out.reply = r
 	gi, relayed := ipU32(req.GatewayIPAddr)
@@ -517,7 +517,7 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
 	default:
 		out.to = netip.AddrPortFrom(u32Addr(yi), clientPort)
-		out.neigh = true
+		out.direct = true
 	}
 	out.wire = h.encode(req, r)
 	return out

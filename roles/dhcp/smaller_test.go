@@ -118,8 +118,8 @@ func TestInformAddressing(t *testing.T) {
 		if got != tc.to {
 			t.Errorf("INFORM ciaddr %s from %s: sent to %q, want %q (why %q)", tc.ciaddr, tc.src, got, tc.to, o.why)
 		}
-		if o.reply != nil && (o.neigh || o.reply.Options.Has(dhcpv4.OptionIPAddressLeaseTime)) {
-			t.Errorf("INFORM ciaddr %s: neighbour %v, reply %s", tc.ciaddr, o.neigh, o.reply.Summary())
+		if o.reply != nil && (o.direct || o.reply.Options.Has(dhcpv4.OptionIPAddressLeaseTime)) {
+			t.Errorf("INFORM ciaddr %s: direct %v, reply %s", tc.ciaddr, o.direct, o.reply.Summary())
 		}
 	}
 }
