@@ -23,7 +23,8 @@ import (
 // writes the neighbour table, and for the ARP probes before an offer.
 type conn struct {
 	pc      *ipv4.PacketConn
-	eth     *ether.Conn
+	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
+	ethErr  error
 	ifname  string
 	ifindex int
 }
@@ -63,12 +64,12 @@ func listen(ifname string) (*conn, error) {
 		pc.Close()
 		return nil, fmt.Errorf("enabling IP_PKTINFO on the DHCP socket on %s: %w", ifname, err)
 	}
-	eth, err := ether.Open(ifi.Index)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("opening the packet socket for unicast replies on %s: %w", ifname, err)
+	c := &conn{pc: p, ifname: ifname, ifindex: ifi.Index}
+	if c.eth, err = ether.Open(ifi.Index); err != nil {
+		// Not Ethernet, say: replies that would go to chaddr are broadcast.
+		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
 	}
-	return &conn{pc: p, eth: eth, ifname: ifname, ifindex: ifi.Index}, nil
+	return c, nil
 }
 
 // batchSize is how many datagrams one recvmmsg or sendmmsg moves.
@@ -133,6 +134,9 @@ type datagram struct {
 // sendFrame sends a datagram as a frame to its MAC address on the packet
 // socket: Ethernet, IPv4 and UDP built in place, no neighbour entry.
 func (c *conn) sendFrame(d datagram) error {
+	if c.eth == nil {
+		return c.ethErr
+	}
 	if err := c.eth.SendUDP(d.mac, netip.AddrPortFrom(d.src, serverPort), d.dst, d.b); err != nil {
 		return fmt.Errorf("on %s: %w", c.ifname, err)
 	}
@@ -165,7 +169,9 @@ func (c *conn) write(ds []datagram) (int, error) {
 }
 
 func (c *conn) close() error {
-	c.eth.Close()
+	if c.eth != nil {
+		c.eth.Close()
+	}
 	if err := c.pc.Close(); err != nil {
 		return fmt.Errorf("closing DHCP socket on %s: %w", c.ifname, err)
 	}

@@ -127,6 +127,15 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 		if newConn, err = listen(want.Interface); err != nil {
 			return fmt.Errorf("dhcp: %w", err)
 		}
+		if newConn.ethErr != nil {
+			s.log.Warn("no packet socket: replies to clients without an address are broadcast", "err", newConn.ethErr)
+		}
+	}
+	if want.ProbeBeforeOffer && newConn.eth == nil {
+		if newConn != oldConn {
+			newConn.close()
+		}
+		return fmt.Errorf("dhcp: probe_before_offer: %w", newConn.ethErr)
 	}
 	s.mu.Lock()
 	s.h.configure(want)
