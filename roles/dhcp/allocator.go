@@ -12,17 +12,21 @@ import (
 // or reserved for a static lease) and known (some binding, maybe expired,
 // names the address). A fresh address is the first neither used nor known
 // after the pool's cursor, so an expired client's address stays free for its
-// return as long as possible; then the first not used; when even that fails
-// the expired bindings are swept and the search runs again.
+// return as long as possible; then the least recently used (lru.go); then
+// the first not used; when even that fails the expired bindings are swept
+// and the search runs again.
 type allocator struct {
 	pools    []*pool
 	byAddr   map[uint32]*binding
 	byClient map[string]*binding
 	offers   map[uint32]*offer
 	offerOf  map[string]uint32
+	freeSeq  uint64 // numbers the entries of the pools' free queues
 	// statics by client key ("h"+mac and/or "i"+client id) and by address.
 	statics    map[string]*staticLease
 	staticAddr map[uint32]*staticLease
+	// byName is the binding holding each host name (see nameHolder).
+	byName map[string]*binding
 }
 
 // pool is one configured range and its bitmaps.
@@ -33,6 +37,9 @@ type pool struct {
 	known      []uint64
 	cursor     uint32 // offset where the next search starts
 	opts       *poolOptions
+	// free queues the addresses whose binding has ended, oldest first.
+	free     []freeEntry
+	freeHead int
 }
 
 // offer is an address held for a client between OFFER and REQUEST.
@@ -42,10 +49,24 @@ type offer struct {
 	probing bool  // an ARP probe runs; the OFFER waits for it
 }
 
-// staticLease is a configured static lease.
+// staticLease is a configured static lease; mac and clientID are raw bytes.
 type staticLease struct {
-	addr     uint32
-	hostname string
+	addr          uint32
+	hostname      string
+	mac, clientID string
+}
+
+func newStaticLease(s Static) *staticLease {
+	st := &staticLease{addr: addrU32(s.Address), hostname: s.Hostname, mac: string(s.MAC)}
+	if s.ClientID != "" {
+		st.clientID = staticClientID(s.ClientID)
+	}
+	return st
+}
+
+// owns reports whether b is the static lease's client's own lease.
+func (st *staticLease) owns(b *binding) bool {
+	return b.state == bindActive && (st.mac != "" && b.mac == st.mac || st.clientID != "" && b.clientID == st.clientID)
 }
 
 // noClient is a key no client has (real keys start with "h" or "i").
@@ -56,6 +77,7 @@ func newAllocator() *allocator {
 		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
+		byName: map[string]*binding{},
 	}
 }
 
@@ -66,12 +88,13 @@ func newPool(c *Pool) *pool {
 	return p
 }
 
-func (p *pool) size() int              { return int(p.end-p.start) + 1 }
-func (p *pool) contains(a uint32) bool { return a >= p.start && a <= p.end }
-func (p *pool) onSubnet(a uint32) bool { return p.cfg.Subnet.Contains(u32Addr(a)) }
-func (p *pool) inUse() int             { return popcount(p.used) }
-func setBit(bm []uint64, i uint32)     { bm[i/64] |= 1 << (i % 64) }
-func clearBit(bm []uint64, i uint32)   { bm[i/64] &^= 1 << (i % 64) }
+func (p *pool) size() int                { return int(p.end-p.start) + 1 }
+func (p *pool) contains(a uint32) bool   { return a >= p.start && a <= p.end }
+func (p *pool) onSubnet(a uint32) bool   { return p.cfg.Subnet.Contains(u32Addr(a)) }
+func (p *pool) inUse() int               { return popcount(p.used) }
+func setBit(bm []uint64, i uint32)       { bm[i/64] |= 1 << (i % 64) }
+func clearBit(bm []uint64, i uint32)     { bm[i/64] &^= 1 << (i % 64) }
+func testBit(bm []uint64, i uint32) bool { return bm[i/64]&(1<<(i%64)) != 0 }
 
 func popcount(bm []uint64) int {
 	n := 0
@@ -88,12 +111,12 @@ func (a *allocator) configure(pools []*pool, statics []Static) {
 	clear(a.statics)
 	clear(a.staticAddr)
 	for _, s := range statics {
-		st := &staticLease{addr: addrU32(s.Address), hostname: s.Hostname}
-		if len(s.MAC) > 0 {
-			a.statics[clientKey("", string(s.MAC))] = st
+		st := newStaticLease(s)
+		if st.mac != "" {
+			a.statics[clientKey("", st.mac)] = st
 		}
-		if s.ClientID != "" {
-			a.statics[clientKey(staticClientID(s.ClientID), "")] = st
+		if st.clientID != "" {
+			a.statics[clientKey(st.clientID, "")] = st
 		}
 		a.staticAddr[st.addr] = st
 	}
@@ -112,6 +135,7 @@ func (a *allocator) configure(pools []*pool, statics []Static) {
 			setBit(p.used, addr-p.start)
 		}
 	}
+	a.queueFree()
 }
 
 // mark sets the bitmaps for a binding that was just stored.
@@ -147,18 +171,31 @@ func (a *allocator) static(clientID, mac string) *staticLease {
 }
 
 // available reports whether the client with key may have addr at this time:
-// no other client's static lease, live offer, live binding or quarantine.
+// its own live lease (even of an address a static lease added since
+// reserves for another client: it keeps it until it ends), else no other
+// client's static lease, live offer, live binding or quarantine.
 func (a *allocator) available(addr uint32, key string, now int64, nowNs int64) bool {
+	if b := a.byAddr[addr]; b != nil && b.live(now) {
+		return b.key() == key
+	}
 	if st := a.staticAddr[addr]; st != nil && a.statics[key] != st {
 		return false
 	}
 	if o := a.offers[addr]; o != nil && o.until > nowNs && o.key != key {
 		return false
 	}
-	if b := a.byAddr[addr]; b != nil && b.live(now) && b.key() != key {
-		return false
-	}
 	return true
+}
+
+// holder returns the live binding that keeps st's address from its client:
+// another client's lease (made before the static lease was configured) or
+// a quarantine; nil when the address is free for it.
+func (a *allocator) holder(st *staticLease, now int64) *binding {
+	b := a.byAddr[st.addr]
+	if b == nil || !b.live(now) || st.owns(b) {
+		return nil
+	}
+	return b
 }
 
 // inRange returns the pool among cands whose range holds addr.
@@ -192,12 +229,22 @@ func (a *allocator) nextFree(cands []*pool, now, nowNs int64) (uint32, *pool, bo
 	return addr, p, ok, names
 }
 
+// search tries, in every pool of cands, an address never leased, then the
+// least recently used one, then any that is free.
 func (a *allocator) search(cands []*pool, now, nowNs int64) (uint32, *pool, bool) {
-	for _, unseen := range []bool{true, false} {
-		for _, p := range cands {
-			if addr, ok := a.scan(p, unseen, now, nowNs); ok {
-				return addr, p, true
-			}
+	for _, p := range cands {
+		if addr, ok := a.scan(p, true, now, nowNs); ok {
+			return addr, p, true
+		}
+	}
+	for _, p := range cands {
+		if addr, ok := a.popFree(p, now, nowNs); ok {
+			return addr, p, true
+		}
+	}
+	for _, p := range cands {
+		if addr, ok := a.scan(p, false, now, nowNs); ok {
+			return addr, p, true
 		}
 	}
 	return 0, nil, false
@@ -286,6 +333,9 @@ func (a *allocator) refresh(addr uint32) {
 	if offered || static || (b != nil && b.state != bindExpired) {
 		setBit(p.used, addr-p.start)
 	} else {
+		if b != nil && testBit(p.used, addr-p.start) {
+			a.pushFree(p, b) // it has just ended
+		}
 		clearBit(p.used, addr-p.start)
 	}
 	if b != nil {
@@ -303,6 +353,10 @@ func (a *allocator) put(b *binding) (moved *binding) {
 		if k := old.key(); k != "" && a.byClient[k] == old {
 			delete(a.byClient, k)
 		}
+		a.dropName(old)
+	}
+	if b.state == bindActive && b.hostname != "" {
+		a.byName[b.hostname] = b
 	}
 	if k := b.key(); k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr {
@@ -328,8 +382,45 @@ func (a *allocator) forget(addr uint32) {
 	if k := b.key(); k != "" && a.byClient[k] == b {
 		delete(a.byClient, k)
 	}
+	a.dropName(b)
 	delete(a.byAddr, addr)
 	a.refresh(addr)
+}
+
+// nameHolder returns the live lease that holds the host name; nil if none.
+func (a *allocator) nameHolder(name string, now int64) *binding {
+	b := a.byName[name]
+	if b == nil || b.state != bindActive || !b.live(now) || b.hostname != name || a.byAddr[b.addr] != b {
+		return nil
+	}
+	return b
+}
+
+// dropName forgets that b holds its host name.
+func (a *allocator) dropName(b *binding) {
+	if b.hostname != "" && a.byName[b.hostname] == b {
+		delete(a.byName, b.hostname)
+	}
+}
+
+// holdsName reports whether b is the lease its host name is published for.
+func (a *allocator) holdsName(b *binding, now int64) bool {
+	return b.hostname != "" && a.nameHolder(b.hostname, now) == b
+}
+
+// settleNames makes one live lease the holder of each host name after
+// loading: a static one, else the one at the lowest address (a log written
+// before the rule may hold a name twice).
+func (a *allocator) settleNames(now int64) {
+	clear(a.byName)
+	for _, b := range a.bindings() {
+		if b.state != bindActive || !b.live(now) || b.hostname == "" {
+			continue
+		}
+		if hb := a.byName[b.hostname]; hb == nil || b.static && !hb.static {
+			a.byName[b.hostname] = b
+		}
+	}
 }
 
 // sweep ends what has run out: offers, leases (their names are withdrawn)
@@ -353,9 +444,10 @@ func (a *allocator) sweep(now, nowNs int64) []nameChange {
 			}
 			continue
 		}
-		if b.state == bindActive && b.hostname != "" {
+		if b.state == bindActive && a.holdsName(b, b.expires-1) {
 			names = append(names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 		}
+		a.dropName(b)
 		if b.state == bindDeclined || a.poolOf(addr) == nil {
 			a.forget(addr)
 			continue

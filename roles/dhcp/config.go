@@ -65,10 +65,13 @@ type Route struct {
 	Via netip.Addr
 }
 
-// Option is a configured option by code, its value already encoded.
+// Option is a configured option by code, its value already encoded. It is
+// sent to clients that ask for it (parameter request list), and to every
+// client when Always is set.
 type Option struct {
-	Code  uint8
-	Value []byte
+	Code   uint8
+	Value  []byte
+	Always bool
 }
 
 // Static is a fixed lease, by MAC or client identifier. ClientID is option

@@ -55,7 +55,7 @@ func testConfig(edits ...func(*Config)) *Config {
 				RenewTime:  30 * time.Minute,
 				RebindTime: 52*time.Minute + 30*time.Second,
 				Routes:     []Route{{To: mustPrefix("172.16.0.0/12"), Via: mustAddr("192.0.2.254")}},
-				Options:    []Option{{Code: 252, Value: []byte("http://wpad.invalid/wpad.dat")}},
+				Options:    []Option{{Code: 252, Value: []byte("http://wpad.invalid/wpad.dat"), Always: true}},
 			},
 			{
 				Range:      span("198.51.100.10", "198.51.100.19"),

@@ -8,21 +8,25 @@ import (
 	"net/netip"
 	"syscall"
 
-	"github.com/vishvananda/netlink"
 	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
+
+	"gatewayd/ether"
 )
 
-// conn is the role's socket: UDP 0.0.0.0:67 bound to the NIC, so broadcasts
+// conn is the role's sockets: UDP 0.0.0.0:67 bound to the NIC, so broadcasts
 // arrive (a socket bound to the alias would never see a DISCOVER), with
 // IP_PKTINFO to learn each request's destination and to set each reply's
-// source to the DHCP alias. It also holds a netlink handle, made in the same
-// network namespace, for the neighbour entries of unicast replies.
+// source to the DHCP alias; and a packet socket on the NIC (package ether)
+// for the replies unicast to a client that has no address yet, built as
+// whole frames to chaddr, as ISC dhcpd and Kea do, so the role never
+// writes the neighbour table, and for the ARP probes before an offer.
 type conn struct {
 	pc      *ipv4.PacketConn
+	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
+	ethErr  error
 	ifname  string
 	ifindex int
-	nl      *netlink.Handle
 }
 
 // readBuffer is the socket receive buffer: room for a burst of requests
@@ -60,12 +64,12 @@ func listen(ifname string) (*conn, error) {
 		pc.Close()
 		return nil, fmt.Errorf("enabling IP_PKTINFO on the DHCP socket on %s: %w", ifname, err)
 	}
-	nl, err := netlink.NewHandle(unix.NETLINK_ROUTE)
-	if err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("opening netlink for neighbour entries on %s: %w", ifname, err)
+	c := &conn{pc: p, ifname: ifname, ifindex: ifi.Index}
+	if c.eth, err = ether.Open(ifi.Index); err != nil {
+		// Not Ethernet, say: replies that would go to chaddr are broadcast.
+		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
 	}
-	return &conn{pc: p, ifname: ifname, ifindex: ifi.Index, nl: nl}, nil
+	return c, nil
 }
 
 // batchSize is how many datagrams one recvmmsg or sendmmsg moves.
@@ -117,12 +121,26 @@ func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
 	return out, nil
 }
 
-// datagram is one reply ready to leave: from src (the alias) to dst.
+// datagram is one reply ready to leave: from src (the alias) to dst; with
+// mac, as a frame straight to that MAC address (sendFrame).
 type datagram struct {
 	b   []byte
 	src netip.Addr
 	dst netip.AddrPort
+	mac net.HardwareAddr
 	mt  uint8 // message type, for the counters
+}
+
+// sendFrame sends a datagram as a frame to its MAC address on the packet
+// socket: Ethernet, IPv4 and UDP built in place, no neighbour entry.
+func (c *conn) sendFrame(d datagram) error {
+	if c.eth == nil {
+		return c.ethErr
+	}
+	if err := c.eth.SendUDP(d.mac, netip.AddrPortFrom(d.src, serverPort), d.dst, d.b); err != nil {
+		return fmt.Errorf("on %s: %w", c.ifname, err)
+	}
+	return nil
 }
 
 // write sends datagrams out of the NIC in batches (sendmmsg). A datagram
@@ -150,22 +168,10 @@ func (c *conn) write(ds []datagram) (int, error) {
 	return sent, first
 }
 
-// neighbour installs addr → hw on the NIC, so the kernel can unicast to a
-// client that has no address yet and so cannot answer ARP. dnsmasq does the
-// same with SIOCSARP; ISC dhcpd and Kea use raw sockets instead.
-func (c *conn) neighbour(addr netip.Addr, hw net.HardwareAddr) error {
-	err := c.nl.NeighSet(&netlink.Neigh{
-		LinkIndex: c.ifindex, Family: netlink.FAMILY_V4, State: netlink.NUD_REACHABLE,
-		IP: addr.AsSlice(), HardwareAddr: hw,
-	})
-	if err != nil {
-		return fmt.Errorf("setting neighbour %s at %s on %s: %w", addr, hw, c.ifname, err)
-	}
-	return nil
-}
-
 func (c *conn) close() error {
-	c.nl.Close()
+	if c.eth != nil {
+		c.eth.Close()
+	}
 	if err := c.pc.Close(); err != nil {
 		return fmt.Errorf("closing DHCP socket on %s: %w", c.ifname, err)
 	}

@@ -9,16 +9,17 @@ import (
 
 // counters are the role's packet counters; safe for concurrent use.
 type counters struct {
-	in, out     [256]atomic.Uint64 // by message type
-	malformed   atomic.Uint64
-	ignored     atomic.Uint64
-	exhausted   atomic.Uint64
-	naks        atomic.Uint64
-	declines    atomic.Uint64
-	conflicts   atomic.Uint64
-	panics      atomic.Uint64
-	sendErrors  atomic.Uint64
-	storeErrors atomic.Uint64
+	in, out        [256]atomic.Uint64 // by message type
+	malformed      atomic.Uint64
+	ignored        atomic.Uint64
+	exhausted      atomic.Uint64
+	naks           atomic.Uint64
+	declines       atomic.Uint64
+	conflicts      atomic.Uint64
+	optionsDropped atomic.Uint64
+	panics         atomic.Uint64
+	sendErrors     atomic.Uint64
+	storeErrors    atomic.Uint64
 }
 
 // Counters are the role's packet counters as `gatewayd status` shows them.
@@ -37,6 +38,9 @@ type Counters struct {
 	Declines  uint64 `json:"declines"`
 	// Conflicts are addresses found in use by an ARP probe before an offer.
 	Conflicts uint64 `json:"conflicts"`
+	// OptionsDropped counts options left out of replies: no room in the
+	// size the client takes (option 57, else 576 bytes).
+	OptionsDropped uint64 `json:"options_dropped"`
 	// Panics are handler failures caught and counted; the packet is dropped.
 	Panics      uint64 `json:"panics"`
 	SendErrors  uint64 `json:"send_errors"`
@@ -47,7 +51,7 @@ func (c *counters) snapshot() Counters {
 	out := Counters{
 		In: map[string]uint64{}, Out: map[string]uint64{},
 		Malformed: c.malformed.Load(), Ignored: c.ignored.Load(), NoAddress: c.exhausted.Load(),
-		Naks: c.naks.Load(), Declines: c.declines.Load(), Conflicts: c.conflicts.Load(), Panics: c.panics.Load(),
+		Naks: c.naks.Load(), Declines: c.declines.Load(), Conflicts: c.conflicts.Load(), OptionsDropped: c.optionsDropped.Load(), Panics: c.panics.Load(),
 		SendErrors: c.sendErrors.Load(), StoreErrors: c.storeErrors.Load(),
 	}
 	for i := range c.in {

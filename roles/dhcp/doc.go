@@ -3,9 +3,11 @@
 // leases from the configured pools and static leases, and keeps every lease it
 // ACKs in a durable, append-only lease log under <state_dir>/dhcp/.
 //
-// It owns its UDP socket on port 67, a packet socket for ARP probes when
-// probe_before_offer is on, the lease log, and the neighbour (ARP) entries it
-// installs on the NIC to unicast replies to clients that have no address yet. It must not touch addresses, routes, sysctls or the firewall:
-// the aliases are brought up by the aliases package, the firewall by firewall.
-// Host names of leases reach the DNS role only through the Names interface.
+// It owns its UDP socket on port 67, a packet socket on the NIC (package
+// ether) for the replies unicast to clients that have no address yet and
+// for the ARP probes of probe_before_offer, and the lease log. It never
+// writes the neighbour table, and must not touch addresses, routes, sysctls
+// or the firewall: the aliases are brought up by the aliases package, the
+// firewall by firewall. Host names of leases reach the DNS role only
+// through the Names interface.
 package dhcp

@@ -35,8 +35,14 @@ func FuzzHandle(f *testing.F) {
 			t.Fatalf("the handler panicked on %x", b)
 		}
 		if out.reply != nil {
-			if _, err := dhcpv4.FromBytes(out.reply.ToBytes()); err != nil {
+			if _, err := dhcpv4.FromBytes(out.wire); err != nil {
 				t.Fatalf("reply does not parse: %v", err)
+			}
+			if _, _, err := parseWire(out.wire); err != nil {
+				t.Fatalf("reply options do not parse: %v", err)
+			}
+			if n := len(out.wire) + ipUDPHeaders; n > maxMessage {
+				t.Fatalf("a reply of %d bytes", n)
 			}
 			if !out.to.IsValid() {
 				t.Fatal("a reply without a destination")

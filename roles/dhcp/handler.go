@@ -1,7 +1,9 @@
 package dhcp
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -24,6 +26,12 @@ type handler struct {
 	declineTime   time.Duration
 	counters      *counters
 	log           *slog.Logger
+	// dropLogged holds the clients and options already logged as not
+	// fitting in a reply, so a retransmitting client is logged once.
+	dropLogged map[string]struct{}
+	// pendingLogged holds the static addresses logged as held by another
+	// client, so the conflict is logged once until it ends.
+	pendingLogged map[uint32]bool
 }
 
 // configure applies a new desired state, keeping every binding and offer.
@@ -43,6 +51,7 @@ func (h *handler) configure(d *Config) {
 	h.authoritative = d.Authoritative
 	h.probe = d.ProbeBeforeOffer
 	h.offerTime, h.declineTime = d.OfferTime, d.DeclineTime
+	clear(h.dropLogged)
 }
 
 // inbound is one received request.
@@ -54,10 +63,11 @@ type inbound struct {
 // outcome is what the server does about a request.
 type outcome struct {
 	reply *dhcpv4.DHCPv4
+	wire  []byte // the reply as sent: fitted to the client, options ordered
 	to    netip.AddrPort
-	// neigh asks for a neighbour entry yiaddr → chaddr before sending, so a
-	// unicast reply reaches a client that cannot answer ARP yet.
-	neigh bool
+	// direct sends the reply as a frame to chaddr (packet socket): a
+	// unicast to a client that cannot answer ARP for yiaddr yet.
+	direct bool
 	// probe asks for an ARP probe of yiaddr before the OFFER leaves.
 	probe  bool
 	commit []*binding   // on disk before the reply leaves
@@ -91,6 +101,11 @@ func (h *handler) handleBytes(now time.Time, b []byte, src netip.AddrPort) (out 
 		}
 	}()
 	pkt, err := dhcpv4.FromBytes(b)
+	if errors.Is(err, io.ErrUnexpectedEOF) {
+		// The options end without END: some clients send that, and Kea
+		// answers them. Everything else malformed is still refused.
+		pkt, err = dhcpv4.FromBytes(append(b[:len(b):len(b)], optEnd))
+	}
 	if err != nil {
 		h.counters.malformed.Add(1)
 		return outcome{why: "malformed: " + err.Error()}
@@ -183,8 +198,8 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 	var addr uint32
 	var p *pool
 	var names []nameChange
-	st := a.static(c.clientID, c.mac)
-	if st != nil {
+	st, free := h.reservation(c, nowS)
+	if free {
 		if p = onSubnet(cands, st.addr); p == nil {
 			return h.ignore("the client's static lease is on another network")
 		}
@@ -193,22 +208,28 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 		var ok bool
 		if addr, p, ok, names = h.choose(req, c, cands, nowS, nowNs); !ok {
 			h.counters.exhausted.Add(1)
-			h.log.Warn("no free address for a client", "mac", net.HardwareAddr(c.mac))
+			h.log.Warn("no free address for a client", "mac", macString(c.mac))
 			return outcome{names: names, why: "pools exhausted"}
 		}
 		if o := a.offers[addr]; o != nil && o.key == c.key && o.probing {
 			return outcome{names: names, why: "the address for the client is being probed"}
 		}
 	}
-	probe := h.probe && st == nil && a.byAddr[addr] == nil && a.offers[addr] == nil
+	probe := h.probe && !free && a.byAddr[addr] == nil && a.offers[addr] == nil
 	a.hold(addr, c.key, nowNs+int64(h.offerTime))
 	a.offers[addr].probing = probe
 	r := h.newReply(req, dhcpv4.MessageTypeOffer)
 	r.YourIPAddr = u32IP(addr)
-	p.opts.apply(r, req, true)
+	p.opts.apply(r.Options, req.Options[optParamRequest], true)
+	name := c.hostname
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
+		name = st.hostname
 	}
+	if _, keeps := a.rival(name, st != nil, c.key, addr, nowS); keeps {
+		name = ""
+	}
+	answerFQDN(req, r, name, p.cfg.Domain)
 	return h.send(req, r, outcome{names: names, probe: probe})
 }
 
@@ -309,19 +330,23 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 		}
 		return h.ignore(why)
 	}
-	st := a.static(c.clientID, c.mac)
+	// fixed: the grant is the client's static lease; a static client whose
+	// address another client still holds is served from the pools.
+	st, fixed := h.reservation(c, nowS)
 	p := onSubnet(cands, addr)
 	switch {
 	case p == nil:
 		return refuse(fmt.Sprintf("%s is not on the client's network", u32Addr(addr)))
-	case st != nil && st.addr != addr:
+	case st != nil && !fixed && st.addr == addr:
+		return h.nak(req, fmt.Sprintf("%s is still leased to another client", u32Addr(addr)))
+	case fixed && st.addr != addr:
 		return h.nak(req, fmt.Sprintf("the client's address is %s", u32Addr(st.addr)))
-	case st == nil && inRange(cands, addr) == nil:
+	case !fixed && inRange(cands, addr) == nil:
 		return refuse(fmt.Sprintf("%s is outside every pool", u32Addr(addr)))
-	case st == nil && !a.available(addr, c.key, nowS, nowNs):
+	case !fixed && !a.available(addr, c.key, nowS, nowNs):
 		return refuse(fmt.Sprintf("%s is not free", u32Addr(addr)))
 	}
-	if st == nil {
+	if !fixed {
 		p = inRange(cands, addr)
 	}
 	hostname := c.hostname
@@ -330,21 +355,25 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	} else if hostname == "" && known {
 		hostname = prev.hostname
 	}
-	old := a.byAddr[addr]
-	oldLive := old != nil && old.live(nowS) && old.state == bindActive
+	hostname, loser := h.claimName(hostname, st != nil, c, addr, nowS)
 	var oldName string
-	if oldLive {
+	if old := a.byAddr[addr]; old != nil && a.holdsName(old, nowS) {
 		oldName = old.hostname
 	}
 	b := &binding{addr: addr, state: bindActive, expires: nowS + int64(p.opts.lease),
-		mac: c.mac, clientID: c.clientID, hostname: hostname, static: st != nil}
+		mac: c.mac, clientID: c.clientID, hostname: hostname, static: fixed}
 	a.dropOffer(c.key)
-	prevLive := prev != nil && prev.addr != addr && prev.live(nowS)
-	moved := a.put(b)
+	prevNamed := prev != nil && prev.addr != addr && a.holdsName(prev, nowS)
 	out := outcome{commit: []*binding{b}}
+	if loser != nil {
+		a.put(loser)
+		out.commit = append(out.commit, loser)
+		out.names = append(out.names, nameChange{host: hostname, addr: u32Addr(loser.addr)})
+	}
+	moved := a.put(b)
 	if moved != nil {
 		out.commit = append(out.commit, moved)
-		if prevLive && moved.hostname != "" {
+		if prevNamed {
 			out.names = append(out.names, nameChange{host: moved.hostname, addr: u32Addr(moved.addr)})
 		}
 	}
@@ -357,10 +386,11 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	r := h.newReply(req, dhcpv4.MessageTypeAck)
 	r.YourIPAddr = u32IP(addr)
 	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r, req, true)
+	p.opts.apply(r.Options, req.Options[optParamRequest], true)
 	if st != nil && st.hostname != "" {
 		r.Options[optHostName] = []byte(st.hostname)
 	}
+	answerFQDN(req, r, hostname, p.cfg.Domain)
 	return h.send(req, r, out)
 }
 
@@ -396,7 +426,7 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 		return h.ignore("a DECLINE for an address the client does not hold")
 	}
 	var out outcome
-	if b != nil && b.live(nowS) && b.hostname != "" {
+	if b != nil && a.holdsName(b, nowS) {
 		out.names = append(out.names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 	}
 	a.dropOffer(c.key)
@@ -407,7 +437,7 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	}
 	h.counters.declines.Add(1)
 	h.log.Warn("a client declined its address: in use by another host; quarantined",
-		"addr", u32Addr(addr), "mac", net.HardwareAddr(c.mac), "until", time.Unix(d.expires, 0))
+		"addr", u32Addr(addr), "mac", macString(c.mac), "until", time.Unix(d.expires, 0))
 	out.commit = []*binding{d}
 	out.why = "declined"
 	return out
@@ -429,7 +459,7 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 		return h.ignore("a RELEASE for an address the client does not hold")
 	}
 	var out outcome
-	if b.hostname != "" {
+	if h.alloc.holdsName(b, nowS) {
 		out.names = append(out.names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 	}
 	r := *b
@@ -438,25 +468,6 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	out.commit = []*binding{&r}
 	out.why = "released"
 	return out
-}
-
-// inform answers a client that has an address and wants only the options.
-func (h *handler) inform(req *dhcpv4.DHCPv4, cands []*pool, src netip.AddrPort) outcome {
-	ci, ok := ipU32(req.ClientIPAddr)
-	if !ok && src.Addr().Is4() {
-		ci, ok = addrU32(src.Addr()), !src.Addr().IsUnspecified()
-	}
-	var p *pool
-	if ok {
-		p = onSubnet(cands, ci)
-	}
-	if p == nil {
-		return h.ignore("an INFORM from a network no pool serves")
-	}
-	r := h.newReply(req, dhcpv4.MessageTypeAck)
-	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r, req, false)
-	return h.send(req, r, outcome{})
 }
 
 // newReply starts a reply: header fields from the request, message type,
@@ -484,10 +495,11 @@ func (h *handler) newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DH
 	return r
 }
 
-// send addresses the reply per RFC 2131 §4.1: to the relay, to ciaddr, by
-// broadcast when the client asks for it (and always for a NAK), else unicast
-// to yiaddr at chaddr, which needs a neighbour entry since the client cannot
-// answer ARP for an address it does not have yet.
+// send addresses the reply per RFC 2131 §4.1: to the relay, where the
+// message chose (INFORM), by broadcast for a NAK, to ciaddr, by broadcast
+// when the client asks for it, else unicast to yiaddr at chaddr, as a frame
+// built for chaddr, since the client cannot answer ARP for an address it
+// does not have yet. Then it encodes the reply.
 func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	out.reply = r
 	gi, relayed := ipU32(req.GatewayIPAddr)
@@ -496,6 +508,7 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 	switch {
 	case relayed:
 		out.to = netip.AddrPortFrom(u32Addr(gi), serverPort)
+	case out.to.IsValid(): // chosen by the message (INFORM)
 	case r.MessageType() == dhcpv4.MessageTypeNak:
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
 	case hasCI:
@@ -504,7 +517,8 @@ func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
 	default:
 		out.to = netip.AddrPortFrom(u32Addr(yi), clientPort)
-		out.neigh = true
+		out.direct = true
 	}
+	out.wire = h.encode(req, r)
 	return out
 }

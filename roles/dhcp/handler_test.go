@@ -338,8 +338,11 @@ func checkReplyHeader(t *testing.T, i int, req *dhcpv4.DHCPv4, o outcome) {
 	if id := req.Options.Get(dhcpv4.OptionClientIdentifier); id != nil && !bytes.Equal(r.Options.Get(dhcpv4.OptionClientIdentifier), id) {
 		t.Errorf("step %d: client identifier not echoed", i)
 	}
-	if _, err := dhcpv4.FromBytes(r.ToBytes()); err != nil {
+	if _, err := dhcpv4.FromBytes(o.wire); err != nil {
 		t.Errorf("step %d: reply does not parse: %v", i, err)
+	}
+	if list, _, err := parseWire(o.wire); err != nil || list[0].code != optMessageType {
+		t.Errorf("step %d: reply options %v, err %v; want 53 first", i, codes(list), err)
 	}
 }
 

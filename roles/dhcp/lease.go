@@ -59,6 +59,8 @@ type binding struct {
 	clientID string
 	hostname string
 	static   bool // granted from a [[dhcp.static]] entry
+	// freed is the number of the binding's entry in its pool's free queue.
+	freed uint64
 }
 
 // key identifies the binding's client: option 61 when the client sent one,
@@ -134,6 +136,10 @@ func bindingOf(l Lease) (*binding, error) {
 	}
 	return b, nil
 }
+
+// macString formats a hardware address for logs, aa:bb:cc:dd:ee:ff (slog
+// would print a net.HardwareAddr as quoted raw bytes).
+func macString[T ~string | ~[]byte](mac T) string { return colonHex(string(mac)) }
 
 // colonHex writes bytes as "01:0a:ff"; "" for none.
 func colonHex(s string) string {

@@ -3,6 +3,8 @@ package dhcp
 import (
 	"net/netip"
 	"strings"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // Names receives the host names of leases, for the DNS role to answer. The DNS
@@ -86,4 +88,90 @@ func fqdnFirstLabel(opt []byte) string {
 		return ""
 	}
 	return string(name[1 : 1+n])
+}
+
+// The rule for a host name two leases ask for: the lease that holds it
+// keeps it (as Kea and ISC DDNS do), so no client takes another's name,
+// and its traffic, by claiming it; the other lease gets no name, and gets
+// it at its next request after the holder's lease has ended. A static
+// lease's host name is the administrator's and wins: a dynamic lease
+// holding it loses it (dnsmasq instead moves a name to the newest lease).
+// A lease's binding.hostname is the name it holds, published through Names
+// for A and PTR alike.
+
+// rival returns the lease of another client that holds name and would
+// keep it from the client's lease of addr; static tells whether the name
+// is the client's static lease's, which takes it from a dynamic holder.
+func (a *allocator) rival(name string, static bool, key string, addr uint32, now int64) (hb *binding, keeps bool) {
+	if name == "" {
+		return nil, false
+	}
+	hb = a.nameHolder(name, now)
+	if hb == nil || hb.addr == addr || hb.key() == key {
+		return nil, false
+	}
+	return hb, !static || hb.static
+}
+
+// claimName decides the name the client's new lease of addr holds: name,
+// or "" when another client's lease holds it. When a static lease's name
+// is held by a dynamic lease, that lease is returned without it, to store.
+func (h *handler) claimName(name string, static bool, c client, addr uint32, now int64) (string, *binding) {
+	hb, keeps := h.alloc.rival(name, static, c.key, addr, now)
+	switch {
+	case hb == nil:
+		return name, nil
+	case keeps:
+		h.log.Info("a host name another lease holds: not published for this one", "host", name,
+			"addr", u32Addr(addr), "mac", macString(c.mac), "holder", u32Addr(hb.addr))
+		return "", nil
+	}
+	h.log.Info("a static lease's host name was held by a dynamic lease: moved", "host", name,
+		"from", u32Addr(hb.addr), "mac", macString(hb.mac), "to", u32Addr(addr))
+	loser := *hb
+	loser.hostname = ""
+	return name, &loser
+}
+
+// Flags of option 81 (RFC 4702 §2.1).
+const (
+	fqdnS = 1 << 0 // the server updates the A record
+	fqdnO = 1 << 1 // the server overrode the client's S
+	fqdnE = 1 << 2 // the name is in DNS wire format
+	fqdnN = 1 << 3 // the server makes no DNS update
+)
+
+// answerFQDN answers the client's option 81 (RFC 4702 §4): N set and S
+// clear, since the server sends no DNS update anywhere (its own DNS role
+// answers the names of leases, A and PTR, and that is all), O set when the
+// client asked for S, the client's encoding, RCODEs 255, and the name the
+// lease holds, qualified with the pool's domain; empty when it holds none.
+func answerFQDN(req, r *dhcpv4.DHCPv4, host, domain string) {
+	q := req.Options[optClientFQDN]
+	if len(q) < 3 {
+		return
+	}
+	flags := q[0]&fqdnE | fqdnN
+	if q[0]&fqdnS != 0 {
+		flags |= fqdnO
+	}
+	v := []byte{flags, 255, 255}
+	name := host
+	if host != "" && domain != "" {
+		name = host + "." + strings.TrimSuffix(domain, ".")
+	}
+	if flags&fqdnE == 0 {
+		r.Options[optClientFQDN] = append(v, name...)
+		return
+	}
+	for _, l := range strings.Split(name, ".") {
+		if l == "" || len(l) > 63 {
+			break
+		}
+		v = append(append(v, byte(len(l))), l...)
+	}
+	if host != "" && domain != "" {
+		v = append(v, 0) // fully qualified; a bare host name is a partial name
+	}
+	r.Options[optClientFQDN] = v
 }

@@ -27,6 +27,7 @@ type testNet struct {
 	cfg   *Config
 	srv   *Server
 	names *recNames
+	sink  Names // when set, the Names the server gets instead of names
 	logs  *syncBuffer
 }
 
@@ -105,7 +106,11 @@ func newTestNet(t *testing.T, tools ...string) *testNet {
 // start makes a Server on the state directory and serves n.cfg.
 func (n *testNet) start() {
 	n.t.Helper()
-	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: n.names})
+	var names Names = n.names
+	if n.sink != nil {
+		names = n.sink
+	}
+	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: names})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -221,11 +226,12 @@ func readEnv(envFile, reasons string) (map[string]string, error) {
 	return nil, fmt.Errorf("no hook call with reason %s in:\n%s", reasons, b)
 }
 
-// capture runs tcpdump on the namespace's eth0 until stop is called, which
-// returns the lines it printed.
-func capture(t *testing.T, l *lab.Lab, ns *lab.Namespace) (stop func() string) {
+// capture runs tcpdump on the namespace's eth0, with the extra flags, until
+// stop is called, which returns the lines it printed.
+func capture(t *testing.T, l *lab.Lab, ns *lab.Namespace, flags ...string) (stop func() string) {
 	t.Helper()
-	cmd, err := ns.Start(context.Background(), "tcpdump", "-i", "eth0", "-n", "-l", "-p", "udp port 67 or udp port 68")
+	argv := append(append([]string{"tcpdump", "-i", "eth0", "-n", "-l", "-p"}, flags...), "udp port 67 or udp port 68")
+	cmd, err := ns.Start(context.Background(), argv...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -32,52 +32,56 @@ const (
 
 // poolOptions are a pool's options, encoded once per configuration.
 type poolOptions struct {
-	fixed  []rawOption // sent in every OFFER and ACK
+	fixed  []rawOption // sent when always, or when the client asks for them
 	routes []byte      // option 121, sent when the client asks for it
 	// lease, renew and rebind times in seconds.
 	lease, renew, rebind uint32
 }
 
 type rawOption struct {
-	code uint8
-	val  []byte
+	code   uint8
+	val    []byte
+	always bool // sent to clients that do not ask for it too
 }
 
 // buildPoolOptions encodes p's options: subnet mask, router, DNS servers,
-// domain, broadcast address, NTP servers, classless routes (with the default
-// route when the pool has a router, since clients that take option 121 ignore
-// option 3), then the raw options, which win over the built-in ones.
+// domain, broadcast address, NTP servers (sent to every client), classless
+// routes (with the default route when the pool has a router, since clients
+// that take option 121 ignore option 3), then the raw options, which win
+// over the built-in ones: a raw option with a built-in code is sent like
+// the built-in one, any other only to clients that ask for it, unless
+// marked Always.
 func buildPoolOptions(p *Pool) *poolOptions {
 	o := &poolOptions{
 		lease:  seconds(p.LeaseTime.Seconds()),
 		renew:  seconds(p.RenewTime.Seconds()),
 		rebind: seconds(p.RebindTime.Seconds()),
 	}
-	add := func(code uint8, val []byte) {
+	add := func(code uint8, val []byte, always bool) {
 		for i := range o.fixed {
 			if o.fixed[i].code == code {
 				o.fixed[i].val = val
 				return
 			}
 		}
-		o.fixed = append(o.fixed, rawOption{code, val})
+		o.fixed = append(o.fixed, rawOption{code, val, always})
 	}
 	mask := ^uint32(0) << (32 - p.Subnet.Bits())
-	add(optSubnetMask, binary.BigEndian.AppendUint32(nil, mask))
+	add(optSubnetMask, binary.BigEndian.AppendUint32(nil, mask), true)
 	if p.Router.IsValid() {
-		add(optRouter, addrBytes(p.Router))
+		add(optRouter, addrBytes(p.Router), true)
 	}
 	if len(p.DNS) > 0 {
-		add(optDNS, addrBytes(p.DNS...))
+		add(optDNS, addrBytes(p.DNS...), true)
 	}
 	if p.Domain != "" {
-		add(optDomainName, []byte(p.Domain))
+		add(optDomainName, []byte(p.Domain), true)
 	}
 	if p.Broadcast.IsValid() {
-		add(optBroadcast, addrBytes(p.Broadcast))
+		add(optBroadcast, addrBytes(p.Broadcast), true)
 	}
 	if len(p.NTP) > 0 {
-		add(optNTP, addrBytes(p.NTP...))
+		add(optNTP, addrBytes(p.NTP...), true)
 	}
 	if len(p.Routes) > 0 {
 		var r []byte
@@ -90,7 +94,14 @@ func buildPoolOptions(p *Pool) *poolOptions {
 		o.routes = r
 	}
 	for _, opt := range p.Options {
-		add(opt.Code, opt.Value)
+		switch opt.Code {
+		case optPad, optOverload, optMessageType, optServerID, optEnd:
+			continue // the role's own
+		case optClasslessRoute:
+			o.routes = opt.Value
+			continue
+		}
+		add(opt.Code, opt.Value, opt.Always)
 	}
 	return o
 }
@@ -121,28 +132,25 @@ func appendRoute(b []byte, to netip.Prefix, via netip.Addr) []byte {
 	return append(b, addrBytes(via)...)
 }
 
-// apply writes the pool's options into a reply. withLease adds the lease
-// times (not for INFORM); routes go only to clients that ask for option 121.
-func (o *poolOptions) apply(reply, req *dhcpv4.DHCPv4, withLease bool) {
+// apply writes the pool's options into a reply's options: those sent to
+// every client and those the client asks for in prl. withLease adds the
+// lease times (not for INFORM).
+func (o *poolOptions) apply(opts dhcpv4.Options, prl []byte, withLease bool) {
+	var asked [256]bool
+	for _, c := range prl {
+		asked[c] = true
+	}
 	for _, f := range o.fixed {
-		reply.Options[f.code] = f.val
-	}
-	if o.routes != nil && requested(req, optClasslessRoute) {
-		reply.Options[optClasslessRoute] = o.routes
-	}
-	if withLease {
-		reply.Options[optLeaseTime] = binary.BigEndian.AppendUint32(nil, o.lease)
-		reply.Options[optRenewalTime] = binary.BigEndian.AppendUint32(nil, o.renew)
-		reply.Options[optRebindingTime] = binary.BigEndian.AppendUint32(nil, o.rebind)
-	}
-}
-
-// requested reports whether the client's parameter request list has code.
-func requested(req *dhcpv4.DHCPv4, code uint8) bool {
-	for _, c := range req.Options[optParamRequest] {
-		if c == code {
-			return true
+		if f.always || asked[f.code] {
+			opts[f.code] = f.val
 		}
 	}
-	return false
+	if o.routes != nil && asked[optClasslessRoute] {
+		opts[optClasslessRoute] = o.routes
+	}
+	if withLease {
+		opts[optLeaseTime] = binary.BigEndian.AppendUint32(nil, o.lease)
+		opts[optRenewalTime] = binary.BigEndian.AppendUint32(nil, o.renew)
+		opts[optRebindingTime] = binary.BigEndian.AppendUint32(nil, o.rebind)
+	}
 }

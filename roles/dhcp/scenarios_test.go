@@ -227,10 +227,15 @@ func TestProbeBeforeOffer(t *testing.T) {
 	if st.Counters.Conflicts != 1 || st.Declined != 1 {
 		t.Errorf("conflicts %d, quarantined %d; want 1 and 1", st.Counters.Conflicts, st.Declined)
 	}
-	// Turning it off closes the packet socket; offers go out at once.
+	// Turning it off stops the probes; the packet socket, which also
+	// carries the unicast replies, stays.
+	cn := n.srv.conn
 	n.set(netConfig())
-	if n.srv.arp != nil {
-		t.Error("the ARP socket stays open with probe_before_offer off")
+	n.srv.mu.Lock()
+	probing, same := n.srv.h.probe, n.srv.conn == cn
+	n.srv.mu.Unlock()
+	if probing || !same {
+		t.Errorf("probe_before_offer off: still probing %v, same sockets %v", probing, same)
 	}
 }
 

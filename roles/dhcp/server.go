@@ -40,7 +40,6 @@ type Server struct {
 	h       *handler
 	cur     *Config // applied; nil when stopped
 	conn    *conn
-	arp     *arpProber    // open while probe_before_offer is on
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
 
@@ -69,6 +68,7 @@ func New(opts Options) (*Server, error) {
 	for _, b := range binds {
 		s.h.alloc.load(b)
 	}
+	s.h.alloc.settleNames(s.now().Unix())
 	s.opts = opts
 	st.snapshot = s.snapshot
 	st.afterBatch = s.flush
@@ -94,7 +94,7 @@ func (s *Server) snapshot() []*binding {
 // (pools and options change without losing a lease) or, with nil, stops it
 // (no [dhcp] in the site file, or another box holds the DHCP alias). The
 // same value twice does nothing. On error the previous state keeps running.
-// Every socket and netlink handle the role uses is opened here, in the
+// Every socket the role uses (UDP and packet) is opened here, in the
 // network namespace of the calling goroutine.
 func (s *Server) Set(ctx context.Context, c *Config) error {
 	if c != nil {
@@ -127,25 +127,20 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 		if newConn, err = listen(want.Interface); err != nil {
 			return fmt.Errorf("dhcp: %w", err)
 		}
-	}
-	s.mu.Lock()
-	oldARP := s.arp
-	s.mu.Unlock()
-	newARP := oldARP
-	if want.ProbeBeforeOffer && (oldARP == nil || newConn != oldConn) {
-		if newARP, err = openARP(want.Interface); err != nil {
-			if newConn != oldConn {
-				newConn.close()
-			}
-			return fmt.Errorf("dhcp: probe_before_offer: %w", err)
+		if newConn.ethErr != nil {
+			s.log.Warn("no packet socket: replies to clients without an address are broadcast", "err", newConn.ethErr)
 		}
-	} else if !want.ProbeBeforeOffer {
-		newARP = nil
+	}
+	if want.ProbeBeforeOffer && newConn.eth == nil {
+		if newConn != oldConn {
+			newConn.close()
+		}
+		return fmt.Errorf("dhcp: probe_before_offer: %w", newConn.ethErr)
 	}
 	s.mu.Lock()
 	s.h.configure(want)
 	starting := s.cur == nil
-	s.cur, s.conn, s.arp = want, newConn, newARP
+	s.cur, s.conn = want, newConn
 	var names []nameChange
 	if starting {
 		s.stopped = make(chan struct{})
@@ -162,9 +157,6 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 			oldConn.close()
 		}
 	}
-	if oldARP != nil && oldARP != newARP {
-		oldARP.close()
-	}
 	if starting {
 		go s.sweeper(stopped)
 	}
@@ -177,7 +169,7 @@ func (s *Server) activeNames(publish bool) []nameChange {
 	now := s.now().Unix()
 	var out []nameChange
 	for _, b := range s.h.alloc.byAddr {
-		if b.state == bindActive && b.live(now) && b.hostname != "" {
+		if s.h.alloc.holdsName(b, now) {
 			out = append(out, nameChange{publish: publish, host: b.hostname, addr: u32Addr(b.addr)})
 		}
 	}
@@ -207,15 +199,12 @@ func (s *Server) stop() {
 		s.mu.Unlock()
 		return
 	}
-	cn, arp := s.conn, s.arp
-	s.cur, s.conn, s.arp = nil, nil, nil
+	cn := s.conn
+	s.cur, s.conn = nil, nil
 	close(s.stopped)
 	withdrawn := s.namesInOrder(s.activeNames(false))
 	s.mu.Unlock()
 	cn.close()
-	if arp != nil {
-		arp.close()
-	}
 	<-withdrawn
 	s.log.Info("stopped")
 }
@@ -263,9 +252,9 @@ func (s *Server) serve(cn *conn) {
 // rest is appended to now, for the caller to send once the lock is free.
 func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int, now []outcome) []outcome {
 	switch {
-	case out.probe && s.arp != nil:
+	case out.probe:
 		s.namesInOrder(out.names)
-		go s.probeOffer(cn, s.arp, out, append([]byte(nil), raw...), src, attempt)
+		go s.probeOffer(cn, out, append([]byte(nil), raw...), src, attempt)
 	case len(out.commit) > 0 || len(out.names) > 0:
 		s.store.append(out.commit, func(err error) {
 			if d, ok := s.prepare(cn, out, err); ok {
@@ -326,12 +315,15 @@ func (s *Server) sendNow(cn *conn, outs []outcome) {
 	s.send(cn, ds)
 }
 
-// probeOffer ARP-probes the offered address; a free one's OFFER leaves, a
-// taken one is quarantined and the DISCOVER handled again, a few times.
-func (s *Server) probeOffer(cn *conn, arp *arpProber, out outcome, raw []byte, src netip.AddrPort, attempt int) {
+// probeOffer ARP-probes the offered address (RFC 5227 probes on the
+// packet socket, answered by the holder's kernel); a free one's OFFER
+// leaves, a taken one is quarantined and the DISCOVER handled again, a few
+// times.
+func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) {
 	addr, _ := ipU32(out.reply.YourIPAddr)
-	taken, err := arp.probe(addr, probeWait)
-	if err != nil {
+	holder, err := cn.eth.Probe(context.Background(), u32Addr(addr), probeWait)
+	taken := holder != nil
+	if err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("probing before an offer; offering anyway", "addr", u32Addr(addr), "err", err)
 	}
 	s.mu.Lock()
@@ -351,6 +343,13 @@ func (s *Server) probeOffer(cn *conn, arp *arpProber, out outcome, raw []byte, s
 	s.mu.Unlock()
 	s.sendNow(cn, now)
 }
+
+// probeWait is how long an offer waits for an answer to its ARP probes.
+const probeWait = 300 * time.Millisecond
+
+// maxProbes bounds the addresses one DISCOVER may probe before it is
+// dropped (the client will ask again).
+const maxProbes = 4
 
 // forUs accepts requests broadcast on the wire or sent to the DHCP alias; a
 // role does not answer on another role's address.
@@ -385,29 +384,45 @@ func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 		}
 		return datagram{}, false
 	}
-	to := out.to
-	if out.neigh {
-		if err := cn.neighbour(to.Addr(), out.reply.ClientHWAddr); err != nil {
-			s.log.Debug("unicast impossible, broadcasting", "err", err)
-			to = netip.AddrPortFrom(bcast4, clientPort)
-		}
-	}
 	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
-	return datagram{b: out.reply.ToBytes(), src: src, dst: to, mt: uint8(out.reply.MessageType())}, true
+	d := datagram{b: out.wire, src: src, dst: out.to, mt: uint8(out.reply.MessageType())}
+	if out.direct {
+		d.mac = out.reply.ClientHWAddr
+	}
+	return d, true
 }
 
-// send writes replies and counts them.
+// send writes replies and counts them: frames to a client's MAC first (one
+// the packet socket refuses is broadcast instead), then the rest in one
+// batch.
 func (s *Server) send(cn *conn, ds []datagram) {
 	if len(ds) == 0 {
 		return
 	}
-	sent, err := cn.write(ds)
-	if err != nil {
-		s.cnt.sendErrors.Add(uint64(len(ds) - sent))
-		s.log.Warn("sending replies", "failed", len(ds)-sent, "err", err)
+	rest := ds[:0:0]
+	for _, d := range ds {
+		if d.mac == nil {
+			rest = append(rest, d)
+			continue
+		}
+		if err := cn.sendFrame(d); err != nil {
+			s.log.Debug("unicast to the client's MAC impossible, broadcasting", "mac", macString(d.mac), "err", err)
+			d.mac, d.dst = nil, netip.AddrPortFrom(bcast4, clientPort)
+			rest = append(rest, d)
+			continue
+		}
+		s.cnt.out[d.mt].Add(1)
 	}
-	if sent == len(ds) {
-		for _, d := range ds {
+	if len(rest) == 0 {
+		return
+	}
+	sent, err := cn.write(rest)
+	if err != nil {
+		s.cnt.sendErrors.Add(uint64(len(rest) - sent))
+		s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
+	}
+	if sent == len(rest) {
+		for _, d := range rest {
 			s.cnt.out[d.mt].Add(1)
 		}
 	}

@@ -13,11 +13,14 @@ type Status struct {
 	Address   netip.Addr   `json:"address,omitzero"`
 	Pools     []PoolStatus `json:"pools"`
 	// Active leases, declined (quarantined) addresses and held offers.
-	Active   int         `json:"active"`
-	Declined int         `json:"declined"`
-	Offers   int         `json:"offers"`
-	Counters Counters    `json:"counters"`
-	Store    StoreStatus `json:"store"`
+	Active   int `json:"active"`
+	Declined int `json:"declined"`
+	Offers   int `json:"offers"`
+	// Pending are the static leases whose address another client still
+	// holds; their clients are served from the pools meanwhile.
+	Pending  []PendingReservation `json:"pending_reservations,omitempty"`
+	Counters Counters             `json:"counters"`
+	Store    StoreStatus          `json:"store"`
 }
 
 // PoolStatus is one pool's occupation.
@@ -62,6 +65,11 @@ func (s *Server) Status() Status {
 			Size: p.size(), Used: p.inUse(), Active: active[i],
 		})
 	}
+	statics := make([]*staticLease, 0, len(a.staticAddr))
+	for _, sl := range a.staticAddr {
+		statics = append(statics, sl)
+	}
+	st.Pending = a.pending(statics, now)
 	st.Counters = s.cnt.snapshot()
 	st.Store = s.store.status()
 	return st
@@ -115,18 +123,10 @@ func (s *Server) Import(leases []Lease) (int, error) {
 			errs = append(errs, fmt.Errorf("lease %s: already leased here to %s; skipped", u32Addr(b.addr), describe(old)))
 			continue
 		}
-		if old := a.byAddr[b.addr]; old != nil && old.live(now.Unix()) && old.hostname != "" && old.hostname != b.hostname && s.cur != nil {
-			names = append(names, nameChange{host: old.hostname, addr: u32Addr(b.addr)})
-		}
-		commit = append(commit, b)
-		if moved := a.put(b); moved != nil {
-			commit = append(commit, moved)
-			if moved.hostname != "" && s.cur != nil && moved.expires > now.Unix() {
-				names = append(names, nameChange{host: moved.hostname, addr: u32Addr(moved.addr)})
-			}
-		}
-		if b.state == bindActive && b.hostname != "" && s.cur != nil {
-			names = append(names, nameChange{publish: true, host: b.hostname, addr: u32Addr(b.addr)})
+		c, n := s.importOne(b, now.Unix())
+		commit = append(commit, c...)
+		if s.cur != nil {
+			names = append(names, n...)
 		}
 	}
 	done := make(chan error, 1)
@@ -146,6 +146,39 @@ func (s *Server) Import(leases []Lease) (int, error) {
 		return n, fmt.Errorf("importing leases: %w", errors.Join(errs...))
 	}
 	return n, nil
+}
+
+// importOne stores b, whose address no other client holds here, and
+// returns the bindings to write and the name changes. A host name another
+// client's lease holds here stays with it (names.go): b is stored without.
+// Called with s.mu held.
+func (s *Server) importOne(b *binding, now int64) (commit []*binding, names []nameChange) {
+	a := s.h.alloc
+	old := a.byAddr[b.addr]
+	oldNamed := old != nil && a.holdsName(old, now)
+	prev := a.byClient[b.key()]
+	prevNamed := prev != nil && prev.addr != b.addr && a.holdsName(prev, now)
+	if b.hostname != "" {
+		if hb := a.nameHolder(b.hostname, now); hb != nil && hb.addr != b.addr && hb.key() != b.key() {
+			s.log.Info("an imported lease's host name is held by another lease here: imported without it",
+				"host", b.hostname, "addr", u32Addr(b.addr), "holder", u32Addr(hb.addr))
+			b.hostname = ""
+		}
+	}
+	if oldNamed && old.hostname != b.hostname {
+		names = append(names, nameChange{host: old.hostname, addr: u32Addr(b.addr)})
+	}
+	commit = []*binding{b}
+	if moved := a.put(b); moved != nil {
+		commit = append(commit, moved)
+		if prevNamed {
+			names = append(names, nameChange{host: moved.hostname, addr: u32Addr(moved.addr)})
+		}
+	}
+	if b.state == bindActive && b.hostname != "" && !(oldNamed && old.hostname == b.hostname) {
+		names = append(names, nameChange{publish: true, host: b.hostname, addr: u32Addr(b.addr)})
+	}
+	return commit, names
 }
 
 // describe names a binding's client for messages.
