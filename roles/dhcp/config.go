@@ -87,17 +87,17 @@ type Static struct {
 // the site file, so an error here is a bug upstream, named precisely.
 func (c *Config) validate() error {
 	if c.Interface == "" {
-		return errors.New("dhcp: no interface to serve on")
+		return errors.New("no interface to serve on")
 	}
 	if !c.Server.Addr().Is4() {
-		return fmt.Errorf("dhcp: server address %s is not IPv4", c.Server)
+		return fmt.Errorf("server address %s is not IPv4", c.Server)
 	}
 	for i, p := range c.Pools {
 		if !p.Range.valid() {
-			return fmt.Errorf("dhcp: pool %d: range %s is not two IPv4 addresses in order", i, p.Range)
+			return fmt.Errorf("pool %d: range %s is not two IPv4 addresses in order", i, p.Range)
 		}
 		if !p.Subnet.Addr().Is4() {
-			return fmt.Errorf("dhcp: pool %s: subnet %s is not IPv4", p.Range, p.Subnet)
+			return fmt.Errorf("pool %s: subnet %s is not IPv4", p.Range, p.Subnet)
 		}
 	}
 	return nil

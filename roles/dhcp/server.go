@@ -52,7 +52,7 @@ type Server struct {
 // The role does not serve until Set.
 func New(opts Options) (*Server, error) {
 	if opts.StateDir == "" {
-		return nil, errors.New("dhcp: no state directory for the lease log")
+		return nil, errors.New("no state directory for the lease log")
 	}
 	log := opts.Logger
 	if log == nil {
@@ -61,7 +61,7 @@ func New(opts Options) (*Server, error) {
 	log = log.With("role", "dhcp")
 	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log)
 	if err != nil {
-		return nil, fmt.Errorf("dhcp: %w", err)
+		return nil, err
 	}
 	s := &Server{log: log, names: opts.Names, store: st, now: time.Now, sweepEvery: 10 * time.Second}
 	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true}
@@ -105,13 +105,13 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("dhcp: %w", err)
+		return err
 	}
 	s.mu.Lock()
 	cur, closed, oldConn := s.cur, s.closed, s.conn
 	s.mu.Unlock()
 	if closed {
-		return errors.New("dhcp: the role is closed")
+		return errors.New("the role is closed")
 	}
 	if c == nil {
 		s.stop()
@@ -125,7 +125,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	newConn := oldConn
 	if oldConn == nil || oldConn.ifname != want.Interface {
 		if newConn, err = listen(want.Interface); err != nil {
-			return fmt.Errorf("dhcp: %w", err)
+			return err
 		}
 		if newConn.ethErr != nil {
 			s.log.Warn("no packet socket: replies to clients without an address are broadcast", "err", newConn.ethErr)
@@ -135,7 +135,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 		if newConn != oldConn {
 			newConn.close()
 		}
-		return fmt.Errorf("dhcp: probe_before_offer: %w", newConn.ethErr)
+		return fmt.Errorf("probe_before_offer: %w", newConn.ethErr)
 	}
 	s.mu.Lock()
 	s.h.configure(want)
