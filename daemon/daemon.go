@@ -35,6 +35,8 @@ type Daemon struct {
 
 	stopWatch context.CancelFunc
 	watching  sync.WaitGroup
+
+	web webState // the status page and metrics listener (web.go)
 }
 
 // generation is one config and the desired state computed from it once.
@@ -65,6 +67,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Level      *slog.LevelVar
 	Subsystems Subsystems
+	// Metrics is the address ("127.0.0.1:9253") of the status page and
+	// /metrics, [gateway] metrics; "" (the default) serves neither.
+	Metrics string
 }
 
 // New makes a controller that has applied nothing yet.
@@ -72,7 +77,7 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP)}
+	return &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), web: webState{addr: o.Metrics}}
 }
 
 // Start applies the first config, then serves the control socket ctl (made
@@ -123,7 +128,8 @@ func (d *Daemon) Stop() error {
 
 // ReloadText validates config text and applies it. The running state is kept
 // when the text is refused or the apply fails.
-func (d *Daemon) ReloadText(path string, text []byte) ([]string, error) {
+func (d *Daemon) ReloadText(path string, text []byte) (changes []string, err error) {
+	defer func() { d.web.reloads.note(changes, err) }()
 	c, err := config.Parse(path, text)
 	if err != nil {
 		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)

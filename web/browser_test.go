@@ -84,11 +84,15 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("the DOM lacks %q", want)
 		}
 	}
+	// The hostile hostname stayed text: no script element in the DOM.
+	if strings.Contains(dom, "<script") || !strings.Contains(dom, "&lt;script&gt;alert") {
+		t.Error("the hostile hostname is not shown as text")
+	}
 	if t.Failed() {
 		t.Logf("DOM:\n%s", dom)
 	}
 	png := filepath.Join(dir, "web-status.png")
-	chromium(t, ctx, client, dir, "--screenshot="+png, "--window-size=1280,1500", "--hide-scrollbars", url)
+	chromium(t, ctx, client, dir, "--screenshot="+png, "--window-size=1280,1840", "--hide-scrollbars", url)
 	img, err := os.ReadFile(png)
 	if err != nil || !bytes.HasPrefix(img, []byte("\x89PNG")) {
 		t.Fatalf("no screenshot: %v", err)

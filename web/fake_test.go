@@ -99,8 +99,8 @@ func newFake() *fakeSource {
 			Pools:  []dhcp.PoolStatus{{Range: "192.168.1.100-192.168.1.199", Subnet: "192.168.1.0/24", Size: 100, Used: 3, Active: 2}},
 			Active: 2, Declined: 1, Offers: 1,
 			Counters: dhcp.Counters{
-				In:  map[string]uint64{"discover": 5, "request": 4, "decline": 1},
-				Out: map[string]uint64{"offer": 5, "ack": 3, "nak": 1},
+				In:   map[string]uint64{"discover": 5, "request": 4, "decline": 1, "unknown (200)": 2, "unknown (201)": 1},
+				Out:  map[string]uint64{"offer": 5, "ack": 3, "nak": 1},
 				Naks: 1, Declines: 1, Ignored: 2,
 			},
 			Store: dhcp.StoreStatus{Path: "/var/lib/gatewayd/leases.log", Records: 4, Bytes: 512, Commits: 4, Batches: 3},

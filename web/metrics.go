@@ -272,11 +272,14 @@ var dhcpOutcomes = []struct {
 }
 
 func collectDHCP(e emitter, s *dhcp.Status, h Histograms) {
-	for _, k := range sortedKeys(s.Counters.In) {
-		e.emit(fDHCPReceived, float64(s.Counters.In[k]), k)
-	}
-	for _, k := range sortedKeys(s.Counters.Out) {
-		e.emit(fDHCPSent, float64(s.Counters.Out[k]), k)
+	for _, d := range []struct {
+		f  family
+		by map[string]uint64
+	}{{fDHCPReceived, s.Counters.In}, {fDHCPSent, s.Counters.Out}} {
+		by := knownTypes(d.by)
+		for _, k := range sortedKeys(by) {
+			e.emit(d.f, float64(by[k]), k)
+		}
 	}
 	for _, o := range dhcpOutcomes {
 		e.emit(fDHCPOutcomes, float64(o.count(s.Counters)), o.name)
@@ -301,6 +304,19 @@ func collectDHCP(e emitter, s *dhcp.Status, h Histograms) {
 	e.emit(fStoreBytes, float64(s.Store.Bytes))
 	e.histogram(fStoreFsync, h.LeaseFsync)
 	e.histogram(fStoreBatchSize, h.LeaseBatch)
+}
+
+// knownTypes folds the message types no RFC names ("unknown (200)": a
+// client chooses the byte) into "other", so a client cannot add series.
+func knownTypes(by map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(by))
+	for k, v := range by {
+		if strings.HasPrefix(k, "unknown") {
+			k = "other"
+		}
+		out[k] += v
+	}
+	return out
 }
 
 func collectDNS(e emitter, s *dns.Status, h Histograms) {

@@ -110,6 +110,7 @@ func TestMetricsValues(t *testing.T) {
 		{"gatewayd_router_owned_routes", nil, 1},
 		{"gatewayd_dhcp_received_total", []string{"type", "discover"}, 5},
 		{"gatewayd_dhcp_sent_total", []string{"type", "ack"}, 3},
+		{"gatewayd_dhcp_received_total", []string{"type", "other"}, 3},
 		{"gatewayd_dhcp_outcomes_total", []string{"outcome", "nak"}, 1},
 		{"gatewayd_dhcp_outcomes_total", []string{"outcome", "ignored"}, 2},
 		{"gatewayd_dhcp_leases", []string{"state", "active"}, 2},

@@ -123,10 +123,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	sampling, stopSampling := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		s.sample(ctx)
+		s.sample(sampling)
 	}()
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -139,6 +140,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		err = <-errc
 	case err = <-errc:
 	}
+	stopSampling()
 	<-done
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
