@@ -201,3 +201,17 @@ func TestTexts(t *testing.T) {
 		t.Errorf("untilText = %q", got)
 	}
 }
+
+// Before the first apply the daemon has no config and no part: the page
+// still renders.
+func TestPageBeforeFirstApply(t *testing.T) {
+	w := get(t, newTestServer(&fakeSource{}), "/")
+	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), "no reload since the daemon started") {
+		t.Errorf("GET / on an empty daemon: %d\n%s", w.Code, w.Body)
+	}
+	head := httptest.NewRecorder()
+	newTestServer(newFake()).Handler().ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/", nil))
+	if head.Code != http.StatusOK {
+		t.Errorf("HEAD /: %d", head.Code)
+	}
+}
