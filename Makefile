@@ -8,13 +8,14 @@ GO       ?= go
 FUZZTIME ?= 20s
 
 # Debian packages for the lab: namespaces and nftables, the DHCP and DNS
-# clients the tests drive, and the peers the benchmarks compare against.
+# clients the tests drive, the peers the benchmarks compare against, promtool
+# (package prometheus) to lint /metrics and chromium to load the status page.
 DEPS_PKGS := iproute2 nftables dnsutils udhcpc isc-dhcp-client dhcpcd-base \
 	iputils-arping tcpdump dnsmasq-base unbound kea-dhcp4-server kea-admin \
-	dnsperf procps util-linux
+	dnsperf procps util-linux prometheus chromium
 # One binary per package above, to tell whether they are all installed.
 DEPS_BINS := ip nft dig udhcpc dhclient dhcpcd arping tcpdump dnsmasq unbound \
-	kea-dhcp4 perfdhcp dnsperf sysctl unshare
+	kea-dhcp4 perfdhcp dnsperf sysctl unshare promtool chromium
 
 .PHONY: build deps test bench demo fuzz clean
 

@@ -43,6 +43,8 @@ type Daemon struct {
 	confirm  *confirmation       // a reload waiting for `gatewayd confirm`
 
 	watching sync.WaitGroup
+
+	web webState // the status page and metrics listener (web.go)
 }
 
 // generation is one config and the desired state computed from it once.
@@ -73,6 +75,9 @@ type Options struct {
 	Logger     *slog.Logger
 	Level      *slog.LevelVar
 	Subsystems Subsystems
+	// Metrics is the address ("127.0.0.1:9253") of the status page and
+	// /metrics, [gateway] metrics; "" (the default) serves neither.
+	Metrics string
 }
 
 // New makes a controller that has applied nothing yet.
@@ -80,7 +85,8 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), repairs: map[string]*repairs{}}
+	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP),
+		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	return d
 }
@@ -146,7 +152,8 @@ func (d *Daemon) isStopped() bool {
 // when the text is refused or the apply fails. A plain reload that succeeds
 // also confirms a --confirm reload still waiting (as a plain commit does
 // after JunOS's commit confirmed): the file now applied is the one wanted.
-func (d *Daemon) ReloadText(path string, text []byte) ([]string, error) {
+func (d *Daemon) ReloadText(path string, text []byte) (changes []string, err error) {
+	defer func() { d.web.reloads.note(changes, err) }()
 	c, err := config.Parse(path, text)
 	if err != nil {
 		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)

@@ -38,6 +38,12 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		return err
 	}
 	d := New(Options{Logger: log, Level: level, Subsystems: sub})
+	if err := d.startWeb(); err != nil {
+		_ = sub.Close()
+		ctl.Close()
+		return err
+	}
+	defer d.stopWeb()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
@@ -66,6 +72,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 
 func (d *Daemon) shutdown() error {
 	_ = notify("STOPPING=1")
+	d.stopWeb()
 	return d.Stop()
 }
 
