@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	"gatewayd/statedir"
 )
@@ -18,8 +19,9 @@ import (
 // recordFile is the name of the record of owned addresses in the state dir.
 const recordFile = "aliases.json"
 
-// recordVersion is bumped when the file's meaning changes.
-const recordVersion = 1
+// recordVersion is bumped when the file's meaning changes. Version 1 had
+// no history ("held"); it is read, and rewritten as version 2.
+const recordVersion = 2
 
 // ownedAddr is one address gatewayd added and has not removed since.
 type ownedAddr struct {
@@ -32,6 +34,11 @@ type ownedAddr struct {
 type recordJSON struct {
 	Version   int         `json:"version"`
 	Addresses []ownedAddr `json:"addresses"`
+	// Held is, per interface, every address/length the configuration asked
+	// gatewayd to hold there (Set, Adopt) since it was last no longer
+	// wanted and no longer owned. Every entry of Addresses is in it; a
+	// record where one is not was not written by gatewayd.
+	Held map[string][]netip.Prefix `json:"held"`
 }
 
 // record is the durable list of addresses gatewayd owns, on every interface
@@ -41,13 +48,14 @@ type recordJSON struct {
 type record struct {
 	path  string
 	addrs []ownedAddr
+	held  map[string][]netip.Prefix
 }
 
 func loadRecord(dir string) (*record, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
 	}
-	r := &record{path: filepath.Join(dir, recordFile)}
+	r := &record{path: filepath.Join(dir, recordFile), held: map[string][]netip.Prefix{}}
 	// The daemon holds the state directory's lock: no write is in flight.
 	if err := statedir.RemoveTemps(r.path); err != nil {
 		return nil, err
@@ -59,11 +67,11 @@ func loadRecord(dir string) (*record, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading owned-address record %s: %w", r.path, err)
 	}
-	addrs, err := parseRecord(b)
+	rj, err := parseRecord(b)
 	if err != nil {
-		return nil, fmt.Errorf("reading owned-address record %s: %w (fix or remove the file; without it gatewayd treats every address on the NIC as not its own)", r.path, err)
+		return nil, fmt.Errorf("reading owned-address record %s: %w (fix or remove the file; without it gatewayd treats every address on the NIC as not its own: then `gatewayd adopt` takes back those that match the config exactly)", r.path, err)
 	}
-	r.addrs = addrs
+	r.addrs, r.held = rj.Addresses, rj.Held
 	return r, nil
 }
 
@@ -77,22 +85,46 @@ func readRecord(path string) ([]byte, error) {
 	return io.ReadAll(f)
 }
 
-func parseRecord(b []byte) ([]ownedAddr, error) {
+// parseRecord reads and checks the file. Every entry must be one gatewayd
+// could have written: a label starting with its interface name, and an
+// address/length in the history of what the configuration asked it to
+// hold there. A version 1 file has no history: its entries become the
+// history, and their labels must be `<interface>:<something>`, the only
+// labels a version 1 gatewayd could give from a configuration.
+func parseRecord(b []byte) (recordJSON, error) {
 	var rj recordJSON
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&rj); err != nil {
-		return nil, err
+		return rj, err
 	}
-	if rj.Version != recordVersion {
-		return nil, fmt.Errorf("version %d, want %d", rj.Version, recordVersion)
+	switch rj.Version {
+	case recordVersion:
+	case 1:
+		if rj.Held != nil {
+			return rj, errors.New(`version 1 has no "held"`)
+		}
+	default:
+		return rj, fmt.Errorf("version %d, want %d", rj.Version, recordVersion)
+	}
+	if rj.Held == nil {
+		rj.Held = map[string][]netip.Prefix{}
 	}
 	for i, a := range rj.Addresses {
-		if a.Interface == "" || !a.Prefix.IsValid() {
-			return nil, fmt.Errorf("entry %d: interface and prefix are required", i)
+		switch {
+		case a.Interface == "" || !a.Prefix.IsValid():
+			return rj, fmt.Errorf("entry %d: interface and prefix are required", i)
+		case len(a.Label) > maxLabel || !strings.HasPrefix(a.Label, a.Interface):
+			return rj, fmt.Errorf("entry %d (%s on %s): label %q is not one gatewayd gives on %s", i, a.Prefix, a.Interface, a.Label, a.Interface)
+		case rj.Version == 1 && !strings.HasPrefix(a.Label, a.Interface+":"):
+			return rj, fmt.Errorf("entry %d (%s on %s): label %q is not one gatewayd gave on %s", i, a.Prefix, a.Interface, a.Label, a.Interface)
+		case rj.Version == 1:
+			rj.Held[a.Interface] = append(rj.Held[a.Interface], a.Prefix)
+		case !slices.Contains(rj.Held[a.Interface], a.Prefix):
+			return rj, fmt.Errorf("entry %d: %s on %s is not among the addresses the configuration ever asked gatewayd to hold there (\"held\"): the file was not written by gatewayd", i, a.Prefix, a.Interface)
 		}
 	}
-	return rj.Addresses, nil
+	return rj, nil
 }
 
 func (r *record) find(ifname string, p netip.Prefix) int {
@@ -107,7 +139,11 @@ func (r *record) owns(ifname string, p netip.Prefix) (ownedAddr, bool) {
 	return ownedAddr{}, false
 }
 
+// put records a as added to ifname, and as held there.
 func (r *record) put(ifname string, a Alias) {
+	if !slices.Contains(r.held[ifname], a.Prefix) {
+		r.held[ifname] = append(r.held[ifname], a.Prefix)
+	}
 	e := ownedAddr{Interface: ifname, Prefix: a.Prefix, Label: a.Label, Name: a.Name}
 	if i := r.find(ifname, a.Prefix); i >= 0 {
 		r.addrs[i] = e
@@ -120,6 +156,31 @@ func (r *record) remove(ifname string, p netip.Prefix) {
 	if i := r.find(ifname, p); i >= 0 {
 		r.addrs = slices.Delete(r.addrs, i, i+1)
 	}
+}
+
+// hold makes the history of ifname what the configuration asks for now
+// plus what is still owned there, and reports whether that changed it.
+// Nothing else needs remembering: an entry can only come from a desired
+// alias, and stays held while it is owned.
+func (r *record) hold(ifname string, desired []Alias) bool {
+	var held []netip.Prefix
+	for _, a := range desired {
+		held = append(held, a.Prefix)
+	}
+	for _, a := range r.on(ifname) {
+		held = append(held, a.Prefix)
+	}
+	slices.SortFunc(held, netip.Prefix.Compare)
+	held = slices.Compact(held)
+	if slices.Equal(held, r.held[ifname]) {
+		return false
+	}
+	if len(held) == 0 {
+		delete(r.held, ifname)
+	} else {
+		r.held[ifname] = held
+	}
+	return true
 }
 
 // on returns the entries for ifname.
@@ -140,7 +201,7 @@ func (r *record) save() error {
 	if addrs == nil {
 		addrs = []ownedAddr{}
 	}
-	b, err := json.MarshalIndent(recordJSON{Version: recordVersion, Addresses: addrs}, "", "  ")
+	b, err := json.MarshalIndent(recordJSON{Version: recordVersion, Addresses: addrs, Held: r.held}, "", "  ")
 	if err != nil {
 		return err
 	}
