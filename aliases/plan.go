@@ -42,14 +42,19 @@ func plan(ifname string, desired []Alias, kernel []kernelAddr, owned ownedFunc) 
 	var adds, relabels, conflicts, refusals []Step
 	var dels []kernelDel
 	wanted := make(map[netip.Prefix]bool, len(desired))
+	// The kernel's addresses by IP: an IP may be on the NIC with several
+	// lengths. Looking each desired alias up keeps a plan of 10,000 aliases
+	// linear.
+	byAddr := make(map[netip.Addr][]int, len(kernel))
+	for i, k := range kernel {
+		byAddr[k.Prefix.Addr()] = append(byAddr[k.Prefix.Addr()], i)
+	}
 	for _, d := range desired {
 		wanted[d.Prefix] = true
 		var exact, foreign *kernelAddr
 		var rec Alias
-		for i, k := range kernel {
-			if k.Prefix.Addr() != d.Prefix.Addr() {
-				continue
-			}
+		for _, i := range byAddr[d.Prefix.Addr()] {
+			k := kernel[i]
 			r, mine := owned(k.Prefix)
 			if k.Prefix == d.Prefix && mine {
 				exact, rec = &kernel[i], r

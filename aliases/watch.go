@@ -141,6 +141,7 @@ type watcher struct {
 	n           *NIC
 	up          bool // the NIC was up (and running) at the last link event
 	gone        bool // the NIC was deleted: nothing to repair until it is back
+	fresh       bool // the NIC appeared (again) since the last repair: adds complete a Set, not fight someone
 	announceAll bool // announce every owned alias after the next repair
 	limit       map[netip.Prefix][]time.Time
 	backingOff  map[netip.Prefix]bool
@@ -210,6 +211,7 @@ func (w *watcher) linkEvent(u netlink.LinkUpdate) bool {
 			n.log.Warn("interface reappeared with a new index; restoring its aliases", "old", old, "new", attrs.Index)
 		}
 		n.index.Store(int32(attrs.Index))
+		w.fresh = true
 	}
 	up := isUp(attrs)
 	if up && !w.up {
@@ -230,16 +232,30 @@ func (w *watcher) repair(ctx context.Context) time.Duration {
 	}
 	now := n.now()
 	wait := resync
-	res, err := n.reconcile(ctx, func(s Step) bool {
+	// Adding every alias to a NIC that just appeared is not a fight with
+	// someone removing them: it spends no budget.
+	allow := func(s Step) bool {
 		ok, retry := w.allow(s.Alias.Prefix, now)
 		if !ok {
 			wait = min(wait, retry)
 		}
 		return ok
-	}, true)
+	}
+	fresh := w.fresh
+	if fresh {
+		allow = nil
+	}
+	res, err := n.reconcile(ctx, allow, true)
 	n.deferred.Add(uint64(len(res.Deferred)))
 	for _, s := range res.Done {
-		n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		if fresh {
+			n.log.Info("alias added to the interface that appeared", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		} else {
+			n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		}
+	}
+	if err == nil && res.Pending == nil {
+		w.fresh = false
 	}
 	if err != nil {
 		n.log.Error("restoring aliases", "err", err)
