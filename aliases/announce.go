@@ -138,7 +138,7 @@ func (n *NIC) Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (n
 		return nil, fmt.Errorf("probing %s: %w", a, err)
 	}
 	if !isUp(link.Attrs()) {
-		return nil, fmt.Errorf("probing %s: %w", a, linkError{fmt.Sprintf("interface %s is down, so nobody can answer", n.ifname)})
+		return nil, fmt.Errorf("probing %s: %w", a, linkError{fmt.Sprintf("interface %s is down (or has no carrier), so nobody can answer", n.ifname)})
 	}
 	c, err := n.arpOn(link)
 	if err != nil {

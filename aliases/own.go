@@ -100,7 +100,7 @@ func (n *NIC) Link() LinkStatus {
 	default:
 		st.Present, st.Index, st.Up = true, link.Attrs().Index, isUp(link.Attrs())
 		if !st.Up {
-			st.Waiting = fmt.Sprintf("interface %s is down: its aliases are announced when it comes up", n.ifname)
+			st.Waiting = fmt.Sprintf("interface %s is down (or has no carrier): its aliases are announced when it comes up", n.ifname)
 		}
 	}
 	return st

@@ -157,7 +157,7 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool, announce boo
 		}
 	}
 	if len(added) > 0 && !isUp(link.Attrs()) {
-		res.Waiting = fmt.Sprintf("interface %s is down: its aliases are on it, and are announced when it comes up", n.ifname)
+		res.Waiting = fmt.Sprintf("interface %s is down (or has no carrier): its aliases are on it, and are announced when it comes up", n.ifname)
 	}
 	if err := n.burst(link, added...); err != nil {
 		n.log.Warn("gratuitous ARP failed", "err", err)
