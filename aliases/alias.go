@@ -80,10 +80,13 @@ const (
 	OpDel      = "del"      // remove an address gatewayd added earlier
 	OpRelabel  = "relabel"  // delete and add again: the kernel cannot change a label in place
 	OpConflict = "conflict" // the address is on the NIC but not gatewayd's: left alone, reported
+	OpRefuse   = "refuse"   // the record names it, but removing it is refused (removable): forgotten, reported
 )
 
 // Step is one change Plan proposes and Set carries out. Steps with Op
 // OpConflict change nothing; they say why a desired alias is not held.
+// Steps with Op OpRefuse change nothing in the kernel either: Set forgets
+// the record's entry and returns an error naming it.
 type Step struct {
 	Op        string
 	Alias     Alias  // add, relabel, conflict: the desired alias; del: the address removed
@@ -105,6 +108,8 @@ func (s Step) String() string {
 			p, s.Interface, p, s.Interface, s.Alias.Label)
 	case OpConflict:
 		return fmt.Sprintf("# %s: %s", s.Alias, s.Reason)
+	case OpRefuse:
+		return fmt.Sprintf("# not removing %s (label %s) from %s: %s", p, s.Alias.Label, s.Interface, s.Reason)
 	}
 	return fmt.Sprintf("# unknown step %q for %s", s.Op, s.Alias)
 }

@@ -28,9 +28,17 @@ func (n *NIC) arpOn(link netlink.Link) (*ether.Conn, error) {
 	return n.arp, nil
 }
 
+// SetAnnounce changes how later additions are announced.
+func (n *NIC) SetAnnounce(a Announce) {
+	n.bgMu.Lock()
+	defer n.bgMu.Unlock()
+	n.announce = a.withDefaults()
+}
+
 // Announce sends a gratuitous ARP burst for each address, which must all be
 // on the NIC: the first frames now (their errors are returned), the rest in
-// the background.
+// the background. While the NIC is down it sends nothing and returns nil:
+// Watch announces every alias when the NIC comes up.
 func (n *NIC) Announce(addrs ...netip.Addr) error {
 	if n.bgCtx.Err() != nil {
 		return errClosed
@@ -60,6 +68,11 @@ func (n *NIC) burst(link netlink.Link, addrs ...netip.Addr) error {
 	count, interval := n.announce.Count, n.announce.Interval
 	n.bgMu.Unlock()
 	if len(addrs) == 0 || count < 0 {
+		return nil
+	}
+	if !isUp(link.Attrs()) {
+		// Nothing would go out (ENETDOWN); Watch announces on up.
+		n.log.Debug("interface down; announcing when it comes up", "addrs", len(addrs))
 		return nil
 	}
 	c, err := n.arpOn(link)
@@ -111,7 +124,8 @@ func (n *NIC) removedSince(a netip.Addr, t time.Time) bool {
 // within timeout. Up to three probes are spread over the timeout; RFC 5227
 // spaces them 1-2 s apart, so a timeout of 3 s or more follows it. This host
 // holding a itself does not count. What counts as held is
-// [ether.ARP.Conflicts].
+// [ether.ARP.Conflicts]. While the NIC is absent or down nobody can be
+// asked: the error is then [ErrNoLink], at once.
 func (n *NIC) Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (net.HardwareAddr, error) {
 	if !a.Is4() || a.IsUnspecified() {
 		return nil, fmt.Errorf("probing %s on %s: not a usable IPv4 address", a, n.ifname)
@@ -122,6 +136,9 @@ func (n *NIC) Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (n
 	link, err := n.link()
 	if err != nil {
 		return nil, fmt.Errorf("probing %s: %w", a, err)
+	}
+	if !isUp(link.Attrs()) {
+		return nil, fmt.Errorf("probing %s: %w", a, linkError{fmt.Sprintf("interface %s is down (or has no carrier), so nobody can answer", n.ifname)})
 	}
 	c, err := n.arpOn(link)
 	if err != nil {

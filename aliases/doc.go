@@ -6,9 +6,11 @@
 //
 // It owns exactly the addresses recorded in <state dir>/aliases.json, which
 // it writes (through package statedir) after each change it made;
-// [NIC.owned] is the only answer to "did gatewayd add this?". It must never
-// change any other address (the NIC's primary address, addresses added by
-// hand), any other interface, or any sysctl but
+// [NIC.owned] is the only answer to "did gatewayd add this?", and
+// removable, checked against the kernel before every delete, has the last
+// word: the NIC's own address is never removed, whatever the record says.
+// It must never change any other address (the NIC's primary address,
+// addresses added by hand), any other interface, or any sysctl but
 // net.ipv4.conf.<nic>.promote_secondaries. The ARP frames are package
 // ether's; the network namespace is always the caller's (it never switches
 // one). It knows nothing of the configuration file: the controller turns

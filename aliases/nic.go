@@ -1,14 +1,12 @@
 package aliases
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 
 	"gatewayd/ether"
@@ -48,22 +47,26 @@ type Options struct {
 
 // NIC holds gatewayd's alias addresses on one interface.
 //
-// Open opens the NIC's netlink handle and its packet socket in the network
-// namespace of the calling goroutine, and keeps both for the NIC's life, so
+// Open opens the NIC's netlink handles and its packet socket in the network
+// namespace of the calling goroutine, and keeps them for the NIC's life, so
 // its other methods may be called from any goroutine. Watch opens netlink
 // subscriptions (again, when one overflows) on the goroutine that calls it,
 // which must be in the same namespace.
 type NIC struct {
 	ifname   string
-	hmu      sync.RWMutex    // guards h against Close
-	h        *netlink.Handle // nil after Close
-	arp      *ether.Conn     // re-bound when the NIC is re-created
+	hmu      sync.RWMutex     // guards h and conf against Close
+	h        *netlink.Handle  // nil after Close
+	conf     *nl.SocketHandle // the NIC's IPv4 devconf (promote_secondaries)
+	arp      *ether.Conn      // bound when the NIC is first seen, again when it is re-created
 	log      *slog.Logger
 	announce Announce
-	writes   atomic.Uint64 // netlink writes attempted, for tests and metrics
-	removed  sync.Map      // netip.Addr → time.Time it was last taken off the NIC
-	index    atomic.Int32  // the NIC's ifindex when last seen
-	subs     atomic.Int32  // netlink subscriptions Watch has made, for tests
+	now      func() time.Time // the Watch budget's clock
+	writes   atomic.Uint64    // netlink writes attempted, for tests and metrics
+	deferred atomic.Uint64    // puts-back the Watch budget put off, for tests and metrics
+	removed  sync.Map         // netip.Addr → time.Time it was last taken off the NIC
+	index    atomic.Int32     // the NIC's ifindex when last seen
+	promoted atomic.Int32     // the ifindex promote_secondaries was last made sure of
+	subs     atomic.Int32     // netlink subscriptions Watch has made, for tests
 
 	mu  sync.Mutex // serialises reconciles and guards what follows
 	rec *record
@@ -79,9 +82,12 @@ type NIC struct {
 	bgStop   context.CancelFunc
 }
 
-// Open checks that the NIC exists, opens its netlink handle and packet
-// socket, loads the record of owned addresses and sets promote_secondaries
-// on the NIC, all in the network namespace of the calling goroutine.
+// Open opens the NIC's netlink handles and packet socket, loads the record
+// of owned addresses and, if the NIC is there, sets promote_secondaries on
+// it and binds the packet socket to it, all in the network namespace of
+// the calling goroutine. A NIC that does not exist (yet) is not an error:
+// Set then says what waits for it, and the first call that sees it appear
+// (Watch's, usually) makes it ready and completes the set.
 func Open(opts Options) (_ *NIC, err error) {
 	if opts.Interface == "" || len(opts.Interface) > maxLabel || strings.ContainsAny(opts.Interface, "/ \x00") {
 		return nil, fmt.Errorf("interface name %q is not a valid interface name", opts.Interface)
@@ -89,7 +95,7 @@ func Open(opts Options) (_ *NIC, err error) {
 	if opts.StateDir == "" {
 		return nil, errors.New("aliases: no state directory given for the record of owned addresses")
 	}
-	n := &NIC{ifname: opts.Interface, announce: opts.Announce, log: opts.Logger}
+	n := &NIC{ifname: opts.Interface, announce: opts.Announce, log: opts.Logger, now: time.Now}
 	if n.log == nil {
 		n.log = slog.New(slog.DiscardHandler)
 	}
@@ -103,43 +109,45 @@ func Open(opts Options) (_ *NIC, err error) {
 	if n.h, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
 		return nil, fmt.Errorf("opening netlink: %w", err)
 	}
-	link, err := n.link()
-	if err != nil {
+	if n.conf, err = openConf(); err != nil {
 		return nil, err
 	}
-	if n.arp, err = ether.Open(link.Attrs().Index); err != nil {
-		return nil, fmt.Errorf("opening an ARP socket on %s: %w", n.ifname, err)
+	if n.arp, err = ether.OpenUnbound(); err != nil {
+		return nil, fmt.Errorf("opening an ARP socket for %s: %w", n.ifname, err)
 	}
 	if n.rec, err = loadRecord(opts.StateDir); err != nil {
 		return nil, err
 	}
-	if err := setPromoteSecondaries(n.ifname); err != nil {
+	link, err := n.link()
+	switch {
+	case errors.Is(err, ErrNoLink):
+		n.log.Warn("interface absent; its aliases are added when it appears", "reason", err)
+	case err != nil:
 		return nil, err
+	default:
+		if err := n.ready(link); err != nil {
+			return nil, err
+		}
 	}
 	n.bgCtx, n.bgStop = context.WithCancel(context.Background())
 	n.log.Debug("opened", "owned", len(n.rec.on(n.ifname)))
 	return n, nil
 }
 
-// setPromoteSecondaries makes deleting the primary address of a subnet
-// promote a secondary one instead of deleting every address in that subnet
-// with it: without it, removing the router alias would take the DHCP and
-// DNS aliases along. It writes only when the value differs, in the
-// namespace of the calling goroutine (/proc/sys/net answers for the
-// thread that opens it).
-func setPromoteSecondaries(ifname string) error {
-	path := "/proc/sys/net/ipv4/conf/" + ifname + "/promote_secondaries"
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", path, err)
+// ready makes the NIC fit for changes the first time each incarnation of it
+// (each ifindex) is seen: promote_secondaries set, the packet socket bound
+// to it. Whoever sees it first does it, from any goroutine: both go through
+// sockets made in the NIC's namespace at Open.
+func (n *NIC) ready(link netlink.Link) error {
+	idx := link.Attrs().Index
+	if n.promoted.Load() != int32(idx) {
+		if err := n.ensurePromote(idx); err != nil {
+			return err
+		}
+		n.promoted.Store(int32(idx))
 	}
-	if string(bytes.TrimSpace(b)) == "1" {
-		return nil
-	}
-	if err := os.WriteFile(path, []byte("1\n"), 0o644); err != nil {
-		return fmt.Errorf("setting %s to 1: %w", path, err)
-	}
-	return nil
+	_, err := n.arpOn(link)
+	return err
 }
 
 // closeHandles closes the netlink handle and the packet socket.
@@ -149,6 +157,10 @@ func (n *NIC) closeHandles() {
 	if n.h != nil {
 		n.h.Close()
 		n.h = nil
+	}
+	if n.conf != nil {
+		n.conf.Close()
+		n.conf = nil
 	}
 	if n.arp != nil {
 		n.arp.Close()
@@ -211,7 +223,17 @@ func (n *NIC) owned(p netip.Prefix) (Alias, bool) {
 	return Alias{Name: e.Name, Prefix: e.Prefix, Label: e.Label}, ok
 }
 
-// link looks the NIC up; a missing one gets an error listing the others.
+// ErrNoLink is wrapped by the errors of the calls that need the NIC while
+// it is absent (Adopt, Announce) or, for Probe, absent or down.
+var ErrNoLink = errors.New("the interface is absent or down")
+
+// linkError says why the NIC cannot be used now; it is ErrNoLink.
+type linkError struct{ msg string }
+
+func (e linkError) Error() string        { return e.msg }
+func (e linkError) Is(target error) bool { return target == ErrNoLink }
+
+// link looks the NIC up; a missing one is a linkError listing the others.
 func (n *NIC) link() (link netlink.Link, err error) {
 	var names []string
 	err = n.withHandle(func(h *netlink.Handle) error {
@@ -229,10 +251,10 @@ func (n *NIC) link() (link netlink.Link, err error) {
 	case names == nil:
 		return nil, fmt.Errorf("looking up interface %s: %w", n.ifname, err)
 	case len(names) == 0:
-		return nil, fmt.Errorf("interface %s does not exist, and there is no other interface to use", n.ifname)
+		return nil, linkError{fmt.Sprintf("interface %s does not exist, and there is no other interface to use", n.ifname)}
 	}
-	return nil, fmt.Errorf("interface %s does not exist; set [gateway] interface to one of: %s",
-		n.ifname, strings.Join(names, ", "))
+	return nil, linkError{fmt.Sprintf("interface %s does not exist; set [gateway] interface to one of: %s",
+		n.ifname, strings.Join(names, ", "))}
 }
 
 // otherLinks lists the names of the interfaces that are not loopback,
@@ -282,7 +304,8 @@ func (n *NIC) kernelAddrs() (netlink.Link, []kernelAddr, error) {
 		if label == "" {
 			label = n.ifname
 		}
-		out = append(out, kernelAddr{Prefix: netip.PrefixFrom(ip, bits), Label: label})
+		out = append(out, kernelAddr{Prefix: netip.PrefixFrom(ip, bits), Label: label,
+			Primary: a.Flags&unix.IFA_F_SECONDARY == 0})
 	}
 	return link, out, nil
 }

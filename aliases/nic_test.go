@@ -17,10 +17,13 @@ import (
 
 func TestOpenMissingInterface(t *testing.T) {
 	r := newRig(t)
-	_, err := r.tryOpen(t, Options{Interface: "eth9", StateDir: r.dir})
+	n, err := r.tryOpen(t, Options{Interface: "eth9", StateDir: r.dir})
+	if err != nil {
+		t.Fatalf("Open(eth9), which does not exist: %v; want it to open and wait", err)
+	}
 	want := "interface eth9 does not exist; set [gateway] interface to one of: eth1"
-	if err == nil || err.Error() != want {
-		t.Fatalf("Open(eth9) error = %v, want %q", err, want)
+	if st := n.Link(); st.Present || st.Waiting != want || st.Err != nil {
+		t.Fatalf("Link() = %+v, want absent, waiting %q", st, want)
 	}
 }
 
@@ -38,18 +41,23 @@ func TestOpenActsInTheCallersNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Called from the test's own namespace, which has no eth1: Open must
-	// fail there, and must not reach into the lab to write any sysctl.
+	// find no eth1 there (and wait for one), and must not reach into the
+	// lab to write any sysctl or address.
 	n, err := Open(Options{Interface: "eth1", StateDir: r.dir})
-	if err == nil {
-		n.Close()
-		t.Fatal("Open found eth1 outside the namespace it lives in")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(err.Error(), "interface eth1 does not exist") {
-		t.Fatalf("error = %v", err)
+	defer n.Close()
+	if st := n.Link(); st.Present || !strings.Contains(st.Waiting, "interface eth1 does not exist") {
+		t.Fatalf("Link() = %+v: found eth1 outside the namespace it lives in", st)
+	}
+	if res := set(t, n, router); res.Changed() || len(res.Pending) != 1 {
+		t.Fatalf("Set outside the lab: %+v, want the one add pending", res)
 	}
 	if got := strings.TrimSpace(r.gw.MustRun(t, "cat", "/proc/sys/net/ipv4/conf/eth1/promote_secondaries")); got != "0" {
 		t.Fatalf("promote_secondaries on the lab's eth1 = %q after an Open elsewhere, want 0", got)
 	}
+	r.wantAddrs(t, map[string]string{primary: "eth1"})
 }
 
 func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
@@ -123,8 +131,10 @@ func TestOwnershipSurvivesRestartAndPurge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(steps) != 2 || steps[0].String() != "ip addr del 10.0.0.1/24 dev eth1" ||
-		steps[1].String() != "ip addr del 192.168.1.2/24 dev eth1" || steps[1].Alias.Name != "dhcp" {
+	// 192.168.1.2 is a secondary (the primary address is first in its
+	// subnet), 10.0.0.1 the first of its own: secondaries go first.
+	if len(steps) != 2 || steps[0].String() != "ip addr del 192.168.1.2/24 dev eth1" || steps[0].Alias.Name != "dhcp" ||
+		steps[1].String() != "ip addr del 10.0.0.1/24 dev eth1" {
 		t.Fatalf("plan after restart: %q", steps)
 	}
 	res := set(t, n, router, dns)
@@ -154,11 +164,16 @@ func TestOwnershipSurvivesRestartAndPurge(t *testing.T) {
 		}
 	}
 
-	// Another restart, then purge: only gatewayd's addresses go.
+	// Another restart, then purge: only gatewayd's addresses go, and Purge
+	// names exactly those.
 	n.Close()
 	n = r.open(t)
-	if err := n.Purge(context.Background()); err != nil {
+	removed, err := n.Purge(context.Background())
+	if err != nil {
 		t.Fatal(err)
+	}
+	if got := fmt.Sprint(removed); got != "[router (192.168.1.1/24) dns (192.168.1.3/24)]" {
+		t.Errorf("Purge removed %s, want dns and router", got)
 	}
 	r.wantAddrs(t, others)
 	b, err := os.ReadFile(filepath.Join(r.dir, recordFile))

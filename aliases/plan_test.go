@@ -95,7 +95,7 @@ func TestPlan(t *testing.T) {
 			kernel:  []kernelAddr{ka("192.168.1.2/24", "eth1:1")},
 			want: []string{
 				"ip addr add 192.168.1.1/24 dev eth1 label eth1:0",
-				"# dhcp (192.168.1.2/24): 192.168.1.2/24 (label eth1:1) is already on eth1 and was not added by gatewayd; left alone",
+				"# dhcp (192.168.1.2/24): 192.168.1.2/24 (label eth1:1) is already on eth1 but was not added by gatewayd; it matches alias dhcp exactly: run `gatewayd adopt` or remove it",
 			},
 		},
 		{

@@ -3,6 +3,7 @@ package aliases
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -74,14 +75,18 @@ func TestRecordBadFile(t *testing.T) {
 func FuzzParseRecord(f *testing.F) {
 	f.Add([]byte(`{"version": 1, "addresses": [{"interface": "eth1", "prefix": "10.0.0.1/24", "label": "eth1:0", "name": "lab"}]}`))
 	f.Add([]byte(`{"version": 1, "addresses": null}`))
+	f.Add([]byte(`{"version": 2, "addresses": [{"interface": "eth1", "prefix": "10.0.0.1/24", "label": "eth1:0"}], "held": {"eth1": ["10.0.0.1/24"]}}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		addrs, err := parseRecord(b)
+		rj, err := parseRecord(b)
 		if err != nil {
 			return
 		}
-		for _, a := range addrs {
+		for _, a := range rj.Addresses {
 			if a.Interface == "" || !a.Prefix.IsValid() {
 				t.Fatalf("accepted an entry without interface or prefix: %+v", a)
+			}
+			if !slices.Contains(rj.Held[a.Interface], a.Prefix) {
+				t.Fatalf("accepted an entry outside the history: %+v, held %v", a, rj.Held)
 			}
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -15,13 +16,21 @@ type Result struct {
 	Done      []Step // carried out, in order
 	Conflicts []Step // desired addresses on the NIC that gatewayd did not add: left alone
 	Deferred  []Step // put off by the Watch rate limit (Set itself defers nothing)
+	// Pending are the steps waiting for the NIC to appear; Watch carries
+	// them out when it does.
+	Pending []Step
+	// Waiting says why something waits: the NIC is absent (then Pending
+	// lists the steps), or down (the aliases are on it, and are announced
+	// when it comes up). Empty when nothing waits.
+	Waiting string
 }
 
 // Changed reports whether the kernel was changed.
 func (r Result) Changed() bool { return len(r.Done) > 0 }
 
 // Plan returns the steps Set(desired) would carry out now, and the
-// conflicts it would report, without changing anything.
+// conflicts it would report, without changing anything. While the NIC is
+// absent, they are the adds that wait for it.
 func (n *NIC) Plan(desired []Alias) ([]Step, error) {
 	want, err := validate(n.ifname, desired)
 	if err != nil {
@@ -33,10 +42,22 @@ func (n *NIC) Plan(desired []Alias) ([]Step, error) {
 		return nil, err
 	}
 	_, kernel, err := n.kernelAddrs()
+	if errors.Is(err, ErrNoLink) {
+		return pending(n.ifname, want, n.owned, err), nil
+	}
 	if err != nil {
 		return nil, err
 	}
 	return plan(n.ifname, want, kernel, n.owned), nil
+}
+
+// pending is what waits for an absent NIC: every desired alias, to add.
+func pending(ifname string, desired []Alias, owned ownedFunc, why error) []Step {
+	steps := plan(ifname, desired, nil, owned)
+	for i := range steps {
+		steps[i].Reason = "waiting: " + why.Error()
+	}
+	return steps
 }
 
 // Set makes the NIC hold exactly the desired aliases among the addresses
@@ -44,7 +65,8 @@ func (n *NIC) Plan(desired []Alias) ([]Step, error) {
 // and removes the ones it added earlier that are no longer desired. It
 // never touches an address it did not add. An unchanged desired set makes
 // no netlink write. The error joins every step that failed; Result lists
-// what was done regardless.
+// what was done regardless. While the NIC is absent, Set changes nothing
+// and returns no error: Result.Pending and Result.Waiting say what waits.
 func (n *NIC) Set(ctx context.Context, desired []Alias) (Result, error) {
 	return n.set(ctx, desired, true)
 }
@@ -70,9 +92,15 @@ func (n *NIC) set(ctx context.Context, desired []Alias, announce bool) (Result, 
 		want = []Alias{}
 	}
 	n.desired = want
+	if n.rec.hold(n.ifname, want) {
+		n.recDirty = true
+	}
 	res, err := n.reconcile(ctx, nil, announce)
 	for _, s := range res.Conflicts {
 		n.log.Warn("alias not held: its address is on the NIC but was not added by gatewayd", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "reason", s.Reason)
+	}
+	if len(res.Pending) > 0 {
+		n.log.Warn("aliases wait for the interface", "pending", len(res.Pending), "reason", res.Waiting)
 	}
 	return res, err
 }
@@ -82,12 +110,24 @@ func (n *NIC) set(ctx context.Context, desired []Alias, announce bool) (Result, 
 func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool, announce bool) (Result, error) {
 	var res Result
 	link, kernel, err := n.kernelAddrs()
+	if errors.Is(err, ErrNoLink) {
+		res.Waiting, res.Pending = err.Error(), pending(n.ifname, n.desired, n.owned, err)
+		return res, n.saveRecord()
+	}
 	if err != nil {
 		return res, err
 	}
+	if err := n.ready(link); err != nil {
+		return res, err
+	}
 	errs := []error{n.forgetGone(kernel)}
-	steps := plan(n.ifname, n.desired, kernel, n.owned)
-	if err := n.recordIntent(steps, allow); err != nil {
+	var steps []Step
+	steps, res.Deferred = admit(plan(n.ifname, n.desired, kernel, n.owned), allow)
+	errs = append(errs, n.refuse(steps)...)
+	if err := n.promoteBefore(link, steps, kernel); err != nil {
+		return res, errors.Join(append(errs, err)...)
+	}
+	if err := n.recordIntent(steps); err != nil {
 		return res, errors.Join(append(errs, err)...)
 	}
 	for _, s := range steps {
@@ -95,24 +135,14 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool, announce boo
 			res.Conflicts = append(res.Conflicts, s)
 			continue
 		}
+		if !s.writes() {
+			continue
+		}
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("aliases on %s: stopped before %q: %w", n.ifname, s, err))
 			break
 		}
-		if allow != nil && !allow(s) {
-			res.Deferred = append(res.Deferred, s)
-			continue
-		}
-		var err error
-		switch s.Op {
-		case OpAdd:
-			err = n.add(link, s.Alias)
-		case OpRelabel:
-			err = n.relabel(link, s)
-		case OpDel:
-			err = n.del(link, s.Alias)
-		}
-		if err != nil {
+		if err := n.step(link, s); err != nil {
 			n.log.Error("step failed", "step", s.String(), "err", err)
 			errs = append(errs, err)
 			continue
@@ -126,12 +156,79 @@ func (n *NIC) reconcile(ctx context.Context, allow func(Step) bool, announce boo
 			added = append(added, s.Alias.Prefix.Addr())
 		}
 	}
+	if len(added) > 0 && !isUp(link.Attrs()) {
+		res.Waiting = fmt.Sprintf("interface %s is down (or has no carrier): its aliases are on it, and are announced when it comes up", n.ifname)
+	}
 	if err := n.burst(link, added...); err != nil {
 		n.log.Warn("gratuitous ARP failed", "err", err)
 	}
 	n.dropUnmetIntents(steps, res.Done)
 	errs = append(errs, n.saveRecord())
 	return res, errors.Join(errs...)
+}
+
+// admit splits the steps that write into those allow lets through and
+// those it defers; the others pass. allow is asked exactly once per step:
+// it spends the Watch budget.
+func admit(steps []Step, allow func(Step) bool) (admitted, deferred []Step) {
+	if allow == nil {
+		return steps, nil
+	}
+	for _, s := range steps {
+		if s.writes() && !allow(s) {
+			deferred = append(deferred, s)
+			continue
+		}
+		admitted = append(admitted, s)
+	}
+	return admitted, deferred
+}
+
+// step carries out one kernel step.
+func (n *NIC) step(link netlink.Link, s Step) error {
+	switch s.Op {
+	case OpAdd:
+		return n.add(link, s.Alias)
+	case OpRelabel:
+		return n.relabel(link, s)
+	case OpDel:
+		return n.del(link, s.Alias)
+	}
+	return fmt.Errorf("aliases on %s: no such step %q", n.ifname, s.Op)
+}
+
+// refuse forgets the record's entries for the addresses plan refuses to
+// remove (removable), and returns an error for each: from then on they
+// are not gatewayd's, and nothing is ever done to them.
+func (n *NIC) refuse(steps []Step) []error {
+	var errs []error
+	for _, s := range steps {
+		if s.Op != OpRefuse {
+			continue
+		}
+		n.log.Error("the record names an address gatewayd must not remove; forgetting it", "addr", s.Alias.Prefix, "label", s.Alias.Label, "reason", s.Reason)
+		n.rec.remove(n.ifname, s.Alias.Prefix)
+		n.recDirty = true
+		errs = append(errs, errors.New(strings.TrimPrefix(s.String(), "# ")))
+	}
+	return errs
+}
+
+// promoteBefore makes sure of promote_secondaries again before a step
+// removes the first address of a subnet, the one change it matters to:
+// someone may have turned it off since the NIC was made ready, and then
+// the kernel would delete the whole subnet with it.
+func (n *NIC) promoteBefore(link netlink.Link, steps []Step, kernel []kernelAddr) error {
+	primary := map[netip.Prefix]bool{}
+	for _, k := range kernel {
+		primary[k.Prefix] = k.Primary
+	}
+	for _, s := range steps {
+		if (s.Op == OpDel || s.Op == OpRelabel) && primary[s.Alias.Prefix] {
+			return n.ensurePromote(link.Attrs().Index)
+		}
+	}
+	return nil
 }
 
 // dropUnmetIntents takes out of the record the adds recordIntent wrote that
@@ -155,11 +252,12 @@ func (n *NIC) dropUnmetIntents(steps, done []Step) {
 // the first add, in one atomic write: an address gatewayd adds is never on
 // the NIC without the record naming it, and 250 adds cost one fsync, not 250.
 // An entry whose add then fails is dropped at the end of the reconcile; one
-// left by a crash is dropped by forgetGone on the next.
-func (n *NIC) recordIntent(steps []Step, allow func(Step) bool) error {
+// left by a crash is dropped by forgetGone on the next. A relabel keeps
+// its recorded label until its add is done: the prefix is recorded already.
+func (n *NIC) recordIntent(steps []Step) error {
 	intents := 0
 	for _, s := range steps {
-		if (s.Op == OpAdd || s.Op == OpRelabel) && (allow == nil || allow(s)) {
+		if s.Op == OpAdd {
 			n.rec.put(n.ifname, s.Alias)
 			intents++
 		}
@@ -259,104 +357,4 @@ func (n *NIC) del(link netlink.Link, a Alias) error {
 	n.rec.remove(n.ifname, a.Prefix)
 	n.recDirty = true
 	return nil
-}
-
-// Owned returns the addresses gatewayd added that are on the NIC now.
-func (n *NIC) Owned() ([]netip.Prefix, error) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	_, kernel, err := n.kernelAddrs()
-	if err != nil {
-		return nil, err
-	}
-	var out []netip.Prefix
-	for _, k := range kernel {
-		if _, ok := n.owned(k.Prefix); ok {
-			out = append(out, k.Prefix)
-		}
-	}
-	return out, nil
-}
-
-// SetAnnounce changes how later additions are announced.
-func (n *NIC) SetAnnounce(a Announce) {
-	n.bgMu.Lock()
-	defer n.bgMu.Unlock()
-	n.announce = a.withDefaults()
-}
-
-// AliasStatus is one desired alias as the kernel has it now.
-type AliasStatus struct {
-	Alias    Alias
-	Present  bool   // the exact address/length is on the NIC
-	Label    string // the kernel's label, when present
-	Owned    bool   // gatewayd added it
-	Conflict string // non-empty: the address is on the NIC but not gatewayd's
-	Err      error  // the kernel could not be asked
-}
-
-// Status reports each alias of the last Set.
-func (n *NIC) Status() []AliasStatus {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	out := make([]AliasStatus, 0, len(n.desired))
-	err := n.usable()
-	var kernel []kernelAddr
-	if err == nil {
-		_, kernel, err = n.kernelAddrs()
-	}
-	var steps []Step
-	if err == nil {
-		steps = plan(n.ifname, n.desired, kernel, n.owned)
-	}
-	for _, d := range n.desired {
-		st := AliasStatus{Alias: d, Err: err}
-		for _, k := range kernel {
-			if k.Prefix == d.Prefix {
-				st.Present, st.Label = true, k.Label
-				_, st.Owned = n.owned(k.Prefix)
-			}
-		}
-		for _, s := range steps {
-			if s.Op == OpConflict && s.Alias.Prefix == d.Prefix {
-				st.Conflict = s.Reason
-			}
-		}
-		out = append(out, st)
-	}
-	return out
-}
-
-// Purge removes every address gatewayd owns on the NIC and forgets them;
-// Watch stops putting anything back until the next Set.
-func (n *NIC) Purge(ctx context.Context) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.usable(); err != nil {
-		return err
-	}
-	n.desired = nil
-	link, kernel, err := n.kernelAddrs()
-	if err != nil {
-		return err
-	}
-	errs := []error{n.forgetGone(kernel)}
-	for _, k := range kernel {
-		rec, ok := n.owned(k.Prefix)
-		if !ok {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("purging %s: %w", n.ifname, err))
-			break
-		}
-		a := Alias{Name: rec.Name, Prefix: k.Prefix, Label: k.Label}
-		if err := n.del(link, a); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		n.log.Info("purged", "alias", a.Name, "addr", a.Prefix)
-	}
-	errs = append(errs, n.saveRecord())
-	return errors.Join(errs...)
 }

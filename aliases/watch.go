@@ -2,6 +2,7 @@ package aliases
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -50,7 +51,9 @@ func (n *NIC) Watch(ctx context.Context) error {
 		n.subs.Add(1)
 		// Events may have been lost before (re)subscribing: look now.
 		w.announceAll = true
-		if link, err := n.link(); err == nil {
+		link, err := n.link()
+		w.gone = errors.Is(err, ErrNoLink)
+		if err == nil {
 			w.up = isUp(link.Attrs())
 		}
 		start := time.Now()
@@ -138,6 +141,7 @@ type watcher struct {
 	n           *NIC
 	up          bool // the NIC was up (and running) at the last link event
 	gone        bool // the NIC was deleted: nothing to repair until it is back
+	fresh       bool // the NIC appeared (again) since the last repair: adds complete a Set, not fight someone
 	announceAll bool // announce every owned alias after the next repair
 	limit       map[netip.Prefix][]time.Time
 	backingOff  map[netip.Prefix]bool
@@ -198,12 +202,16 @@ func (w *watcher) linkEvent(u netlink.LinkUpdate) bool {
 		return false
 	}
 	w.gone = false
+	// The repair this triggers makes the new NIC ready (ready: the packet
+	// socket bound to it, promote_secondaries set) before its first change.
 	if old := n.index.Load(); int(old) != attrs.Index {
-		n.log.Warn("interface reappeared with a new index; restoring its aliases", "old", old, "new", attrs.Index)
-		n.index.Store(int32(attrs.Index))
-		if err := setPromoteSecondaries(n.ifname); err != nil {
-			n.log.Error("setting promote_secondaries", "err", err)
+		if old == 0 {
+			n.log.Info("interface appeared; adding its aliases", "index", attrs.Index)
+		} else {
+			n.log.Warn("interface reappeared with a new index; restoring its aliases", "old", old, "new", attrs.Index)
 		}
+		n.index.Store(int32(attrs.Index))
+		w.fresh = true
 	}
 	up := isUp(attrs)
 	if up && !w.up {
@@ -222,17 +230,32 @@ func (w *watcher) repair(ctx context.Context) time.Duration {
 	if n.desired == nil || n.closed || w.gone || ctx.Err() != nil {
 		return resync
 	}
-	now := time.Now()
+	now := n.now()
 	wait := resync
-	res, err := n.reconcile(ctx, func(s Step) bool {
+	// Adding every alias to a NIC that just appeared is not a fight with
+	// someone removing them: it spends no budget.
+	allow := func(s Step) bool {
 		ok, retry := w.allow(s.Alias.Prefix, now)
 		if !ok {
 			wait = min(wait, retry)
 		}
 		return ok
-	}, true)
+	}
+	fresh := w.fresh
+	if fresh {
+		allow = nil
+	}
+	res, err := n.reconcile(ctx, allow, true)
+	n.deferred.Add(uint64(len(res.Deferred)))
 	for _, s := range res.Done {
-		n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		if fresh {
+			n.log.Info("alias added to the interface that appeared", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		} else {
+			n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
+		}
+	}
+	if err == nil && res.Pending == nil {
+		w.fresh = false
 	}
 	if err != nil {
 		n.log.Error("restoring aliases", "err", err)
@@ -270,7 +293,8 @@ func (w *watcher) announceOwned(res Result) {
 }
 
 // allow applies the rate limit to putting p back, and says when to retry
-// if it refuses.
+// if it refuses. Each call that returns true spends one put-back of p's
+// budget: reconcile asks once per step (admit).
 func (w *watcher) allow(p netip.Prefix, now time.Time) (bool, time.Duration) {
 	times := w.limit[p]
 	for len(times) > 0 && now.Sub(times[0]) >= repairWindow {

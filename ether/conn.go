@@ -38,22 +38,33 @@ type waiter struct {
 // with protocol 0, which receives nothing, and bound to ARP on ifindex
 // afterwards, so it never sees a frame from another interface.
 func Open(ifindex int) (*Conn, error) {
+	c, err := OpenUnbound()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Rebind(ifindex); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// OpenUnbound opens a packet socket bound to no interface yet, in the
+// network namespace of the calling goroutine's thread: it sends and
+// receives nothing until [Conn.Rebind] binds it, from any goroutine. It is
+// for a NIC that does not exist yet: the socket must be made in the
+// namespace now, by the goroutine that is in it, and bound when the NIC
+// appears, by whichever goroutine notices.
+func OpenUnbound() (*Conn, error) {
 	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("opening a packet socket for interface %d: %w", ifindex, err)
+		return nil, fmt.Errorf("opening a packet socket: %w", err)
 	}
 	c := &Conn{
-		f:          os.NewFile(uintptr(fd), fmt.Sprintf("packet:%d", ifindex)),
+		f:          os.NewFile(uintptr(fd), "packet"),
 		closed:     make(chan struct{}),
 		readerDone: make(chan struct{}),
 		waiters:    map[netip.Addr][]*waiter{},
-	}
-	c.mu.Lock()
-	err = c.bind(ifindex)
-	c.mu.Unlock()
-	if err != nil {
-		c.f.Close()
-		return nil, err
 	}
 	go c.read()
 	return c, nil
@@ -101,7 +112,8 @@ func (c *Conn) bind(ifindex int) error {
 	return nil
 }
 
-// Index returns the interface index the socket is bound to.
+// Index returns the interface index the socket is bound to, 0 while it is
+// bound to none.
 func (c *Conn) Index() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -117,9 +129,14 @@ func (c *Conn) HardwareAddr() net.HardwareAddr {
 
 // source returns the MAC address frames are sent from.
 func (c *Conn) source() (net.HardwareAddr, error) {
-	mac := c.HardwareAddr()
-	if mac == nil {
-		return nil, fmt.Errorf("interface %d is not an Ethernet interface", c.Index())
+	c.mu.Lock()
+	ifindex, mac := c.ifindex, c.mac
+	c.mu.Unlock()
+	switch {
+	case ifindex == 0:
+		return nil, ErrUnbound
+	case mac == nil:
+		return nil, fmt.Errorf("interface %d is not an Ethernet interface", ifindex)
 	}
 	return mac, nil
 }
@@ -158,6 +175,9 @@ func (c *Conn) write(frame []byte) error {
 	}
 	return nil
 }
+
+// ErrUnbound means the socket is bound to no interface yet (OpenUnbound).
+var ErrUnbound = errors.New("the packet socket is bound to no interface yet")
 
 // Close closes the socket, stops the reader and wakes every probe (which
 // then fails).

@@ -254,6 +254,42 @@ func TestRebindAfterTheNICIsRecreated(t *testing.T) {
 	}
 }
 
+// TestOpenUnboundBindsLater opens the socket before the NIC exists, as
+// package aliases does for a NIC that is not there yet, and binds it from
+// outside the namespace once the NIC appears.
+func TestOpenUnboundBindsLater(t *testing.T) {
+	r := newRig(t)
+	r.gw.MustRun(t, "ip", "link", "del", "eth1")
+	var c *Conn
+	if err := r.gw.Do(func() (err error) { c, err = OpenUnbound(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c.Index() != 0 || c.HardwareAddr() != nil {
+		t.Errorf("unbound: index %d MAC %s, want 0 and none", c.Index(), c.HardwareAddr())
+	}
+	if err := c.Announce(ip("192.168.1.3")); !errors.Is(err, ErrUnbound) {
+		t.Errorf("Announce on an unbound socket = %v, want ErrUnbound", err)
+	}
+	if _, err := c.Probe(context.Background(), ip("192.168.1.50"), time.Second); !errors.Is(err, ErrUnbound) {
+		t.Errorf("Probe on an unbound socket = %v, want ErrUnbound", err)
+	}
+	newMAC, err := r.l.Plug(r.sw, r.gw, "eth1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Rebind(r.index(t)); err != nil {
+		t.Fatal(err)
+	}
+	if c.HardwareAddr().String() != newMAC.String() {
+		t.Errorf("after Rebind: MAC %s, want %s", c.HardwareAddr(), newMAC)
+	}
+	holder, err := c.Probe(context.Background(), ip("192.168.1.50"), 2*time.Second)
+	if err != nil || holder.String() != r.nbMAC.String() {
+		t.Fatalf("Probe after Rebind = %v, %v; want %v", holder, err, r.nbMAC)
+	}
+}
+
 func TestSendUDPReachesAPeerWithoutANeighbourEntry(t *testing.T) {
 	r := newRig(t)
 	pc, err := r.nb.ListenPacket(context.Background(), &net.ListenConfig{}, "udp4", "192.168.1.50:6800")

@@ -12,8 +12,10 @@
 // A [Conn] is opened in the network namespace of the goroutine that calls
 // [Open] and stays there: its methods work from any goroutine, and
 // [Conn.Rebind] moves it to the new index of a NIC that was deleted and
-// created again without opening another socket. One reader goroutine per
-// Conn hands received ARP packets to the probes waiting for them.
+// created again without opening another socket ([OpenUnbound] makes one
+// for a NIC that does not exist yet, bound by Rebind when it appears). One
+// reader goroutine per Conn hands received ARP packets to the probes
+// waiting for them.
 //
 // Conflict has one definition, [ARP.Conflicts] (RFC 5227 section 2.1.1).
 //
