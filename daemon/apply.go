@@ -247,6 +247,10 @@ func (d *Daemon) probe(ctx context.Context, g *generation, skip []aliases.Alias)
 			mu.Lock()
 			defer mu.Unlock()
 			switch {
+			case errors.Is(err, aliases.ErrNoLink):
+				// Nothing can answer on a link that is not there; the
+				// address is added when the NIC appears.
+				d.log.Warn("not probed: the NIC is absent or down", "alias", a.Name, "addr", a.Prefix.Addr().String())
 			case err != nil:
 				errs = append(errs, fmt.Errorf("probing %s for alias %s: %w", a.Prefix.Addr(), a.Name, err))
 			case mac != nil:

@@ -205,10 +205,16 @@ func (n *fakeNIC) Status() []aliases.AliasStatus {
 	return out
 }
 
+func (n *fakeNIC) Link() aliases.LinkStatus {
+	return aliases.LinkStatus{Interface: "eth1", Present: true, Up: true}
+}
+
 func (n *fakeNIC) Watch(ctx context.Context) error { <-ctx.Done(); return nil }
-func (n *fakeNIC) Purge(context.Context) error     { return n.os.record("aliases: purge") }
-func (n *fakeNIC) Close() error                    { return nil }
-func (n *fakeNIC) Writes() uint64                  { return n.os.count("aliases: ip ") }
+func (n *fakeNIC) Purge(context.Context) ([]aliases.Alias, error) {
+	return nil, n.os.record("aliases: purge")
+}
+func (n *fakeNIC) Close() error   { return nil }
+func (n *fakeNIC) Writes() uint64 { return n.os.count("aliases: ip ") }
 
 // fakeFirewall records the aliases and zones of each new ruleset.
 type fakeFirewall struct {

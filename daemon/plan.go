@@ -72,6 +72,8 @@ func (p *plan) addAliasSteps(steps []aliases.Step) {
 			p.dels = append(p.dels, s.String())
 		case aliases.OpConflict:
 			p.conflicts = append(p.conflicts, s)
+		case aliases.OpRefuse:
+			p.notes = append(p.notes, s.String())
 		default:
 			p.adds = append(p.adds, s.String())
 		}

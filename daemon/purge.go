@@ -15,27 +15,12 @@ import (
 
 // Purge is `gatewayd purge`: it removes everything gatewayd owns on this box:
 // the aliases it added, its routes and its nftables table. Nothing else is
-// touched. The daemon must be stopped first, or it would put them back.
+// touched. The daemon must be stopped first, or it would put them back. It
+// prints only what it really removed.
 func Purge(ctx context.Context, path string, out io.Writer) error {
-	c, err := config.Load(path)
+	c, unlock, err := offline(ctx, path, "purge")
 	if err != nil {
 		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	_, err = Call(cctx, c.Gateway.ControlSocket, Request{Op: "status"})
-	switch {
-	case err == nil:
-		return fmt.Errorf("the daemon is running on %s: stop it first (systemctl stop gatewayd), then purge", c.Gateway.ControlSocket)
-	case !errors.Is(err, ErrNotRunning):
-		return fmt.Errorf("cannot tell whether the daemon runs, so nothing was removed: %w", err)
-	}
-	if err := statedir.Check(c.Gateway.StateDir); err != nil {
-		return err
-	}
-	unlock, err := statedir.Lock(c.Gateway.StateDir)
-	if err != nil {
-		return fmt.Errorf("not purging: %w", err)
 	}
 	defer unlock()
 	log := slog.New(slog.DiscardHandler)
@@ -45,19 +30,74 @@ func Purge(ctx context.Context, path string, out io.Writer) error {
 			errs = append(errs, p.open)
 			continue
 		}
-		if err := p.purge(ctx); err != nil {
+		removed, err := p.purge(ctx)
+		for _, r := range removed {
+			fmt.Fprintf(out, "removed %s\n", r)
+		}
+		if err != nil {
 			errs = append(errs, fmt.Errorf("purging %s: %w", p.name, err))
-		} else {
-			fmt.Fprintf(out, "removed %s\n", p.name)
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// purger removes what one subsystem owns; open is the error opening it.
+// Adopt is `gatewayd adopt`: with the daemon stopped, it takes ownership of
+// addresses already on the NIC that match an alias of the file exactly
+// (address, length and label), such as the `eth1:0` stanzas of an old
+// /etc/network/interfaces, so the next start holds them instead of refusing
+// them as someone else's. It changes nothing in the kernel.
+func Adopt(ctx context.Context, path string, out io.Writer) error {
+	c, unlock, err := offline(ctx, path, "adopt")
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	nic, err := openAliases(c, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer nic.Close()
+	adopted, err := nic.Adopt(desire(c).Aliases)
+	for _, a := range adopted {
+		fmt.Fprintf(out, "adopted %s on %s\n", a, c.Gateway.Interface)
+	}
+	if err == nil && len(adopted) == 0 {
+		fmt.Fprintln(out, "nothing to adopt: no address on the NIC matches an alias exactly")
+	}
+	return err
+}
+
+// offline loads the config for a command that changes gatewayd's state with
+// the daemon stopped, checks that it is, and takes the state directory's lock.
+func offline(ctx context.Context, path, what string) (*config.Config, func(), error) {
+	c, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	_, err = Call(cctx, c.Gateway.ControlSocket, Request{Op: "status"})
+	switch {
+	case err == nil:
+		return nil, nil, fmt.Errorf("the daemon is running on %s: stop it first (systemctl stop gatewayd), then %s", c.Gateway.ControlSocket, what)
+	case !errors.Is(err, ErrNotRunning):
+		return nil, nil, fmt.Errorf("cannot tell whether the daemon runs, so nothing was changed: %w", err)
+	}
+	if err := statedir.Check(c.Gateway.StateDir); err != nil {
+		return nil, nil, err
+	}
+	unlock, err := statedir.Lock(c.Gateway.StateDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("not running %s: %w", what, err)
+	}
+	return c, unlock, nil
+}
+
+// purger removes what one subsystem owns and says what it removed; open is
+// the error opening it.
 type purger struct {
 	name  string
-	purge func(context.Context) error
+	purge func(context.Context) ([]string, error)
 	open  error
 }
 
@@ -68,22 +108,41 @@ func purgers(c *config.Config, log *slog.Logger) []purger {
 	if nic, err := openAliases(c, log); err != nil {
 		out = append(out, purger{open: err})
 	} else {
-		out = append(out, purger{name: "gatewayd's addresses on " + c.Gateway.Interface, purge: func(ctx context.Context) error {
+		out = append(out, purger{name: "gatewayd's addresses on " + c.Gateway.Interface, purge: func(ctx context.Context) ([]string, error) {
 			defer nic.Close()
-			return nic.Purge(ctx)
+			removed, err := nic.Purge(ctx)
+			var lines []string
+			for _, a := range removed {
+				lines = append(lines, fmt.Sprintf("%s from %s", a, c.Gateway.Interface))
+			}
+			return lines, err
 		}})
 	}
 	if fw, err := openFirewall(log); err != nil {
 		out = append(out, purger{open: err})
 	} else {
-		out = append(out, purger{name: "table inet gatewayd", purge: func(context.Context) error { defer fw.Close(); return fw.Purge() }})
+		out = append(out, purger{name: "table inet gatewayd", purge: func(context.Context) ([]string, error) {
+			defer fw.Close()
+			return done("table inet gatewayd", fw.Purge())
+		}})
 	}
 	if rt, err := openRouter(c, log); err != nil {
 		out = append(out, purger{open: err})
 	} else {
-		out = append(out, purger{name: "gatewayd's routes and sysctls", purge: func(context.Context) error { defer rt.Close(); return rt.Purge() }})
+		out = append(out, purger{name: "gatewayd's routes and sysctls", purge: func(context.Context) ([]string, error) {
+			defer rt.Close()
+			return done("gatewayd's routes and sysctls", rt.Purge())
+		}})
 	}
 	return out
+}
+
+// done is what a purge that removes one thing reports.
+func done(what string, err error) ([]string, error) {
+	if err != nil {
+		return nil, err
+	}
+	return []string{what}, nil
 }
 
 // IsHeldElsewhere reports whether a refusal says another host still holds an

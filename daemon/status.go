@@ -2,6 +2,8 @@ package daemon
 
 import (
 	"time"
+
+	"gatewayd/aliases"
 )
 
 // Status is what `gatewayd status` shows.
@@ -18,9 +20,19 @@ type Status struct {
 	Repairs map[string]repairs `json:"repairs,omitempty"`
 	// Confirm, when set, is the time a reload applied with --confirm is
 	// undone unless `gatewayd confirm` arrives first.
-	Confirm *time.Time     `json:"confirm_by,omitempty"`
+	Confirm *time.Time `json:"confirm_by,omitempty"`
+	// NIC is the alias NIC as the kernel has it.
+	NIC     *NICStatus     `json:"nic,omitempty"`
 	Aliases []AliasStatus  `json:"aliases"`
 	Parts   map[string]any `json:"roles"`
+}
+
+// NICStatus is the alias NIC: there or not, up or not, and what waits for it.
+type NICStatus struct {
+	Present bool   `json:"present"`
+	Up      bool   `json:"up"`
+	Waiting string `json:"waiting,omitempty"`
+	Error   string `json:"error,omitempty"`
 }
 
 // AliasStatus is one alias of the config as this box sees it.
@@ -32,6 +44,8 @@ type AliasStatus struct {
 	Held     bool   `json:"held"`
 	Present  bool   `json:"present"`
 	Conflict string `json:"conflict,omitempty"`
+	// Waiting says why a held alias is not on the NIC yet (the NIC is absent).
+	Waiting string `json:"waiting,omitempty"`
 }
 
 // Status reports the running generation.
@@ -57,16 +71,20 @@ func (d *Daemon) Status() Status {
 		return st
 	}
 	st.Host, st.Interface, st.Config = c.Gateway.Host, c.Gateway.Interface, c.File
-	kernel := map[string]bool{}
-	conflicts := map[string]string{}
+	link := d.sub.Aliases.Link()
+	st.NIC = &NICStatus{Present: link.Present, Up: link.Up, Waiting: link.Waiting}
+	if link.Err != nil {
+		st.NIC.Error = link.Err.Error()
+	}
+	kernel := map[string]aliases.AliasStatus{}
 	for _, s := range d.sub.Aliases.Status() {
-		kernel[s.Alias.Name] = s.Present
-		conflicts[s.Alias.Name] = s.Conflict
+		kernel[s.Alias.Name] = s
 	}
 	for _, a := range c.Aliases {
+		k := kernel[a.Name]
 		st.Aliases = append(st.Aliases, AliasStatus{
 			Name: a.Name, Address: a.Address.String(), Label: a.Label, Host: a.Host,
-			Held: c.Holds(a), Present: kernel[a.Name], Conflict: conflicts[a.Name],
+			Held: c.Holds(a), Present: k.Present, Conflict: k.Conflict, Waiting: k.Waiting,
 		})
 	}
 	st.Parts["firewall"] = firewallStatus(d.sub.Firewall)

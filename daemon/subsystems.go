@@ -31,8 +31,9 @@ type (
 		Owned() ([]netip.Prefix, error)
 		Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (net.HardwareAddr, error)
 		Status() []aliases.AliasStatus
+		Link() aliases.LinkStatus
 		Watch(ctx context.Context) error
-		Purge(ctx context.Context) error
+		Purge(ctx context.Context) ([]aliases.Alias, error)
 		Writes() uint64 // netlink writes made so far
 		Close() error
 	}
