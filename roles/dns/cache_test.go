@@ -58,7 +58,7 @@ func negative(rcode int, soaTTL, minTTL uint32) func(req *request) *dns.Msg {
 }
 
 func newTestCache(size int, p cachePolicy, next stage, clk *clock) *cacheStage {
-	return &cacheStage{store: newCacheStore(size), flight: &flight[cacheKey, *dns.Msg]{}, policy: p, now: clk.now, next: next}
+	return &cacheStage{store: newCacheStore(size), flight: &flight[cacheKey, flightResult]{}, policy: p, now: clk.now, next: next}
 }
 
 var defaultPolicy = cachePolicy{maxTTL: 24 * time.Hour, negTTL: time.Hour}
@@ -205,13 +205,13 @@ func TestCacheServeStale(t *testing.T) {
 func TestFlightWaiterGivesUp(t *testing.T) {
 	var g flight[string, int]
 	gate := make(chan struct{})
-	go g.do(context.Background(), "k", func() int { <-gate; return 1 })
+	go g.do(context.Background(), "k", func(<-chan struct{}) int { <-gate; return 1 }, nil)
 	time.Sleep(10 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	v, joined := g.do(ctx, "k", func() int { return 2 })
-	if v != 0 || !joined {
-		t.Fatalf("waiter whose context ended: %d, joined %v", v, joined)
+	v, joined, stopped := g.do(ctx, "k", func(<-chan struct{}) int { return 2 }, nil)
+	if v != 0 || !joined || !stopped {
+		t.Fatalf("waiter whose context ended: %d, joined %v, stopped %v", v, joined, stopped)
 	}
 	close(gate)
 }
@@ -220,9 +220,9 @@ func TestFlightPanicReleasesWaiters(t *testing.T) {
 	var g flight[string, int]
 	func() {
 		defer func() { recover() }()
-		g.do(context.Background(), "k", func() int { panic("boom") })
+		g.do(context.Background(), "k", func(<-chan struct{}) int { panic("boom") }, nil)
 	}()
-	if v, joined := g.do(context.Background(), "k", func() int { return 7 }); v != 7 || joined {
+	if v, joined, _ := g.do(context.Background(), "k", func(<-chan struct{}) int { return 7 }, nil); v != 7 || joined {
 		t.Fatalf("after a panic the key is still taken: %d %v", v, joined)
 	}
 }
