@@ -73,8 +73,8 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		defer t.Stop()
 		stop = t.C
 	}
+	sub := *req // the refresh's own copy: the caller may leave before it ends
 	res, joined, stopped := c.flight.do(ctx, key, func(kick <-chan struct{}) flightResult {
-		sub := *req // the caller may leave before this ends
 		sub.kick = kick
 		m := c.next.serve(ctx, &sub)
 		if ne := c.entry(m, now); ne != nil {
@@ -224,6 +224,7 @@ func (e *cacheEntry) unpack(req *request, age, fixed uint32) *dns.Msg {
 	}
 	m := adoptHeader(req, src)
 	m.Answer, m.Ns, m.Extra = src.Answer, src.Ns, src.Extra
+	e.layout.turn.rotateRRs(m.Answer, req.msg.Id)
 	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range rrs {
 			h := rr.Header()

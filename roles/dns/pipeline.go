@@ -18,6 +18,7 @@ type pipeline struct {
 	routes *routeTable
 	cache  *cacheStore // nil when the cache is off
 	zone   *localZone
+	access *access
 }
 
 // parts are what outlives one pipeline: the lease names, the cache, the
@@ -53,7 +54,8 @@ func build(cfg *Config, pt parts) *pipeline {
 	tail = &conditional{table: p.routes, next: tail}
 	p.zone = buildZone(cfg, pt.leases, p.routes, tail)
 	sp1 := &special{domain: cfg.Domain, ttl: cfg.TTL, routes: p.routes, answers: p.zone.answersReverse, holds: p.zone.holdsReverse, next: p.zone}
-	p.first = &access{allowed: cfg.Allowed, next: sp1}
+	p.access = &access{allowed: cfg.Allowed, next: sp1}
+	p.first = p.access
 	return p
 }
 
