@@ -65,7 +65,8 @@ type upstream struct {
 	down       bool      // losses reached downAfter, or the host refused
 	probing    bool      // a background probe runs
 	plainUntil time.Time // ask without EDNS until then
-	ednsWorks  bool      // it has answered a query with EDNS
+	ednsWorked bool      // it has answered a query with EDNS
+	ednsFails  int       // queries in a row since that it failed with EDNS and answered without
 
 	queries  atomic.Uint64 // UDP queries sent, probes included
 	failures atomic.Uint64 // losses and refusals
@@ -347,21 +348,24 @@ func (u *upstream) plain() bool {
 	return time.Now().Before(u.plainUntil)
 }
 
-// ednsAnswered records whether an answer to a query with EDNS came back
-// without a format error: once it has, a later FORMERR is about that
-// query, not about EDNS, and does not switch u to plain DNS.
+// ednsAnswered records an answer to a query with EDNS that was no format
+// error: EDNS works there.
 func (u *upstream) ednsAnswered() {
 	u.mu.Lock()
-	u.ednsWorks = true
+	u.ednsWorked, u.ednsFails = true, 0
 	u.mu.Unlock()
 }
 
 // needsPlain records that u answered a query without EDNS after failing
-// it with EDNS: it is asked without EDNS for plainFor.
+// it with EDNS. Twice in a row (once for an upstream never heard with
+// EDNS) is taken to mean that u, or a box on the way, does not do EDNS:
+// it is asked without for plainFor. One query it fails with EDNS may be
+// about that query alone, and losing EDNS loses DNSSEC.
 func (u *upstream) needsPlain() {
 	u.mu.Lock()
 	defer u.mu.Unlock()
-	if u.ednsWorks || time.Now().Before(u.plainUntil) {
+	u.ednsFails++
+	if u.ednsWorked && u.ednsFails < 2 || time.Now().Before(u.plainUntil) {
 		return
 	}
 	u.plainUntil = time.Now().Add(plainFor)
