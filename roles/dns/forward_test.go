@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -243,6 +244,35 @@ func TestForwardEDNSFallback(t *testing.T) {
 	}
 	if st := r.pool.upstreams[0].status(""); !st.PlainDNS {
 		t.Fatalf("status %+v: plain DNS not remembered", st)
+	}
+}
+
+// TestForwardEDNSFallbackAfterEDNS: an upstream that answered EDNS before
+// is switched to plain DNS only after two fallbacks in a row: one FORMERR
+// may be about that query alone.
+func TestForwardEDNSFallbackAfterEDNS(t *testing.T) {
+	fn := newFakeNet()
+	var formerr atomic.Bool
+	srv := fn.add("192.0.2.1:53", &fakeServer{answer: answerWith(func(q *dns.Msg) *dns.Msg {
+		if formerr.Load() && q.IsEdns0() != nil {
+			return new(dns.Msg).SetRcode(q, dns.RcodeFormatError)
+		}
+		m := new(dns.Msg).SetReply(q)
+		m.Answer = []dns.RR{aRecord(q.Question[0].Name, netip.MustParseAddr("93.184.216.34"), 300)}
+		return m
+	})})
+	f, r := testForwarder(fn, 4*time.Second, "192.0.2.1:53")
+	defer closePool(r)
+	forward(f, r, "before.example.com.")
+	formerr.Store(true)
+	for _, name := range []string{"a.example.com.", "b.example.com.", "c.example.com."} {
+		if m, _ := forward(f, r, name); len(m.Answer) != 1 {
+			t.Fatalf("%s: %v", name, m)
+		}
+	}
+	want := []string{"before.example.com. A edns", "a.example.com. A edns", "a.example.com. A", "b.example.com. A edns", "b.example.com. A", "c.example.com. A"}
+	if got := srv.questions(); !slices.Equal(got, want) {
+		t.Fatalf("the upstream was asked %v, want %v", got, want)
 	}
 }
 
