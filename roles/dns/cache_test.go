@@ -58,7 +58,7 @@ func negative(rcode int, soaTTL, minTTL uint32) func(req *request) *dns.Msg {
 }
 
 func newTestCache(size int, p cachePolicy, next stage, clk *clock) *cacheStage {
-	return &cacheStage{store: newCacheStore(size), flight: &flight[cacheKey, *dns.Msg]{}, policy: p, now: clk.now, next: next}
+	return &cacheStage{store: newCacheStore(size), flight: &flight[cacheKey, flightResult]{}, policy: p, now: clk.now, next: next}
 }
 
 var defaultPolicy = cachePolicy{maxTTL: 24 * time.Hour, negTTL: time.Hour}
@@ -205,13 +205,13 @@ func TestCacheServeStale(t *testing.T) {
 func TestFlightWaiterGivesUp(t *testing.T) {
 	var g flight[string, int]
 	gate := make(chan struct{})
-	go g.do(context.Background(), "k", func() int { <-gate; return 1 })
+	go g.do(context.Background(), "k", func(<-chan struct{}) int { <-gate; return 1 }, nil)
 	time.Sleep(10 * time.Millisecond)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
 	defer cancel()
-	v, joined := g.do(ctx, "k", func() int { return 2 })
-	if v != 0 || !joined {
-		t.Fatalf("waiter whose context ended: %d, joined %v", v, joined)
+	v, joined, stopped := g.do(ctx, "k", func(<-chan struct{}) int { return 2 }, nil)
+	if v != 0 || !joined || !stopped {
+		t.Fatalf("waiter whose context ended: %d, joined %v, stopped %v", v, joined, stopped)
 	}
 	close(gate)
 }
@@ -220,9 +220,98 @@ func TestFlightPanicReleasesWaiters(t *testing.T) {
 	var g flight[string, int]
 	func() {
 		defer func() { recover() }()
-		g.do(context.Background(), "k", func() int { panic("boom") })
+		g.do(context.Background(), "k", func(<-chan struct{}) int { panic("boom") }, nil)
 	}()
-	if v, joined := g.do(context.Background(), "k", func() int { return 7 }); v != 7 || joined {
+	if v, joined, _ := g.do(context.Background(), "k", func(<-chan struct{}) int { return 7 }, nil); v != 7 || joined {
 		t.Fatalf("after a panic the key is still taken: %d %v", v, joined)
+	}
+}
+
+// TestCacheStaleWhileRefreshing: a query for an expired name that the
+// upstreams do not answer in time gets the stale answer, and the refresh
+// goes on to fill the cache (RFC 8767 §5).
+func TestCacheStaleWhileRefreshing(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	p := defaultPolicy
+	p.serveStale, p.staleAfter = time.Hour, 20*time.Millisecond
+	up := &scripted{answer: positive(60)}
+	c := newTestCache(100, p, up, clk)
+	c.serve(context.Background(), testRequest("www.example.com.", dns.TypeA))
+	clk.add(10 * time.Minute)
+	up.gate = make(chan struct{}) // the refresh hangs until released
+	req := testRequest("www.example.com.", dns.TypeA)
+	m := c.serve(context.Background(), req)
+	if req.by != byStale || len(m.Answer) != 1 || m.Answer[0].Header().Ttl != staleTTL {
+		t.Fatalf("upstream late: by %s, %v", req.by, m)
+	}
+	close(up.gate)
+	key := cacheKey{name: "www.example.com.", qtype: dns.TypeA, qclass: dns.ClassINET}
+	eventually(t, "the refresh to fill the cache", func() bool {
+		_, fresh := c.store.get(key, clk.now())
+		return fresh
+	})
+	if up.calls.Load() != 2 {
+		t.Fatalf("%d upstream calls, want 2", up.calls.Load())
+	}
+}
+
+// TestCacheStaleAtOnceWhenAllDown: with every upstream of the route marked
+// down there is no point in waiting: the stale answer goes out at once.
+func TestCacheStaleAtOnceWhenAllDown(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	p := defaultPolicy
+	p.serveStale, p.staleAfter = time.Hour, time.Hour
+	up := &scripted{answer: positive(60)}
+	c := newTestCache(100, p, up, clk)
+	c.serve(context.Background(), testRequest("www.example.com.", dns.TypeA))
+	clk.add(10 * time.Minute)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), discard)
+	u.down, u.losses, u.lastLoss = true, downAfter, time.Now()
+	up.gate = make(chan struct{})
+	defer close(up.gate)
+	done := make(chan *request)
+	go func() {
+		req := testRequest("www.example.com.", dns.TypeA)
+		req.route = &route{domain: ".", pool: &pool{upstreams: []*upstream{u}}}
+		c.serve(context.Background(), req)
+		done <- req
+	}()
+	select {
+	case req := <-done:
+		if req.by != byStale {
+			t.Fatalf("answered by %s", req.by)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("waited for upstreams that are all down")
+	}
+}
+
+// TestCacheJoinKicks: a second client asking what is already in flight
+// kicks the query, so the forwarder can ask again at once.
+func TestCacheJoinKicks(t *testing.T) {
+	clk := &clock{t: time.Unix(1000, 0)}
+	kicked := make(chan bool, 1)
+	up := stageFunc(func(ctx context.Context, req *request) *dns.Msg {
+		select {
+		case <-req.kick:
+			kicked <- true
+		case <-time.After(10 * time.Second):
+			kicked <- false
+		}
+		return positive(60)(req)
+	})
+	c := newTestCache(100, defaultPolicy, up, clk)
+	key := cacheKey{name: "same.example.com.", qtype: dns.TypeA, qclass: dns.ClassINET}
+	go c.serve(context.Background(), testRequest("same.example.com.", dns.TypeA))
+	eventually(t, "the first query in flight", func() bool {
+		c.flight.mu.Lock()
+		defer c.flight.mu.Unlock()
+		return c.flight.calls[key] != nil
+	})
+	if m := c.serve(context.Background(), testRequest("same.example.com.", dns.TypeA)); m == nil || len(m.Answer) != 1 {
+		t.Fatalf("the joined query: %v", m)
+	}
+	if !<-kicked {
+		t.Fatal("the query in flight was not kicked")
 	}
 }

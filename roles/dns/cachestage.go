@@ -10,18 +10,30 @@ import (
 // staleTTL is the TTL of an answer served stale (RFC 8767 §4 suggests 30 s).
 const staleTTL = 30
 
+// defaultStaleAnswer is when a query for an expired name is answered from
+// stale data while the upstreams have not answered: RFC 8767 §5's client
+// response timer, just under the 2 s many stub resolvers wait.
+const defaultStaleAnswer = 1800 * time.Millisecond
+
 // cachePolicy is how long answers are kept.
 type cachePolicy struct {
 	minTTL, maxTTL time.Duration // bounds for every cached TTL
 	negTTL         time.Duration // upper bound for negative answers (RFC 2308)
 	serveStale     time.Duration // how long past expiry an answer may stand in for a failing upstream
+	staleAfter     time.Duration // how long a query waits for the upstreams before it gets the stale answer
+}
+
+// flightResult is a merged miss's answer and the stage that gave it.
+type flightResult struct {
+	m  *dns.Msg
+	by stageID
 }
 
 // cacheStage is stage 5: answers from the cache, and, on a miss, one
 // upstream query for any number of identical concurrent misses.
 type cacheStage struct {
 	store  *cacheStore
-	flight *flight[cacheKey, *dns.Msg]
+	flight *flight[cacheKey, flightResult]
 	policy cachePolicy
 	now    func() time.Time
 	next   stage
@@ -48,24 +60,41 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		return nil
 	}
 	c.store.misses.Add(1)
-	m, joined := c.flight.do(ctx, key, func() *dns.Msg {
-		m := c.next.serve(ctx, req)
+	var stop <-chan time.Time
+	if e != nil {
+		// An expired answer may stand in: the refresh runs on its own and
+		// the client gets the stale answer if it is late (RFC 8767 §5), at
+		// once when every upstream is down.
+		wait := c.policy.staleAfter
+		if req.route != nil && req.route.pool.allDown() {
+			wait = 0
+		}
+		t := time.NewTimer(wait)
+		defer t.Stop()
+		stop = t.C
+	}
+	sub := *req // the refresh's own copy: the caller may leave before it ends
+	res, joined, stopped := c.flight.do(ctx, key, func(kick <-chan struct{}) flightResult {
+		sub.kick = kick
+		m := c.next.serve(ctx, &sub)
 		if ne := c.entry(m, now); ne != nil {
 			c.store.put(key, ne)
 		}
-		return m
-	})
+		return flightResult{m, sub.by}
+	}, stop)
 	if joined {
 		c.store.merged.Add(1)
-		req.by = byForward
 	}
-	if e != nil && (m == nil || m.Rcode == dns.RcodeServerFailure || m.Rcode == dns.RcodeRefused) {
+	m := res.m
+	req.by = res.by
+	if e != nil && (stopped || m == nil || m.Rcode == dns.RcodeServerFailure || m.Rcode == dns.RcodeRefused) {
 		c.store.stale.Add(1)
 		req.by = byStale
 		return e.staleReply(req)
 	}
 	if m == nil {
-		if joined {
+		if joined || stopped {
+			req.by = byForward
 			return req.reply(dns.RcodeServerFailure) // our own deadline ended while waiting
 		}
 		return nil
@@ -195,6 +224,7 @@ func (e *cacheEntry) unpack(req *request, age, fixed uint32) *dns.Msg {
 	}
 	m := adoptHeader(req, src)
 	m.Answer, m.Ns, m.Extra = src.Answer, src.Ns, src.Extra
+	e.layout.turn.rotateRRs(m.Answer, req.msg.Id)
 	for _, rrs := range [][]dns.RR{m.Answer, m.Ns, m.Extra} {
 		for _, rr := range rrs {
 			h := rr.Header()

@@ -75,5 +75,9 @@ type Cache struct {
 	MinTTL     time.Duration
 	MaxTTL     time.Duration
 	NegTTL     time.Duration
-	ServeStale time.Duration
+	ServeStale time.Duration // how long past expiry an answer may stand in; 0: never
+	// StaleAnswer is how long a query for an expired name waits for the
+	// upstreams before it is answered from stale data (RFC 8767's client
+	// response timer) while the refresh goes on; 0 means 1.8 s.
+	StaleAnswer time.Duration `plan:"serve_stale_answer"`
 }

@@ -11,7 +11,7 @@
 //	route    conditional forwarding per domain
 //	cache    positive and negative answers, merged concurrent misses
 //	rebind   drops private addresses in answers for public names
-//	forward  health-checked upstreams with failover
+//	forward  retransmission and hedging across upstreams, answers scrubbed
 //
 // The role takes one Config, its whole desired state, which the controller
 // derives from the site file; the package never reads the site file itself.

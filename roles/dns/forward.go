@@ -2,64 +2,19 @@ package dns
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"github.com/miekg/dns"
 )
 
-// errAllDown is returned when every upstream of a route is marked down.
-var errAllDown = errors.New("every upstream is down")
-
-// pool is the upstreams of one route, tried in order: the first healthy one
-// gets the query, the next one gets it when that fails (failover).
-type pool struct {
-	upstreams []*upstream
-	attempt   time.Duration // the longest one upstream may take
-}
-
-// exchange forwards q. An upstream that fails (or answers SERVFAIL or
-// REFUSED) passes the query to the next healthy one. When every upstream is
-// down it returns errAllDown at once: the probes bring them back.
-func (p *pool) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	var last *dns.Msg
-	var errs []error
-	tried := 0
-	for _, u := range p.upstreams {
-		if !u.healthy() {
-			continue
-		}
-		tried++
-		actx, cancel := context.WithTimeout(ctx, p.attempt)
-		r, err := u.exchange(actx, q)
-		cancel()
-		switch {
-		case err != nil:
-			errs = append(errs, err)
-			if ctx.Err() != nil {
-				return nil, errors.Join(errs...)
-			}
-		case r.Rcode == dns.RcodeServerFailure || r.Rcode == dns.RcodeRefused:
-			last = r
-		default:
-			return r, nil
-		}
-	}
-	if last != nil {
-		return last, nil
-	}
-	if tried == 0 {
-		return nil, errAllDown
-	}
-	return nil, errors.Join(errs...)
-}
-
 // forwarder is stage 6: it sends the query to the route's upstreams with a
-// deadline for the whole query, and answers SERVFAIL when they fail or when
+// deadline for the whole query (exchange.go), scrubs the answer
+// (scrub.go), and answers SERVFAIL when the upstreams fail or when
 // MaxFlight queries are already in flight.
 type forwarder struct {
 	slots   chan struct{} // one per query in flight
 	timeout time.Duration
+	scrub   scrubber
 }
 
 func (f *forwarder) serve(ctx context.Context, req *request) *dns.Msg {
@@ -76,15 +31,27 @@ func (f *forwarder) serve(ctx context.Context, req *request) *dns.Msg {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	r, err := req.route.pool.exchange(ctx, upstreamQuery(req))
+	p := req.route.pool
+	r, err := p.exchange(ctx, upstreamQuery(req), req.kick)
 	req.by = byForward
-	if err != nil || r.Rcode > 0xF {
+	if err != nil || !passed(r.Rcode) {
+		// An upstream's SERVFAIL, REFUSED, NOTIMP or FORMERR is about our
+		// query to it, not the client's to us: the client gets SERVFAIL.
 		return req.reply(dns.RcodeServerFailure)
 	}
 	m := req.reply(r.Rcode)
 	m.AuthenticatedData = r.AuthenticatedData
 	m.Answer, m.Ns, m.Extra = r.Answer, r.Ns, withoutOPT(r.Extra)
+	if n := f.scrub.scrub(m, req.route.domain); n > 0 {
+		p.stats.scrubbed.Add(uint64(n))
+		m.AuthenticatedData = false
+	}
 	return m
+}
+
+// passed reports whether an upstream's rcode goes to the client as it is.
+func passed(rcode int) bool {
+	return rcode == dns.RcodeSuccess || rcode == dns.RcodeNameError || rcode == dns.RcodeYXDomain
 }
 
 // upstreamQuery is what goes upstream for req: the question as the client

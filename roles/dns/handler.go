@@ -23,7 +23,16 @@ type handler struct{ s *Server }
 
 func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	client, tcp := clientAddr(w.RemoteAddr())
-	_, m, _ := h.s.respond(client, tcp, r, false, nil, nil)
+	var m *dns.Msg
+	switch h.s.checkHeader(r.Response, r.Opcode, len(r.Question), len(r.Answer), len(r.Ns), len(r.Extra)) {
+	case dns.MsgIgnore:
+	case dns.MsgReject:
+		m = h.s.errorReply(r.MsgHdr, r.Question, dns.RcodeFormatError, client)
+	case dns.MsgRejectNotImplemented:
+		m = h.s.errorReply(r.MsgHdr, r.Question, dns.RcodeNotImplemented, client)
+	default:
+		_, m, _ = h.s.respond(client, tcp, r, false, nil, nil)
+	}
 	if m == nil {
 		return
 	}
@@ -55,6 +64,7 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool, r
 	p := s.pipe.Load()
 	if m := precheck(r); m != nil {
 		s.counters.count(byServer, m.Rcode)
+		m.RecursionAvailable = p.serves(client)
 		return nil, m, false
 	}
 	req = newRequest(r, client, tcp)
@@ -125,13 +135,32 @@ func precheck(r *dns.Msg) *dns.Msg {
 func formErr(r *dns.Msg) *dns.Msg {
 	m := new(dns.Msg)
 	m.Id, m.Response, m.Opcode = r.Id, true, r.Opcode
+	m.RecursionDesired = r.RecursionDesired
+	m.Question = r.Question[:min(1, len(r.Question))]
 	m.Rcode = dns.RcodeFormatError
 	return m
 }
 
+// errorReply answers a query rejected for its header alone: the ID, the
+// opcode, RD, the first question when there is one, and RA for clients
+// the server serves (as on every reply to them).
+func (s *Server) errorReply(h dns.MsgHdr, q []dns.Question, rcode int, client netip.Addr) *dns.Msg {
+	m := &dns.Msg{MsgHdr: dns.MsgHdr{Id: h.Id, Opcode: h.Opcode, RecursionDesired: h.RecursionDesired}}
+	m.Response, m.Rcode = true, rcode
+	m.Question = q[:min(1, len(q))]
+	m.RecursionAvailable = s.pipe.Load().serves(client)
+	return m
+}
+
+// serves reports whether p answers client, nil p none.
+func (p *pipeline) serves(client netip.Addr) bool {
+	return p != nil && p.access.permits(client)
+}
+
 // finish turns a stage's reply into what goes on the wire: RA for served
 // clients, AD only for clients that asked with DO or AD, our OPT record
-// for EDNS clients, and, over UDP, truncation to what the client takes.
+// for EDNS clients, and, over UDP, an empty answer with TC when it does
+// not fit what the client takes.
 func (s *Server) finish(req *request, m *dns.Msg) {
 	m.Id = req.msg.Id
 	m.Response = true
@@ -150,7 +179,14 @@ func (s *Server) finish(req *request, m *dns.Msg) {
 	}
 	m.Truncate(req.size) // compresses when the whole answer does not fit
 	if m.Truncated {
+		// Part of an answer is no answer: the client is to ask over TCP,
+		// and nothing partial is there for it to use or cache (what
+		// unbound and BIND send).
 		s.counters.truncated.Add(1)
+		m.Answer, m.Ns, m.Extra = nil, nil, nil
+		if req.edns {
+			m.SetEdns0(udpSize, req.do)
+		}
 	}
 	m.Compress = m.Compress || large
 }
@@ -176,20 +212,38 @@ func rcodeOf(m *dns.Msg) int {
 	return m.Rcode
 }
 
-// acceptQuery is the listeners' MsgAcceptFunc: responses are ignored,
-// opcodes other than QUERY get NOTIMP, and anything but one question with
-// empty answer and authority sections gets FORMERR.
+// acceptQuery judges a UDP query by its header (see checkHeader).
 func (s *Server) acceptQuery(dh dns.Header) dns.MsgAcceptAction {
+	const qr = 1 << 15
+	return s.checkHeader(dh.Bits&qr != 0, int(dh.Bits>>11)&0xF, int(dh.Qdcount), int(dh.Ancount), int(dh.Nscount), int(dh.Arcount))
+}
+
+// acceptTCP is the TCP listener's MsgAcceptFunc: it ignores responses and
+// lets everything else be parsed, so that ServeDNS rejects with the
+// question in the reply (dns.Server's own rejects carry none).
+func (s *Server) acceptTCP(dh dns.Header) dns.MsgAcceptAction {
 	const qr = 1 << 15
 	if dh.Bits&qr != 0 {
 		s.counters.count(byNone, 0)
 		return dns.MsgIgnore
 	}
-	if opcode := int(dh.Bits>>11) & 0xF; opcode != dns.OpcodeQuery {
+	return dns.MsgAccept
+}
+
+// checkHeader decides on a query from its header: responses are ignored,
+// opcodes other than QUERY get NOTIMP, and anything but one question with
+// empty answer and authority sections gets FORMERR. It counts what it
+// rejects.
+func (s *Server) checkHeader(response bool, opcode, qd, an, ns, ar int) dns.MsgAcceptAction {
+	if response {
+		s.counters.count(byNone, 0)
+		return dns.MsgIgnore
+	}
+	if opcode != dns.OpcodeQuery {
 		s.counters.count(byServer, dns.RcodeNotImplemented)
 		return dns.MsgRejectNotImplemented
 	}
-	if dh.Qdcount != 1 || dh.Ancount != 0 || dh.Nscount != 0 || dh.Arcount > 2 {
+	if qd != 1 || an != 0 || ns != 0 || ar > 2 {
 		s.counters.malformed.Add(1)
 		s.counters.count(byServer, dns.RcodeFormatError)
 		return dns.MsgReject

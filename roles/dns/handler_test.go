@@ -77,13 +77,14 @@ func TestRespondFlags(t *testing.T) {
 		{"edns echoed", lanClient, newQuery("www.example.com.", dns.TypeA, withEDNS(4096, false)), dns.RcodeSuccess, true, false, true, false, false, 1},
 		{"do keeps ad", lanClient, newQuery("www.example.com.", dns.TypeA, withEDNS(4096, true)), dns.RcodeSuccess, true, true, true, true, false, 1},
 		{"ad asked", lanClient, newQuery("www.example.com.", dns.TypeA, func(m *dns.Msg) { m.AuthenticatedData = true }), dns.RcodeSuccess, true, true, false, false, false, 1},
-		{"truncated at 512", lanClient, newQuery("big.example.com.", dns.TypeA), dns.RcodeSuccess, true, false, false, false, true, -1},
+		{"truncated at 512", lanClient, newQuery("big.example.com.", dns.TypeA), dns.RcodeSuccess, true, false, false, false, true, 0},
 		{"fits 1232", lanClient, newQuery("big.example.com.", dns.TypeA, withEDNS(1232, false)), dns.RcodeSuccess, true, false, true, false, false, 60},
 		{"tcp whole", lanTCP, newQuery("big.example.com.", dns.TypeA), dns.RcodeSuccess, true, false, false, false, false, 60},
-		{"badvers", lanClient, newQuery("x.example.", dns.TypeA, withEDNS(1232, false), func(m *dns.Msg) { m.IsEdns0().SetVersion(1) }), dns.RcodeBadVers, false, false, true, false, false, 0},
-		{"two opts", lanClient, newQuery("x.example.", dns.TypeA, withEDNS(1232, false), func(m *dns.Msg) { m.Extra = append(m.Extra, m.Extra[0]) }), dns.RcodeFormatError, false, false, false, false, false, 0},
-		{"axfr", lanClient, newQuery("home.arpa.", dns.TypeAXFR), dns.RcodeRefused, false, false, false, false, false, 0},
-		{"chaos", lanClient, newQuery("version.bind.", dns.TypeTXT, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), dns.RcodeRefused, false, false, false, false, false, 0},
+		{"badvers", lanClient, newQuery("x.example.", dns.TypeA, withEDNS(1232, false), func(m *dns.Msg) { m.IsEdns0().SetVersion(1) }), dns.RcodeBadVers, true, false, true, false, false, 0},
+		{"two opts", lanClient, newQuery("x.example.", dns.TypeA, withEDNS(1232, false), func(m *dns.Msg) { m.Extra = append(m.Extra, m.Extra[0]) }), dns.RcodeFormatError, true, false, false, false, false, 0},
+		{"axfr", lanClient, newQuery("home.arpa.", dns.TypeAXFR), dns.RcodeRefused, true, false, false, false, false, 0},
+		{"axfr outside", otherClient, newQuery("home.arpa.", dns.TypeAXFR), dns.RcodeRefused, false, false, false, false, false, 0},
+		{"chaos", lanClient, newQuery("version.bind.", dns.TypeTXT, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), dns.RcodeRefused, true, false, false, false, false, 0},
 	}
 	for _, tt := range tests {
 		_, m := respondTo(s, tt.from, tt.q)
@@ -210,4 +211,57 @@ func respondTo(s *Server, from net.Addr, q *dns.Msg) (*request, *dns.Msg) {
 		req, m, _ = s.respond(client, tcp, q, false, nil, nil)
 	}
 	return req, m
+}
+
+// recorder is a dns.ResponseWriter that keeps what is written.
+type recorder struct {
+	dns.ResponseWriter // nil: only the methods below are called
+	from               net.Addr
+	msgs               []*dns.Msg
+}
+
+func (r *recorder) RemoteAddr() net.Addr        { return r.from }
+func (r *recorder) WriteMsg(m *dns.Msg) error   { r.msgs = append(r.msgs, m); return nil }
+func (r *recorder) Write(b []byte) (int, error) { return len(b), nil }
+func (r *recorder) LocalAddr() net.Addr         { return lanTCP }
+
+// TestErrorReplies: a query rejected for its header gets a reply with its
+// question and, for a served client, RA; over UDP and TCP alike.
+func TestErrorReplies(t *testing.T) {
+	s := testServer(t, upstreamSite())
+	u := &udpServer{s: s}
+	tests := []struct {
+		name  string
+		q     *dns.Msg
+		from  *net.UDPAddr
+		rcode int
+		ra    bool
+		qname string
+	}{
+		{"two questions", newQuery("a.example.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }), lanClient, dns.RcodeFormatError, true, "a.example."},
+		{"an answer section", newQuery("a.example.", dns.TypeA, func(m *dns.Msg) { m.Answer = []dns.RR{aRecord("a.example.", testClient, 1)} }), lanClient, dns.RcodeFormatError, true, "a.example."},
+		{"update", newQuery("home.arpa.", dns.TypeSOA, func(m *dns.Msg) { m.Opcode = dns.OpcodeUpdate }), lanClient, dns.RcodeNotImplemented, true, "home.arpa."},
+		{"outside the zones", newQuery("a.example.", dns.TypeA, func(m *dns.Msg) { m.Question = append(m.Question, m.Question[0]) }), otherClient, dns.RcodeFormatError, false, "a.example."},
+	}
+	for _, tt := range tests {
+		raw, err := tt.q.Pack()
+		must(t, err)
+		out := u.handle(raw, tt.from, nil)
+		got := new(dns.Msg)
+		if err := got.Unpack(out); err != nil {
+			t.Errorf("%s over UDP: %v", tt.name, err)
+			continue
+		}
+		rec := &recorder{from: &net.TCPAddr{IP: tt.from.IP, Port: tt.from.Port}}
+		handler{s}.ServeDNS(rec, tt.q)
+		if len(rec.msgs) != 1 {
+			t.Errorf("%s over TCP: %d replies", tt.name, len(rec.msgs))
+			continue
+		}
+		for proto, m := range map[string]*dns.Msg{"udp": got, "tcp": rec.msgs[0]} {
+			if m.Rcode != tt.rcode || m.Id != tt.q.Id || m.RecursionAvailable != tt.ra || len(m.Question) != 1 || m.Question[0].Name != tt.qname {
+				t.Errorf("%s over %s: %v", tt.name, proto, m)
+			}
+		}
+	}
 }

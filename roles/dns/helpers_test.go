@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -130,15 +132,55 @@ type fakeNet struct {
 	mu      sync.Mutex
 	servers map[string]*fakeServer
 	dials   map[string]int // "udp addr" / "tcp addr" → count
+	ports   []int          // the source ports UDP dials asked for (0: the kernel's choice)
 }
 
-// fakeServer is one upstream. answer makes its replies (nil: no reply);
-// refused makes reads fail like a port nobody listens on.
+// fakeServer is one upstream. answer makes its replies (nil: no reply),
+// delay holds them back; refused makes reads fail like a port nobody
+// listens on.
 type fakeServer struct {
 	answer  func(q *dns.Msg, tcp bool) []*dns.Msg
+	delay   time.Duration
 	refused bool
 	mu      sync.Mutex
 	ids     []uint16
+	asked   []string // "name type", and " edns" for queries with an OPT record
+}
+
+// questions returns what the server was asked.
+func (s *fakeServer) questions() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.asked)
+}
+
+// count is how often the server was asked name.
+func (s *fakeServer) count(name string) int {
+	n := 0
+	for _, q := range s.questions() {
+		if strings.HasPrefix(q, name+" ") {
+			n++
+		}
+	}
+	return n
+}
+
+// dropFirst wraps an answer func so that the first copy of each question
+// goes unanswered, as over a lossy link.
+func dropFirst(answer func(*dns.Msg, bool) []*dns.Msg) func(*dns.Msg, bool) []*dns.Msg {
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	return func(q *dns.Msg, tcp bool) []*dns.Msg {
+		mu.Lock()
+		k := strings.ToLower(q.Question[0].String())
+		first := !seen[k]
+		seen[k] = true
+		mu.Unlock()
+		if first && !tcp {
+			return nil
+		}
+		return answer(q, tcp)
+	}
 }
 
 func newFakeNet() *fakeNet {
@@ -154,6 +196,15 @@ func (f *fakeNet) add(addr string, s *fakeServer) *fakeServer {
 
 // DialContext makes fakeNet the upstreams' dialer.
 func (f *fakeNet) DialContext(ctx context.Context, d *net.Dialer, network, addr string) (net.Conn, error) {
+	if network == "udp" {
+		port := 0
+		if la, ok := d.LocalAddr.(*net.UDPAddr); ok {
+			port = la.Port
+		}
+		f.mu.Lock()
+		f.ports = append(f.ports, port)
+		f.mu.Unlock()
+	}
 	return f.dial(addr, network == "tcp")
 }
 
@@ -175,7 +226,7 @@ func (f *fakeNet) dial(addr string, tcp bool) (net.Conn, error) {
 	if tcp && refused {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: os.NewSyscallError("connect", syscall.ECONNREFUSED)}
 	}
-	return &fakeConn{srv: s, tcp: tcp, in: make(chan []byte, 16)}, nil
+	return &fakeConn{srv: s, tcp: tcp, in: make(chan []byte, 16), closed: make(chan struct{})}, nil
 }
 
 func (f *fakeNet) dialCount(key string) int {
@@ -211,7 +262,8 @@ type fakeConn struct {
 	stream bytes.Buffer
 	mu     sync.Mutex
 	dl     time.Time
-	closed bool
+	once   sync.Once
+	closed chan struct{}
 }
 
 func (c *fakeConn) Write(b []byte) (int, error) {
@@ -225,7 +277,12 @@ func (c *fakeConn) Write(b []byte) (int, error) {
 	}
 	c.srv.mu.Lock()
 	c.srv.ids = append(c.srv.ids, q.Id)
-	refused, answer := c.srv.refused, c.srv.answer
+	asked := strings.ToLower(q.Question[0].Name) + " " + dns.TypeToString[q.Question[0].Qtype]
+	if q.IsEdns0() != nil {
+		asked += " edns"
+	}
+	c.srv.asked = append(c.srv.asked, asked)
+	refused, answer, delay := c.srv.refused, c.srv.answer, c.srv.delay
 	c.srv.mu.Unlock()
 	if refused {
 		c.in <- nil // the ICMP error arrives as a read error
@@ -234,6 +291,7 @@ func (c *fakeConn) Write(b []byte) (int, error) {
 	if answer == nil {
 		return len(b), nil
 	}
+	var outs [][]byte
 	for _, r := range answer(q, c.tcp) {
 		out, err := r.Pack()
 		if err != nil {
@@ -242,7 +300,20 @@ func (c *fakeConn) Write(b []byte) (int, error) {
 		if c.tcp {
 			out = append(binary.BigEndian.AppendUint16(nil, uint16(len(out))), out...)
 		}
-		c.in <- out
+		outs = append(outs, out)
+	}
+	deliver := func() {
+		for _, out := range outs {
+			select {
+			case c.in <- out:
+			default: // nobody reads any more
+			}
+		}
+	}
+	if delay > 0 {
+		time.AfterFunc(delay, deliver)
+	} else {
+		deliver()
 	}
 	return len(b), nil
 }
@@ -272,10 +343,12 @@ func (c *fakeConn) Read(b []byte) (int, error) {
 		return copy(b, p), nil
 	case <-timeout:
 		return 0, os.ErrDeadlineExceeded
+	case <-c.closed:
+		return 0, net.ErrClosed
 	}
 }
 
-func (c *fakeConn) Close() error                       { c.closed = true; return nil }
+func (c *fakeConn) Close() error                       { c.once.Do(func() { close(c.closed) }); return nil }
 func (c *fakeConn) LocalAddr() net.Addr                { return &net.TCPAddr{} }
 func (c *fakeConn) RemoteAddr() net.Addr               { return &net.TCPAddr{} }
 func (c *fakeConn) SetReadDeadline(t time.Time) error  { return c.SetDeadline(t) }

@@ -57,7 +57,7 @@ func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
 	tcp := &dns.Server{
 		Listener: netutil.LimitListener(ln, maxTCPConns), MaxTCPQueries: -1,
 		IdleTimeout: func() time.Duration { return tcpIdle },
-		Handler:     handler{s}, MsgAcceptFunc: s.acceptQuery, MsgInvalidFunc: s.invalidQuery,
+		Handler:     handler{s}, MsgAcceptFunc: s.acceptTCP, MsgInvalidFunc: s.invalidQuery,
 	}
 	// The server reports once when it serves, or with the error that
 	// stopped it first.

@@ -69,7 +69,7 @@ func (z *localZone) answer(ctx context.Context, req *request) *dns.Msg {
 			m.Answer = []dns.RR{z.soaFor(req.q.Name)}
 		case dns.TypeNS:
 			m.Answer = []dns.RR{&dns.NS{Hdr: header(req.q.Name, dns.TypeNS, z.ttl), Ns: z.nsName}}
-			m.Extra = z.addrRecords(z.nsName, z.lookup(z.nsName), dns.TypeANY)
+			m.Extra = z.addrRecords(z.nsName, z.lookup(z.nsName), dns.TypeANY, 0)
 		}
 		if len(m.Answer) == 0 {
 			m.Ns = []dns.RR{z.soa}
@@ -90,7 +90,7 @@ func (z *localZone) answer(ctx context.Context, req *request) *dns.Msg {
 			req.wire = w
 			return nil
 		}
-		m.Answer = z.addrRecords(req.q.Name, n, qt)
+		m.Answer = z.addrRecords(req.q.Name, n, qt, req.msg.Id)
 		if len(m.Answer) == 0 {
 			m.Ns = []dns.RR{z.soa}
 		}
@@ -124,18 +124,54 @@ func (z *localZone) lookup(name string) *localName {
 }
 
 // addrRecords are n's A and AAAA records of type qt (ANY for both), owned
-// by owner.
-func (z *localZone) addrRecords(owner string, n *localName, qt uint16) []dns.RR {
+// by owner, in the order turn picks (see turnStart).
+func (z *localZone) addrRecords(owner string, n *localName, qt uint16, turn uint16) []dns.RR {
 	if n == nil {
 		return nil
 	}
 	var out []dns.RR
-	for _, a := range n.addrs {
-		if qt == dns.TypeANY || qt == addrType(a) {
+	start := turnStart(n.addrs, qt, turn)
+	for k := range n.addrs {
+		if a := n.addrs[(start+k)%len(n.addrs)]; hasType(a, qt) {
 			out = append(out, aRecord(owner, a, z.ttl))
 		}
 	}
 	return out
+}
+
+// turnStart is where a walk round addrs begins so that the addresses of
+// type qt come out rotated by turn: the client's query ID, as unbound's
+// rrset-roundrobin takes it, so that clients spread over a name's
+// addresses and both answer paths agree on the order without any state.
+// ANY, which mixes the types, keeps the config's order.
+func turnStart(addrs []netip.Addr, qt uint16, turn uint16) int {
+	if qt == dns.TypeANY {
+		return 0
+	}
+	n := 0
+	for _, a := range addrs {
+		if hasType(a, qt) {
+			n++
+		}
+	}
+	if n < 2 {
+		return 0
+	}
+	skip := int(turn) % n
+	for i, a := range addrs {
+		if hasType(a, qt) {
+			if skip == 0 {
+				return i
+			}
+			skip--
+		}
+	}
+	return 0
+}
+
+// hasType reports whether a is answered for qtype (ANY takes both).
+func hasType(a netip.Addr, qtype uint16) bool {
+	return qtype == dns.TypeANY || qtype == addrType(a)
 }
 
 // follow answers a CNAME: the CNAME itself, then the target's records,
@@ -160,7 +196,7 @@ func (z *localZone) follow(ctx context.Context, req *request, m *dns.Msg, owner 
 			return
 		}
 		if n.cname == "" {
-			rrs := z.addrRecords(target, n, req.q.Qtype)
+			rrs := z.addrRecords(target, n, req.q.Qtype, req.msg.Id)
 			if len(rrs) == 0 {
 				m.Ns = []dns.RR{z.soa}
 			}
@@ -192,23 +228,36 @@ func (z *localZone) followOut(ctx context.Context, req *request, m *dns.Msg, tar
 
 // bare answers a single-label name by looking it up under the domain, and
 // never forwards a dotless A or AAAA query (dnsmasq's domain-needed): the
-// Internet has no such hosts, and the query would leak a local name.
+// Internet has no such hosts, and the query would leak a local name. A
+// local CNAME is followed as under the domain. Negative answers carry our
+// SOA owned by the root, the only zone above a single label, so clients
+// may cache them (RFC 2308).
 func (z *localZone) bare(ctx context.Context, req *request) *dns.Msg {
 	qt := req.q.Qtype
-	if n := z.lookup(req.name + z.domain); n != nil && n.cname == "" {
+	if n := z.lookup(req.name + z.domain); n != nil {
 		req.by = byLocal
+		m := req.reply(dns.RcodeSuccess)
+		m.Authoritative = true
+		if n.cname != "" {
+			z.follow(ctx, req, m, req.q.Name, n)
+			return m
+		}
 		if w, ok := z.wire(req, n); ok {
 			req.wire = w
 			return nil
 		}
-		m := req.reply(dns.RcodeSuccess)
-		m.Authoritative = true
-		m.Answer = z.addrRecords(req.q.Name, n, qt)
+		m.Answer = z.addrRecords(req.q.Name, n, qt, req.msg.Id)
+		if len(m.Answer) == 0 {
+			m.Ns = []dns.RR{z.soaFor(".")}
+		}
 		return m
 	}
 	if qt == dns.TypeA || qt == dns.TypeAAAA {
 		req.by = byLocal
-		return req.reply(dns.RcodeNameError)
+		m := req.reply(dns.RcodeNameError)
+		m.Authoritative = true
+		m.Ns = []dns.RR{z.soaFor(".")}
+		return m
 	}
 	return z.next.serve(ctx, req)
 }

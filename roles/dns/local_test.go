@@ -46,7 +46,11 @@ func TestLocalZone(t *testing.T) {
 		// bare names
 		{"nas.", dns.TypeA, dns.RcodeSuccess, "192.168.1.20", "", 1},
 		{"laptop.", dns.TypeA, dns.RcodeSuccess, "192.168.1.100", "", 1},
-		{"nothere.", dns.TypeA, dns.RcodeNameError, "", "", 0},
+		{"nothere.", dns.TypeA, dns.RcodeNameError, "", ".", 0},
+		{"nas.", dns.TypeMX, dns.RcodeSuccess, "", ".", 0},
+		{"files.", dns.TypeA, dns.RcodeSuccess, "nas.home.arpa.", "", 2},
+		{"Files.", dns.TypeCNAME, dns.RcodeSuccess, "nas.home.arpa.", "", 1},
+		{"dangling.", dns.TypeA, dns.RcodeNameError, "nothere.home.arpa.", "home.arpa.", 1},
 		{"com.", dns.TypeNS, -1, "", "", 0},
 		// reverse
 		{"20.1.168.192.in-addr.arpa.", dns.TypePTR, dns.RcodeSuccess, "nas.home.arpa.", "", 1},

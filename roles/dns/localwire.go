@@ -34,9 +34,11 @@ func appendAddrWire(buf []byte, req *request, addrs []netip.Addr, qt uint16, ttl
 	be.PutUint32(out[6:], 0) // answer count below, no authority
 	out[10], out[11] = 0, 0
 	count := 0
-	for _, a := range addrs {
+	start := turnStart(addrs, qt, req.msg.Id)
+	for k := range addrs {
+		a := addrs[(start+k)%len(addrs)]
 		t := addrType(a)
-		if qt != dns.TypeANY && qt != t {
+		if !hasType(a, qt) {
 			continue
 		}
 		out = append(out, 0xC0, 12, byte(t>>8), byte(t), 0, byte(dns.ClassINET))

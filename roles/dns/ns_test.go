@@ -47,14 +47,16 @@ func labLocalZone(t *testing.T, s *labSite) {
 	if r.status != "NOERROR" || !r.flags["aa"] || !r.flags["ra"] || !slices.Contains(r.answers, "nas.home.arpa. A 192.168.1.20") {
 		t.Fatalf("nas.home.arpa: %s", r.out)
 	}
-	for _, q := range [][]string{{"router.home.arpa", "A"}, {"printer.home.arpa", "A"}, {"files.home.arpa", "A"}, {"nas", "A"}, {"-x", "192.168.1.20"}} {
+	for _, q := range [][]string{{"router.home.arpa", "A"}, {"printer.home.arpa", "A"}, {"files.home.arpa", "A"}, {"nas", "A"}, {"files", "A"}, {"-x", "192.168.1.20"}} {
 		if r := dig(t, s.lan, dnsAlias, q...); r.status != "NOERROR" || len(r.answers) == 0 {
 			t.Errorf("%v: %s", q, r.out)
 		}
 	}
-	r = dig(t, s.lan, dnsAlias, "nothere.home.arpa", "A")
-	if r.status != "NXDOMAIN" || !r.flags["aa"] || !strings.Contains(r.out, "SOA") {
-		t.Errorf("nothere.home.arpa: %s", r.out)
+	for _, name := range []string{"nothere.home.arpa", "nothere"} {
+		r = dig(t, s.lan, dnsAlias, name, "A")
+		if r.status != "NXDOMAIN" || !r.flags["aa"] || !strings.Contains(r.out, "SOA") {
+			t.Errorf("%s: %s", name, r.out)
+		}
 	}
 }
 
@@ -112,8 +114,8 @@ func labRefused(t *testing.T, s *labSite) {
 
 func labTruncation(t *testing.T, s *labSite) {
 	r := dig(t, s.lan, dnsAlias, "+ignore", "+noedns", "big.example.com", "A")
-	if !r.flags["tc"] {
-		t.Fatalf("60 records over plain UDP: %s", r.out)
+	if !r.flags["tc"] || len(r.answers) != 0 {
+		t.Fatalf("60 records over plain UDP: want TC and no answer records: %s", r.out)
 	}
 	r = dig(t, s.lan, dnsAlias, "+tcp", "big.example.com", "A")
 	if r.flags["tc"] || len(r.answers) != 60 {
@@ -161,9 +163,13 @@ func labLeaseNames(t *testing.T, s *labSite) {
 	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa", "A"); len(r.answers) != 1 || !strings.HasSuffix(r.answers[0], "192.168.1.20") {
 		t.Fatalf("a DHCP client named like a static host: %s", r.out)
 	}
+	// Withdrawn means gone at once, forward and reverse.
 	s.srv.WithdrawLease("laptop", laptop)
 	if r := dig(t, s.lan, dnsAlias, "laptop.home.arpa", "A"); r.status != "NXDOMAIN" {
 		t.Fatalf("after the lease ended: %s", r.out)
+	}
+	if r := dig(t, s.lan, dnsAlias, "-x", "192.168.1.120"); r.status != "NXDOMAIN" {
+		t.Fatalf("reverse after the lease ended: %s", r.out)
 	}
 }
 
@@ -176,7 +182,7 @@ func labMalformed(t *testing.T, s *labSite) {
 	}{
 		{"short", []byte{1, 2, 3, 4, 5}, -1},
 		{"truncated question", []byte{0xab, 0xcd, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 7, 'e', 'x'}, dns.RcodeFormatError},
-		{"two questions", []byte{0xab, 0xcd, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0}, dns.RcodeFormatError},
+		{"two questions", []byte{0xab, 0xcd, 1, 0, 0, 2, 0, 0, 0, 0, 0, 0, 1, 'a', 0, 0, 1, 0, 1, 1, 'b', 0, 0, 1, 0, 1}, dns.RcodeFormatError},
 		{"a response", []byte{0xab, 0xcd, 0x81, 0x80, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1}, -1},
 		{"update", []byte{0xab, 0xcd, 0x28, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 6, 0, 1}, dns.RcodeNotImplemented},
 	}
@@ -187,8 +193,10 @@ func labMalformed(t *testing.T, s *labSite) {
 			t.Errorf("%s: got a reply %v, want none", tt.name, r)
 		case tt.rcode >= 0 && err != nil:
 			t.Errorf("%s: %v", tt.name, err)
-		case tt.rcode >= 0 && (r.Rcode != tt.rcode || r.Id != 0xabcd):
+		case tt.rcode >= 0 && (r.Rcode != tt.rcode || r.Id != 0xabcd || !r.RecursionAvailable):
 			t.Errorf("%s: reply %v", tt.name, r)
+		case tt.rcode >= 0 && tt.name != "truncated question" && len(r.Question) != 1:
+			t.Errorf("%s: reply without its question: %v", tt.name, r)
 		}
 	}
 	if got := s.srv.Status().Malformed - before; got != 3 {

@@ -1,6 +1,7 @@
 package dns
 
 import (
+	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -17,6 +18,7 @@ type pipeline struct {
 	routes *routeTable
 	cache  *cacheStore // nil when the cache is off
 	zone   *localZone
+	access *access
 }
 
 // parts are what outlives one pipeline: the lease names, the cache, the
@@ -24,7 +26,7 @@ type pipeline struct {
 type parts struct {
 	leases    *leaseTable
 	cache     *cacheStore
-	flight    *flight[cacheKey, *dns.Msg]
+	flight    *flight[cacheKey, flightResult]
 	upstreams func(netip.AddrPort) *upstream
 	counters  *counters
 	now       func() time.Time
@@ -34,8 +36,11 @@ type parts struct {
 // access → special → local → conditional → cache → rebind → forward.
 func build(cfg *Config, pt parts) *pipeline {
 	p := &pipeline{cfg: cfg, cache: pt.cache}
-	p.routes = buildRoutes(cfg, pt.upstreams)
-	var tail stage = &forwarder{slots: make(chan struct{}, max(1, cfg.MaxFlight)), timeout: cfg.Timeout}
+	p.routes = buildRoutes(cfg, pt.upstreams, &pt.counters.forward)
+	var tail stage = &forwarder{
+		slots: make(chan struct{}, max(1, cfg.MaxFlight)), timeout: cfg.Timeout,
+		scrub: scrubber{local: cfg.Domain},
+	}
 	if cfg.Rebind {
 		allow := append(slices.Clone(cfg.RebindAllow), cfg.Domain)
 		for _, f := range cfg.Forward {
@@ -49,7 +54,8 @@ func build(cfg *Config, pt parts) *pipeline {
 	tail = &conditional{table: p.routes, next: tail}
 	p.zone = buildZone(cfg, pt.leases, p.routes, tail)
 	sp1 := &special{domain: cfg.Domain, ttl: cfg.TTL, routes: p.routes, answers: p.zone.answersReverse, holds: p.zone.holdsReverse, next: p.zone}
-	p.first = &access{allowed: cfg.Allowed, next: sp1}
+	p.access = &access{allowed: cfg.Allowed, next: sp1}
+	p.first = p.access
 	return p
 }
 
@@ -57,15 +63,15 @@ func policyOf(cfg *Config) cachePolicy {
 	return cachePolicy{
 		minTTL: cfg.Cache.MinTTL, maxTTL: cfg.Cache.MaxTTL,
 		negTTL: cfg.Cache.NegTTL, serveStale: cfg.Cache.ServeStale,
+		staleAfter: cmp.Or(cfg.Cache.StaleAnswer, defaultStaleAnswer),
 	}
 }
 
 // buildRoutes makes the route table; upstreams are shared between routes
 // and generations by address, so their health carries over.
-func buildRoutes(cfg *Config, get func(netip.AddrPort) *upstream) *routeTable {
-	attempt := min(2*time.Second, max(cfg.Timeout/2, 100*time.Millisecond))
+func buildRoutes(cfg *Config, get func(netip.AddrPort) *upstream, stats *forwardStats) *routeTable {
 	mk := func(domain string, addrs []netip.AddrPort) *route {
-		p := &pool{attempt: attempt}
+		p := &pool{stats: stats}
 		for _, a := range addrs {
 			p.upstreams = append(p.upstreams, get(a))
 		}

@@ -48,6 +48,9 @@ type request struct {
 	route   *route  // the upstreams the route stage chose
 	matched bool    // match holds the conditional route (see conditional)
 	match   *route
+	// kick receives when another client asks the same question while this
+	// one waits upstream (a client's retry): the forwarder asks again.
+	kick <-chan struct{}
 }
 
 // newRequest reads the fields the pipeline needs from a parsed query with
@@ -111,6 +114,6 @@ func (req *request) derive(name string) *request {
 	m.Question = []dns.Question{{Name: name, Qtype: req.q.Qtype, Qclass: req.q.Qclass}}
 	sub := *req
 	sub.msg, sub.q, sub.name = m, m.Question[0], lowerName(name)
-	sub.route, sub.matched, sub.match = nil, false, nil
+	sub.route, sub.matched, sub.match, sub.kick = nil, false, nil, nil
 	return &sub
 }

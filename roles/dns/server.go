@@ -12,8 +12,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/miekg/dns"
 )
 
 // Options configures a Server.
@@ -44,7 +42,7 @@ type Server struct {
 	cfg       *Config // what runs: Set's own copy
 	lis       *listeners
 	cache     *cacheStore
-	flight    *flight[cacheKey, *dns.Msg]
+	flight    *flight[cacheKey, flightResult]
 	upstreams map[netip.AddrPort]*upstream
 }
 
@@ -62,7 +60,7 @@ func New(opts Options) *Server {
 		log:       log.With("role", "dns"),
 		net:       n,
 		leases:    newLeaseTable(),
-		flight:    &flight[cacheKey, *dns.Msg]{},
+		flight:    &flight[cacheKey, flightResult]{},
 		upstreams: map[netip.AddrPort]*upstream{},
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())

@@ -34,6 +34,7 @@ type counters struct {
 	panics    atomic.Uint64     // handler panics recovered
 	truncated atomic.Uint64     // UDP replies sent with TC
 	rebind    atomic.Uint64     // answer records dropped by rebind protection
+	forward   forwardStats      // what forwarding did (exchange.go)
 }
 
 func (c *counters) count(by stageID, rcode int) {
@@ -62,7 +63,17 @@ type Status struct {
 	Rebind    uint64            `json:"rebind_dropped"`
 	Leases    int               `json:"lease_names"`
 	Cache     CacheStatus       `json:"cache"`
+	Forward   ForwardStatus     `json:"forward"`
 	Upstreams []UpstreamStatus  `json:"upstreams,omitempty"`
+}
+
+// ForwardStatus counts what the forwarding discipline did.
+type ForwardStatus struct {
+	Retransmits   uint64 `json:"retransmits"`    // a query asked again of an upstream already asked
+	Hedges        uint64 `json:"hedges"`         // a query asked of the next upstream while the first may still answer
+	ClientRetries uint64 `json:"client_retries"` // a client's retry of a query in flight that made us ask again
+	EDNSFallbacks uint64 `json:"edns_fallbacks"` // a query asked again without EDNS after FORMERR or NOTIMP
+	Scrubbed      uint64 `json:"scrubbed"`       // records dropped from upstream answers (out of bailiwick, or the site's own names)
 }
 
 // CacheStatus describes the answer cache.
@@ -80,10 +91,13 @@ type CacheStatus struct {
 type UpstreamStatus struct {
 	Addr     string  `json:"addr"`
 	Domain   string  `json:"domain,omitempty"` // "" for the default upstreams
-	Healthy  bool    `json:"healthy"`
-	Queries  uint64  `json:"queries"`
+	Healthy  bool    `json:"healthy"`          // not marked down
+	Lossy    bool    `json:"lossy"`            // lost a query lately, not yet marked down
+	Queries  uint64  `json:"queries"`          // UDP queries sent, retransmissions and probes included
 	Failures uint64  `json:"failures"`
-	RTTMilli float64 `json:"rtt_ms"`
+	RTTMilli float64 `json:"rtt_ms"`    // smoothed round-trip time
+	RTOMilli float64 `json:"rto_ms"`    // the current retransmission timeout
+	PlainDNS bool    `json:"plain_dns"` // asked without EDNS: it failed EDNS lately
 }
 
 // snapshot copies the counters into s.
@@ -111,4 +125,9 @@ func (c *counters) snapshot(s *Status) {
 	s.Panics = c.panics.Load()
 	s.Truncated = c.truncated.Load()
 	s.Rebind = c.rebind.Load()
+	f := &c.forward
+	s.Forward = ForwardStatus{
+		Retransmits: f.retransmits.Load(), Hedges: f.hedges.Load(), ClientRetries: f.clientRetries.Load(),
+		EDNSFallbacks: f.ednsFallbacks.Load(), Scrubbed: f.scrubbed.Load(),
+	}
 }

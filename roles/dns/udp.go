@@ -108,20 +108,20 @@ func (u *udpServer) handle(raw []byte, from *net.UDPAddr, buf []byte) []byte {
 		return nil
 	}
 	h := readHeader(raw)
+	client := from.AddrPort().Addr().Unmap()
 	switch s.acceptQuery(h) {
 	case dns.MsgIgnore:
 		return nil
 	case dns.MsgReject:
-		return pack(headerReply(h, dns.RcodeFormatError), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf)
 	case dns.MsgRejectNotImplemented:
-		return pack(headerReply(h, dns.RcodeNotImplemented), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf)
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil {
 		s.invalidQuery(raw, err)
-		return pack(headerReply(h, dns.RcodeFormatError), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf)
 	}
-	client := from.AddrPort().Addr().Unmap()
 	req, reply, slow := s.respond(client, false, m, true, raw, buf)
 	if slow {
 		u.wg.Add(1)
@@ -177,15 +177,24 @@ func readHeader(raw []byte) dns.Header {
 	}
 }
 
-// headerReply is an error reply to a query known only by its header: ID,
-// opcode, RD and the rcode, as dns.Server sends it.
-func headerReply(h dns.Header, rcode int) *dns.Msg {
+// headerOf reads the ID, opcode and RD of a raw header.
+func headerOf(h dns.Header) dns.MsgHdr {
 	const rd = 1 << 8
-	m := new(dns.Msg)
-	m.Id, m.Response, m.Rcode = h.Id, true, rcode
-	m.Opcode = int(h.Bits>>11) & 0xF
-	m.RecursionDesired = h.Bits&rd != 0
-	return m
+	return dns.MsgHdr{Id: h.Id, Opcode: int(h.Bits>>11) & 0xF, RecursionDesired: h.Bits&rd != 0}
+}
+
+// firstQuestion reads the first question of a raw query that may not
+// parse as a whole; nil when it does not parse either.
+func firstQuestion(raw []byte, h dns.Header) []dns.Question {
+	if h.Qdcount == 0 {
+		return nil
+	}
+	name, off, err := dns.UnpackDomainName(raw, 12)
+	if err != nil || off+4 > len(raw) {
+		return nil
+	}
+	be := binary.BigEndian
+	return []dns.Question{{Name: name, Qtype: be.Uint16(raw[off:]), Qclass: be.Uint16(raw[off+2:])}}
 }
 
 // pack packs m into buf (or a new buffer when it is too small); nil when m

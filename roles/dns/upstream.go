@@ -2,9 +2,11 @@ package dns
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -17,13 +19,21 @@ import (
 )
 
 const (
-	// maxFails consecutive timeouts mark an upstream down; a refused or
-	// unreachable error marks it down at once.
-	maxFails = 2
-	// probeFirst and probeMax bound the wait between health probes of a
-	// down upstream (it doubles after each failed probe).
+	// downAfter losses in a row mark an upstream down (unbound's
+	// TIMEOUT_COUNT_MAX): one lost packet is not evidence, three are.
+	downAfter = 3
+	// lossDecay forgets losses this old: sporadic ones never add up.
+	lossDecay = 10 * time.Second
+	// probeFirst and probeMax bound the wait between background probes of
+	// an upstream that lost a query (it doubles after each failed probe).
 	probeFirst = 250 * time.Millisecond
-	probeMax   = 5 * time.Second
+	probeMax   = 2 * time.Second
+	// plainFor is how long an upstream that failed EDNS is asked without
+	// it before EDNS is tried again (unbound's infra-host-ttl is 15 min).
+	plainFor = time.Hour
+	// portTries is how many random source ports are tried before the
+	// kernel picks one.
+	portTries = 5
 	// readSize is the buffer for upstream UDP answers; we advertise
 	// udpSize, this leaves room for servers that send more.
 	readSize = 4096
@@ -34,83 +44,247 @@ type dialer interface {
 	DialContext(ctx context.Context, d *net.Dialer, network, address string) (net.Conn, error)
 }
 
-// upstreamDialer dials every upstream socket; a Dialer is safe for
-// concurrent use and its zero value takes its deadline from the context.
+// upstreamDialer dials the sockets whose port the kernel picks; a Dialer is
+// safe for concurrent use and its zero value takes its deadline from the
+// context.
 var upstreamDialer = &net.Dialer{}
 
-// upstream is one server queries are forwarded to, with its health. It
-// lives across Set calls as long as some route still names it.
+// upstream is one server queries are forwarded to, with what is known
+// about it: its round-trip estimate, its recent losses, whether it needs
+// queries without EDNS. It lives across Set calls as long as some route
+// still names it.
 type upstream struct {
 	addr netip.AddrPort
 	dial dialer
 	log  *slog.Logger
 
-	down     atomic.Bool
-	fails    atomic.Int32 // consecutive failures
-	probing  atomic.Bool
-	queries  atomic.Uint64
-	failures atomic.Uint64
-	srtt     atomic.Int64 // smoothed round-trip time, ns
+	mu         sync.Mutex
+	rtt        rttInfo
+	losses     int       // queries lost in a row (decaying, see tier)
+	lastLoss   time.Time // when the latest of them was lost
+	down       bool      // losses reached downAfter, or the host refused
+	probing    bool      // a background probe runs
+	plainUntil time.Time // ask without EDNS until then
+	ednsWorked bool      // it has answered a query with EDNS
+	ednsFails  int       // queries in a row since that it failed with EDNS and answered without
+
+	queries  atomic.Uint64 // UDP queries sent, probes included
+	failures atomic.Uint64 // losses and refusals
 
 	stopOnce sync.Once
 	stop     chan struct{}
 }
 
 func newUpstream(addr netip.AddrPort, d dialer, log *slog.Logger) *upstream {
-	return &upstream{addr: addr, dial: d, log: log.With("upstream", addr.String()), stop: make(chan struct{})}
+	return &upstream{
+		addr: addr, dial: d, log: log.With("upstream", addr.String()),
+		rtt: newRTTInfo(), stop: make(chan struct{}),
+	}
 }
 
-// exchange sends q (its ID is replaced by a fresh random one) over UDP, and
-// again over TCP if the answer came back truncated. The attempt ends with
-// ctx.
-func (u *upstream) exchange(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	u.queries.Add(1)
-	start := time.Now()
-	r, err := u.exchangeUDP(ctx, q)
-	if err == nil && r.Truncated {
-		r, err = u.exchangeTCP(ctx, q)
+// Tiers order the upstreams of a query: those without recent losses
+// first, then those with some, then those marked down, each in config
+// order. A down upstream is still asked when nothing better is left: the
+// first answer from it marks it up.
+const (
+	tierClean = iota
+	tierLossy
+	tierDown
+)
+
+func (u *upstream) tier() int {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.tierLocked(time.Now())
+}
+
+func (u *upstream) tierLocked(now time.Time) int {
+	if u.losses > 0 && now.Sub(u.lastLoss) > lossDecay {
+		u.losses, u.down = 0, false
 	}
+	switch {
+	case u.down:
+		return tierDown
+	case u.losses > 0:
+		return tierLossy
+	}
+	return tierClean
+}
+
+// healthy reports whether u is not marked down.
+func (u *upstream) healthy() bool { return u.tier() != tierDown }
+
+// timeout is how long to wait for u before asking again.
+func (u *upstream) timeout() time.Duration {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.rtt.rto
+}
+
+// answered takes an answer (any answer, whatever carried it) that came rtt
+// after its query was sent: u is up.
+func (u *upstream) answered(rtt time.Duration) {
+	u.mu.Lock()
+	u.rtt.sample(rtt)
+	wasDown := u.down
+	u.losses, u.down = 0, false
+	u.mu.Unlock()
+	if wasDown {
+		u.log.Info("upstream up", "rtt", rtt)
+	}
+}
+
+// lost records that a query sent with timeout wait got no answer within
+// it. Only a query that waited u's whole timeout counts towards marking u
+// down; one cut short by the deadline only backs the timeout off.
+func (u *upstream) lost(wait time.Duration, full bool) {
+	u.failures.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.rtt.lost(wait)
+	if !full {
+		return
+	}
+	now := time.Now()
+	u.tierLocked(now) // forget stale losses first
+	u.losses++
+	u.lastLoss = now
+	if u.losses >= downAfter && !u.down {
+		u.down = true
+		u.log.Warn("upstream down", "lost", u.losses, "rto", u.rtt.rto)
+	}
+	u.probeLocked()
+}
+
+// refused records that the host said nobody serves DNS there (ICMP port
+// or host unreachable): that is evidence enough at once.
+func (u *upstream) refused(err error) {
+	u.failures.Add(1)
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.losses, u.lastLoss = downAfter, time.Now()
+	if !u.down {
+		u.down = true
+		u.log.Warn("upstream down", "err", err)
+	}
+	u.probeLocked()
+}
+
+func (u *upstream) probeLocked() {
+	if !u.probing {
+		u.probing = true
+		go u.probe()
+	}
+}
+
+// probe asks u for the root NS in the background while it has losses,
+// until it answers anything: so a dead upstream is found out and a
+// returning one brought back without a client waiting for it.
+func (u *upstream) probe() {
+	wait := probeFirst
+	for {
+		t := time.NewTimer(wait)
+		select {
+		case <-u.stop:
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		u.mu.Lock()
+		if u.tierLocked(time.Now()) == tierClean {
+			u.probing = false
+			u.mu.Unlock()
+			return
+		}
+		rto := u.rtt.rto
+		u.mu.Unlock()
+		q := new(dns.Msg)
+		q.SetQuestion(".", dns.TypeNS)
+		q.RecursionDesired = false
+		ctx, cancel := context.WithTimeout(context.Background(), rto)
+		start := time.Now()
+		_, err := u.exchangeOnce(ctx, q)
+		cancel()
+		switch {
+		case err == nil:
+			u.answered(time.Since(start))
+		case isRefusal(err):
+			u.refused(err)
+		default:
+			u.lost(rto, true)
+		}
+		wait = min(2*wait, probeMax)
+	}
+}
+
+// exchangeOnce sends q once over UDP and waits for its answer until ctx
+// ends (the probe's exchange).
+func (u *upstream) exchangeOnce(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
+	wire, err := q.Pack()
 	if err != nil {
-		u.failed(err)
-		return nil, fmt.Errorf("querying %s: %w", u.addr, err)
+		return nil, err
 	}
-	u.answered(time.Since(start))
-	return r, nil
-}
-
-// exchangeUDP uses a new socket, so a new random source port, per query
-// (the kernel randomizes ephemeral ports), and a new random ID. Packets
-// that are not the answer to q are ignored until the deadline.
-func (u *upstream) exchangeUDP(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
-	c, err := u.dial.DialContext(ctx, upstreamDialer, "udp", u.addr.String())
+	c, id, err := u.sendUDP(ctx, wire)
 	if err != nil {
 		return nil, err
 	}
 	defer c.Close()
 	stop := watch(ctx, c)
 	defer stop()
-	q.Id = dns.Id()
-	out, err := q.Pack()
+	return readAnswer(c, id, q.Question[0])
+}
+
+// sendUDP opens a socket to u from a random port and sends wire (a packed
+// query) with a fresh random ID.
+func (u *upstream) sendUDP(ctx context.Context, wire []byte) (net.Conn, uint16, error) {
+	c, err := u.dialUDP(ctx)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
+	u.queries.Add(1)
+	id := dns.Id()
+	out := append([]byte(nil), wire...)
+	binary.BigEndian.PutUint16(out, id)
 	if _, err := c.Write(out); err != nil {
-		return nil, err
+		c.Close()
+		return nil, 0, err
 	}
+	return c, id, nil
+}
+
+// dialUDP connects a UDP socket to u from a source port drawn from the
+// whole unprivileged range, 1024–65535 (the kernel's ephemeral range is
+// half of that): a spoofer must guess the port as well as the ID. A port
+// in use is drawn again; after portTries the kernel picks one.
+func (u *upstream) dialUDP(ctx context.Context) (net.Conn, error) {
+	for range portTries {
+		d := &net.Dialer{LocalAddr: &net.UDPAddr{Port: 1024 + rand.IntN(65536-1024)}}
+		c, err := u.dial.DialContext(ctx, d, "udp", u.addr.String())
+		if !errors.Is(err, syscall.EADDRINUSE) {
+			return c, err
+		}
+	}
+	return u.dial.DialContext(ctx, upstreamDialer, "udp", u.addr.String())
+}
+
+// readAnswer reads from c until the answer to the query with id and
+// question q arrives; anything else is garbage or a spoofing attempt and
+// is ignored.
+func readAnswer(c net.Conn, id uint16, q dns.Question) (*dns.Msg, error) {
 	buf := make([]byte, readSize)
 	for {
 		n, err := c.Read(buf)
 		if err != nil {
-			return nil, ctxErr(ctx, err)
+			return nil, err
 		}
 		r := new(dns.Msg)
-		if r.Unpack(buf[:n]) != nil || !answers(q, r) {
-			continue // garbage or a spoofing attempt: keep waiting for ours
+		if r.Unpack(buf[:n]) == nil && answers(id, q, r) {
+			return r, nil
 		}
-		return r, nil
 	}
 }
 
+// exchangeTCP asks q over TCP (after a truncated UDP answer).
 func (u *upstream) exchangeTCP(ctx context.Context, q *dns.Msg) (*dns.Msg, error) {
 	c, err := u.dial.DialContext(ctx, upstreamDialer, "tcp", u.addr.String())
 	if err != nil {
@@ -120,16 +294,17 @@ func (u *upstream) exchangeTCP(ctx context.Context, q *dns.Msg) (*dns.Msg, error
 	stop := watch(ctx, c)
 	defer stop()
 	co := &dns.Conn{Conn: c}
-	q.Id = dns.Id()
-	if err := co.WriteMsg(q); err != nil {
+	m := q.Copy()
+	m.Id = dns.Id()
+	if err := co.WriteMsg(m); err != nil {
 		return nil, ctxErr(ctx, err)
 	}
 	r, err := co.ReadMsg()
 	if err != nil {
 		return nil, ctxErr(ctx, err)
 	}
-	if !answers(q, r) {
-		return nil, fmt.Errorf("answer over TCP does not match the query")
+	if !answers(m.Id, m.Question[0], r) {
+		return nil, fmt.Errorf("answer over TCP from %s does not match the query", u.addr)
 	}
 	return r, nil
 }
@@ -150,89 +325,66 @@ func ctxErr(ctx context.Context, err error) error {
 	return err
 }
 
-// answers reports whether r is the response to q: same ID and question.
-func answers(q, r *dns.Msg) bool {
-	if !r.Response || r.Id != q.Id || len(r.Question) != 1 {
+// answers reports whether r is the response to the query with id and
+// question q.
+func answers(id uint16, q dns.Question, r *dns.Msg) bool {
+	if !r.Response || r.Id != id || len(r.Question) != 1 {
 		return false
 	}
-	a, b := q.Question[0], r.Question[0]
-	return a.Qtype == b.Qtype && a.Qclass == b.Qclass && strings.EqualFold(a.Name, b.Name)
+	b := r.Question[0]
+	return q.Qtype == b.Qtype && q.Qclass == b.Qclass && strings.EqualFold(q.Name, b.Name)
 }
 
-func (u *upstream) answered(rtt time.Duration) {
-	u.fails.Store(0)
-	old := u.srtt.Load()
-	if old == 0 {
-		u.srtt.Store(int64(rtt))
-	} else {
-		u.srtt.Store(old - old/8 + int64(rtt)/8)
-	}
+// isRefusal reports whether err says that nobody serves DNS at the
+// address: an ICMP port, host or network unreachable.
+func isRefusal(err error) bool {
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
 }
 
-// failed counts a failure and marks the upstream down after maxFails in a
-// row, or at once when the host said nobody listens there.
-func (u *upstream) failed(err error) {
-	u.failures.Add(1)
-	if errors.Is(err, context.Canceled) {
-		return // our side gave up (shutdown), not the upstream's fault
-	}
-	n := u.fails.Add(1)
-	hard := errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EHOSTUNREACH) || errors.Is(err, syscall.ENETUNREACH)
-	if hard || n >= maxFails {
-		u.markDown(err)
-	}
+// plain reports whether u is to be asked without EDNS.
+func (u *upstream) plain() bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return time.Now().Before(u.plainUntil)
 }
 
-func (u *upstream) markDown(err error) {
-	if u.down.CompareAndSwap(false, true) {
-		u.log.Warn("upstream down", "err", err)
-	}
-	if u.probing.CompareAndSwap(false, true) {
-		go u.probe()
-	}
+// ednsAnswered records an answer to a query with EDNS that was no format
+// error: EDNS works there.
+func (u *upstream) ednsAnswered() {
+	u.mu.Lock()
+	u.ednsWorked, u.ednsFails = true, 0
+	u.mu.Unlock()
 }
 
-// probe asks the down upstream for the root NS until it answers anything,
-// then marks it up again.
-func (u *upstream) probe() {
-	wait := probeFirst
-	for {
-		t := time.NewTimer(wait)
-		select {
-		case <-u.stop:
-			t.Stop()
-			return
-		case <-t.C:
-		}
-		q := new(dns.Msg)
-		q.SetQuestion(".", dns.TypeNS)
-		q.RecursionDesired = false
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		_, err := u.exchangeUDP(ctx, q)
-		cancel()
-		if err == nil {
-			u.fails.Store(0)
-			// In this order, a markDown racing with us starts a new probe
-			// rather than finding this one still marked as running.
-			u.probing.Store(false)
-			u.down.Store(false)
-			u.log.Info("upstream up")
-			return
-		}
-		wait = min(2*wait, probeMax)
+// needsPlain records that u answered a query without EDNS after failing
+// it with EDNS. Twice in a row (once for an upstream never heard with
+// EDNS) is taken to mean that u, or a box on the way, does not do EDNS:
+// it is asked without for plainFor. One query it fails with EDNS may be
+// about that query alone, and losing EDNS loses DNSSEC.
+func (u *upstream) needsPlain() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.ednsFails++
+	if u.ednsWorked && u.ednsFails < 2 || time.Now().Before(u.plainUntil) {
+		return
 	}
+	u.plainUntil = time.Now().Add(plainFor)
+	u.log.Info("upstream fails EDNS: asking it without", "for", plainFor)
 }
-
-// healthy reports whether queries should go to u.
-func (u *upstream) healthy() bool { return !u.down.Load() }
 
 // close stops the health probe.
 func (u *upstream) close() { u.stopOnce.Do(func() { close(u.stop) }) }
 
 func (u *upstream) status(domain string) UpstreamStatus {
+	u.mu.Lock()
+	now := time.Now()
+	tier, rtt, plain := u.tierLocked(now), u.rtt, now.Before(u.plainUntil)
+	u.mu.Unlock()
 	return UpstreamStatus{
-		Addr: u.addr.String(), Domain: domain, Healthy: u.healthy(),
+		Addr: u.addr.String(), Domain: domain, Healthy: tier != tierDown, Lossy: tier == tierLossy,
 		Queries: u.queries.Load(), Failures: u.failures.Load(),
-		RTTMilli: float64(u.srtt.Load()) / float64(time.Millisecond),
+		RTTMilli: millis(rtt.srtt), RTOMilli: millis(rtt.rto), PlainDNS: plain,
 	}
 }
+
+func millis(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
