@@ -10,11 +10,6 @@ import (
 // staleTTL is the TTL of an answer served stale (RFC 8767 §4 suggests 30 s).
 const staleTTL = 30
 
-// defaultStaleAnswer is when a query for an expired name is answered from
-// stale data while the upstreams have not answered: RFC 8767 §5's client
-// response timer, just under the 2 s many stub resolvers wait.
-const defaultStaleAnswer = 1800 * time.Millisecond
-
 // cachePolicy is how long answers are kept.
 type cachePolicy struct {
 	minTTL, maxTTL time.Duration // bounds for every cached TTL

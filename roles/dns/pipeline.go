@@ -1,7 +1,6 @@
 package dns
 
 import (
-	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
@@ -63,7 +62,7 @@ func policyOf(cfg *Config) cachePolicy {
 	return cachePolicy{
 		minTTL: cfg.Cache.MinTTL, maxTTL: cfg.Cache.MaxTTL,
 		negTTL: cfg.Cache.NegTTL, serveStale: cfg.Cache.ServeStale,
-		staleAfter: cmp.Or(cfg.Cache.StaleAnswer, defaultStaleAnswer),
+		staleAfter: cfg.Cache.StaleAnswer,
 	}
 }
 

@@ -77,7 +77,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return errors.New("setting the DNS role: the server is closed")
+		return errors.New("the server is closed")
 	}
 	if c == nil {
 		return s.stopLocked()
@@ -91,7 +91,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	if old == nil || old.addr != addr {
 		l, err := listen(s.net, addr, s)
 		if err != nil {
-			return fmt.Errorf("starting the DNS role on %s: %w", addr, err)
+			return err
 		}
 		s.lis = l
 	}

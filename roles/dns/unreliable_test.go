@@ -83,6 +83,7 @@ func (f *flakyLab) fresh(t *testing.T, upstreams ...string) {
 			c.Upstreams = append(c.Upstreams, netip.AddrPortFrom(netip.MustParseAddr(u), 53))
 		}
 		c.Cache.ServeStale = time.Hour
+		c.Cache.StaleAnswer = 1800 * time.Millisecond
 	})
 	must(t, f.srv.Set(context.Background(), c))
 }
