@@ -40,14 +40,14 @@ func warnNoZones(f *file, p *problems) {
 	if f.DNS != nil {
 		roles = append(roles, "DNS")
 	}
-	who := "no host reaches a service of this box"
+	who := "no host reaches this box"
 	switch len(roles) {
 	case 1:
 		who = roles[0] + " serves nobody"
 	case 2:
 		who = "DHCP and DNS serve nobody"
 	}
-	p.warn("gateway", "the file has no zone: %s and nothing is routed, because every alias subnet gets a closed zone of its own; add [zone.<name>] tables with the subnets, and allow and forward what each may reach", who)
+	p.warn("gateway", "the file has no zone, so %s: every alias subnet gets a closed zone of its own, which reaches no service of this box and is routed nowhere; add [zone.<name>] tables with the subnets and what each may reach (allow, forward)", who)
 }
 
 // warnUnservedRoles: a DHCP or DNS role no zone may reach answers nobody.
