@@ -73,6 +73,8 @@ func checkServiceName(c *Config, p *problems, path string, i int, s string) {
 	case c.Services[s] != nil:
 	case s == "dhcp" || s == "dns":
 		p.atElem(path, i, "service %q needs the [%s] role, which this file does not configure", s, s)
+	case s == "web" && c.Gateway.Metrics.IsValid():
+		// metrics is written but refused (port 0): that error says it.
 	case s == "web":
 		p.atElem(path, i, "service \"web\" needs [gateway] metrics, which this file does not set: the web page and the metrics listen there, and web opens its port")
 	default:
