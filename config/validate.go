@@ -27,9 +27,6 @@ func validate(f *file, name string, p *problems, set func(key ...string) bool) *
 	validateRoles(f, p, aliases)
 	c.Upstream = buildUpstream(f, c, p)
 	c.Router = buildRouter(f.Router, c, p)
-	if f.Router != nil && f.Router.Upstream.IsValid() && c.Upstream != nil {
-		p.at("router.upstream", "upstream cannot be set with [upstream]: the WAN port gives the default route (%s), and the box takes it from one source; remove this line", c.Upstream.routeSource())
-	}
 	c.DHCP = buildDHCP(f, c, p, aliases)
 	c.DNS = buildDNS(f.DNS, c, p, set)
 	buildServices(f, c, p, aliases)
@@ -310,7 +307,11 @@ func buildRouter(fr *fileRouter, c *Config, p *problems) *Router {
 		return nil
 	}
 	r := &Router{Alias: fr.Alias, Upstream: fr.Upstream, Masquerade: fr.Masquerade}
-	if r.Upstream.IsValid() && c.Upstream == nil && !c.onLink(r.Upstream) {
+	switch {
+	case !r.Upstream.IsValid():
+	case c.Upstream != nil:
+		p.at("router.upstream", "upstream cannot be set with [upstream]: the WAN port gives the default route (%s), and the box takes it from one source; remove this line", c.Upstream.routeSource())
+	case !c.onLink(r.Upstream):
 		p.at("router.upstream", "upstream %s is not on any alias subnet; the next hop must be directly reachable on %s", r.Upstream, c.Gateway.Interface)
 	}
 	r.Routes = buildRoutes(c, p, "router", fr.Routes, true)
