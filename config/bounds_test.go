@@ -270,7 +270,7 @@ func TestProblemCap(t *testing.T) {
 	if len(list) != maxReported+1 {
 		t.Fatalf("%d problems listed, want %d", len(list), maxReported+1)
 	}
-	if got, want := list[0].Error(), `t.toml:56:1: dns.cache.k0: unknown key "k0" in [dns.cache]; valid keys are: max_ttl, min_ttl, negative_ttl, serve_stale, size`; got != want {
+	if got, want := list[0].Error(), `t.toml:56:1: dns.cache.k0: unknown key "k0" in [dns.cache]; valid keys are: max_ttl, min_ttl, negative_ttl, serve_stale, size, stale_answer_after`; got != want {
 		t.Errorf("first: got %s\nwant %s", got, want)
 	}
 	if got, want := list[maxReported].Error(), "t.toml:76:1: and 4980 more problems; fix these first"; got != want {

@@ -365,8 +365,8 @@ func TestSchemaUntouched(t *testing.T) {
 func TestOptionValues(t *testing.T) {
 	c := mustParse(t, edit(t, baseDoc, afterPool1("\n[[dhcp.pool.option]]\ncode = 43\nhex = \"0A0b\"\n"+
 		"\n[[dhcp.pool.option]]\ncode = 66\ntext = \"tftp.lan\"\n"+
-		"\n[[dhcp.pool.option]]\ncode = 150\nip = [\"10.0.0.5\", \"10.0.0.6\"]\n")...))
-	want := []Option{{43, []byte{0x0a, 0x0b}}, {66, []byte("tftp.lan")}, {150, []byte{10, 0, 0, 5, 10, 0, 0, 6}}}
+		"\n[[dhcp.pool.option]]\ncode = 150\nip = [\"10.0.0.5\", \"10.0.0.6\"]\nalways = true\n")...))
+	want := []Option{{Code: 43, Value: []byte{0x0a, 0x0b}}, {Code: 66, Value: []byte("tftp.lan")}, {Code: 150, Value: []byte{10, 0, 0, 5, 10, 0, 0, 6}, Always: true}}
 	if got := c.DHCP.Pools[1].Options; !reflect.DeepEqual(got, want) {
 		t.Errorf("options %v, want %v", got, want)
 	}

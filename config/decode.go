@@ -228,6 +228,8 @@ func describe(t reflect.Type) string {
 		return `an IPv4 address with its prefix length, e.g. "192.168.1.2/24"`
 	case reflect.TypeFor[netip.Addr]():
 		return `an IPv4 address, e.g. "192.168.1.1"`
+	case reflect.TypeFor[netip.AddrPort]():
+		return `an address and a port, e.g. "127.0.0.1:9253"`
 	case reflect.TypeFor[duration]():
 		return `a duration, e.g. "90s", "30m", "12h" or "2d"`
 	case reflect.TypeFor[mac]():

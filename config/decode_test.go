@@ -7,20 +7,20 @@ import (
 
 var unknownKeyCases = []errCase{
 	{name: "top level", edits: []string{"[gateway]\n", "colour = \"blue\"\n[gateway]\n"},
-		at: "1:1", key: "colour", msg: []string{`unknown key "colour" at the top level; valid keys are: alias, dhcp, dns, gateway, router, service, zone`}},
+		at: "1:1", key: "colour", msg: []string{`unknown key "colour" at the top level; valid keys are: alias, dhcp, dns, gateway, router, service, upstream, zone`}},
 	{name: "gateway", edits: []string{"host = \"gw1\"\n", "host = \"gw1\"\nhostname = \"gw1\"\n"},
-		at: "4:1", key: "gateway.hostname", msg: []string{`unknown key "hostname" in [gateway]; valid keys are: announce_count, announce_interval, control_socket, host, interface, log_format, log_level, probe_timeout, state_dir`}},
+		at: "4:1", key: "gateway.hostname", msg: []string{`unknown key "hostname" in [gateway]; valid keys are: announce_count, announce_interval, control_socket, host, interface, log_format, log_level, management, management_zones, metrics, probe_timeout, state_dir`}},
 	// The second [[alias]], to check that the line is that alias's.
 	{name: "second alias", edits: []string{"name = \"dhcp\"\n", "name = \"dhcp\"\nadress = \"192.168.1.2/24\"\n"},
-		at: "11:1", key: "alias[1].adress", msg: []string{`unknown key "adress" in [[alias]]; valid keys are: address, host, label, name`}},
+		at: "11:1", key: "alias[1].adress", msg: []string{`unknown key "adress" in [[alias]]; valid keys are: address, adopt, host, label, name`}},
 	{name: "last alias", edits: []string{"name = \"lab\"\n", "name = \"lab\"\nlable = \"eth1:lab\"\n"},
 		at: "19:1", key: "alias[3].lable", msg: []string{`unknown key "lable"`}},
 	{name: "second pool", edits: []string{"router = \"lab\"\n", "router = \"lab\"\nleasetime = \"1h\"\n"},
 		at: "36:1", key: "dhcp.pool[1].leasetime", msg: []string{`unknown key "leasetime" in [[dhcp.pool]]; valid keys are: broadcast, dns, domain, lease_time, ntp, option, range, rebind_time, renew_time, route, router, subnet`}},
 	{name: "zone", edits: []string{"forward = [\"upstream\"]\n", "forward = [\"upstream\"]\npolicy = \"drop\"\n"},
-		at: "54:1", key: "zone.lab.policy", msg: []string{`unknown key "policy" in [zone.lab]; valid keys are: allow, forward, subnets`}},
+		at: "54:1", key: "zone.lab.policy", msg: []string{`unknown key "policy" in [zone.lab]; valid keys are: allow, forward, interfaces, subnets`}},
 	{name: "dns cache", edits: []string{"", "\n[dns.cache]\nsize = 100\nmaxttl = \"1h\"\n"},
-		at: "57:1", key: "dns.cache.maxttl", msg: []string{`unknown key "maxttl" in [dns.cache]; valid keys are: max_ttl, min_ttl, negative_ttl, serve_stale, size`}},
+		at: "57:1", key: "dns.cache.maxttl", msg: []string{`unknown key "maxttl" in [dns.cache]; valid keys are: max_ttl, min_ttl, negative_ttl, serve_stale, size, stale_answer_after`}},
 	{name: "dns cache inline", edits: []string{"alias = \"dns\"\n", "alias = \"dns\"\ncache = { size = 100, ttl = \"1h\" }\n"},
 		at: "43:23", key: "dns.cache.ttl", msg: []string{`unknown key "ttl" in [dns.cache]`}},
 	{name: "dotted key", edits: []string{"alias = \"dhcp\"\n", "alias = \"dhcp\"\nlease.time = \"1h\"\n"},
@@ -112,13 +112,13 @@ func TestTypeErrors(t *testing.T) { runErrCases(t, typeCases) }
 // TestErrorsName checks the ErrorList contract: every problem names the file and
 // a line:column, and the list reads one problem a line.
 func TestErrorsName(t *testing.T) {
-	text := edit(t, baseDoc, `upstream = "192.168.1.254"`, `upstream = "172.16.0.1"`, `allow = ["dns"]`, `allow = ["dns", "web"]`)
+	text := edit(t, baseDoc, `upstream = "192.168.1.254"`, `upstream = "172.16.0.1"`, `allow = ["dns"]`, `allow = ["dns", "www"]`)
 	_, err := Parse("/etc/gatewayd/gateway.toml", []byte(text))
 	if err == nil {
 		t.Fatal("accepted")
 	}
 	want := "/etc/gatewayd/gateway.toml:23:1: router.upstream: upstream 172.16.0.1 is not on any alias subnet; the next hop must be directly reachable on eth1\n" +
-		`/etc/gatewayd/gateway.toml:52:17: zone.lab.allow[1]: unknown service "web"; known services: dhcp, dns, ping, ssh (define others under [service.<name>])`
+		`/etc/gatewayd/gateway.toml:52:17: zone.lab.allow[1]: unknown service "www"; known services: dhcp, dns, ping, ssh (define others under [service.<name>])`
 	if err.Error() != want {
 		t.Errorf("got\n%s\nwant\n%s", err, want)
 	}

@@ -30,6 +30,7 @@ var trickySeeds = []string{
 	"gateway.interface = \"eth1\"\ngateway.bogus = 1\nzone.a.subnets = [\"10.0.0.0/8\"]\nzone.b.subnets = [\"10.1.0.0/16\"]\n",
 	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"10.0.0.1/24\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/24\"\n[dhcp]\nalias = \"a\"\n[[dhcp.pool]]\nrange = \"10.0.0.10-10.0.0.20\"\nsubnet = \"::/0\"\n[[dhcp.static]]\nmac = \"00:00:00:00:00:01\"\naddress = \"::1\"\n",
 	"[gateway]\ninterface = \"eth1\"\n[zone.\"a\\nb\"]\nforward = [\"x\"]\n",
+	"[gateway]\ninterface = \"eth1\"\nmetrics = \"[::1]:9253\"\nmanagement = [\"web\"]\n[upstream]\ninterface = \"eth0\"\naddress = \"203.0.113.2/31\"\ngateway = \"203.0.113.3\"\n[zone.v]\ninterfaces = [\"wg0\", \"eth0\"]\n",
 	"[gateway]\ninterface = \"eth1\"\n[[alias]]\nname = \"a\"\naddress = \"0.0.0.0/0\"\n[[alias]]\nname = \"b\"\naddress = \"10.0.0.2/32\"\n",
 }
 
@@ -156,8 +157,38 @@ func checkAccepted(t *testing.T, c *Config) {
 			}
 		}
 	}
+	checkAcceptedAccess(t, c)
+	if d := c.DNS; d != nil && (d.Cache.StaleAnswerAfter < 0 || d.Cache.StaleAnswerAfter > d.Timeout) {
+		t.Fatalf("accepted stale_answer_after %v with timeout %v", d.Cache.StaleAnswerAfter, d.Timeout)
+	}
 	if g := c.Gateway; g.AnnounceInterval <= 0 || g.ProbeTimeout < 0 || len(g.Host) > maxHost || len(g.ControlSocket) > maxSocketPath {
 		t.Fatalf("accepted gateway settings %+v", g)
+	}
+}
+
+// checkAcceptedAccess: the WAN port, zone interfaces and metrics as the
+// firewall and the router role rely on them.
+func checkAcceptedAccess(t *testing.T, c *Config) {
+	if u := c.Upstream; u != nil {
+		static := u.Address.IsValid() && u.Address.Addr().Is4() && u.Address.Masked().Contains(u.Gateway) && u.Gateway != u.Address.Addr()
+		if !validIfname(u.Interface) || u.Interface == c.Gateway.Interface || u.DHCP == static || c.Router != nil && c.Router.Upstream.IsValid() {
+			t.Fatalf("accepted upstream %+v (router %+v)", u, c.Router)
+		}
+	}
+	owner := map[string]string{}
+	for _, z := range c.Zones {
+		for _, ifname := range z.Interfaces {
+			if !validIfname(ifname) || ifname == c.Gateway.Interface || c.Upstream != nil && ifname == c.Upstream.Interface || owner[ifname] != "" {
+				t.Fatalf("zone %s: accepted interface %q (also in %q)", z.Name, ifname, owner[ifname])
+			}
+			owner[ifname] = z.Name
+		}
+	}
+	if web := c.Services["web"]; web != nil && web.Builtin && !c.Gateway.Metrics.IsValid() {
+		t.Fatalf("built-in web %+v without metrics", web)
+	}
+	if m := c.Gateway.Metrics; m.IsValid() && (m.Port() == 0 || c.Services["web"] == nil) {
+		t.Fatalf("accepted metrics %v (web %+v)", m, c.Services["web"])
 	}
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -53,19 +54,23 @@ func TestHints(t *testing.T) { runErrCases(t, hintCases) }
 func TestWarnings(t *testing.T) {
 	withHost := afterDNS("\n[[dns.host]]\nname = \"router\"\naddress = \"192.168.1.20\"\n\n[[dns.host]]\nname = \"dns.home.arpa.\"\naddress = \"192.168.1.3\"\n")
 	viaOwn := []string{`upstream = "192.168.1.254"` + "\n", `upstream = "192.168.1.254"` + "\n\n[[router.route]]\nto = \"172.16.0.0/16\"\nvia = \"192.168.1.1\"\n"}
+	// baseDoc's upstream router is on the alias wire, inside zone lan.
+	onWire := func(line int) string {
+		return fmt.Sprintf("t.toml:%d:1: warning: router.upstream: the upstream router 192.168.1.254 is inside zone lan's subnet: it gets that zone's rights, and traffic it delivers on the wire reaches lan hosts without crossing this box's firewall", line)
+	}
 	for _, tc := range []struct {
 		name  string
 		edits []string
 		want  []string
 	}{
-		{"none", nil, nil},
+		{"none but the upstream on the wire", nil, []string{onWire(23)}},
 		// The second host has the DNS alias's own name and address: no harm.
-		{"host named like an alias", withHost, []string{
+		{"host named like an alias", withHost, []string{onWire(23),
 			`t.toml:46:1: warning: dns.host[0].name: "router" is also the name of alias "router": router.home.arpa will answer with both 192.168.1.20 and 192.168.1.1`}},
-		{"route via an alias this box holds", viaOwn, []string{
+		{"route via an alias this box holds", viaOwn, []string{onWire(23),
 			`t.toml:27:1: warning: router.route[0].via: next hop 192.168.1.1 is the address of alias "router", which this box holds: the kernel refuses a route via the box's own address`}},
 		// Held by another box, the router alias is a next hop like any other.
-		{"route via an alias another box holds", append(viaOwn, "name = \"router\"\n", "name = \"router\"\nhost = \"gw2\"\n"), nil},
+		{"route via an alias another box holds", append(viaOwn, "name = \"router\"\n", "name = \"router\"\nhost = \"gw2\"\n"), []string{onWire(24)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := mustParse(t, edit(t, baseDoc, tc.edits...))

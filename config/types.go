@@ -19,9 +19,12 @@ type Config struct {
 	File    string
 	Gateway Gateway
 	Aliases []Alias
-	Router  *Router // nil: the file has no [router]
-	DHCP    *DHCP   // nil: no [dhcp]
-	DNS     *DNS    // nil: no [dns]
+	// Upstream is the WAN port; nil: no [upstream] (the upstream, if any, is
+	// [router] upstream on the alias wire).
+	Upstream *Upstream
+	Router   *Router // nil: the file has no [router]
+	DHCP     *DHCP   // nil: no [dhcp]
+	DNS      *DNS    // nil: no [dns]
 	// Zones are the file's zones in name order, followed by one implicit zone for
 	// every alias subnet no zone names (closed default policy).
 	Zones []*Zone
@@ -46,6 +49,17 @@ type Gateway struct {
 	// AnnounceCount gratuitous ARPs are sent AnnounceInterval apart after an add.
 	AnnounceCount    int
 	AnnounceInterval time.Duration
+	// Management are the services that stay reachable on the box's own
+	// addresses of the NIC (its primary address and any address that is not
+	// an alias) from the management zones. Default ssh and ping; empty: none.
+	Management []string
+	// ManagementZones are the zones the management services are reachable
+	// from. Empty: the zones that hold one of the NIC's own addresses, which
+	// only the kernel knows (the controller learns them).
+	ManagementZones []string
+	// Metrics is where the Prometheus metrics and the web page listen;
+	// invalid: off. The built-in service "web" opens its port.
+	Metrics netip.AddrPort
 }
 
 // Alias is one address on the NIC.
@@ -58,15 +72,32 @@ type Alias struct {
 	DefaultLabel bool
 	// Host names the box that holds the alias; "" means every box (this one).
 	Host string
+	// Adopt takes over the address when it is already on the NIC but not
+	// added by gatewayd, if it matches the alias exactly (address, prefix
+	// length); without it such an address is a conflict.
+	Adopt bool
 }
 
 // Subnet is the alias's network (address masked to its prefix length).
 func (a Alias) Subnet() netip.Prefix { return a.Address.Masked() }
 
+// Upstream is the WAN port: a NIC of its own towards the ISP. Exactly one of
+// Address (with Gateway) and DHCP is set.
+type Upstream struct {
+	Interface string
+	Address   netip.Prefix // invalid: DHCP
+	Gateway   netip.Addr   // the default route's next hop; invalid: DHCP
+	DHCP      bool
+	// AcceptRA accepts IPv6 router advertisements on the WAN port.
+	AcceptRA bool
+}
+
 // Router is the router role: forwarding, the upstream route, NAT.
 type Router struct {
-	Alias      string
-	Upstream   netip.Addr // invalid: none
+	Alias    string
+	Upstream netip.Addr // invalid: none (always with a WAN port)
+	// Masquerade NATs the zones' traffic to the upstream; with a WAN port it
+	// is SNAT out of that port.
 	Masquerade bool
 	Routes     []Route
 }
@@ -120,6 +151,9 @@ type Pool struct {
 type Option struct {
 	Code  int
 	Value []byte
+	// Always sends the option to every client; otherwise only to a client
+	// whose parameter request list (option 55) asks for it.
+	Always bool
 }
 
 // Static is a fixed lease; MAC or ClientID (or both) is set.
@@ -148,6 +182,8 @@ type DNS struct {
 	// Timeout is the whole-query deadline.
 	Timeout   time.Duration
 	MaxFlight int
+	// LogQueries logs every query.
+	LogQueries bool
 }
 
 // Host is a local name.
@@ -171,12 +207,19 @@ type Forward struct {
 type DNSCache struct {
 	Size                               int
 	MinTTL, MaxTTL, NegTTL, ServeStale time.Duration
+	// StaleAnswerAfter is how long a query waits for the upstream before a
+	// stale entry answers it (RFC 8767's client response timer); zero
+	// answers stale data at once. At most the DNS timeout.
+	StaleAnswerAfter time.Duration
 }
 
 // Zone is a set of subnets with one security policy.
 type Zone struct {
 	Name    string
 	Subnets []netip.Prefix
+	// Interfaces are the interfaces (not the alias NIC, not the WAN port)
+	// whose traffic belongs to the zone.
+	Interfaces []string
 	// Allow lists services of this box the zone may reach.
 	Allow []string
 	// Forward lists zones (or Upstream) its traffic may be routed to.

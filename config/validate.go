@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -24,13 +25,16 @@ func validate(f *file, name string, p *problems, set func(key ...string) bool) *
 	c := &Config{File: name, Gateway: buildGateway(f.Gateway, p, set)}
 	aliases := buildAliases(f, c, p)
 	validateRoles(f, p, aliases)
+	c.Upstream = buildUpstream(f, c, p)
 	c.Router = buildRouter(f.Router, c, p)
 	c.DHCP = buildDHCP(f, c, p, aliases)
 	c.DNS = buildDNS(f.DNS, c, p, set)
 	buildServices(f, c, p, aliases)
 	buildZones(f, c, p)
+	validateManagement(f, c, p)
 	if !p.found() {
 		addImplicitZones(c)
+		siteWarnings(f, c, p)
 		c.Warnings = p.warningList()
 	}
 	return c
@@ -47,6 +51,15 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 		ProbeTimeout:     fg.ProbeTimeout.Duration,
 		AnnounceCount:    fg.AnnounceCount,
 		AnnounceInterval: fg.AnnounceInterval.or(defaultAnnounceInterval),
+		Management:       slices.Clone(fg.Management),
+		Metrics:          fg.Metrics,
+	}
+	if !set("gateway", "management") {
+		g.Management = slices.Clone(defaultManagement)
+	}
+	if len(fg.ManagementZones) > 0 {
+		// Written empty is left out: the zones the kernel shows.
+		g.ManagementZones = slices.Clone(fg.ManagementZones)
 	}
 	if g.Host == "" {
 		g.Host, _ = os.Hostname()
@@ -69,8 +82,8 @@ func validateGateway(g Gateway, p *problems) {
 	switch {
 	case ifname == "":
 		p.at("gateway", "interface is missing: set [gateway] interface = \"eth1\" (the NIC that carries every alias)")
-	case len(ifname) > 15 || strings.ContainsAny(ifname, "/: \t") || strings.ContainsFunc(ifname, unicode.IsControl):
-		p.at("gateway.interface", "%q is not an interface name (at most 15 bytes, no '/', ':' or spaces)", ifname)
+	case !validIfname(ifname):
+		p.at("gateway.interface", "%s", ifnameProblem(ifname))
 	}
 	if g.AnnounceCount < 0 || g.AnnounceCount > 100 {
 		p.at("gateway.announce_count", "announce_count must be 0-100, not %d", g.AnnounceCount)
@@ -86,6 +99,23 @@ func validateGateway(g Gateway, p *problems) {
 	// directories; a relative path would name two places.
 	checkPath(p, "state_dir", g.StateDir, false)
 	checkPath(p, "control_socket", g.ControlSocket, true)
+	if m := g.Metrics; m.IsValid() {
+		switch why := notAServer(m.Addr()); {
+		case why != "" && !m.Addr().IsUnspecified():
+			p.at("gateway.metrics", "metrics cannot listen on %s: it is %s; write an address of this box and a port, e.g. \"127.0.0.1:9253\"", m.Addr(), why)
+		case m.Port() == 0:
+			p.at("gateway.metrics", "metrics %q names port 0; write a port, e.g. \"127.0.0.1:9253\"", m)
+		}
+	}
+}
+
+// validIfname reports whether s can name a Linux interface.
+func validIfname(s string) bool {
+	return s != "" && len(s) <= 15 && !strings.ContainsAny(s, "/: \t") && !strings.ContainsFunc(s, unicode.IsControl)
+}
+
+func ifnameProblem(s string) string {
+	return fmt.Sprintf("%q is not an interface name (at most 15 bytes, no '/', ':' or spaces)", s)
 }
 
 // buildAliases fills c.Aliases, checking names, addresses and labels; it
@@ -93,7 +123,7 @@ func validateGateway(g Gateway, p *problems) {
 func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
 	c.Aliases = make([]Alias, len(f.Aliases))
 	for i, fa := range f.Aliases {
-		a := Alias{Name: fa.Name, Address: fa.Address, Label: fa.Label, Host: fa.Host}
+		a := Alias{Name: fa.Name, Address: fa.Address, Label: fa.Label, Host: fa.Host, Adopt: fa.Adopt}
 		if a.Label == "" {
 			a.Label, a.DefaultLabel = fmt.Sprintf("%s:%d", c.Gateway.Interface, i), true
 		}
@@ -122,14 +152,8 @@ func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
 			p.at(path, "address is missing: set address = \"192.168.1.2/24\" (address and subnet length)")
 			continue
 		}
-		if !a.Address.Addr().Is4() {
-			p.at(path+".address", "%s is not IPv4; aliases are IPv4 addresses with a prefix length", a.Address)
+		if !checkHostPrefix(p, path+".address", a.Address, aliasAddress) {
 			continue
-		}
-		if why := reservedAddr(a.Address.Addr()); why != "" {
-			p.at(path+".address", "%s is %s; an alias needs a unicast address of your network, e.g. \"192.168.1.2/24\"", a.Address.Addr(), why)
-		} else if bits := a.Address.Bits(); bits < 31 && (a.Address.Addr() == a.Subnet().Addr() || a.Address.Addr() == broadcast(a.Subnet())) {
-			p.at(path+".address", "%s is the network or broadcast address of %s; pick a host address", a.Address.Addr(), a.Subnet())
 		}
 		if other, dup := byAddr[a.Address.Addr()]; dup {
 			p.at(path+".address", "address %s is also used by alias %q (line %d); each alias needs its own address", a.Address.Addr(), other, p.line(aliasPath(c, other)+".address"))
@@ -140,6 +164,34 @@ func buildAliases(f *file, c *Config, p *problems) map[string]*Alias {
 		checkLabel(c, p, i, labels)
 	}
 	return byName
+}
+
+// hostPrefix words the checks of an address of this box's own, written with
+// its prefix length, for checkHostPrefix.
+type hostPrefix struct {
+	notIPv4, needs string
+}
+
+var aliasAddress = hostPrefix{
+	notIPv4: "aliases are IPv4 addresses with a prefix length",
+	needs:   `an alias needs a unicast address of your network, e.g. "192.168.1.2/24"`,
+}
+
+// checkHostPrefix checks that a is a usable IPv4 host address: not
+// reserved, not its subnet's network or broadcast address. It reports
+// false when a is not IPv4 (nothing else can be checked then).
+func checkHostPrefix(p *problems, path string, a netip.Prefix, w hostPrefix) bool {
+	if !a.Addr().Is4() {
+		p.at(path, "%s is not IPv4; %s", a, w.notIPv4)
+		return false
+	}
+	subnet := a.Masked()
+	if why := reservedAddr(a.Addr()); why != "" {
+		p.at(path, "%s is %s; %s", a.Addr(), why, w.needs)
+	} else if a.Bits() < 31 && (a.Addr() == subnet.Addr() || a.Addr() == broadcast(subnet)) {
+		p.at(path, "%s is the network or broadcast address of %s; pick a host address", a.Addr(), subnet)
+	}
+	return true
 }
 
 // checkSubnetLength reports alias i when its subnet overlaps an earlier alias's
@@ -255,7 +307,11 @@ func buildRouter(fr *fileRouter, c *Config, p *problems) *Router {
 		return nil
 	}
 	r := &Router{Alias: fr.Alias, Upstream: fr.Upstream, Masquerade: fr.Masquerade}
-	if r.Upstream.IsValid() && !c.onLink(r.Upstream) {
+	switch {
+	case !r.Upstream.IsValid():
+	case c.Upstream != nil:
+		p.at("router.upstream", "upstream cannot be set with [upstream]: the WAN port gives the default route (%s), and the box takes it from one source; remove this line", c.Upstream.routeSource())
+	case !c.onLink(r.Upstream):
 		p.at("router.upstream", "upstream %s is not on any alias subnet; the next hop must be directly reachable on %s", r.Upstream, c.Gateway.Interface)
 	}
 	r.Routes = buildRoutes(c, p, "router", fr.Routes, true)

@@ -297,7 +297,7 @@ func buildOption(p *problems, path string, o fileOption) Option {
 			p.atElem(path+".ip", i, "%s is not IPv4; DHCPv4 options carry IPv4 addresses", a)
 		}
 	}
-	return Option{Code: o.Code, Value: optionValue(o)}
+	return Option{Code: o.Code, Value: optionValue(o), Always: o.Always}
 }
 
 // optionValue is the option's value as it goes on the wire: the hex bytes, the

@@ -28,7 +28,10 @@ func buildDNS(fd *fileDNS, c *Config, p *problems, set func(key ...string) bool)
 		RebindAllow: slices.Clone(fd.Rebind.Allow),
 		Timeout:     fd.Timeout.or(defaultTimeout),
 		MaxFlight:   fd.MaxFlight,
+		LogQueries:  fd.LogQueries,
 	}
+	// Left out, the delay never passes a shorter timeout.
+	d.Cache.StaleAnswerAfter = fd.Cache.StaleAnswerAfter.or(min(defaultStaleAnswerAfter, d.Timeout))
 	if !set("dns", "max_inflight") {
 		d.MaxFlight = defaultMaxFlight
 	}
@@ -87,11 +90,15 @@ func buildDNS(fd *fileDNS, c *Config, p *problems, set func(key ...string) bool)
 func checkDNSDurations(p *problems, fd *fileDNS, d *DNS) {
 	ttl := span{time.Second, maxTTL}
 	checkDuration(p, "dns.local_ttl", fd.LocalTTL, ttl, "1m")
-	checkDuration(p, "dns.timeout", fd.Timeout, span{10 * time.Millisecond, maxDNSTimeout}, "4s")
+	timeoutOK := checkDuration(p, "dns.timeout", fd.Timeout, span{10 * time.Millisecond, maxDNSTimeout}, "4s")
 	checkDuration(p, "dns.cache.min_ttl", fd.Cache.MinTTL, span{0, maxTTL}, "0s")
 	checkDuration(p, "dns.cache.max_ttl", fd.Cache.MaxTTL, ttl, "1d")
 	checkDuration(p, "dns.cache.negative_ttl", fd.Cache.NegTTL, ttl, "1h")
 	checkDuration(p, "dns.cache.serve_stale", fd.Cache.ServeStale, span{0, maxTTL}, "0s, off")
+	if checkDuration(p, "dns.cache.stale_answer_after", fd.Cache.StaleAnswerAfter, span{0, maxDNSTimeout}, "1800ms") &&
+		timeoutOK && d.Cache.StaleAnswerAfter > d.Timeout {
+		p.at("dns.cache.stale_answer_after", "stale_answer_after (%s) is more than [dns] timeout (%s): the query is given up before a stale answer would be sent", fmtDuration(d.Cache.StaleAnswerAfter), fmtDuration(d.Timeout))
+	}
 	if d.Cache.MinTTL > d.Cache.MaxTTL && d.Cache.MaxTTL <= maxTTL {
 		p.at("dns.cache.min_ttl", "min_ttl (%s) is more than max_ttl (%s)", fmtDuration(d.Cache.MinTTL), fmtDuration(d.Cache.MaxTTL))
 	}

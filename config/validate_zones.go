@@ -7,8 +7,8 @@ import (
 	"strconv"
 )
 
-// Upstream is the forward target meaning "anything outside every zone".
-const Upstream = "upstream"
+// UpstreamZone is the forward target meaning "anything outside every zone".
+const UpstreamZone = "upstream"
 
 // buildServices fills c.Services with the file's services and the built-in ones.
 func buildServices(f *file, c *Config, p *problems, aliases map[string]*Alias) {
@@ -47,27 +47,91 @@ func buildZones(f *file, c *Config, p *problems) {
 	}
 	for _, name := range sortedKeys(f.Zones) {
 		z := f.Zones[name]
-		c.Zones = append(c.Zones, &Zone{Name: name, Subnets: slices.Clone(z.Subnets), Allow: slices.Clone(z.Allow), Forward: slices.Clone(z.Forward)})
+		c.Zones = append(c.Zones, &Zone{Name: name, Subnets: slices.Clone(z.Subnets), Interfaces: slices.Clone(z.Interfaces),
+			Allow: slices.Clone(z.Allow), Forward: slices.Clone(z.Forward)})
 		path := "zone." + name
-		if !nameRE.MatchString(name) || name == Upstream {
-			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q", name, Upstream)
+		if !nameRE.MatchString(name) || name == UpstreamZone {
+			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q", name, UpstreamZone)
 		}
 		for i, s := range z.Allow {
-			if c.Services[s] == nil {
-				if s == "dhcp" || s == "dns" {
-					p.atElem(path+".allow", i, "service %q needs the [%s] role, which this file does not configure", s, s)
-					continue
-				}
-				p.atElem(path+".allow", i, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
-			}
+			checkServiceName(c, p, path+".allow", i, s)
 		}
 		for i, to := range z.Forward {
-			if to != Upstream && f.Zones[to] == nil {
-				p.atElem(path+".forward", i, "unknown zone %q; forward names zones (%s) or %q", to, names(f.Zones), Upstream)
+			if to != UpstreamZone && f.Zones[to] == nil {
+				p.atElem(path+".forward", i, "unknown zone %q; forward names zones (%s) or %q", to, names(f.Zones), UpstreamZone)
 			}
 		}
 	}
 	validateZoneSubnets(f, p)
+	validateZoneInterfaces(f, c, p)
+}
+
+// checkServiceName reports the i-th element of the list at path when it
+// names no service; a built-in that exists only with its setting says so.
+func checkServiceName(c *Config, p *problems, path string, i int, s string) {
+	switch {
+	case c.Services[s] != nil:
+	case s == "dhcp" || s == "dns":
+		p.atElem(path, i, "service %q needs the [%s] role, which this file does not configure", s, s)
+	case s == "web" && c.Gateway.Metrics.IsValid():
+		// metrics is written but refused (port 0): that error says it.
+	case s == "web":
+		p.atElem(path, i, "service \"web\" needs [gateway] metrics, which this file does not set: the web page and the metrics listen there, and web opens its port")
+	default:
+		p.atElem(path, i, "unknown service %q; known services: %s (define others under [service.<name>])", s, names(c.Services))
+	}
+}
+
+// validateManagement checks [gateway] management and management_zones.
+func validateManagement(f *file, c *Config, p *problems) {
+	for i, s := range f.Gateway.Management {
+		checkServiceName(c, p, "gateway.management", i, s)
+	}
+	for i, z := range f.Gateway.ManagementZones {
+		if f.Zones[z] == nil {
+			p.atElem("gateway.management_zones", i, "unknown zone %q; management_zones names zones (%s)", z, names(f.Zones))
+		}
+	}
+}
+
+// validateZoneInterfaces checks the interfaces zones name: each in one zone,
+// and neither the alias NIC (split into zones by subnet) nor the WAN port
+// (the upstream zone itself). A repeat is reported where it is written later.
+func validateZoneInterfaces(f *file, c *Config, p *problems) {
+	type entry struct {
+		zone, path, ifname string
+		i                  int
+		pos                position
+	}
+	var all []entry
+	for _, name := range sortedKeys(f.Zones) {
+		path := "zone." + name + ".interfaces"
+		for i, ifname := range f.Zones[name].Interfaces {
+			all = append(all, entry{name, path, ifname, i, p.loc.findElement(path, i)})
+		}
+	}
+	sort.SliceStable(all, func(a, b int) bool {
+		return all[a].pos.Line < all[b].pos.Line || all[a].pos.Line == all[b].pos.Line && all[a].pos.Col < all[b].pos.Col
+	})
+	first := map[string]entry{}
+	for _, e := range all {
+		switch o, dup := first[e.ifname]; {
+		case !validIfname(e.ifname):
+			p.atElem(e.path, e.i, "%s", ifnameProblem(e.ifname))
+		case e.ifname == c.Gateway.Interface:
+			p.atElem(e.path, e.i, "%s is [gateway] interface, the NIC that carries the aliases: its traffic is split into zones by subnet; list the subnets instead", e.ifname)
+		case c.Upstream != nil && e.ifname == c.Upstream.Interface:
+			p.atElem(e.path, e.i, "%s is the [upstream] interface: it is the upstream zone (forward = [\"upstream\"] reaches it), not part of a zone", e.ifname)
+		case e.ifname == "lo":
+			p.atElem(e.path, e.i, "lo is the loopback interface, which the firewall always accepts; a zone cannot name it")
+		case dup && o.zone == e.zone:
+			p.atElem(e.path, e.i, "interface %s is listed twice in zone %q (line %d)", e.ifname, e.zone, o.pos.Line)
+		case dup:
+			p.atElem(e.path, e.i, "interface %s is also in zone %q (line %d); an interface belongs to one zone", e.ifname, o.zone, o.pos.Line)
+		default:
+			first[e.ifname] = e
+		}
+	}
 }
 
 // validateZoneSubnets checks every zone subnet and that no two overlap. An
