@@ -38,6 +38,13 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 		return nil, err
 	}
 	prev, next := d.cur, newGeneration(c)
+	if len(next.want.Adopt) > 0 {
+		if adopted, err := d.sub.Aliases.Adopt(next.want.Adopt); err != nil && !errors.Is(err, aliases.ErrNoLink) {
+			return nil, fmt.Errorf("aliases: adopting: %w", err)
+		} else if len(adopted) > 0 {
+			d.log.Info("took over addresses already on the NIC (adopt = true)", "aliases", fmt.Sprint(adopted))
+		}
+	}
 	p, err := d.plan(prev, next)
 	if err != nil {
 		return nil, err

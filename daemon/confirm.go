@@ -18,18 +18,10 @@ type confirmation struct {
 	timer *time.Timer
 }
 
-// ReloadConfirm applies config text as ReloadText does, then returns to the
-// config running before it after timeout unless Confirm is called. A reload
-// while one is waiting keeps the same point to return to: the last
-// confirmed config.
-func (d *Daemon) ReloadConfirm(path string, text []byte, timeout time.Duration) ([]string, error) {
-	if timeout <= 0 {
-		return nil, errors.New("--confirm needs a positive time, such as 60s")
-	}
-	c, err := config.Parse(path, text)
-	if err != nil {
-		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
-	}
+// applyConfirmed applies c, then returns to the config running before it
+// after timeout unless Confirm is called. A reload while one is waiting
+// keeps the same point to return to: the last confirmed config.
+func (d *Daemon) applyConfirmed(c *config.Config, timeout time.Duration) ([]string, error) {
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	good := d.cur.config()

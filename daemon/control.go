@@ -29,10 +29,13 @@ type Request struct {
 
 // Response is the daemon's answer.
 type Response struct {
-	OK      bool            `json:"ok"`
-	Error   string          `json:"error,omitempty"`
-	Changes []string        `json:"changes,omitempty"`
-	Data    json.RawMessage `json:"data,omitempty"`
+	OK      bool     `json:"ok"`
+	Error   string   `json:"error,omitempty"`
+	Changes []string `json:"changes,omitempty"`
+	// Warnings are the config's warnings (file:line:col: warning: ...),
+	// apart from the changes.
+	Warnings []string        `json:"warnings,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
 }
 
 // ErrNotRunning means nothing listens on the control socket.
@@ -131,12 +134,10 @@ func (d *Daemon) handle(req Request) *Response {
 	d.log.Debug("control request", "op", req.Op)
 	switch req.Op {
 	case "reload":
-		if req.Confirm > 0 {
-			changes, err := d.ReloadConfirm(req.Path, []byte(req.Config), req.Confirm)
-			return answer(changes, nil, err)
-		}
-		changes, err := d.ReloadText(req.Path, []byte(req.Config))
-		return answer(changes, nil, err)
+		changes, warnings, err := d.Reload(req.Path, []byte(req.Config), req.Confirm)
+		resp := answer(changes, nil, err)
+		resp.Warnings = warnings
+		return resp
 	case "confirm":
 		return answer(nil, nil, d.Confirm())
 	case "plan":

@@ -148,35 +148,39 @@ func (d *Daemon) isStopped() bool {
 	return d.stopped
 }
 
-// ReloadText validates config text and applies it. The running state is kept
-// when the text is refused or the apply fails. A plain reload that succeeds
-// also confirms a --confirm reload still waiting (as a plain commit does
-// after JunOS's commit confirmed): the file now applied is the one wanted.
-func (d *Daemon) ReloadText(path string, text []byte) (changes []string, err error) {
+// Reload validates config text and applies it; with confirm > 0 the daemon
+// returns to the last confirmed config by itself after that long unless
+// Confirm is called (see confirm.go). The running state is kept when the
+// text is refused or the apply fails. A plain reload that succeeds also
+// confirms a --confirm reload still waiting (as a plain commit does after
+// JunOS's commit confirmed): the file now applied is the one wanted. The
+// config's warnings are logged and returned apart from the changes.
+func (d *Daemon) Reload(path string, text []byte, confirm time.Duration) (changes, warnings []string, err error) {
 	defer func() { d.web.reloads.note(changes, err) }()
 	c, err := config.Parse(path, text)
 	if err != nil {
-		return nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
+		return nil, nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
 	}
-	steps, err := d.Apply(context.Background(), c)
+	warnings = logWarnings(d.log, c)
+	if confirm > 0 {
+		changes, err = d.applyConfirmed(c, confirm)
+		return changes, warnings, err
+	}
+	changes, err = d.Apply(context.Background(), c)
 	if err == nil {
 		_ = d.Confirm()
 	}
-	return withWarnings(d.log, c, steps), err
+	return changes, warnings, err
 }
 
-// withWarnings logs the config's warnings and puts them before the steps a
-// reload reports, so the operator reads them where the change is shown.
-func withWarnings(log *slog.Logger, c *config.Config, steps []string) []string {
-	if len(c.Warnings) == 0 {
-		return steps
-	}
-	out := make([]string, 0, len(c.Warnings)+len(steps))
+// logWarnings logs the config's warnings and returns them as text.
+func logWarnings(log *slog.Logger, c *config.Config) []string {
+	var out []string
 	for _, w := range c.Warnings {
 		log.Warn("config", "warning", w.String())
-		out = append(out, "# "+w.String())
+		out = append(out, w.String())
 	}
-	return append(out, steps...)
+	return out
 }
 
 // PlanText validates config text and says what applying it would change.
@@ -205,6 +209,7 @@ func (d *Daemon) checkImmutable(next *config.Config) error {
 		{"gateway.state_dir", prev.Gateway.StateDir, next.Gateway.StateDir},
 		{"gateway.control_socket", prev.Gateway.ControlSocket, next.Gateway.ControlSocket},
 		{"gateway.log_format", prev.Gateway.LogFormat, next.Gateway.LogFormat},
+		{"gateway.metrics", prev.Gateway.Metrics.String(), next.Gateway.Metrics.String()},
 	} {
 		if f.old != f.new {
 			return fmt.Errorf("%s changed from %q to %q: that needs a restart (systemctl restart gatewayd), nothing changed", f.key, f.old, f.new)

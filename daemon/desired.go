@@ -20,6 +20,9 @@ import (
 type desired struct {
 	Settings settings
 	Aliases  []aliases.Alias
+	// Adopt are the aliases (of Aliases) the file lets gatewayd take over
+	// when their address is already on the NIC exactly (`adopt = true`).
+	Adopt    []aliases.Alias
 	Firewall *firewall.Ruleset
 	Router   *router.Config // nil: the router alias is not held here
 	DNS      *dns.Config    // nil: no DNS role here
@@ -54,6 +57,7 @@ func desire(c *config.Config) *desired {
 	d := &desired{
 		Settings: settings{Announce: announceOf(c), ProbeTimeout: c.Gateway.ProbeTimeout, LogLevel: c.Gateway.LogLevel},
 		Aliases:  heldAliases(c, c.Holds),
+		Adopt:    heldAliases(c, func(a config.Alias) bool { return a.Adopt && c.Holds(a) }),
 		Firewall: firewall.Build(pol),
 		Router:   routerConfig(c),
 		DNS:      dnsConfig(c, pol),
@@ -216,7 +220,7 @@ func dnsConfig(c *config.Config, pol firewall.Policy) *dns.Config {
 		NSName:    dns.Qualify(alias.Name, domain),
 		Upstreams: slices.Clone(d.Upstreams),
 		Cache: dns.Cache{Size: d.Cache.Size, MinTTL: d.Cache.MinTTL, MaxTTL: d.Cache.MaxTTL,
-			NegTTL: d.Cache.NegTTL, ServeStale: d.Cache.ServeStale},
+			NegTTL: d.Cache.NegTTL, ServeStale: d.Cache.ServeStale, StaleAnswer: d.Cache.StaleAnswerAfter},
 		Rebind:    d.Rebind,
 		Timeout:   d.Timeout,
 		MaxFlight: d.MaxFlight,
@@ -317,7 +321,7 @@ func dhcpConfig(c *config.Config) *dhcp.Config {
 			dp.Routes = append(dp.Routes, dhcp.Route{To: r.To, Via: r.Via})
 		}
 		for _, o := range p.Options {
-			dp.Options = append(dp.Options, dhcp.Option{Code: uint8(o.Code), Value: slices.Clone(o.Value)})
+			dp.Options = append(dp.Options, dhcp.Option{Code: uint8(o.Code), Value: slices.Clone(o.Value), Always: o.Always})
 		}
 		dc.Pools = append(dc.Pools, dp)
 	}

@@ -209,6 +209,8 @@ func (n *fakeNIC) Link() aliases.LinkStatus {
 	return aliases.LinkStatus{Interface: "eth1", Present: true, Up: true}
 }
 
+func (n *fakeNIC) Adopt([]aliases.Alias) ([]aliases.Alias, error) { return nil, nil }
+
 func (n *fakeNIC) Watch(ctx context.Context) error { <-ctx.Done(); return nil }
 func (n *fakeNIC) Purge(context.Context) ([]aliases.Alias, error) {
 	return nil, n.os.record("aliases: purge")

@@ -37,7 +37,11 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		ctl.Close()
 		return err
 	}
-	d := New(Options{Logger: log, Level: level, Subsystems: sub})
+	var metrics string
+	if c.Gateway.Metrics.IsValid() {
+		metrics = c.Gateway.Metrics.String()
+	}
+	d := New(Options{Logger: log, Level: level, Subsystems: sub, Metrics: metrics})
 	if err := d.startWeb(); err != nil {
 		_ = sub.Close()
 		ctl.Close()
@@ -53,7 +57,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 		d.Stop()
 		return err
 	}
-	withWarnings(log, c, nil)
+	logWarnings(log, c)
 	log.Info("gatewayd running", "config", path, "host", c.Gateway.Host, "interface", c.Gateway.Interface)
 	_ = notify("READY=1")
 	for {
@@ -90,7 +94,7 @@ func (d *Daemon) reloadFile(started string) {
 		d.log.Error("reload refused", "err", err)
 		return
 	}
-	if changes, err := d.ReloadText(path, text); err != nil {
+	if changes, _, err := d.Reload(path, text, 0); err != nil {
 		d.log.Error("reload failed", "config", path, "err", err)
 	} else {
 		d.log.Info("reloaded", "changes", len(changes))

@@ -252,7 +252,7 @@ func TestReloadConfirm(t *testing.T) {
 	}
 	os.take()
 	withLab := []byte(statesText("", true, false))
-	steps, err := d.ReloadConfirm("gateway.toml", withLab, 30*time.Millisecond)
+	steps, _, err := d.Reload("gateway.toml", withLab, 30*time.Millisecond)
 	if err != nil || !strings.Contains(strings.Join(steps, "\n"), "gatewayd confirm") {
 		t.Fatalf("reload --confirm: %q %v", steps, err)
 	}
@@ -266,7 +266,7 @@ func TestReloadConfirm(t *testing.T) {
 	os.take()
 
 	// Confirmed in time, it stays.
-	if _, err := d.ReloadConfirm("gateway.toml", withLab, time.Hour); err != nil {
+	if _, _, err := d.Reload("gateway.toml", withLab, time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := d.Confirm(); err != nil {

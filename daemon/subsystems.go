@@ -32,6 +32,7 @@ type (
 		Probe(ctx context.Context, a netip.Addr, timeout time.Duration) (net.HardwareAddr, error)
 		Status() []aliases.AliasStatus
 		Link() aliases.LinkStatus
+		Adopt(want []aliases.Alias) ([]aliases.Alias, error)
 		Watch(ctx context.Context) error
 		Purge(ctx context.Context) ([]aliases.Alias, error)
 		Writes() uint64 // netlink writes made so far

@@ -23,10 +23,10 @@ func webDaemon(t *testing.T, metrics string) *Daemon {
 	if _, err := d.Apply(context.Background(), statesConfig(t, "", true, false)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := d.ReloadText("gateway.toml", []byte("[gateway]\nnonsense = 1\n")); err == nil {
+	if _, _, err := d.Reload("gateway.toml", []byte("[gateway]\nnonsense = 1\n"), 0); err == nil {
 		t.Fatal("a bad config was not refused")
 	}
-	if _, err := d.ReloadText("gateway.toml", []byte(statesText("", false, false))); err != nil {
+	if _, _, err := d.Reload("gateway.toml", []byte(statesText("", false, false)), 0); err != nil {
 		t.Fatal(err)
 	}
 	return d
