@@ -293,11 +293,19 @@ func (c *dhcpClient) failed(ctx context.Context, err error) time.Duration {
 	return c.backoff
 }
 
+// note records a failed exchange; the first failure after a success is a
+// warning, the repeats are debug lines (Status shows the last one).
 func (c *dhcpClient) note(err error) {
 	c.mu.Lock()
+	first := c.lastErr == ""
 	c.lastErr = err.Error()
+	st := c.state
 	c.mu.Unlock()
-	c.log.Debug("DHCP exchange failed", "err", err)
+	if first {
+		c.log.Warn("DHCP exchange failed", "state", st, "err", err)
+	} else {
+		c.log.Debug("DHCP exchange failed", "state", st, "err", err)
+	}
 }
 
 func (c *dhcpClient) setState(st string) {

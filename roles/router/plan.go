@@ -23,8 +23,8 @@ func (r *Router) Plan(c *Config) []string {
 			cur, err := r.sys.read(s.Key)
 			switch {
 			case errors.Is(err, os.ErrNotExist):
-				if dev := sysctlInterface(s.Key); dev != "" {
-					waits = append(waits, pendingLine(Pending{What: "sysctl -w " + s.name() + "=" + s.Value, Reason: "interface " + dev + " is absent"}))
+				if p, ok := r.absentPending(s); ok {
+					waits = append(waits, pendingLine(p))
 				}
 			case err != nil || cur != s.Value:
 				out = append(out, fmt.Sprintf("sysctl -w %s=%s", s.name(), s.Value))

@@ -101,14 +101,20 @@ func (r *Router) setSysctls(want []sysctl) (int, []Pending, error) {
 // forgets it and a re-created interface records its own value), or IPv6 is
 // off in this kernel (nothing to close: skipped).
 func (r *Router) absentSysctl(s sysctl) (Pending, bool) {
+	p, ok := r.absentPending(s)
+	if i := r.recordedSysctl(s.Key); ok && i >= 0 {
+		r.rec.Sysctls = slices.Delete(r.rec.Sysctls, i, i+1)
+		r.rec.dirty = true
+	}
+	return p, ok
+}
+
+// absentPending is what waits for an absent key, if anything.
+func (r *Router) absentPending(s sysctl) (Pending, bool) {
 	if strings.HasPrefix(s.Key, "net/ipv6/") {
 		if _, err := r.sys.read("net/ipv6/conf/all/accept_ra"); errors.Is(err, os.ErrNotExist) {
 			return Pending{}, false
 		}
-	}
-	if i := r.recordedSysctl(s.Key); i >= 0 {
-		r.rec.Sysctls = slices.Delete(r.rec.Sysctls, i, i+1)
-		r.rec.dirty = true
 	}
 	why := "no such sysctl"
 	if dev := sysctlInterface(s.Key); dev != "" {

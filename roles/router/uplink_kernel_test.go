@@ -163,12 +163,14 @@ func TestUplinkStatic(t *testing.T) {
 }
 
 // dnsmasqISP runs dnsmasq as the ISP's DHCP server on its eth0: leases of
-// two minutes (dnsmasq's shortest) renewed after 2 s, rebound after 4 s.
+// two minutes (dnsmasq's shortest) renewed after 2 s, rebound after 4 s. It
+// does not bind to the interface, so it keeps serving when the link is
+// re-created.
 func dnsmasqISP(t *testing.T, rl *routerLab, isp *lab.Namespace) func() string {
 	t.Helper()
 	leases := filepath.Join(t.TempDir(), "dnsmasq.leases")
 	cmd, err := isp.Start(context.Background(), "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-		"--interface=eth0", "--bind-interfaces", "--dhcp-range=203.0.113.50,203.0.113.60,255.255.255.0,2m",
+		"--interface=eth0", "--dhcp-range=203.0.113.50,203.0.113.60,255.255.255.0,2m",
 		"--dhcp-option=option:router,203.0.113.1", "--dhcp-option=option:dns-server,203.0.113.53",
 		"--dhcp-option=option:T1,2", "--dhcp-option=option:T2,4", "--dhcp-leasefile="+leases,
 		"--dhcp-authoritative", "--no-ping", "--log-dhcp", "--user=root", "--pid-file=")
@@ -256,6 +258,27 @@ func TestUplinkDHCP(t *testing.T) {
 			t.Errorf("the Set after the link came up left:\n%s", routes)
 		}
 		// A renewal on the socket opened again.
+		if got := rl.bound(t, r, r.Status().Uplink.DHCP.Renewals+1).Address; got != addr {
+			t.Errorf("renewed to %s, had %s", got, addr)
+		}
+	})
+	t.Run("NIC deleted and re-created", func(t *testing.T) {
+		rl.gw.MustRun(t, "ip", "link", "del", "eth0")
+		if err := rl.set(r, cfg); err != nil {
+			t.Fatal(err)
+		}
+		if p := r.Status().Pending; !hasPending(p, "ip addr add "+addr.String()+" dev eth0", "interface eth0 is absent") {
+			t.Errorf("pending %+v", p)
+		}
+		rl.linkISP(t, isp)
+		if err := rl.set(r, cfg); err != nil {
+			t.Fatal(err)
+		}
+		// The lease still holds: its address and route are back at once.
+		if a := rl.addrs(t, "eth0"); !strings.Contains(a, "inet "+addr.String()) || !hasLine(rl.routes(t), wanDefault) {
+			t.Errorf("the Set after the NIC came back left eth0 with:\n%s\nand the routes:\n%s", a, rl.routes(t))
+		}
+		// A renewal on the socket bound to the new interface.
 		if got := rl.bound(t, r, r.Status().Uplink.DHCP.Renewals+1).Address; got != addr {
 			t.Errorf("renewed to %s, had %s", got, addr)
 		}
