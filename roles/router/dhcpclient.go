@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -359,7 +360,11 @@ func (c *dhcpClient) stop(release bool) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var err error
-	if release && c.lease != nil && c.tr != nil {
+	switch {
+	case !release || c.lease == nil:
+	case c.tr == nil:
+		err = errors.New(c.noTr)
+	default:
 		err = c.tr.nc.Release(&nclient4.Lease{ACK: c.lease.ack})
 		if err == nil {
 			c.log.Info("DHCP lease released", "addr", c.lease.addr)
@@ -373,7 +378,7 @@ func (c *dhcpClient) stop(release bool) error {
 		c.tr = nil
 	}
 	if err != nil {
-		return errors.Join(errors.New("DHCP release on "+c.ifname), err)
+		return fmt.Errorf("DHCP release on %s: %w", c.ifname, err)
 	}
 	return nil
 }

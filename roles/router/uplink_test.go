@@ -1,6 +1,7 @@
 package router
 
 import (
+	"encoding/json"
 	"net"
 	"net/netip"
 	"os"
@@ -334,5 +335,23 @@ func TestUDP4(t *testing.T) {
 	}
 	if !net.IP(p[12:16]).Equal(src) || !net.IP(p[16:20]).Equal(dst) || p[9] != 17 || int(p[2])<<8|int(p[3]) != len(p) {
 		t.Errorf("header % x", p[:28])
+	}
+}
+
+// TestStatusJSON pins the shape `gatewayd status --json` shows: zero WAN
+// fields left out while there is no lease, pending as what and why.
+func TestStatusJSON(t *testing.T) {
+	st := Status{Held: true, Interface: "eth1", Routes: []string{},
+		Uplink:  &UplinkStatus{Interface: "eth0", DHCP: &LeaseStatus{State: stateInit}},
+		Pending: []Pending{{What: "dhcp lease on eth0", Reason: "interface eth0 is down"}}}
+	b, err := json.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"held":true,"interface":"eth1","forwarding":false,"routes":[],` +
+		`"uplink":{"interface":"eth0","owned":false,"dhcp":{"state":"init","renewals":0}},` +
+		`"pending":[{"what":"dhcp lease on eth0","reason":"interface eth0 is down"}]}`
+	if string(b) != want {
+		t.Errorf("status JSON\n%s\nwant\n%s", b, want)
 	}
 }
