@@ -6,11 +6,11 @@ import (
 	"strings"
 )
 
-// Route is one route of the main table through the NIC.
+// Route is one route of the main table via a gateway.
 type Route struct {
 	To  netip.Prefix `json:"to"`
 	Via netip.Addr   `json:"via"`
-	// Interface is the device; routes are always on the NIC.
+	// Interface is the device: the alias NIC, or the uplink's.
 	Interface string `json:"interface"`
 }
 
@@ -38,10 +38,19 @@ func (s sysctl) name() string {
 	return strings.ReplaceAll(s.Key, "/", ".")
 }
 
+// wan is the uplink's address and gateway as known now: the static ones
+// from the Config, or the DHCP lease's; zero while there is no lease.
+type wan struct {
+	Interface string
+	Address   netip.Prefix
+	Gateway   netip.Addr
+}
+
 // wantedRoutes are c's routes as Set compares them with the kernel's:
 // destinations masked (the kernel lists them so) and each on c.Interface
-// unless it names its device.
-func wantedRoutes(c *Config) []Route {
+// unless it names its device; then the uplink's default route, when its
+// gateway is known.
+func wantedRoutes(c *Config, w wan) []Route {
 	var out []Route
 	for _, r := range c.Routes {
 		r.To = r.To.Masked()
@@ -50,12 +59,23 @@ func wantedRoutes(c *Config) []Route {
 		}
 		out = append(out, r)
 	}
+	if w.Gateway.IsValid() {
+		out = append(out, Route{To: netip.PrefixFrom(netip.IPv4Unspecified(), 0), Via: w.Gateway, Interface: w.Interface})
+	}
 	return out
 }
 
-// upstream is the gateway of c's default route, or "".
-func upstream(c *Config) string {
-	for _, r := range c.Routes {
+// wantedAddrs is the WAN address, when it is known.
+func wantedAddrs(w wan) []ownedAddr {
+	if !w.Address.IsValid() {
+		return nil
+	}
+	return []ownedAddr{{Interface: w.Interface, Address: w.Address}}
+}
+
+// upstream is the gateway of the default route, or "".
+func upstream(c *Config, w wan) string {
+	for _, r := range wantedRoutes(c, w) {
 		if r.To.Bits() == 0 {
 			return r.Via.String()
 		}
@@ -63,9 +83,25 @@ func upstream(c *Config) string {
 	return ""
 }
 
-// forwardingSysctls are set in this order and restored in the reverse one.
-// ip_forward comes first: the kernel turns all.accept_redirects off (and
-// back on) with it.
+// wantedSysctls are the values Set holds for c, in the order they are set
+// (and restored in the reverse one).
+func wantedSysctls(c *Config) []sysctl {
+	out := forwardingSysctls(c.Interface)
+	if u := c.Uplink; u != nil {
+		// accept_ra = 1 is ignored once forwarding is on; 2 is "accept
+		// anyway", the value an IPv6 uplink needs.
+		ra := "0"
+		if u.AcceptRA {
+			ra = "2"
+		}
+		out = append(out, sysctl{"net/ipv6/conf/" + u.Interface + "/accept_ra", ra})
+	}
+	return out
+}
+
+// forwardingSysctls are the alias NIC's values. ip_forward comes first: the
+// kernel turns all.accept_redirects off (and back on) with it. accept_ra is
+// off so that no host in any zone becomes the box's IPv6 default router.
 func forwardingSysctls(nic string) []sysctl {
 	conf := func(dev, key string) string { return "net/ipv4/conf/" + dev + "/" + key }
 	return []sysctl{
@@ -75,5 +111,16 @@ func forwardingSysctls(nic string) []sysctl {
 		{conf("all", "accept_redirects"), "0"},
 		{conf(nic, "accept_redirects"), "0"},
 		{conf(nic, "rp_filter"), "1"},
+		{"net/ipv6/conf/" + nic + "/accept_ra", "0"},
 	}
+}
+
+// sysctlInterface is the interface a per-interface key belongs to
+// ("net/ipv4/conf/eth1/rp_filter": "eth1"), or "" for a global one.
+func sysctlInterface(key string) string {
+	f := strings.Split(key, "/")
+	if len(f) == 5 && f[0] == "net" && f[2] == "conf" && f[3] != "all" && f[3] != "default" {
+		return f[3]
+	}
+	return ""
 }

@@ -20,16 +20,16 @@ func TestDesired(t *testing.T) {
 		{To: netip.MustParsePrefix("172.16.1.0/12"), Via: netip.MustParseAddr("192.168.1.250")},
 	}}
 	var routes []string
-	for _, r := range wantedRoutes(c) {
+	for _, r := range wantedRoutes(c, wan{}) {
 		routes = append(routes, r.String())
 	}
 	if w := []string{"default via 192.168.1.254 dev eth1", "172.16.0.0/12 via 192.168.1.250 dev eth1"}; !slices.Equal(routes, w) {
 		t.Errorf("routes %q, want %q", routes, w)
 	}
-	if up := upstream(c); up != "192.168.1.254" {
+	if up := upstream(c, wan{}); up != "192.168.1.254" {
 		t.Errorf("upstream %q", up)
 	}
-	if up := upstream(&Config{Interface: "eth1", Routes: c.Routes[1:]}); up != "" {
+	if up := upstream(&Config{Interface: "eth1", Routes: c.Routes[1:]}, wan{}); up != "" {
 		t.Errorf("upstream without a default route: %q", up)
 	}
 	var keys []string
@@ -40,7 +40,7 @@ func TestDesired(t *testing.T) {
 		"net.ipv4.ip_forward=1",
 		"net.ipv4.conf.all.send_redirects=0", "net.ipv4.conf.eth1.send_redirects=0",
 		"net.ipv4.conf.all.accept_redirects=0", "net.ipv4.conf.eth1.accept_redirects=0",
-		"net.ipv4.conf.eth1.rp_filter=1",
+		"net.ipv4.conf.eth1.rp_filter=1", "net.ipv6.conf.eth1.accept_ra=0",
 	}
 	if !slices.Equal(keys, wantKeys) {
 		t.Errorf("sysctls %q, want %q", keys, wantKeys)
@@ -98,16 +98,19 @@ func TestPlanRoutes(t *testing.T) {
 			for _, w := range tc.want {
 				want = append(want, rt(w))
 			}
-			kernel := map[netip.Prefix]kernelRoute{}
+			kernel := wire()
 			for s, p := range tc.kernel {
 				r := rt(s)
-				kernel[r.To] = kernelRoute{Route: r, proto: routeProtoOf(p)}
+				kernel.routes[r.To] = kernelRoute{Route: r, proto: routeProtoOf(p)}
 			}
 			rec := &record{}
 			for _, o := range tc.owned {
 				rec.Routes = append(rec.Routes, rt(o))
 			}
-			steps, conflicts := planRoutes(want, kernel, rec)
+			steps, pending, conflicts := planRoutes(want, kernel, rec)
+			if len(pending) > 0 {
+				t.Errorf("pending %v on a wire that is up", pending)
+			}
 			var got []string
 			for _, s := range steps {
 				got = append(got, s.String())
@@ -181,6 +184,8 @@ func TestSysctlsRecordAndRestore(t *testing.T) {
 		"net/ipv4/conf/all/accept_redirects":  "0",
 		"net/ipv4/conf/eth1/accept_redirects": "1",
 		"net/ipv4/conf/eth1/rp_filter":        "2",
+		"net/ipv6/conf/all/accept_ra":         "1",
+		"net/ipv6/conf/eth1/accept_ra":        "1",
 	}
 	sys := fakeProc(t, before)
 	rec, err := loadRecord(t.TempDir())
@@ -188,11 +193,11 @@ func TestSysctlsRecordAndRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := &Router{log: lab.Logger(t), sys: sys, rec: rec}
-	n, err := r.setSysctls(forwardingSysctls("eth1"))
-	if err != nil || n != 5 {
-		t.Fatalf("wrote %d (want 5: all.accept_redirects was already 0), err %v", n, err)
+	n, pending, err := r.setSysctls(forwardingSysctls("eth1"))
+	if err != nil || n != 6 || len(pending) != 0 {
+		t.Fatalf("wrote %d (want 6: all.accept_redirects was already 0), pending %v, err %v", n, pending, err)
 	}
-	if n, err := r.setSysctls(forwardingSysctls("eth1")); err != nil || n != 0 {
+	if n, _, err := r.setSysctls(forwardingSysctls("eth1")); err != nil || n != 0 {
 		t.Fatalf("second set wrote %d, err %v", n, err)
 	}
 	// Someone else changes rp_filter after gatewayd: it stays theirs.

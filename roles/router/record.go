@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"gatewayd/statedir"
 )
@@ -16,7 +17,8 @@ import (
 // recordFile is the record of what the router role changed, in the state dir.
 const recordFile = "router.json"
 
-const recordVersion = 1
+// recordVersion is written; version 1 (no addresses, no lease) still loads.
+const recordVersion = 2
 
 // changedSysctl is a sysctl the role changed: Was is the value it found, Set
 // the value it wrote.
@@ -26,14 +28,19 @@ type changedSysctl struct {
 	Set string `json:"set"`
 }
 
-// record is the durable list of routes the role added and sysctls it
-// changed, written after every change so a restart knows what is its own.
+// record is the durable list of routes and addresses the role added and
+// sysctls it changed, written before every add and after every other change
+// so a restart knows what is its own; and the uplink's DHCP lease, so a
+// restart asks for the same address again.
 type record struct {
-	Version int             `json:"version"`
-	Routes  []Route         `json:"routes"`
-	Sysctls []changedSysctl `json:"sysctls"`
+	Version   int             `json:"version"`
+	Routes    []Route         `json:"routes"`
+	Addresses []ownedAddr     `json:"addresses,omitempty"`
+	Sysctls   []changedSysctl `json:"sysctls"`
+	Lease     *storedLease    `json:"lease,omitempty"`
 
-	path string
+	path  string
+	dirty bool // changed since the last save
 }
 
 func loadRecord(dir string) (*record, error) {
@@ -61,16 +68,34 @@ func loadRecord(dir string) (*record, error) {
 	if err := dec.Decode(&got); err != nil {
 		return nil, fmt.Errorf("reading the router record %s: %w (fix or remove it; without it gatewayd owns no route)", r.path, err)
 	}
-	if got.Version != recordVersion {
-		return nil, fmt.Errorf("reading the router record %s: version %d, want %d", r.path, got.Version, recordVersion)
+	if err := got.check(); err != nil {
+		return nil, fmt.Errorf("reading the router record %s: %w", r.path, err)
 	}
-	for i, rt := range got.Routes {
-		if !rt.To.IsValid() || !rt.Via.IsValid() || rt.Interface == "" {
-			return nil, fmt.Errorf("reading the router record %s: route %d needs to, via and interface", r.path, i)
-		}
-	}
+	got.Version = recordVersion
 	got.path = r.path
 	return &got, nil
+}
+
+func (r *record) check() error {
+	if r.Version != 1 && r.Version != recordVersion {
+		return fmt.Errorf("version %d, want %d", r.Version, recordVersion)
+	}
+	for i, rt := range r.Routes {
+		if !rt.To.IsValid() || !rt.Via.IsValid() || rt.Interface == "" {
+			return fmt.Errorf("route %d needs to, via and interface", i)
+		}
+	}
+	for i, a := range r.Addresses {
+		if !a.Address.Addr().Is4() || a.Interface == "" {
+			return fmt.Errorf("address %d needs an IPv4 address and an interface", i)
+		}
+	}
+	if r.Lease != nil {
+		if _, err := r.Lease.lease(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // readFile reads the record without following a symbolic link.
@@ -92,17 +117,20 @@ func (r *record) save() error {
 	if err := statedir.WriteFile(r.path, append(b, '\n'), 0o600); err != nil {
 		return fmt.Errorf("saving the router record: %w", err)
 	}
+	r.dirty = false
 	return nil
 }
 
-func (r *record) owns(rt Route) bool {
-	for _, o := range r.Routes {
-		if o == rt {
-			return true
-		}
+// saveIfDirty saves the record when it changed: a Set with nothing to do
+// writes no file.
+func (r *record) saveIfDirty() error {
+	if !r.dirty {
+		return nil
 	}
-	return false
+	return r.save()
 }
+
+func (r *record) owns(rt Route) bool { return slices.Contains(r.Routes, rt) }
 
 // ownedTo returns the owned route to rt's destination, on any interface.
 func (r *record) ownedTo(rt Route) (Route, bool) {
@@ -115,17 +143,29 @@ func (r *record) ownedTo(rt Route) (Route, bool) {
 }
 
 func (r *record) forget(rt Route) {
-	out := r.Routes[:0]
-	for _, o := range r.Routes {
-		if o != rt {
-			out = append(out, o)
-		}
+	if r.owns(rt) {
+		r.Routes = slices.DeleteFunc(r.Routes, func(o Route) bool { return o == rt })
+		r.dirty = true
 	}
-	r.Routes = out
 }
 
 func (r *record) remember(rt Route) {
 	if !r.owns(rt) {
 		r.Routes = append(r.Routes, rt)
+		r.dirty = true
+	}
+}
+
+func (r *record) forgetAddr(a ownedAddr) {
+	if slices.Contains(r.Addresses, a) {
+		r.Addresses = slices.DeleteFunc(r.Addresses, func(o ownedAddr) bool { return o == a })
+		r.dirty = true
+	}
+}
+
+func (r *record) rememberAddr(a ownedAddr) {
+	if !slices.Contains(r.Addresses, a) {
+		r.Addresses = append(r.Addresses, a)
+		r.dirty = true
 	}
 }

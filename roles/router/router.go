@@ -5,16 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
 
 // Options configure the router role.
 type Options struct {
-	// StateDir holds router.json, the record of owned routes and changed
-	// sysctls.
+	// StateDir holds router.json, the record of owned routes, addresses
+	// and changed sysctls, and the uplink's DHCP lease.
 	StateDir string
 	// Logger receives the role's logs; nil means slog.Default().
 	Logger *slog.Logger
@@ -27,11 +30,22 @@ type Router struct {
 	log    *slog.Logger
 	h      *netlink.Handle // in the namespace Open ran in
 	sys    procSys
-	mu     sync.Mutex
-	rec    *record
-	status Status
 	writes atomic.Uint64
-	closed bool
+
+	mu         sync.Mutex
+	rec        *record
+	cur        *Config     // what the last Set holds; nil: released
+	client     *dhcpClient // the uplink's DHCP client; nil without one
+	forwarding bool        // ip_forward as the last Set left it
+	sysPending []Pending   // from the last Set's sysctls
+	netPending []Pending   // from the last reconcile of addresses and routes
+	setErr     error       // the last Set's
+	leaseErr   error       // the last lease apply's, since that Set
+	closed     bool
+
+	wake     chan struct{} // the DHCP client's lease changed
+	quit     chan struct{}
+	loopDone chan struct{}
 }
 
 // Status is the role's state for `gatewayd status`.
@@ -39,18 +53,62 @@ type Status struct {
 	// Held is true while the router alias is held here and the role applied.
 	Held      bool   `json:"held"`
 	Interface string `json:"interface,omitempty"`
-	Upstream  string `json:"upstream,omitempty"`
+	// Upstream is the default route's gateway: on the alias wire, or the
+	// uplink's.
+	Upstream string `json:"upstream,omitempty"`
 	// Forwarding is what Set last left net.ipv4.ip_forward at.
 	Forwarding bool `json:"forwarding"`
 	// Routes are the routes gatewayd owns.
 	Routes []string `json:"routes"`
-	// Error is the last Set's error, if any.
+	// Uplink is the WAN port, when the Config has one.
+	Uplink *UplinkStatus `json:"uplink,omitempty"`
+	// Pending are the parts of the Config that wait for the kernel (an
+	// interface to appear or come up, a DHCP lease); empty when all of it
+	// is applied.
+	Pending []Pending `json:"pending,omitempty"`
+	// Error is the last Set's error, if any (and a failed lease apply's).
+	Error string `json:"error,omitempty"`
+}
+
+// UplinkStatus is the WAN port as the role holds it.
+type UplinkStatus struct {
+	Interface string `json:"interface"`
+	// Address and Gateway are the WAN's; zero while a DHCP uplink has no
+	// lease.
+	Address netip.Prefix `json:"address,omitzero"`
+	Gateway netip.Addr   `json:"gateway,omitzero"`
+	// Owned is false when the address is on the interface but was put
+	// there by someone else: gatewayd leaves it alone.
+	Owned bool `json:"owned"`
+	// DHCP is the lease; nil for a static uplink.
+	DHCP *LeaseStatus `json:"dhcp,omitempty"`
+}
+
+// LeaseStatus is the uplink's DHCP client and its lease.
+type LeaseStatus struct {
+	// State is the client's: init (asking for a lease), init-reboot
+	// (confirming the one kept across a restart), bound, renewing (past
+	// T1), rebinding (past T2).
+	State  string     `json:"state"`
+	Server netip.Addr `json:"server,omitzero"`
+	// DNS are the name servers the ISP offers (option 6). The role does
+	// not use them; the controller may give them to the DNS role.
+	DNS      []netip.Addr `json:"dns,omitempty"`
+	Acquired time.Time    `json:"acquired,omitzero"`
+	Renew    time.Time    `json:"renew,omitzero"`  // T1
+	Rebind   time.Time    `json:"rebind,omitzero"` // T2
+	Expires  time.Time    `json:"expires,omitzero"`
+	// Renewals counts the leases extended: renewed, rebound, or confirmed
+	// after a restart.
+	Renewals int `json:"renewals"`
+	// Error is the last exchange's failure, cleared by a success.
 	Error string `json:"error,omitempty"`
 }
 
 // Open prepares the role; it changes nothing until Set. Its netlink handle is
 // opened in the network namespace of the calling goroutine's thread and
-// kept; sysctls are read and written from the thread calling each method.
+// kept; sysctls are read and written, and the DHCP client's socket opened,
+// from the thread calling each method.
 func Open(opts Options) (*Router, error) {
 	log := opts.Logger
 	if log == nil {
@@ -64,22 +122,32 @@ func Open(opts Options) (*Router, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening a netlink handle: %w", err)
 	}
-	r := &Router{log: log.With("role", "router"), h: h, sys: procSys(opts.SysctlDir), rec: rec}
+	r := &Router{
+		log: log.With("role", "router"), h: h, sys: procSys(opts.SysctlDir), rec: rec,
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), loopDone: make(chan struct{}),
+	}
 	if r.sys == "" {
 		r.sys = "/proc/sys"
 	}
-	r.status.Routes = r.ownedRoutes()
+	go r.applyLoop()
 	return r, nil
 }
 
-// Writes counts the kernel writes (sysctls, route changes) made so far.
+// Writes counts the kernel changes made so far: each sysctl written and
+// each address or route added, replaced or removed (a failed attempt is
+// not one). A Set with nothing to do adds none.
 func (r *Router) Writes() uint64 { return r.writes.Load() }
 
-// Set makes the box hold c: forwarding, redirects off and rp_filter on
-// c.Interface, and c's routes; Set(nil) releases all of it (see the package
-// doc). It is idempotent: values and routes already right are only read. It
-// returns what it could not do, having done the rest; each error names what
-// failed (a sysctl, a route), and the caller names the role.
+// Set makes the box hold c: forwarding, redirects off, rp_filter on and
+// accept_ra off on c.Interface, the uplink's address and accept_ra, and c's
+// routes; Set(nil) releases all of it (see the package doc). It is
+// idempotent: values and routes already right are only read, and nothing is
+// written. What cannot be applied yet (an interface absent or down, a next
+// hop on no subnet yet, no DHCP lease yet) is pending, shown in Status and
+// applied by a later Set with the same c; it is not an error. Set returns
+// what an operator must act on (a route someone else owns in the way, a
+// sysctl it cannot write, a socket it cannot open), having done the rest;
+// each error names what failed, and the caller names the role.
 func (r *Router) Set(ctx context.Context, c *Config) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -90,113 +158,165 @@ func (r *Router) Set(ctx context.Context, c *Config) error {
 		return err
 	}
 	var err error
-	if c != nil {
-		err = r.hold(c)
-		r.status = Status{Held: true, Interface: c.Interface, Upstream: upstream(c)}
-	} else {
+	if c == nil {
 		err = r.release()
-		r.status = Status{}
+		r.cur = nil
+	} else if err = c.check(); err == nil {
+		// Held even when part of it failed: the lease goroutine applies
+		// to what is held.
+		r.cur = c.clone()
+		err = r.hold(r.cur)
 	}
-	r.status.Routes = r.ownedRoutes()
 	if v, rerr := r.sys.read("net/ipv4/ip_forward"); rerr == nil {
-		r.status.Forwarding = v == "1"
+		r.forwarding = v == "1"
 	}
-	if err != nil {
-		r.status.Error = err.Error()
-	}
+	r.setErr, r.leaseErr = err, nil
 	return err
 }
 
 // hold applies c: sysctls first (forwarding before routes that would be
-// useless without it), then routes.
+// useless without it), then the DHCP client, addresses and routes.
 func (r *Router) hold(c *Config) error {
-	n, errS := r.setSysctls(forwardingSysctls(c.Interface))
-	m, errR := r.setRoutes(wantedRoutes(c))
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errS, errR)
-}
-
-// release removes owned routes and restores the sysctls the role changed.
-func (r *Router) release() error {
-	m, errR := r.setRoutes(nil)
-	n, errS := r.restoreSysctls(func(string) bool { return true })
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errR, errS)
-}
-
-func (r *Router) ownedRoutes() []string {
-	out := []string{}
-	for _, rt := range r.rec.Routes {
-		out = append(out, rt.String())
-	}
-	return out
-}
-
-// Plan lists, as commands, what Set(c) would change now: sysctl writes and
-// route changes, and the conflicts it would report.
-func (r *Router) Plan(c *Config) []string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	var out []string
-	var routes []Route
-	if c != nil {
-		for _, s := range forwardingSysctls(c.Interface) {
-			if cur, err := r.sys.read(s.Key); err != nil || cur != s.Value {
-				out = append(out, fmt.Sprintf("sysctl -w %s=%s", s.name(), s.Value))
-			}
-		}
-		routes = wantedRoutes(c)
-	}
-	kernel, err := r.listRoutes()
+	n, pending, errS := r.setSysctls(wantedSysctls(c))
+	r.sysPending = pending
+	k, err := r.readKernel(r.needAddrs(c))
 	if err != nil {
-		return append(out, "# "+err.Error())
+		r.writes.Add(uint64(n))
+		return errors.Join(errS, err)
 	}
-	steps, conflicts := planRoutes(routes, kernel, r.rec)
-	for _, s := range steps {
-		out = append(out, s.String())
-	}
-	for _, e := range conflicts {
-		out = append(out, "# cannot apply "+e.Error())
-	}
-	if c == nil {
-		for i := len(r.rec.Sysctls) - 1; i >= 0; i-- {
-			s := r.rec.Sysctls[i]
-			if cur, err := r.sys.read(s.Key); err == nil && cur == s.Set {
-				out = append(out, fmt.Sprintf("sysctl -w %s=%s", sysctl{Key: s.Key}.name(), s.Was))
-			}
-		}
-	}
-	return out
+	errC := r.setClient(c.Uplink, k)
+	m, errN := r.reconcileNet(c, k)
+	r.writes.Add(uint64(n + m))
+	return errors.Join(errS, errC, errN)
 }
 
-// Status returns what the last Set achieved.
+// release gives the lease back, removes owned addresses and routes, and
+// restores the sysctls the role changed.
+func (r *Router) release() error {
+	if r.client != nil {
+		r.stopClient(true)
+	}
+	var m int
+	k, errN := r.readKernel(r.needAddrs(nil))
+	if errN == nil {
+		m, errN = r.reconcileNet(nil, k)
+	}
+	n, errS := r.restoreSysctls(func(string) bool { return true })
+	r.sysPending = nil
+	r.writes.Add(uint64(n + m))
+	return errors.Join(errN, errS)
+}
+
+// needAddrs says whether a reconcile for c needs the address dump.
+func (r *Router) needAddrs(c *Config) bool {
+	return c != nil && c.Uplink != nil || len(r.rec.Addresses) > 0
+}
+
+// reconcileNet brings the WAN address and the routes in line with c (nil:
+// none) and the lease: addresses added, then routes, then addresses
+// removed, so a new address is there before a route needs it and an old one
+// goes after the routes through it. It uses only the netlink handle and the
+// record, never /proc/sys, so the lease goroutine can run it.
+func (r *Router) reconcileNet(c *Config, k *kernelState) (int, error) {
+	r.syncLease()
+	w := r.wan(c)
+	r.forgetGoneAddrs(k)
+	adds, dels, pending := planAddrs(wantedAddrs(w), k, r.rec)
+	n, errA := r.addAddrs(adds)
+	var errL error
+	if n > 0 {
+		errL = r.readRoutes(k) // the new address brought its subnet's route
+	}
+	var want []Route
+	if c != nil {
+		want = wantedRoutes(c, w)
+	}
+	m, pendR, errR := r.setRoutes(want, k)
+	d, errD := r.delAddrs(dels)
+	r.netPending = append(pending, pendR...)
+	return n + m + d, errors.Join(errA, errL, errR, errD, r.rec.saveIfDirty())
+}
+
+// wan is the uplink's address and gateway for c, from the lease with DHCP.
+func (r *Router) wan(c *Config) wan {
+	if c == nil || c.Uplink == nil {
+		return wan{}
+	}
+	u := c.Uplink
+	if !u.DHCP {
+		return wan{Interface: u.Interface, Address: u.Address, Gateway: u.Gateway}
+	}
+	w := wan{Interface: u.Interface}
+	if r.client != nil && r.client.ifname == u.Interface {
+		if l := r.client.current(); l != nil {
+			w.Address, w.Gateway = l.addr, l.gateway
+		}
+	}
+	return w
+}
+
+// Status returns what the role holds now: what the last Set achieved and,
+// with a DHCP uplink, the lease as it is.
 func (r *Router) Status() Status {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	s := r.status
-	s.Routes = append([]string(nil), s.Routes...)
-	return s
+	c := r.cur
+	st := Status{Held: c != nil, Forwarding: r.forwarding, Routes: []string{}}
+	for _, rt := range r.rec.Routes {
+		st.Routes = append(st.Routes, rt.String())
+	}
+	if c != nil {
+		w := r.wan(c)
+		st.Interface, st.Upstream = c.Interface, upstream(c, w)
+		if u := c.Uplink; u != nil {
+			st.Uplink = &UplinkStatus{Interface: u.Interface, Address: w.Address, Gateway: w.Gateway,
+				Owned: slices.Contains(r.rec.Addresses, ownedAddr{Interface: u.Interface, Address: w.Address})}
+		}
+	}
+	st.Pending = slices.Clone(r.sysPending)
+	if r.client != nil {
+		if st.Uplink != nil {
+			st.Uplink.DHCP = r.client.status()
+		}
+		st.Pending = append(st.Pending, r.client.pending()...)
+	}
+	st.Pending = append(st.Pending, r.netPending...)
+	if err := errors.Join(r.setErr, r.leaseErr); err != nil {
+		st.Error = err.Error()
+	}
+	return st
 }
 
-// Purge removes the routes the role added and puts back the sysctls it
-// changed: the removal command.
+// Purge removes the routes and addresses the role added, releases the lease
+// and puts back the sysctls it changed: the removal command.
 func (r *Router) Purge() error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	err := r.release()
-	r.status = Status{Routes: r.ownedRoutes()}
+	r.cur, r.setErr, r.leaseErr = nil, err, nil
 	return err
 }
 
-// Close releases the netlink handle. Routes and sysctls stay: the box keeps
-// routing while gatewayd restarts.
+// Close stops the DHCP client, keeping its lease for the next start, and
+// releases the netlink handle. Routes, addresses and sysctls stay: the box
+// keeps routing while gatewayd restarts.
 func (r *Router) Close() error {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.closed {
+		r.mu.Unlock()
 		return nil
 	}
 	r.closed = true
+	var err error
+	if r.client != nil {
+		r.syncLease()
+		_ = r.client.stop(false)
+		r.client = nil
+		err = r.rec.saveIfDirty()
+	}
+	r.mu.Unlock()
+	close(r.quit)
+	<-r.loopDone
 	r.h.Close()
-	return nil
+	return err
 }

@@ -13,6 +13,8 @@ import (
 // routerLab is a gateway on a wire with a client and an upstream host that
 // also holds 203.0.113.10, outside every subnet.
 type routerLab struct {
+	l           *lab.Lab
+	sw          *lab.Switch
 	gw, lan, up *lab.Namespace
 	state       string
 }
@@ -29,7 +31,7 @@ func newRouterLab(t *testing.T) *routerLab {
 	}
 	sw, err := l.Switch("wire")
 	must(err)
-	rl := &routerLab{state: t.TempDir()}
+	rl := &routerLab{l: l, sw: sw, state: t.TempDir()}
 	for _, n := range []struct {
 		ns   **lab.Namespace
 		name string
@@ -88,6 +90,7 @@ func TestRouterRole(t *testing.T) {
 	keys := []string{
 		"net/ipv4/ip_forward", "net/ipv4/conf/all/send_redirects", "net/ipv4/conf/eth1/send_redirects",
 		"net/ipv4/conf/all/accept_redirects", "net/ipv4/conf/eth1/accept_redirects", "net/ipv4/conf/eth1/rp_filter",
+		"net/ipv6/conf/eth1/accept_ra",
 	}
 	before := map[string]string{}
 	for _, k := range keys {
@@ -110,6 +113,7 @@ func TestRouterRole(t *testing.T) {
 		for k, v := range map[string]string{
 			"net/ipv4/ip_forward": "1", "net/ipv4/conf/all/send_redirects": "0", "net/ipv4/conf/eth1/send_redirects": "0",
 			"net/ipv4/conf/all/accept_redirects": "0", "net/ipv4/conf/eth1/accept_redirects": "0", "net/ipv4/conf/eth1/rp_filter": "1",
+			"net/ipv6/conf/eth1/accept_ra": "0",
 		} {
 			if got := rl.sysctl(t, k); got != v {
 				t.Errorf("%s = %s, want %s", k, got, v)

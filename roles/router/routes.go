@@ -13,46 +13,13 @@ import (
 // routeProto tags the routes gatewayd adds (ip route shows "proto 177").
 const routeProto = netlink.RouteProtocol(177)
 
-// kernelRoute is a main-table IPv4 route as the kernel has it.
-type kernelRoute struct {
-	Route
-	proto netlink.RouteProtocol
-}
-
-// mine reports whether the kernel's route is the owned route o: the record
-// says gatewayd added it and the kernel still has it as added.
-func (k kernelRoute) mine(o Route) bool { return k.Route == o && k.proto == routeProto }
-
-// listRoutes returns the main table's IPv4 unicast routes with a gateway,
-// keyed by destination (metric 0 only: the ones a new route would clash with).
-func (r *Router) listRoutes() (map[netip.Prefix]kernelRoute, error) {
-	routes, err := r.h.RouteListFiltered(netlink.FAMILY_V4, &netlink.Route{Table: unix.RT_TABLE_MAIN}, netlink.RT_FILTER_TABLE)
-	if err != nil {
-		return nil, fmt.Errorf("listing routes: %w", err)
-	}
-	names := map[int]string{}
-	out := map[netip.Prefix]kernelRoute{}
-	for _, rt := range routes {
-		if rt.Dst == nil || rt.Priority != 0 || rt.Type != unix.RTN_UNICAST {
-			continue
-		}
-		ones, _ := rt.Dst.Mask.Size()
-		addr, ok := netip.AddrFromSlice(rt.Dst.IP.To4())
-		if !ok {
-			continue
-		}
-		dst := netip.PrefixFrom(addr, ones)
-		gw, _ := netip.AddrFromSlice(rt.Gw.To4())
-		name, ok := names[rt.LinkIndex]
-		if !ok {
-			if l, err := r.h.LinkByIndex(rt.LinkIndex); err == nil {
-				name = l.Attrs().Name
-			}
-			names[rt.LinkIndex] = name
-		}
-		out[dst] = kernelRoute{Route: Route{To: dst, Via: gw, Interface: name}, proto: rt.Protocol}
-	}
-	return out, nil
+// Pending is a part of the Config that Set could not apply yet because the
+// kernel cannot take it now (an interface absent or down, a next hop on no
+// subnet yet, no DHCP lease yet). It is not an error: a later Set with the
+// same Config applies it as soon as it can.
+type Pending struct {
+	What   string `json:"what"`   // the step, as ip or sysctl would take it
+	Reason string `json:"reason"` // why it waits
 }
 
 // routeStep is one change to the routes.
@@ -67,98 +34,137 @@ func (s routeStep) String() string { return "ip route " + s.op + " " + s.route.S
 // planRoutes compares the desired routes with the kernel's and the record:
 // adds and replaces first, then deletes of owned routes no longer wanted.
 // A desired route the kernel has in another form that gatewayd does not own
-// is a conflict, reported and left alone.
-func planRoutes(want []Route, kernel map[netip.Prefix]kernelRoute, rec *record) (steps []routeStep, conflicts []error) {
+// is a conflict, reported and left alone. A desired route whose next hop
+// cannot be reached now is pending; an owned route it would replace is
+// deleted (the Config no longer wants it), so the kernel never keeps a
+// route the Config does not name.
+func planRoutes(want []Route, k *kernelState, rec *record) (steps []routeStep, pending []Pending, conflicts []error) {
 	wanted := map[netip.Prefix]bool{}
 	for _, w := range want {
 		wanted[w.To] = true
-		k, exists := kernel[w.To]
+		kr, exists := k.routes[w.To]
+		var old *Route
 		switch {
-		case !exists:
-			steps = append(steps, routeStep{op: "add", route: w})
-		case k.Route == w:
-			// Present; owned or not, nothing to do.
-		default:
-			if o, ok := rec.ownedTo(w); ok && k.mine(o) {
-				steps = append(steps, routeStep{op: "replace", route: w, old: o})
-			} else {
-				conflicts = append(conflicts, fmt.Errorf("route %s: the kernel has %s, which gatewayd did not add; remove it or change the config", w, k.Route))
+		case exists && kr.Route == w:
+			continue // present; owned or not, nothing to do
+		case exists:
+			o, ok := rec.ownedTo(w)
+			if !ok || !kr.mine(o) {
+				conflicts = append(conflicts, fmt.Errorf("route %s: the kernel has %s, which gatewayd did not add; remove it or change the config", w, kr.Route))
+				continue
 			}
+			old = &o
+		}
+		if why := k.unreachable(w); why != "" {
+			pending = append(pending, Pending{What: "ip route add " + w.String(), Reason: why})
+			if old != nil {
+				steps = append(steps, routeStep{op: "del", route: *old})
+			}
+			continue
+		}
+		if old != nil {
+			steps = append(steps, routeStep{op: "replace", route: w, old: *old})
+		} else {
+			steps = append(steps, routeStep{op: "add", route: w})
 		}
 	}
 	for _, o := range rec.Routes {
 		if wanted[o.To] {
 			continue
 		}
-		if k, ok := kernel[o.To]; ok && k.mine(o) {
+		if kr, ok := k.routes[o.To]; ok && kr.mine(o) {
 			steps = append(steps, routeStep{op: "del", route: o})
 		}
 	}
-	return steps, conflicts
+	return steps, pending, conflicts
 }
 
-// setRoutes reconciles the routes, recording each change as it succeeds.
-func (r *Router) setRoutes(want []Route) (int, error) {
-	kernel, err := r.listRoutes()
-	if err != nil {
-		return 0, err
+// setRoutes reconciles the routes with k, returning the kernel changes made
+// and what waits. Each route about to be added is in the record before the
+// add (one write for all), so a crash never leaves a route of gatewayd's
+// that the record does not name; an add that fails takes it out again.
+func (r *Router) setRoutes(want []Route, k *kernelState) (int, []Pending, error) {
+	r.forgetGoneRoutes(k)
+	steps, pending, errs := planRoutes(want, k, r.rec)
+	var intents []Route
+	for _, s := range steps {
+		if s.op != "del" {
+			r.rec.remember(s.route)
+			intents = append(intents, s.route)
+		}
 	}
-	steps, errs := planRoutes(want, kernel, r.rec)
+	if len(intents) > 0 {
+		if err := r.rec.save(); err != nil {
+			for _, rt := range intents {
+				r.rec.forget(rt)
+			}
+			return 0, pending, errors.Join(append(errs, fmt.Errorf("no route changed: %w", err))...)
+		}
+	}
 	writes := 0
 	for _, s := range steps {
-		writes++
-		if err := r.apply(s); err != nil {
+		err := r.applyRoute(s)
+		switch {
+		case err == nil:
+			writes++
+			r.log.Info("route changed", "op", s.op, "route", s.route.String())
+		case s.op != "del" && unreachableErr(err):
+			// The next hop went between the dump and the add.
+			pending = append(pending, Pending{What: "ip route add " + s.route.String(), Reason: err.Error()})
+		default:
 			errs = append(errs, err)
-			continue
-		}
-		r.log.Info("route changed", "op", s.op, "route", s.route.String())
-	}
-	// Forget owned routes the kernel no longer has as added (deleted or
-	// changed by someone else, or the interface went away).
-	for _, o := range append([]Route(nil), r.rec.Routes...) {
-		if k, ok := kernel[o.To]; !ok || !k.mine(o) {
-			if !containsStep(steps, o) {
-				r.rec.forget(o)
-			}
 		}
 	}
-	if err := r.rec.save(); err != nil {
+	if err := r.rec.saveIfDirty(); err != nil {
 		errs = append(errs, err)
 	}
-	return writes, errors.Join(errs...)
+	return writes, pending, errors.Join(errs...)
 }
 
-func containsStep(steps []routeStep, o Route) bool {
-	for _, s := range steps {
-		if s.route == o && s.op != "del" {
-			return true
+// forgetGoneRoutes drops owned routes the kernel no longer has as added
+// (deleted by someone else, or by the kernel when the link went down or the
+// NIC went away): the record holds what is achieved. The intent to have a
+// desired route is the Config's, so the next plan adds it again.
+func (r *Router) forgetGoneRoutes(k *kernelState) {
+	for _, o := range append([]Route(nil), r.rec.Routes...) {
+		if kr, ok := k.routes[o.To]; !ok || !kr.mine(o) {
+			r.rec.forget(o)
 		}
 	}
-	return false
 }
 
-func (r *Router) apply(s routeStep) error {
+// unreachableErr reports whether a route add failed because the next hop
+// cannot be reached now, rather than because of the route itself.
+func unreachableErr(err error) bool {
+	return errors.Is(err, unix.ENETUNREACH) || errors.Is(err, unix.ENETDOWN) ||
+		errors.Is(err, unix.ENODEV) || errors.Is(err, errLinkAbsent)
+}
+
+var errLinkAbsent = errors.New("interface absent")
+
+// applyRoute makes one change and records it. An add or replace is already
+// in the record (setRoutes put it there); a failed one is taken out.
+func (r *Router) applyRoute(s routeStep) error {
 	nr, err := r.netlinkRoute(s.route)
+	if err == nil {
+		switch s.op {
+		case "add":
+			err = r.h.RouteAdd(nr)
+		case "replace":
+			err = r.h.RouteReplace(nr)
+		case "del":
+			err = r.h.RouteDel(nr)
+		}
+	}
 	if err != nil {
+		if s.op != "del" {
+			r.rec.forget(s.route)
+		}
 		return fmt.Errorf("%s: %w", s, err)
 	}
 	switch s.op {
-	case "add":
-		err = r.h.RouteAdd(nr)
-	case "replace":
-		err = r.h.RouteReplace(nr)
-	case "del":
-		err = r.h.RouteDel(nr)
-	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", s, err)
-	}
-	switch s.op {
-	case "add":
-		r.rec.remember(s.route)
 	case "replace":
 		r.rec.forget(s.old)
-		r.rec.remember(s.route)
 	case "del":
 		r.rec.forget(s.route)
 	}
@@ -168,6 +174,10 @@ func (r *Router) apply(s routeStep) error {
 func (r *Router) netlinkRoute(rt Route) (*netlink.Route, error) {
 	link, err := r.h.LinkByName(rt.Interface)
 	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil, fmt.Errorf("%w: %s", errLinkAbsent, rt.Interface)
+		}
 		return nil, fmt.Errorf("finding interface %s: %w", rt.Interface, err)
 	}
 	return &netlink.Route{

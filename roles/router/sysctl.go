@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -53,14 +54,21 @@ func (p procSys) write(key, value string) error {
 
 // setSysctls writes each wanted value that differs, recording the value it
 // found first, and puts back the recorded ones no longer wanted. It returns
-// how many values it wrote.
-func (r *Router) setSysctls(want []sysctl) (int, error) {
+// how many values it wrote, and the values of absent interfaces, which wait.
+func (r *Router) setSysctls(want []sysctl) (int, []Pending, error) {
 	var errs []error
+	var pending []Pending
 	writes := 0
 	wanted := map[string]bool{}
 	for _, s := range want {
 		wanted[s.Key] = true
 		cur, err := r.sys.read(s.Key)
+		if errors.Is(err, os.ErrNotExist) {
+			if p, ok := r.absentSysctl(s); ok {
+				pending = append(pending, p)
+			}
+			continue
+		}
 		if err != nil {
 			errs = append(errs, err)
 			continue
@@ -78,13 +86,41 @@ func (r *Router) setSysctls(want []sysctl) (int, error) {
 			errs = append(errs, err)
 			continue
 		}
-		writes++
 		if err := r.sys.write(s.Key, s.Value); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		writes++
 	}
 	n, err := r.restoreSysctls(func(key string) bool { return !wanted[key] })
-	return writes + n, errors.Join(append(errs, err)...)
+	return writes + n, pending, errors.Join(append(errs, err)...)
+}
+
+// absentSysctl handles a wanted key that does not exist: its interface is
+// absent (pending; what gatewayd changed on it went with it, so the record
+// forgets it and a re-created interface records its own value), or IPv6 is
+// off in this kernel (nothing to close: skipped).
+func (r *Router) absentSysctl(s sysctl) (Pending, bool) {
+	p, ok := r.absentPending(s)
+	if i := r.recordedSysctl(s.Key); ok && i >= 0 {
+		r.rec.Sysctls = slices.Delete(r.rec.Sysctls, i, i+1)
+		r.rec.dirty = true
+	}
+	return p, ok
+}
+
+// absentPending is what waits for an absent key, if anything.
+func (r *Router) absentPending(s sysctl) (Pending, bool) {
+	if strings.HasPrefix(s.Key, "net/ipv6/") {
+		if _, err := r.sys.read("net/ipv6/conf/all/accept_ra"); errors.Is(err, os.ErrNotExist) {
+			return Pending{}, false
+		}
+	}
+	why := "no such sysctl"
+	if dev := sysctlInterface(s.Key); dev != "" {
+		why = "interface " + dev + " is absent"
+	}
+	return Pending{What: "sysctl -w " + s.name() + "=" + s.Value, Reason: why}, true
 }
 
 // restoreSysctls puts back, newest first, the recorded sysctls that match:
@@ -109,11 +145,12 @@ func (r *Router) restoreSysctls(match func(key string) bool) (int, error) {
 		case cur != s.Set:
 			r.log.Info("sysctl changed by someone else since gatewayd set it; leaving it", "key", s.Key, "value", cur)
 		default:
-			writes++
 			if err := r.sys.write(s.Key, s.Was); err != nil {
 				errs = append(errs, err)
 				keep = append([]changedSysctl{s}, keep...)
+				continue
 			}
+			writes++
 		}
 	}
 	if len(keep) != len(r.rec.Sysctls) {
