@@ -186,8 +186,9 @@ func serviceAddrs(c *config.Config, svc *config.Service, holds func(config.Alias
 	return out
 }
 
-// routerConfig is the router role's value: forwarding on the NIC, the
-// upstream route and the static ones, while the router alias is held here.
+// routerConfig is the router role's value while the router alias is held
+// here: forwarding on the NIC, the default route (via the upstream on the
+// alias wire, or the WAN port's) and the static ones.
 func routerConfig(c *config.Config) *router.Config {
 	if _, held := c.RoleAlias("router"); !held {
 		return nil
@@ -199,6 +200,10 @@ func routerConfig(c *config.Config) *router.Config {
 	}
 	for _, r := range c.Router.Routes {
 		rc.Routes = append(rc.Routes, router.Route{To: r.To.Masked(), Via: r.Via, Interface: nic})
+	}
+	if up := c.Upstream; up != nil {
+		rc.Uplink = &router.Uplink{Interface: up.Interface, Address: up.Address, Gateway: up.Gateway,
+			DHCP: up.DHCP, Hostname: c.Gateway.Host, AcceptRA: up.AcceptRA}
 	}
 	return rc
 }
