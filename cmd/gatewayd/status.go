@@ -99,15 +99,15 @@ func writeStatus(out io.Writer, v *statusView, now time.Time) {
 	head := "gatewayd"
 	if v.Version != "" {
 		head += " " + v.Version
-		if v.Version != version {
-			head += fmt.Sprintf(" (this command is %s: restart the daemon to run it)", version)
-		}
 	}
 	fmt.Fprintf(out, "%s on %s, interface %s", head, v.Host, v.Interface)
 	if !v.Started.IsZero() {
 		fmt.Fprintf(out, ", up %s", human(now.Sub(v.Started)))
 	}
 	fmt.Fprintf(out, "\nconfig %s, generation %d, applied %s\n", v.Config, v.Generation, v.Applied.Local().Format("2006-01-02 15:04:05"))
+	if v.Version != "" && v.Version != version {
+		fmt.Fprintf(out, "note: this command is gatewayd %s; restart the daemon to run it\n", version)
+	}
 	if v.Degraded != "" {
 		fmt.Fprintf(out, "DEGRADED: %s\n", v.Degraded)
 	}
@@ -174,7 +174,7 @@ func writeRouter(out io.Writer, r *router.Status) {
 	if !r.Held {
 		fmt.Fprintf(out, "\nrouter: not held here\n")
 	} else {
-		fmt.Fprintf(out, "\nrouter: forwarding %s on %s, upstream %s\n", onOff(r.Forwarding), r.Interface, orDash(r.Upstream))
+		fmt.Fprintf(out, "\nrouter: on %s, upstream %s, forwarding %s\n", r.Interface, orDash(r.Upstream), onOff(r.Forwarding))
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	for _, rt := range r.Routes {
@@ -263,7 +263,11 @@ func writeDNS(out io.Writer, d *dns.Status) {
 		if u.Domain != "" {
 			scope = " for " + u.Domain
 		}
-		fmt.Fprintf(tw, "  upstream\t%s%s: %s, %s queries, %s failures, rtt %.1f ms\n", u.Addr, scope, state, num(u.Queries), num(u.Failures), u.RTTMilli)
+		rtt := "-"
+		if u.RTTMilli > 0 {
+			rtt = fmt.Sprintf("%.1f ms", u.RTTMilli)
+		}
+		fmt.Fprintf(tw, "  upstream\t%s%s: %s, %s queries, %s failures, rtt %s\n", u.Addr, scope, state, num(u.Queries), num(u.Failures), rtt)
 	}
 	tw.Flush()
 }

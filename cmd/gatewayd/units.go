@@ -15,7 +15,8 @@ func size(n uint64) string {
 
 func scaled(v, base float64, units []string) string {
 	i := 0
-	for v >= base && i < len(units)-1 {
+	// Scaled values show at most three digits: 999.6 k is 1.0 M.
+	for i < len(units)-1 && (v >= base || i > 0 && v >= 999.5) {
 		v /= base
 		i++
 	}
