@@ -94,7 +94,7 @@ var commands = []*command{
 	{
 		name: "leases", args: "[list | export [FILE] | import FILE | delete ADDR|MAC]",
 		summary: "the DHCP leases: list, export, import, delete",
-		about: "list (the default) prints the DHCP leases. export writes them as gatewayd JSON to FILE or stdout; import reads gatewayd JSON, a dnsmasq lease file or ISC dhcpd.leases; delete removes the lease of one address or every lease of one MAC. Each works with the daemon running (through it) or stopped (on the lease store, holding the state directory's lock).",
+		about:   "list (the default) prints the DHCP leases. export writes them as gatewayd JSON to FILE or stdout; import reads gatewayd JSON, a dnsmasq lease file or ISC dhcpd.leases; delete removes the lease of one address or every lease of one MAC. Each works with the daemon running (through it) or stopped (on the lease store, holding the state directory's lock).",
 		flags: func(fs *flag.FlagSet, o *options) {
 			configFlag(fs, o)
 			fs.BoolVar(&o.json, "json", false, "list: print the leases as JSON")

@@ -47,8 +47,8 @@ func sampleStatus(t *testing.T) json.RawMessage {
 				Pools:  []dhcp.PoolStatus{{Range: "192.168.1.100-192.168.1.199", Subnet: "192.168.1.0/24", Size: 100, Used: 13, Active: 12}},
 				Active: 12, Declined: 1, Offers: 0,
 				Counters: dhcp.Counters{
-					In:  map[string]uint64{"request": 3456, "discover": 3401, "release": 2, "bootp": 1},
-					Out: map[string]uint64{"ack": 3455, "offer": 3401, "nak": 1},
+					In:   map[string]uint64{"request": 3456, "discover": 3401, "release": 2, "bootp": 1},
+					Out:  map[string]uint64{"ack": 3455, "offer": 3401, "nak": 1},
 					Naks: 1, Declines: 0, Malformed: 7,
 				},
 				Store: dhcp.StoreStatus{Path: "/var/lib/gatewayd/leases.log", Records: 1234, Bytes: 98_304, Commits: 3456, Batches: 1200, Compactions: 2},

@@ -6,7 +6,9 @@ import (
 )
 
 // num is a count in SI units: 999, 1.2 k, 34.5 k, 678 k, 1.2 M.
-func num(n uint64) string { return scaled(float64(n), 1000, []string{"", " k", " M", " G", " T", " P"}) }
+func num(n uint64) string {
+	return scaled(float64(n), 1000, []string{"", " k", " M", " G", " T", " P"})
+}
 
 // size is a byte count in IEC units: 512 B, 1.2 KiB, 3.4 MiB.
 func size(n uint64) string {
