@@ -199,9 +199,9 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 	}
 	fmt.Fprintf(out, "\ndhcp: serving on %s as %s\n", d.Interface, d.Address)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
-	fmt.Fprintf(tw, "  leases\t%s active, %s declined, %s offers held\n", num(uint64(d.Active)), num(uint64(d.Declined)), num(uint64(d.Offers)))
+	fmt.Fprintf(tw, "  leases\tactive %s, declined %s, offers held %s\n", num(uint64(d.Active)), num(uint64(d.Declined)), num(uint64(d.Offers)))
 	for _, p := range d.Pools {
-		fmt.Fprintf(tw, "  pool\t%s (%s): %s of %s in use, %s active\n", p.Range, p.Subnet, num(uint64(p.Used)), num(uint64(p.Size)), num(uint64(p.Active)))
+		fmt.Fprintf(tw, "  pool\t%s (%s): in use %s of %s, active %s\n", p.Range, p.Subnet, num(uint64(p.Used)), num(uint64(p.Size)), num(uint64(p.Active)))
 	}
 	c := d.Counters
 	fmt.Fprintf(tw, "  received\t%s\n", namedCounts(c.In, dhcpTypes))
@@ -217,7 +217,7 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 		fmt.Fprintf(tw, "  %s\t%s\n", kv.name, num(kv.n))
 	}
 	s := d.Store
-	fmt.Fprintf(tw, "  lease log\t%s: %s records, %s, %s commits in %s batches, %s compactions\n",
+	fmt.Fprintf(tw, "  lease log\t%s: records %s, size %s, commits %s, batches %s, compactions %s\n",
 		s.Path, num(uint64(s.Records)), size(uint64(s.Bytes)), num(s.Commits), num(s.Batches), num(s.Compactions))
 	if s.Recovered != "" {
 		fmt.Fprintf(tw, "  recovered\t%s\n", s.Recovered)
@@ -239,12 +239,13 @@ func writeDNS(out io.Writer, d *dns.Status) {
 		fmt.Fprintf(out, "\ndns: not serving here\n")
 		return
 	}
-	fmt.Fprintf(out, "\ndns: serving on %s, domain %s, %s names from leases\n", d.Addr, d.Domain, num(uint64(d.Leases)))
+	fmt.Fprintf(out, "\ndns: serving on %s, domain %s\n", d.Addr, d.Domain)
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  lease names\t%s\n", num(uint64(d.Leases)))
 	fmt.Fprintf(tw, "  answered by\t%s\n", namedCounts(d.ByStage, dnsStages))
 	fmt.Fprintf(tw, "  rcodes\t%s\n", namedCounts(d.ByRcode, rcodeOrder(d.ByRcode)))
 	ca := d.Cache
-	fmt.Fprintf(tw, "  cache\t%s of %s entries: %s hits, %s misses, %s merged, %s stale served, %s evictions\n",
+	fmt.Fprintf(tw, "  cache\tentries %s of %s, hits %s, misses %s, merged %s, stale served %s, evictions %s\n",
 		num(uint64(ca.Size)), num(uint64(ca.Capacity)), num(ca.Hits), num(ca.Misses), num(ca.Merged), num(ca.Stale), num(ca.Evictions))
 	for _, kv := range []struct {
 		name string
@@ -267,7 +268,7 @@ func writeDNS(out io.Writer, d *dns.Status) {
 		if u.RTTMilli > 0 {
 			rtt = fmt.Sprintf("%.1f ms", u.RTTMilli)
 		}
-		fmt.Fprintf(tw, "  upstream\t%s%s: %s, %s queries, %s failures, rtt %s\n", u.Addr, scope, state, num(u.Queries), num(u.Failures), rtt)
+		fmt.Fprintf(tw, "  upstream\t%s%s: %s, queries %s, failures %s, rtt %s\n", u.Addr, scope, state, num(u.Queries), num(u.Failures), rtt)
 	}
 	tw.Flush()
 }
