@@ -108,6 +108,14 @@ func checkTree(t *testing.T, root, prefix string) {
 	if err != nil || !strings.HasPrefix(string(out), "gatewayd "+releaseVersion(t)+"\n") {
 		t.Errorf("the installed gatewayd version: %v\n%s\nwant the release %s", err, out, releaseVersion(t))
 	}
+	// Go stamps the revision in a clone (a .git directory; it does not
+	// recognise a worktree's .git file).
+	if fi, err := os.Stat("../../.git"); err == nil && fi.IsDir() {
+		head, err := exec.Command("git", "-C", "../..", "rev-parse", "HEAD").Output()
+		if err == nil && !strings.Contains(string(out), "revision "+strings.TrimSpace(string(head))) {
+			t.Errorf("the installed gatewayd version does not name the revision %s:\n%s", head, out)
+		}
+	}
 	unit, err := os.ReadFile(filepath.Join(root, "lib/systemd/system/gatewayd@.service"))
 	if err != nil {
 		t.Fatal(err)
