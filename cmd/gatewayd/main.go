@@ -107,6 +107,9 @@ func check(path, nic string, out io.Writer) error {
 // by the daemon itself with the precise error.
 func request(ctx context.Context, path string, req daemon.Request, timeout time.Duration) (*daemon.Response, error) {
 	text, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("reading config: %w: run this as root", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
