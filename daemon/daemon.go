@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"gatewayd/aliases"
@@ -42,7 +43,9 @@ type Daemon struct {
 	repairs  map[string]*repairs // by kind of drift
 	confirm  *confirmation       // a reload waiting for `gatewayd confirm`
 
-	watching sync.WaitGroup
+	watching  sync.WaitGroup
+	driftTick atomic.Int64 // when the drift loop last ran (Unix ns), for the watchdog
+	started   time.Time
 
 	web webState // the status page and metrics listener (web.go)
 }
@@ -88,8 +91,13 @@ func New(o Options) *Daemon {
 	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP),
 		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
+	d.started = time.Now()
 	return d
 }
+
+// Version is the release the binary reports (cmd/gatewayd sets it), shown
+// in status.
+var Version = "dev"
 
 // Start applies the first config, then serves the control socket ctl (made
 // before, so a second daemon is refused before it writes anything) and
@@ -104,7 +112,11 @@ func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) 
 	d.mu.Unlock()
 	go d.serveControl(ctl)
 	d.watching.Go(func() { d.watchAddresses(d.stopping) })
+	d.driftTick.Store(time.Now().UnixNano())
 	d.watching.Go(func() { d.driftLoop(d.stopping) })
+	if every := watchdogInterval(); every > 0 {
+		d.watching.Go(func() { d.watchdog(d.stopping, every) })
+	}
 	return nil
 }
 
@@ -212,7 +224,7 @@ func (d *Daemon) checkImmutable(next *config.Config) error {
 		{"gateway.metrics", prev.Gateway.Metrics.String(), next.Gateway.Metrics.String()},
 	} {
 		if f.old != f.new {
-			return fmt.Errorf("%s changed from %q to %q: that needs a restart (systemctl restart gatewayd), nothing changed", f.key, f.old, f.new)
+			return fmt.Errorf("%s changed from %q to %q: that needs a restart (systemctl restart gatewayd@%s), nothing changed", f.key, f.old, f.new, prev.Gateway.Interface)
 		}
 	}
 	return nil

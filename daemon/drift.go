@@ -95,7 +95,9 @@ func (d *Daemon) driftLoop(ctx context.Context) {
 			case <-time.After(20 * time.Millisecond):
 			}
 		}
-		d.repair(ctx, time.Now())
+		now := time.Now()
+		d.driftTick.Store(now.UnixNano())
+		d.repair(ctx, now)
 	}
 }
 

@@ -79,7 +79,7 @@ func offline(ctx context.Context, path, what string) (*config.Config, func(), er
 	_, err = Call(cctx, c.Gateway.ControlSocket, Request{Op: "status"})
 	switch {
 	case err == nil:
-		return nil, nil, fmt.Errorf("the daemon is running on %s: stop it first (systemctl stop gatewayd), then %s", c.Gateway.ControlSocket, what)
+		return nil, nil, fmt.Errorf("the daemon is running on %s: stop it first (systemctl stop gatewayd@%s), then %s", c.Gateway.ControlSocket, c.Gateway.Interface, what)
 	case !errors.Is(err, ErrNotRunning):
 		return nil, nil, fmt.Errorf("cannot tell whether the daemon runs, so nothing was changed: %w", err)
 	}

@@ -8,6 +8,8 @@ import (
 
 // Status is what `gatewayd status` shows.
 type Status struct {
+	Version    string    `json:"version"`
+	Started    time.Time `json:"started"`
 	Host       string    `json:"host"`
 	Interface  string    `json:"interface"`
 	Config     string    `json:"config"`
@@ -52,7 +54,7 @@ type AliasStatus struct {
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	c, gen, applied := d.cur.config(), d.gen, d.applied
-	st := Status{Generation: gen, Applied: applied, Parts: map[string]any{}}
+	st := Status{Version: Version, Started: d.started, Generation: gen, Applied: applied, Parts: map[string]any{}}
 	if d.degraded != nil {
 		st.Degraded = d.degraded.Error()
 	}

@@ -60,11 +60,20 @@ func leases(ctx context.Context, path string, args []string, asJSON bool, out io
 		return nil
 	case "import":
 		if len(args) != 1 {
-			return errors.New("usage: gatewayd leases import FILE (gatewayd JSON, a dnsmasq lease file or ISC dhcpd.leases)")
+			return usageError{"usage: gatewayd leases import FILE (gatewayd JSON, a dnsmasq lease file or ISC dhcpd.leases)"}
 		}
 		return importLeases(ctx, path, args[0], out)
+	case "delete":
+		if len(args) != 1 {
+			return usageError{"usage: gatewayd leases delete ADDR|MAC"}
+		}
+		key, err := parseLeaseKey(args[0])
+		if err != nil {
+			return err
+		}
+		return deleteLeases(ctx, path, key, out)
 	}
-	return fmt.Errorf("unknown leases command %q: use list, export [FILE] or import FILE", verb)
+	return usageError{fmt.Sprintf("unknown leases command %q: use list, export [FILE], import FILE or delete ADDR|MAC", verb)}
 }
 
 // currentLeases asks the daemon, or reads the store when it is not running.
@@ -130,6 +139,9 @@ func offlineStore(path string) (*offline, error) {
 		return nil, err
 	}
 	unlock, err := statedir.Lock(c.Gateway.StateDir)
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("the state directory %s is root's only: run this as root", c.Gateway.StateDir)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -5,7 +5,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -19,69 +18,55 @@ import (
 	"gatewayd/daemon"
 )
 
-const usage = `usage: gatewayd <command> [--config FILE] [flags]
-
-commands:
-  run       the daemon, in the foreground (SIGHUP reloads)
-  check     validate the config file; no root needed
-  plan      show what a reload would change
-  reload    apply the config file to the running daemon
-  status    aliases, roles, zones and counters [--json]
-  leases    the DHCP leases [--json]; leases export [FILE]; leases import FILE
-  purge     remove every address, route and firewall table gatewayd owns
-  demo      build a namespace lab on this machine and show the whole job
-`
-
 func main() {
+	daemon.Version = version
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// run is the whole command line: it returns the exit status (0 done, 1 the
+// command failed, 2 the command line is wrong). Help and the version go to
+// stdout; a bare `gatewayd` prints the command list on stderr.
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprint(stderr, usage)
+	if len(args) == 0 {
+		writeUsage(stderr)
 		return 2
 	}
-	cmd, args := args[0], args[1:]
-	fs := flag.NewFlagSet(cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", config.DefaultPath, "the config file")
-	asJSON := fs.Bool("json", false, "print JSON")
-	wait := fs.Duration("wait", 0, "reload: how long to wait for another host to release an address")
-	keep := fs.Bool("keep", false, "demo: keep the lab running until interrupted")
-	positional, err := parseInterspersed(fs, args)
-	if err != nil {
+	switch args[0] {
+	case "-h", "-help", "--help":
+		args = []string{"help"}
+	case "-version", "--version":
+		args = []string{"version"}
+	}
+	cmd := lookup(args[0])
+	if cmd == nil {
+		fmt.Fprintf(stderr, "gatewayd: unknown command %q\n\n", args[0])
+		writeUsage(stderr)
 		return 2
 	}
-	if len(positional) > 0 && cmd != "leases" {
-		fmt.Fprintf(stderr, "gatewayd %s: unexpected argument %q (the config file is given with --config FILE)\n", cmd, positional[0])
+	o := &options{stderr: stderr}
+	positional, err := parseInterspersed(cmd.flagSet(o), args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		writeHelp(stdout, cmd)
+		return 0
+	case err != nil:
+		fmt.Fprintf(stderr, "gatewayd %s: %v\nusage: %s\n", cmd.name, err, cmd.synopsis())
+		return 2
+	case len(positional) > 0 && cmd.args == "":
+		fmt.Fprintf(stderr, "gatewayd %s: unexpected argument %q (the config file is given with --config FILE)\n", cmd.name, positional[0])
 		return 2
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	switch cmd {
-	case "run":
-		stop() // the daemon handles its own signals
-		err = daemon.Run(context.Background(), *path, stderr)
-	case "check":
-		err = check(*path, stdout)
-	case "plan":
-		err = plan(ctx, *path, stdout)
-	case "reload":
-		err = reload(ctx, *path, *wait, stdout)
-	case "status":
-		err = status(ctx, *path, *asJSON, stdout)
-	case "leases":
-		err = leases(ctx, *path, positional, *asJSON, stdout)
-	case "purge":
-		err = daemon.Purge(ctx, *path, stdout)
-	case "demo":
-		err = demo(ctx, *keep, stdout)
-	default:
-		fmt.Fprintf(stderr, "gatewayd: unknown command %q\n\n%s", cmd, usage)
-		return 2
+	ctx := context.Background()
+	if cmd.name != "run" {
+		var stop context.CancelFunc
+		ctx, stop = signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+		defer stop()
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "gatewayd %s: %v\n", cmd, err)
+	if err := cmd.run(ctx, o, positional, stdout); err != nil {
+		fmt.Fprintf(stderr, "gatewayd %s: %v\n", cmd.name, err)
+		if errors.As(err, new(usageError)) {
+			return 2
+		}
 		return 1
 	}
 	return 0
@@ -103,10 +88,15 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func check(path string, out io.Writer) error {
+// check is `gatewayd check`; nic, when set, is the interface the file must
+// name (the unit gatewayd@NIC refuses to start on a file for another NIC).
+func check(path, nic string, out io.Writer) error {
 	c, err := config.Load(path)
 	if err != nil {
 		return err
+	}
+	if nic != "" && c.Gateway.Interface != nic {
+		return fmt.Errorf("%s: [gateway] interface is %q, not %q: start gatewayd@%s, or set interface = %q", path, c.Gateway.Interface, nic, c.Gateway.Interface, nic)
 	}
 	fmt.Fprintf(out, "%s: ok (%d aliases, %d held by %s, %d zones)\n", path, len(c.Aliases), len(c.Held()), c.Gateway.Host, len(c.Zones))
 	return nil
@@ -118,6 +108,9 @@ func check(path string, out io.Writer) error {
 // by the daemon itself with the precise error.
 func request(ctx context.Context, path string, req daemon.Request, timeout time.Duration) (*daemon.Response, error) {
 	text, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrPermission) && os.Geteuid() != 0 {
+		return nil, fmt.Errorf("reading config: %w: run this as root", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}
@@ -131,6 +124,9 @@ func request(ctx context.Context, path string, req daemon.Request, timeout time.
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := daemon.Call(ctx, socket, req)
+	if errors.Is(err, os.ErrPermission) {
+		return nil, fmt.Errorf("the control socket %s is root's only: run this as root", socket)
+	}
 	if err != nil {
 		if parseErr != nil {
 			return nil, parseErr
@@ -190,30 +186,4 @@ func reload(ctx context.Context, path string, wait time.Duration, out io.Writer)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
-}
-
-func status(ctx context.Context, path string, asJSON bool, out io.Writer) error {
-	resp, err := request(ctx, path, daemon.Request{Op: "status"}, 10*time.Second)
-	if err != nil {
-		return err
-	}
-	if asJSON {
-		return indentJSON(out, resp.Data)
-	}
-	var st daemon.Status
-	if err := json.Unmarshal(resp.Data, &st); err != nil {
-		return fmt.Errorf("reading status: %w", err)
-	}
-	daemon.WriteStatus(out, st, resp.Data)
-	return nil
-}
-
-func indentJSON(out io.Writer, raw json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

@@ -22,7 +22,17 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"check", "--config", bad}, 1, "bad.toml:5:1: alias[0].address"},
 		{[]string{"check", "../../etc/gateway.toml"}, 2, `unexpected argument "../../etc/gateway.toml"`},
 		{[]string{"check", "--config", "/nonexistent.toml"}, 1, "reading config"},
-		{[]string{"leases", "frob", "--config", "../../etc/gateway.toml"}, 1, `unknown leases command "frob"`},
+		{[]string{"leases", "frob", "--config", "../../etc/gateway.toml"}, 2, `unknown leases command "frob"`},
+		{[]string{"leases", "delete", "nobody", "--config", "../../etc/gateway.toml"}, 2, `"nobody" is neither an IPv4 address nor a MAC`},
+		{[]string{"leases", "delete", "--config", "../../etc/gateway.toml"}, 2, "usage: gatewayd leases delete ADDR|MAC"},
+		{[]string{"check", "--config", "../../etc/gateway.toml", "--interface", "eth1"}, 0, "ok (4 aliases"},
+		{[]string{"check", "--config", "../../etc/gateway.toml", "--interface", "eth2"}, 1, `[gateway] interface is "eth1", not "eth2": start gatewayd@eth1`},
+		{[]string{"status", "--wait", "1s"}, 2, "flag provided but not defined: -wait\nusage: gatewayd status [--config FILE] [--json]"},
+		{[]string{"help", "frob"}, 2, `no command "frob"`},
+		{[]string{"help"}, 0, "usage: gatewayd COMMAND"},
+		{[]string{"--help"}, 0, "usage: gatewayd COMMAND"},
+		{[]string{"version"}, 0, "gatewayd dev\n"},
+		{[]string{"--version"}, 0, "gatewayd dev\n"},
 	} {
 		var out, errOut bytes.Buffer
 		code := run(tc.args, &out, &errOut)
