@@ -10,8 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
+
+	"gatewayd/config"
 )
 
 // Request is one command on the control socket (one JSON object per connection).
@@ -36,6 +39,29 @@ type Response struct {
 	// apart from the changes.
 	Warnings []string        `json:"warnings,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
+}
+
+// logBudget lets one log line through per period and counts the rest, so
+// a flood of bad input is one warning every ten seconds, not one per packet.
+type logBudget struct {
+	mu     sync.Mutex
+	period time.Duration
+	last   time.Time
+	held   int
+}
+
+// note records one event and returns how many events the line to log now
+// stands for, or 0 when it is not time to log.
+func (b *logBudget) note(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.held++
+	if !b.last.IsZero() && now.Sub(b.last) < b.period {
+		return 0
+	}
+	n := b.held
+	b.last, b.held = now, 0
+	return n
 }
 
 // ErrNotRunning means nothing listens on the control socket.
@@ -105,13 +131,32 @@ func listenControl(path string) (net.Listener, error) {
 }
 
 // serveControl answers requests until the listener closes.
+// maxRequest bounds one request: a config file at its limit, escaped as a
+// JSON string, with room to spare.
+const maxRequest = 8*config.MaxFileSize + 64<<10
+
+// maxClients is how many control connections are answered at once; more
+// get "busy" at once, so a flood of connections costs the daemon nothing.
+const maxClients = 32
+
 func (d *Daemon) serveControl(l net.Listener) {
+	slots := make(chan struct{}, maxClients)
 	for {
 		conn, err := l.Accept()
 		if err != nil {
 			return
 		}
-		go d.answer(conn)
+		select {
+		case slots <- struct{}{}:
+			go func() {
+				defer func() { <-slots }()
+				d.answer(conn)
+			}()
+		default:
+			_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_ = json.NewEncoder(conn).Encode(&Response{Error: "gatewayd is busy answering other requests; try again"})
+			conn.Close()
+		}
 	}
 }
 
@@ -120,8 +165,12 @@ func (d *Daemon) answer(conn net.Conn) {
 	// The request must arrive promptly; the answer may take as long as an apply.
 	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	var req Request
-	if err := json.NewDecoder(io.LimitReader(conn, 64<<20)).Decode(&req); err != nil {
-		d.log.Warn("bad control request", "err", err)
+	if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&req); err != nil {
+		if n := d.badRequests.note(time.Now()); n > 0 {
+			d.log.Warn("malformed control requests", "count", n, "last_err", err)
+		}
+		_ = conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = json.NewEncoder(conn).Encode(&Response{Error: fmt.Sprintf("malformed request (want one JSON object such as {\"op\":\"status\"}): %v", err)})
 		return
 	}
 	resp := d.handle(req)

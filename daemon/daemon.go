@@ -45,7 +45,9 @@ type Daemon struct {
 
 	watching  sync.WaitGroup
 	driftTick atomic.Int64 // when the drift loop last ran (Unix ns), for the watchdog
-	started   time.Time
+	// badRequests rate-limits the warnings about malformed control requests.
+	badRequests logBudget
+	started     time.Time
 
 	web webState // the status page and metrics listener (web.go)
 }
@@ -89,7 +91,7 @@ func New(o Options) *Daemon {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP),
-		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}}
+		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}, badRequests: logBudget{period: 10 * time.Second}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	d.started = time.Now()
 	return d
