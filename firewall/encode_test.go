@@ -13,7 +13,7 @@ import (
 func TestRuleMessagesMatchLibrary(t *testing.T) {
 	for path, p := range map[string]Policy{"seed": seedPolicy(), "nozones": nozonesPolicy(), "outside": outsidePolicy(), "many": manyPolicy()} {
 		r := Build(p)
-		mine, err := ruleMessages(r)
+		mine, err := ruleMessages(r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -89,7 +88,7 @@ func TestSetIdempotent(t *testing.T) {
 	if fw.Batches() != n+1 {
 		t.Errorf("a tampered table was not restored (%d batches)", fw.Batches()-n)
 	}
-	if !strings.Contains(listTable(t, ns), "tcp dport 22 accept") {
+	if !strings.Contains(listTable(t, ns), `tcp dport 22 counter name "zone_lan_in" accept`) {
 		t.Error("the deleted rule is still missing")
 	}
 }
@@ -274,7 +273,7 @@ func TestStaleAnswersIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := batch(r, func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) })
+	msgs, err := updateBatch(r, planUpdate(cur, r))
 	if err != nil {
 		t.Fatal(err)
 	}
