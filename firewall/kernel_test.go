@@ -34,6 +34,8 @@ func TestEncodingMatchesNft(t *testing.T) {
 		{"nozones", nozonesPolicy()},
 		{"outside", outsidePolicy()},
 		{"many", manyPolicy()},
+		{"wan", wanPolicy()},
+		{"dhcpwan", dhcpWANPolicy()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := l.Namespace(fmt.Sprintf("b%d", i))
