@@ -68,22 +68,6 @@ func ruleUserData(r Rule) []byte {
 
 func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 	switch x := x.(type) {
-	case IifLo:
-		return metaCmp(expr.MetaKeyIIF, binaryutil.NativeEndian.PutUint32(1)), nil
-	case OifLo:
-		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
-	case IifName:
-		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
-		if x.Neg {
-			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
-		}
-		return out, nil
-	case OifName:
-		out := metaCmp(expr.MetaKeyOIFNAME, ifname(x.Name))
-		if x.Neg {
-			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
-		}
-		return out, nil
 	case NfProto:
 		fam := byte(unix.NFPROTO_IPV4)
 		if x.V6 {
@@ -91,22 +75,6 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 		}
 		e.nfproto = 0 // an explicit match is always encoded
 		return e.needNfproto(fam), nil
-	case CtDirection:
-		dir := byte(0) // IP_CT_DIR_ORIGINAL
-		if x.Reply {
-			dir = 1
-		}
-		return []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
-		}, nil
-	case CtState:
-		return []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(x.Mask), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		}, nil
 	case Addr:
 		return e.addr(x)
 	case InSet, Vmap:
@@ -138,6 +106,46 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 		return append(e.needNfproto(unix.NFPROTO_IPV6),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Value}}), nil
+	}
+	return plain(x)
+}
+
+// plain encodes the matches that need no protocol dependency, then the
+// statements.
+func plain(x Expr) ([]expr.Any, error) {
+	switch x := x.(type) {
+	case IifLo:
+		return metaCmp(expr.MetaKeyIIF, binaryutil.NativeEndian.PutUint32(1)), nil
+	case OifLo:
+		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
+	case IifName:
+		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
+		if x.Neg {
+			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+		}
+		return out, nil
+	case OifName:
+		out := metaCmp(expr.MetaKeyOIFNAME, ifname(x.Name))
+		if x.Neg {
+			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+		}
+		return out, nil
+	case CtDirection:
+		dir := byte(0) // IP_CT_DIR_ORIGINAL
+		if x.Reply {
+			dir = 1
+		}
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
+		}, nil
+	case CtState:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(x.Mask), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}, nil
 	case FibSaddrNotLocal:
 		return []expr.Any{
 			&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
@@ -148,6 +156,13 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
 		}, nil
+	}
+	return stmt(x)
+}
+
+// stmt encodes the statements: what a rule does once it matches.
+func stmt(x Expr) ([]expr.Any, error) {
+	switch x := x.(type) {
 	case SNAT:
 		if !x.Addr.Is4() {
 			return nil, fmt.Errorf("snat to %v: want an IPv4 address", x.Addr)

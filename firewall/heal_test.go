@@ -139,7 +139,8 @@ func TestRestartWritesNothing(t *testing.T) {
 }
 
 // TestWatchHeals: Watch tells of `nft flush ruleset`, `nft delete table inet
-// gatewayd` and a rule inserted by hand, and not of the Firewall's own
+// gatewayd`, a rule inserted by hand and the table made dormant, and not of
+// the Firewall's own
 // batches; Set with the last ruleset then restores the table, as real
 // forbidden packets show before, during and after.
 func TestWatchHeals(t *testing.T) {
@@ -150,23 +151,7 @@ func TestWatchHeals(t *testing.T) {
 	if err := s.fw.Set(r); err != nil {
 		t.Fatal(err)
 	}
-	changed := make(chan struct{}, 1)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- s.fw.Watch(ctx, func() {
-			select {
-			case changed <- struct{}{}:
-			default:
-			}
-		})
-	}()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Watch returned %v when its context ended", err)
-		}
-	}()
+	changed := startWatch(t, s)
 	wait := func(what string) {
 		t.Helper()
 		select {
@@ -175,18 +160,6 @@ func TestWatchHeals(t *testing.T) {
 			t.Fatalf("%s: Watch did not tell", what)
 		}
 	}
-	// Watch joins the nftables group on its own goroutine: change the table
-	// by hand until it tells, then put it back.
-	lab.Eventually(t, 5*time.Second, func() error {
-		s.gw.MustRun(t, "nft", "add", "counter", "inet", "gatewayd", "probe")
-		s.gw.MustRun(t, "nft", "delete", "counter", "inet", "gatewayd", "probe")
-		select {
-		case <-changed:
-			return nil
-		case <-time.After(200 * time.Millisecond):
-			return fmt.Errorf("Watch is not listening yet")
-		}
-	})
 	if err := s.fw.Set(r); err != nil {
 		t.Fatal(err)
 	}
@@ -210,6 +183,7 @@ func TestWatchHeals(t *testing.T) {
 		{"nft flush ruleset", []string{"nft", "flush", "ruleset"}},
 		{"nft delete table", []string{"nft", "delete", "table", "inet", "gatewayd"}},
 		{"a rule inserted by hand", []string{"nft", "insert", "rule", "inet", "gatewayd", "forward", "accept"}},
+		{"the table made dormant", []string{"nft", "add", "table", "inet", "gatewayd", "{ flags dormant; }"}},
 	} {
 		expectDropped(t, "before "+c.what+": lab → lan", forbidden)
 		n := s.fw.Batches()
@@ -227,6 +201,42 @@ func TestWatchHeals(t *testing.T) {
 			t.Errorf("%s: Set again after the restore: %v, %d batches", c.what, err, s.fw.Batches()-n)
 		}
 	}
+}
+
+// startWatch runs the site's Firewall's Watch until the test ends, and
+// returns once it listens (it joins the nftables group on its own
+// goroutine, so the table is changed by hand until it tells; the caller
+// then puts the table back).
+func startWatch(t *testing.T, s *site) <-chan struct{} {
+	t.Helper()
+	changed := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- s.fw.Watch(ctx, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch returned %v when its context ended", err)
+		}
+	})
+	lab.Eventually(t, 5*time.Second, func() error {
+		s.gw.MustRun(t, "nft", "add", "counter", "inet", "gatewayd", "probe")
+		s.gw.MustRun(t, "nft", "delete", "counter", "inet", "gatewayd", "probe")
+		select {
+		case <-changed:
+			return nil
+		case <-time.After(200 * time.Millisecond):
+			return fmt.Errorf("Watch is not listening yet")
+		}
+	})
+	return changed
 }
 
 // TestWatchClosed: Watch on a closed Firewall says so.

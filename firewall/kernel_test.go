@@ -317,3 +317,28 @@ func rawFD(t *testing.T, s *nlSocket) int {
 	}
 	return fd
 }
+
+// TestForeignTableReplaced: a table inet gatewayd that gatewayd cannot
+// update in place (made by someone else, its input chain on another
+// priority) is replaced whole.
+func TestForeignTableReplaced(t *testing.T) {
+	lab.Require(t)
+	l := lab.New(t)
+	ns, err := l.Namespace("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nftLoad(t, ns, "table inet gatewayd {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t}\n}\n")
+	fw := openIn(t, ns)
+	r := Build(seedPolicy())
+	if err := fw.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(listTable(t, ns), "type filter hook input priority filter; policy drop;") {
+		t.Errorf("the foreign input chain is still there:\n%s", listTable(t, ns))
+	}
+	n := fw.Batches()
+	if err := fw.Set(r); err != nil || fw.Batches() != n {
+		t.Errorf("setting it again: %v, %d batches", err, fw.Batches()-n)
+	}
+}

@@ -66,7 +66,7 @@ func (p *tablePlan) problems(max int) []string {
 	case p.replace != "":
 		add("%s", p.replace)
 	case p.create:
-		add("table inet gatewayd does not exist")
+		return []string{"table inet gatewayd does not exist"}
 	}
 	if p.wake {
 		add("the table has flags (dormant?)")
@@ -158,7 +158,7 @@ func planChains(p *tablePlan, cur *kernelTable, r *Ruleset) {
 			p.fill[c.Name] = true
 			continue
 		case !sameHook(kc, c):
-			p.replace = fmt.Sprintf("chain %s is on another hook", c.Name)
+			p.replace = fmt.Sprintf("chain %s is of another kind (hook, type or priority)", c.Name)
 			continue
 		case c.Base() && kc.policy != chainPolicy(c):
 			p.addChains = append(p.addChains, c) // updates the policy in place
