@@ -93,6 +93,13 @@ func TestSetIdempotent(t *testing.T) {
 	if !strings.Contains(listTable(t, ns), `tcp dport 22 counter name "zone_lan_in" accept`) {
 		t.Error("the deleted rule is still missing")
 	}
+	ns.MustRun(t, "nft", "chain", "inet", "gatewayd", "input", "{ policy accept; }")
+	if err := fw.Set(Build(seedPolicy())); err != nil {
+		t.Fatal(err)
+	}
+	if fw.Batches() != n+2 || !strings.Contains(listTable(t, ns), "type filter hook input priority filter; policy drop;") {
+		t.Errorf("a base chain's policy changed by hand was not restored (%d batches):\n%s", fw.Batches()-n, chainOf(t, ns, "input"))
+	}
 }
 
 // ruleHandle finds the handle of the first rule of chain containing text.
@@ -341,4 +348,8 @@ func TestForeignTableReplaced(t *testing.T) {
 	if err := fw.Set(r); err != nil || fw.Batches() != n {
 		t.Errorf("setting it again: %v, %d batches", err, fw.Batches()-n)
 	}
+}
+
+func chainOf(t *testing.T, ns *lab.Namespace, chain string) string {
+	return ns.MustRun(t, "nft", "list", "chain", "inet", "gatewayd", chain)
 }
