@@ -2,6 +2,7 @@ package firewall
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -12,50 +13,54 @@ func gatewaydTable() *nftables.Table {
 	return &nftables.Table{Name: Table, Family: nftables.TableFamilyINet}
 }
 
-// queueRebuild queues the batch that turns the table as it is (cur) into r:
-// create the table if missing, delete every rule and every set, delete the
-// chains and objects r does not have, then add r. Chains and counters that r
-// keeps are updated in place, so counters keep counting.
-func queueRebuild(cc *nftables.Conn, r *Ruleset, cur *tableState) error {
-	t := gatewaydTable()
-	cc.AddTable(t)
-	if cur.exists {
-		cc.FlushTable(t)
-		for _, name := range cur.sets {
-			cc.DelSet(&nftables.Set{Table: t, Name: name})
+// replaceBatch encodes the batch that replaces the table whole: create it
+// (so the delete cannot fail), delete it, then add r. Counters start from
+// zero. It is the fallback when the table cannot be updated in place.
+func replaceBatch(r *Ruleset, exists bool) ([]netlink.Message, error) {
+	head, err := capture(func(cc *nftables.Conn) error {
+		t := gatewaydTable()
+		if exists {
+			cc.AddTable(t)
+			cc.DelTable(t)
 		}
-		want := map[string]Chain{}
+		cc.AddTable(t)
+		for _, name := range r.Counters {
+			cc.AddObj(&nftables.CounterObj{Table: t, Name: name})
+		}
 		for _, c := range r.Chains {
-			want[c.Name] = c
+			cc.AddChain(nftChain(t, c))
 		}
-		for _, c := range cur.chains {
-			if w, ok := want[c.name]; !ok || !sameHook(c, w) {
-				cc.DelChain(&nftables.Chain{Table: t, Name: c.name})
+		ids := setIDs(r)
+		for _, s := range r.Sets {
+			if err := addSet(cc, t, s, ids[s.Name]); err != nil {
+				return err
 			}
 		}
-		counters := map[string]bool{}
-		for _, n := range r.Counters {
-			counters[n] = true
-		}
-		for _, o := range cur.objects {
-			if o.typ != uint32(nftables.ObjTypeCounter) || !counters[o.name] {
-				cc.DeleteObject(&nftables.NamedObj{Table: t, Name: o.name, Type: nftables.ObjType(o.typ)})
-			}
-		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return queueRuleset(cc, t, r)
+	rules, err := ruleMessages(r, nil)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Concat(head, rules), nil
 }
 
-// queueReplace queues the batch that replaces the table whole: create it (so
-// the delete cannot fail), delete it, then add r. Counters start from zero.
-func queueReplace(cc *nftables.Conn, r *Ruleset, exists bool) error {
-	t := gatewaydTable()
-	if exists {
-		cc.AddTable(t)
-		cc.DelTable(t)
+// addSet queues a new set and its elements, in bounded messages.
+func addSet(cc *nftables.Conn, t *nftables.Table, s Set, id uint32) error {
+	ns := nftSet(t, s)
+	ns.ID = id
+	if err := cc.AddSet(ns, nil); err != nil {
+		return fmt.Errorf("adding set %s: %w", s.Name, err)
 	}
-	cc.AddTable(t)
-	return queueRuleset(cc, t, r)
+	for _, chunk := range chunkElements(setElements(s)) {
+		if err := cc.SetAddElements(ns, chunk); err != nil {
+			return fmt.Errorf("adding elements to set %s: %w", s.Name, err)
+		}
+	}
+	return nil
 }
 
 // sameHook reports whether the kernel's chain c can be updated in place into
@@ -68,51 +73,19 @@ func sameHook(c kernelChain, w Chain) bool {
 	return c.hook == uint32(*nc.Hooknum) && c.priority == int32(*nc.Priority) && c.typ == string(nc.Type)
 }
 
-// queueRuleset adds r's counters, chains and sets (elements in bounded
-// messages), in the order their references need; the rules follow them in
-// the batch (ruleMessages).
-func queueRuleset(cc *nftables.Conn, t *nftables.Table, r *Ruleset) error {
-	for _, name := range r.Counters {
-		cc.AddObj(&nftables.CounterObj{Table: t, Name: name})
-	}
-	for _, c := range r.Chains {
-		cc.AddChain(nftChain(t, c))
-	}
-	ids := setIDs(r)
-	for _, s := range r.Sets {
-		ns := nftSet(t, s)
-		ns.ID = ids[s.Name]
-		if err := cc.AddSet(ns, nil); err != nil {
-			return fmt.Errorf("adding set %s: %w", s.Name, err)
-		}
-		for _, chunk := range chunkElements(setElements(s)) {
-			if err := cc.SetAddElements(ns, chunk); err != nil {
-				return fmt.Errorf("adding elements to set %s: %w", s.Name, err)
-			}
-		}
-	}
-	return nil
-}
-
-// batch encodes the whole batch: what queue puts through google/nftables,
-// then r's rules.
-func batch(r *Ruleset, queue func(*nftables.Conn) error) ([]netlink.Message, error) {
-	msgs, err := capture(queue)
-	if err != nil {
-		return nil, err
-	}
-	rules, err := ruleMessages(r)
-	if err != nil {
-		return nil, err
-	}
-	return append(msgs, rules...), nil
-}
-
 var hooks = map[string]*nftables.ChainHook{
 	"input":       nftables.ChainHookInput,
 	"forward":     nftables.ChainHookForward,
 	"output":      nftables.ChainHookOutput,
 	"postrouting": nftables.ChainHookPostrouting,
+}
+
+// chainPolicy is a base chain's policy as the kernel holds it.
+func chainPolicy(c Chain) uint32 {
+	if c.Policy == "drop" {
+		return uint32(nftables.ChainPolicyDrop)
+	}
+	return uint32(nftables.ChainPolicyAccept)
 }
 
 func nftChain(t *nftables.Table, c Chain) *nftables.Chain {
@@ -123,10 +96,7 @@ func nftChain(t *nftables.Table, c Chain) *nftables.Chain {
 	nc.Hooknum = hooks[c.Hook]
 	nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(c.Priority))
 	nc.Type = nftables.ChainType(c.Type)
-	policy := nftables.ChainPolicyAccept
-	if c.Policy == "drop" {
-		policy = nftables.ChainPolicyDrop
-	}
+	policy := nftables.ChainPolicy(chainPolicy(c))
 	nc.Policy = &policy
 	return nc
 }

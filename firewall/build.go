@@ -1,13 +1,9 @@
 package firewall
 
 import (
-	"fmt"
 	"net/netip"
 	"slices"
 )
-
-// logPrefixMax is the kernel's limit on a log prefix, without its NUL.
-const logPrefixMax = 127
 
 // Service names Build treats specially.
 const (
@@ -25,26 +21,34 @@ var (
 // reach on the alias serving them, and the router's forward and NAT intent.
 // It reads nothing but p, and keeps none of p's slices it could append to.
 func Build(p Policy) *Ruleset {
-	r := &Ruleset{Interface: p.Interface, Aliases: slices.Clone(p.Aliases), Zones: slices.Clone(p.Zones)}
+	r := &Ruleset{Interface: p.Interface, Aliases: slices.Clone(p.Aliases), Zones: slices.Clone(p.Zones),
+		Management: slices.Clone(p.Management)}
+	if p.Upstream != nil {
+		up := *p.Upstream
+		r.Upstream = &up
+	}
 	for _, a := range r.Aliases {
 		r.Counters = append(r.Counters, AliasCounter(a.Name, "in"), AliasCounter(a.Name, "out"))
 	}
 	for _, z := range r.Zones {
-		r.Counters = append(r.Counters, ZoneCounter(z.Name, "in"), ZoneCounter(z.Name, "fwd"), ZoneCounter(z.Name, "drop"))
+		r.Counters = append(r.Counters, zoneOrigin(z.Name).counters()...)
 	}
-	r.Counters = append(r.Counters, ZoneCounter(UpstreamZone, "drop"))
+	r.Counters = append(r.Counters, zoneOrigin(UpstreamZone).counters()...)
+	r.Counters = append(r.Counters, closedOrigin.counters()...)
+	r.Counters = append(r.Counters, LinkCounter)
 	r.Sets = append(zoneSets(r.Zones), aliasSet(r.Aliases))
 
-	r.Chains = []Chain{inputChain(r), forwardChain(r.Interface), outputChain(r)}
+	r.Chains = []Chain{inputChain(r), forwardChain(r), outputChain(r)}
 	if p.Masquerade {
-		r.Chains = append(r.Chains, srcnatChain())
+		r.Chains = append(r.Chains, srcnatChain(r, p.SNAT))
 	}
-	subnets := map[string][]netip.Prefix{}
+	r.Chains = append(r.Chains, upstreamInputChain(r), upstreamForwardChain(r))
+	zones := map[string]ZoneInfo{}
 	for _, z := range r.Zones {
-		subnets[z.Name] = z.Subnets
+		zones[z.Name] = z
 	}
 	for _, z := range r.Zones {
-		r.Chains = append(r.Chains, zoneInputChain(z), zoneForwardChain(z, subnets))
+		r.Chains = append(r.Chains, zoneInputChain(z), zoneForwardChain(r, z, zones))
 	}
 	return r
 }
@@ -52,8 +56,16 @@ func Build(p Policy) *Ruleset {
 // AliasCounter names an alias's counter; dir is "in" or "out".
 func AliasCounter(alias, dir string) string { return "alias_" + alias + "_" + dir }
 
-// ZoneCounter names a zone's counter; what is "in", "fwd" or "drop".
+// ZoneCounter names a zone's counter; what is "in", "fwd", "ret" or "drop".
 func ZoneCounter(zone, what string) string { return "zone_" + zone + "_" + what }
+
+// ClosedCounter names a counter of what arrives where no zone claims it
+// (see closedOrigin); what is as for ZoneCounter.
+func ClosedCounter(what string) string { return "closed_" + what }
+
+// LinkCounter counts what keeps the link working before any zone can claim
+// it: IPv6 neighbour and router discovery, MLD queries, DHCP DISCOVERs.
+const LinkCounter = "link_in"
 
 // InChain and FwdChain name a zone's chains.
 func InChain(zone string) string  { return "in_" + zone }
@@ -88,33 +100,39 @@ func aliasSet(aliases []AliasInfo) Set {
 	return s
 }
 
+// inputChain counts what reaches each alias, accepts what keeps the link
+// working, and hands every other packet to the chain of where it came from:
+// a zone, the upstream, or (last) the closed interfaces.
 func inputChain(r *Ruleset) Chain {
 	c := Chain{Name: "input", Hook: "input", Type: "filter", Policy: "drop"}
 	c.Rules = append(c.Rules, rule(IifLo{}, Accept))
-	c.Rules = append(c.Rules, otherInterfaces(r.Interface)...)
 	for _, a := range r.Aliases {
 		c.Rules = append(c.Rules, rule(Addr{Field: Daddr, Prefix: single(a.Addr)}, Counter{AliasCounter(a.Name, "in")}))
 	}
-	c.Rules = append(c.Rules, rule(CtState{CtInvalid}, Drop))
-	if r.Interface != "" && dhcpServed(r.Zones) {
-		c.Rules = append(c.Rules, Rule{Comment: serviceDHCP, Exprs: []Expr{
-			IifName{Name: r.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr)},
-			Addr{Field: Daddr, Prefix: single(broadcast)}, Port{"udp", 67, 67}, Accept,
-		}})
-	}
-	c.Rules = append(c.Rules, rule(Vmap{Saddr, MapZoneIn}), rule(CtState{CtEstablished | CtRelated}, Accept))
-	c.Rules = append(c.Rules, ipv6Rules()...)
-	c.Rules = append(c.Rules, dropRules(UpstreamZone)...)
-	return c
+	c.Rules = append(c.Rules, linkRules(r)...)
+	c.Rules = append(c.Rules, dispatch(r, InChain, MapZoneIn)...)
+	return closedOrigin.close(c, false)
 }
 
-// ipv6Rules keep IPv6 working on the link (see the package doc).
-func ipv6Rules() []Rule {
+// linkRules keep IPv6 working on every link (see the package doc), take
+// router advertisements only from the WAN port, and let DHCP clients without
+// an address reach the DHCP role.
+func linkRules(r *Ruleset) []Rule {
 	var out []Rule
-	for _, t := range []uint8{ICMPv6NeighSol, ICMPv6NeighAdv, ICMPv6RouterAdv} {
-		out = append(out, rule(ICMPType{V6: true, Type: t}, HopLimit{ndHopLimit}, Accept))
+	for _, t := range []uint8{ICMPv6NeighSol, ICMPv6NeighAdv} {
+		out = append(out, rule(ICMPType{V6: true, Type: t}, HopLimit{ndHopLimit}, Counter{LinkCounter}, Accept))
 	}
-	out = append(out, rule(ICMPType{V6: true, Type: ICMPv6MLDQuery}, Addr{Field: Saddr, Prefix: linkLocal}, Accept))
+	out = append(out, rule(ICMPType{V6: true, Type: ICMPv6MLDQuery}, Addr{Field: Saddr, Prefix: linkLocal}, Counter{LinkCounter}, Accept))
+	if up := r.Upstream; up != nil && up.AcceptRA {
+		out = append(out, rule(IifName{Name: up.Interface}, ICMPType{V6: true, Type: ICMPv6RouterAdv}, HopLimit{ndHopLimit}, Counter{LinkCounter}, Accept))
+	}
+	// The DISCOVER (0.0.0.0 → 255.255.255.255) matches no zone.
+	if dhcpServed(r.Zones) {
+		out = append(out, Rule{Comment: serviceDHCP, Exprs: []Expr{
+			IifName{Name: r.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr)},
+			Addr{Field: Daddr, Prefix: single(broadcast)}, Port{Proto: "udp", From: 67, To: 67}, Counter{LinkCounter}, Accept,
+		}})
+	}
 	return out
 }
 
@@ -130,24 +148,31 @@ func dhcpServed(zones []ZoneInfo) bool {
 	return false
 }
 
-// otherInterfaces leaves what arrives on other interfaces (a management NIC,
-// container bridges) to the box's other firewalls: gatewayd polices its NIC.
-func otherInterfaces(nic string) []Rule {
-	if nic == "" {
-		return nil
+// dispatch sends a packet to the chain of its origin (chain names it for a
+// zone): the zone naming its input interface first, then on the alias NIC
+// the zone of its IPv4 source subnet (through map m), else the upstream,
+// as is everything from the WAN port. What none of these claims falls
+// through to the closed rules after them.
+func dispatch(r *Ruleset, chain func(string) string, m string) []Rule {
+	var out []Rule
+	for _, z := range r.Zones {
+		for _, ifc := range z.Interfaces {
+			out = append(out, rule(IifName{Name: ifc}, Jump(chain(z.Name))))
+		}
 	}
-	return []Rule{rule(IifName{Name: nic, Neg: true}, Accept)}
+	out = append(out,
+		rule(IifName{Name: r.Interface}, Vmap{Saddr, m}),
+		rule(IifName{Name: r.Interface}, NfProto{}, Jump(chain(UpstreamZone))))
+	if up := r.Upstream; up != nil {
+		out = append(out, rule(IifName{Name: up.Interface}, Jump(chain(UpstreamZone))))
+	}
+	return out
 }
 
-func forwardChain(nic string) Chain {
+func forwardChain(r *Ruleset) Chain {
 	c := Chain{Name: "forward", Hook: "forward", Type: "filter", Policy: "drop"}
-	c.Rules = otherInterfaces(nic)
-	c.Rules = append(c.Rules,
-		rule(CtState{CtInvalid}, Drop),
-		rule(Vmap{Saddr, MapZoneFwd}),
-		rule(CtState{CtEstablished | CtRelated}, Accept))
-	c.Rules = append(c.Rules, dropRules(UpstreamZone)...)
-	return c
+	c.Rules = dispatch(r, FwdChain, MapZoneFwd)
+	return closedOrigin.close(c, true)
 }
 
 func outputChain(r *Ruleset) Chain {
@@ -162,79 +187,27 @@ func outputChain(r *Ruleset) Chain {
 	return c
 }
 
-func srcnatChain() Chain {
-	return Chain{Name: "srcnat", Hook: "postrouting", Type: "nat", Priority: 100, Policy: "accept", Rules: []Rule{
-		rule(InSet{Field: Saddr, Set: SetZones}, InSet{Field: Daddr, Set: SetZones, Neg: true}, FibSaddrNotLocal{}, Masquerade{}),
-	}}
-}
-
-func zoneInputChain(z ZoneInfo) Chain {
-	c := Chain{Name: InChain(z.Name)}
-	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "in")}, CtState{CtEstablished | CtRelated}, Accept))
-	bcast := map[PortRange]bool{}
-	every := map[Access]bool{}
-	for _, a := range z.Access {
-		if a.Every {
-			key := Access{Service: a.Service, Port: a.Port}
-			if !every[key] {
-				every[key] = true
-				c.Rules = append(c.Rules, accessRule(a, InSet{Field: Daddr, Set: SetAliases}))
-			}
+// srcnatChain gives what is routed to the upstream the box's address. Out of
+// the WAN port everything gets its address (the box's own traffic from an
+// alias too, or its replies would never come back), except a DHCP client's
+// packets from 0.0.0.0, which masquerade would drop while the port has no
+// address. Out of the alias NIC only what leaves towards outside every zone,
+// and not the box's own, so replies keep leaving from the role's alias.
+func srcnatChain(r *Ruleset, snat netip.Addr) Chain {
+	c := Chain{Name: "srcnat", Hook: "postrouting", Type: "nat", Priority: 100, Policy: "accept"}
+	if up := r.Upstream; up != nil {
+		if up.Addr.IsValid() {
+			c.Rules = append(c.Rules, rule(OifName{Name: up.Interface}, SNAT{up.Addr}))
 		} else {
-			c.Rules = append(c.Rules, accessRule(a, Addr{Field: Daddr, Prefix: single(a.Addr)}))
-		}
-		// DHCP clients rebinding or without a lease broadcast their requests.
-		if a.Service == serviceDHCP && a.Port.Proto == "udp" && !bcast[a.Port] {
-			bcast[a.Port] = true
-			c.Rules = append(c.Rules, accessRule(a, Addr{Field: Daddr, Prefix: single(broadcast)}))
+			c.Rules = append(c.Rules, rule(OifName{Name: up.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr), Neg: true}, Masquerade{}))
 		}
 	}
-	c.Rules = append(c.Rules, dropRules(z.Name)...)
+	var nat Expr = Masquerade{}
+	if snat.IsValid() {
+		nat = SNAT{snat}
+	}
+	c.Rules = append(c.Rules, rule(OifName{Name: r.Interface}, InSet{Field: Daddr, Set: SetZones, Neg: true}, FibSaddrNotLocal{}, nat))
 	return c
-}
-
-func accessRule(a Access, dst Expr) Rule {
-	exprs := []Expr{dst}
-	if a.Port.Proto == "icmp" {
-		exprs = append(exprs, IPProto{"icmp"})
-	} else {
-		exprs = append(exprs, Port{a.Port.Proto, a.Port.From, a.Port.To})
-	}
-	return Rule{Exprs: append(exprs, Accept), Comment: a.Service}
-}
-
-func zoneForwardChain(z ZoneInfo, subnets map[string][]netip.Prefix) Chain {
-	c := Chain{Name: FwdChain(z.Name)}
-	c.Rules = append(c.Rules, rule(Counter{ZoneCounter(z.Name, "fwd")}, CtState{CtEstablished | CtRelated}, Accept))
-	for _, to := range z.Forward {
-		if to == UpstreamZone {
-			c.Rules = append(c.Rules, Rule{Comment: to, Exprs: []Expr{InSet{Field: Daddr, Set: SetZones, Neg: true}, Accept}})
-			continue
-		}
-		dst := slices.Clone(subnets[to])
-		slices.SortFunc(dst, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
-		for _, sn := range dst {
-			c.Rules = append(c.Rules, Rule{Comment: to, Exprs: []Expr{Addr{Field: Daddr, Prefix: sn.Masked()}, Accept}})
-		}
-	}
-	c.Rules = append(c.Rules, dropRules(z.Name)...)
-	return c
-}
-
-// dropRules log (rate limited) and drop, counted, what a zone is not allowed.
-func dropRules(zone string) []Rule {
-	return []Rule{
-		rule(Limit{dropLogRate, dropLogBurst}, Log{logPrefix(zone)}),
-		rule(Counter{ZoneCounter(zone, "drop")}, Drop),
-	}
-}
-
-func logPrefix(zone string) string {
-	p := fmt.Sprintf("gatewayd drop %s: ", zone)
-	if len(p) > logPrefixMax {
-		p = p[:logPrefixMax]
-	}
-	return p
 }
 
 func rule(exprs ...Expr) Rule { return Rule{Exprs: exprs} }

@@ -21,19 +21,29 @@ type AliasCounters struct {
 	Out   Count  `json:"out"`
 }
 
-// ZoneCounters count what a zone sent to this box (In), what it had routed
-// (Forward) and what was dropped (Drop). Zone "upstream" has only Drop.
+// ZoneCounters count where a zone's packets went (see the package doc's
+// Accounting): accepted to this box (In), forwarded in flows it opened
+// (Forward), forwarded as its replies to flows opened elsewhere (Return),
+// dropped (Drop). Each packet from the zone is in exactly one of them.
 type ZoneCounters struct {
 	Zone    string `json:"zone"`
 	In      Count  `json:"in"`
 	Forward Count  `json:"forward"`
+	Return  Count  `json:"return"`
 	Drop    Count  `json:"drop"`
 }
 
 // Counters are the accounting of table inet gatewayd, for `gatewayd status`.
 type Counters struct {
 	Aliases []AliasCounters `json:"aliases"`
-	Zones   []ZoneCounters  `json:"zones"`
+	// Zones are every zone, then "upstream".
+	Zones []ZoneCounters `json:"zones"`
+	// Closed counts, like a zone's, what no zone claims: what arrives on
+	// interfaces no zone names, and IPv6 on the alias NIC.
+	Closed ZoneCounters `json:"closed"`
+	// Link counts what is accepted before any zone can claim it: IPv6
+	// neighbour and router discovery, MLD queries, DHCP DISCOVERs.
+	Link Count `json:"link"`
 }
 
 // Counters reads the named counters. Aliases and zones come in the order of
@@ -58,7 +68,7 @@ func (f *Firewall) Counters() (Counters, error) {
 }
 
 // countersFrom groups counter values by alias and zone, parsing the names
-// AliasCounter and ZoneCounter make.
+// AliasCounter, ZoneCounter, ClosedCounter and LinkCounter make.
 func countersFrom(values map[string]Count, order *Ruleset) Counters {
 	aliases := map[string]*AliasCounters{}
 	zones := map[string]*ZoneCounters{}
@@ -77,9 +87,14 @@ func countersFrom(values map[string]Count, order *Ruleset) Counters {
 		names = append(names, n)
 	}
 	slices.Sort(names)
+	var out Counters
 	for _, n := range names {
 		v := values[n]
-		if rest, ok := strings.CutPrefix(n, "alias_"); ok {
+		if n == LinkCounter {
+			out.Link = v
+		} else if what, ok := strings.CutPrefix(n, "closed_"); ok {
+			setZoneCount(&out.Closed, what, v)
+		} else if rest, ok := strings.CutPrefix(n, "alias_"); ok {
 			name, dir := cutLast(rest)
 			a := aliases[name]
 			if a == nil {
@@ -101,17 +116,9 @@ func countersFrom(values map[string]Count, order *Ruleset) Counters {
 				zones[name] = z
 				zoneOrder = append(zoneOrder, name)
 			}
-			switch what {
-			case "in":
-				z.In = v
-			case "fwd":
-				z.Forward = v
-			case "drop":
-				z.Drop = v
-			}
+			setZoneCount(z, what, v)
 		}
 	}
-	var out Counters
 	for _, n := range dedupe(aliasOrder) {
 		if a := aliases[n]; a != nil {
 			out.Aliases = append(out.Aliases, *a)
@@ -123,6 +130,19 @@ func countersFrom(values map[string]Count, order *Ruleset) Counters {
 		}
 	}
 	return out
+}
+
+func setZoneCount(z *ZoneCounters, what string, v Count) {
+	switch what {
+	case "in":
+		z.In = v
+	case "fwd":
+		z.Forward = v
+	case "ret":
+		z.Return = v
+	case "drop":
+		z.Drop = v
+	}
 }
 
 // cutLast splits "name_suffix" at its last underscore.

@@ -3,6 +3,7 @@ package firewall
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -15,7 +16,7 @@ const maxEdits = 1000
 
 // Diff shows what replacing old with new changes, for `gatewayd plan`: a
 // unified diff of the two renderings followed by notes an operator must not
-// miss (a zone losing SSH to this box, a new implicit zone). Either may be
+// miss (a zone losing a management service, a new implicit zone). Either may be
 // nil (no ruleset). It returns "" when the renderings are equal.
 func Diff(old, new *Ruleset) string {
 	a, b := render(old), render(new)
@@ -70,26 +71,30 @@ func prefixes(ps []netip.Prefix) string {
 	return strings.Join(s, ", ")
 }
 
-// diffNotes warns about SSH access that old gives and new takes away (by
-// source subnet and destination address, so renaming a zone is no excuse),
-// and about implicit zones new adds.
+// diffNotes warns about management access that old gives and new takes
+// away (by source subnet or interface and by destination, so renaming a zone
+// is no excuse), and about implicit zones new adds.
 func diffNotes(old, new *Ruleset) []string {
 	var notes []string
+	seen := map[string]bool{}
+	note := func(n string) {
+		if !seen[n] {
+			seen[n] = true
+			notes = append(notes, n)
+		}
+	}
 	if old != nil {
-		seen := map[string]bool{}
 		for _, z := range old.Zones {
-			for _, a := range z.Access {
-				if !isSSH(a) {
-					continue
-				}
-				for _, sn := range z.Subnets {
-					if reachesSSH(new, sn.Addr(), a.Addr) {
-						continue
+			for _, src := range sourcesOf(z) {
+				nz := claimant(new, src)
+				for _, a := range z.Access {
+					if old.isManagement(a.Service, a.Port) && !reaches(nz, a) {
+						note(lossNote(z.Name, src, a.Service, a.Port, a.Addr.String()))
 					}
-					n := fmt.Sprintf("zone %s (%s) loses ssh (tcp/22) to %s: this may cut your own SSH session", z.Name, sn, a.Addr)
-					if !seen[n] {
-						seen[n] = true
-						notes = append(notes, n)
+				}
+				for _, m := range z.Manage {
+					if !manages(nz, m.Port) {
+						note(lossNote(z.Name, src, m.Service, m.Port, "the box's own addresses"))
 					}
 				}
 			}
@@ -104,31 +109,103 @@ func diffNotes(old, new *Ruleset) []string {
 		}
 		for _, z := range new.Zones {
 			if z.Implicit && !was[z.Name] {
-				notes = append(notes, implicitNote(z))
+				note(implicitNote(z))
 			}
 		}
 	}
 	return notes
 }
 
-func isSSH(a Access) bool { return a.Port.Proto == "tcp" && a.Port.From <= 22 && 22 <= a.Port.To }
+var sshPort = PortRange{Proto: "tcp", From: 22, To: 22}
 
-// reachesSSH reports whether r lets a host at src reach tcp/22 on dst.
-func reachesSSH(r *Ruleset, src, dst netip.Addr) bool {
+// isManagement reports whether a service the zone reaches is one the
+// management setting names, or opens the SSH port whatever its name.
+func (r *Ruleset) isManagement(service string, port PortRange) bool {
+	return port.covers(sshPort) || slices.Contains(r.Management, service)
+}
+
+func lossNote(zone string, src source, service string, port PortRange, dst string) string {
+	why := "it is a management service"
+	if port.covers(sshPort) {
+		why = "this may cut your own SSH session"
+	}
+	return fmt.Sprintf("zone %s (%s) loses %s (%s) to %s: %s", zone, src, service, port, dst, why)
+}
+
+// source is where a zone's traffic comes from: a subnet on the alias NIC or
+// an interface.
+type source struct {
+	subnet netip.Prefix
+	iface  string
+}
+
+func (s source) String() string {
+	if s.iface != "" {
+		return "interface " + s.iface
+	}
+	return s.subnet.String()
+}
+
+func sourcesOf(z ZoneInfo) []source {
+	var out []source
+	for _, sn := range z.Subnets {
+		out = append(out, source{subnet: sn})
+	}
+	for _, ifc := range z.Interfaces {
+		out = append(out, source{iface: ifc})
+	}
+	return out
+}
+
+// claimant is the zone of r that src's traffic falls in, as Build
+// dispatches it (an interface first), or nil.
+func claimant(r *Ruleset, src source) *ZoneInfo {
 	if r == nil {
+		return nil
+	}
+	iface := src.iface
+	if iface == "" {
+		iface = r.Interface
+	}
+	for i, z := range r.Zones {
+		if slices.Contains(z.Interfaces, iface) {
+			return &r.Zones[i]
+		}
+	}
+	if src.iface != "" {
+		return nil
+	}
+	for i, z := range r.Zones {
+		for _, sn := range z.Subnets {
+			if sn.Contains(src.subnet.Addr()) {
+				return &r.Zones[i]
+			}
+		}
+	}
+	return nil
+}
+
+// reaches reports whether zone z reaches what a opens, on the same address.
+func reaches(z *ZoneInfo, a Access) bool {
+	if z == nil {
 		return false
 	}
-	for _, z := range r.Zones {
-		for _, sn := range z.Subnets {
-			if !sn.Contains(src) {
-				continue
-			}
-			for _, a := range z.Access {
-				if isSSH(a) && a.Addr == dst {
-					return true
-				}
-			}
-			return false
+	for _, b := range z.Access {
+		if b.Addr == a.Addr && b.Port.covers(a.Port) {
+			return true
+		}
+	}
+	return false
+}
+
+// manages reports whether zone z reaches port on the box's own addresses.
+func manages(z *ZoneInfo, port PortRange) bool {
+	if z == nil {
+		return false
+	}
+	for _, m := range z.Manage {
+		if m.Port.covers(port) {
+			return true
 		}
 	}
 	return false

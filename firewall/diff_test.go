@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -103,6 +104,10 @@ func TestCountersFromNames(t *testing.T) {
 		"zone_lan_drop":      {6, 60},
 		"zone_upstream_drop": {7, 70},
 		"something_else":     {8, 80},
+		"zone_lan_ret":       {9, 90},
+		"closed_in":          {10, 100},
+		"closed_drop":        {11, 110},
+		"link_in":            {12, 120},
 	}
 	order := &Ruleset{Aliases: []AliasInfo{{Name: "my_alias"}, {Name: "dns"}}, Zones: []ZoneInfo{{Name: "lan"}, {Name: "auto-guest"}}}
 	c := countersFrom(values, order)
@@ -112,6 +117,9 @@ func TestCountersFromNames(t *testing.T) {
 	if len(c.Zones) != 3 || c.Zones[0].Zone != "lan" || c.Zones[0].Forward != (Count{5, 50}) || c.Zones[0].Drop != (Count{6, 60}) ||
 		c.Zones[1].Zone != "auto-guest" || c.Zones[1].In != (Count{4, 40}) || c.Zones[2].Zone != "upstream" {
 		t.Errorf("zones %+v", c.Zones)
+	}
+	if c.Zones[0].Return != (Count{9, 90}) || c.Closed.In != (Count{10, 100}) || c.Closed.Drop != (Count{11, 110}) || c.Link != (Count{12, 120}) {
+		t.Errorf("returned %+v, closed %+v, link %+v", c.Zones[0].Return, c.Closed, c.Link)
 	}
 }
 
@@ -137,4 +145,51 @@ func FuzzLineDiff(f *testing.F) {
 		}
 		_ = unified(la, lb)
 	})
+}
+
+// TestDiffManagementLoss: a zone losing any management service (the site's
+// list, or the SSH port whatever its name) is warned about, whether it
+// reached it on an alias, on the box's own addresses (Manage) or through an
+// interface it names; a service not on the list is not.
+func TestDiffManagementLoss(t *testing.T) {
+	old := wanPolicy()
+	old.Zones = append(old.Zones, ZoneInfo{Name: "iot", Subnets: subnets("10.20.0.0/16"),
+		Access: serve("metrics", false, []netip.Addr{seedRouter}, tcpPort(9100, 9100))})
+	edited := wanPolicy()
+	lan := seedZone(&edited, "lan")
+	lan.Manage = nil
+	lan.Access = slices.DeleteFunc(slices.Clone(lan.Access), func(a Access) bool { return a.Service == "ping" })
+	vpn := seedZone(&edited, "vpn")
+	vpn.Access = slices.DeleteFunc(slices.Clone(vpn.Access), func(a Access) bool { return a.Service == "ssh" })
+	d := Diff(Build(old), Build(edited))
+	for _, want := range []string{
+		"note: zone lan (192.168.1.0/24) loses ssh (tcp/22) to the box's own addresses: this may cut your own SSH session",
+		"note: zone lan (192.168.1.0/24) loses ping (icmp) to the box's own addresses: it is a management service",
+		"note: zone lan (192.168.1.0/24) loses ping (icmp) to 10.0.0.1: it is a management service",
+		"note: zone vpn (interface wg0) loses ssh (tcp/22) to 192.168.1.1: this may cut your own SSH session",
+	} {
+		if !strings.Contains(d, want+"\n") {
+			t.Errorf("no %q in:\n%s", want, d)
+		}
+	}
+	for _, l := range strings.Split(d, "\n") {
+		if strings.HasPrefix(l, "note:") && (strings.Contains(l, "metrics") || strings.Contains(l, "zone lab")) {
+			t.Errorf("a note about a service not on the management list, or a zone that lost nothing: %s", l)
+		}
+	}
+	// Renaming a zone is no excuse: lan's subnet in a zone of another name
+	// with the same access loses nothing.
+	renamed := wanPolicy()
+	seedZone(&renamed, "lan").Name = "office"
+	if d := Diff(Build(wanPolicy()), Build(renamed)); strings.Contains(d, "loses") {
+		t.Errorf("renaming lan warns:\n%s", d)
+	}
+}
+
+func TestPortRangeString(t *testing.T) {
+	for p, want := range map[PortRange]string{tcpPort(22, 22): "tcp/22", udpPort(8000, 8080): "udp/8000-8080", icmp: "icmp"} {
+		if got := p.String(); got != want {
+			t.Errorf("%+v prints %q, want %q", p, got, want)
+		}
+	}
 }

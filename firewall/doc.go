@@ -2,60 +2,119 @@
 // nothing else: it never reads, changes or deletes another table (a distro
 // firewall, iptables-nft, Docker).
 //
-// The core is pure: [Build] turns a [Policy] (the aliases held here and what
-// every zone may reach, resolved by the controller from the site file) into
-// a [Ruleset], a plain description of the whole table, which
-// [Ruleset.Render] prints as `nft -f` text (golden tests pin it; `gatewayd
-// plan` prints [Diff] of two renderings). The package does not read the
-// site file. The kernel edge, [Firewall], applies a Ruleset through
-// google/nftables in one netlink batch that flushes and rebuilds the table, so
-// there is never a moment without rules nor one with both the old and the new
-// rules, and named counters survive a reload that keeps them.
+// The core is pure: [Build] turns a [Policy] (the aliases held here, what
+// every zone may reach, the WAN port, resolved by the controller from the
+// site file) into a [Ruleset], a plain description of the whole table,
+// which [Ruleset.Render] prints as `nft -f` text (golden tests pin it;
+// `gatewayd plan` prints [Diff] of two renderings). The package does not read
+// the site file.
+//
+// The kernel edge, [Firewall], reads the table back and compares it with the
+// ruleset: every rule it writes carries a fingerprint of its rendering in
+// its userdata, so the comparison needs no decoding of expressions. It then
+// sends one netlink batch that changes only what differs (a chain whose rules
+// differ is flushed and refilled, sets gain and lose elements, missing
+// chains, sets and counters are added, foreign ones deleted): the change is
+// atomic, in-flight packets of allowed flows are not lost (recreating large
+// interval sets was what lost them), and named counters keep counting. A
+// Set that finds the kernel holding its ruleset writes nothing, so a restart
+// with the same policy makes no kernel change; a Set of the ruleset last
+// applied costs one generation query while nothing was committed since.
+// [Firewall.Watch] reports changes others make to the table (nftables
+// netlink notifications, its own batches' echo ignored), so the controller
+// can restore it with Set.
 //
 // # Layout (in the spirit of OpenWrt fw4)
 //
-//   - gatewayd polices what arrives on its NIC: input and forward accept
-//     packets from other interfaces (a management NIC, container bridges) at
-//     once, leaving them to the box's other firewalls.
-//   - input and forward drop by default; output accepts but drops ICMP
-//     redirects; loopback is accepted; invalid conntrack state is dropped.
-//   - packets are dispatched by source subnet to a chain per zone through the
-//     interval verdict maps zone_in and zone_fwd. Each zone chain counts the
-//     zone's traffic, accepts established/related, then exactly what the zone
-//     is allowed: its services on the alias address that serves them (input),
-//     the zones it names and the upstream (forward). The rest is logged with a
-//     rate limit ("gatewayd drop <zone>: ") and dropped, counted.
-//   - traffic from outside every zone (the upstream) reaches the box and is
-//     forwarded only as a reply; the rest is dropped as zone "upstream".
-//   - DHCP: the DISCOVER (0.0.0.0 → 255.255.255.255) matches no zone, so one
-//     rule on the NIC accepts it when some zone allows the dhcp service; zones
-//     allowing dhcp also reach it on 255.255.255.255.
-//   - NAT: with the router role held here and masquerade on, traffic from a
-//     zone to outside every zone is masqueraded. There is one NIC, so this is
-//     keyed on addresses (ip saddr @zones_v4 ip daddr != @zones_v4), and the
-//     box's own traffic (fib saddr type local) is left alone so replies keep
-//     leaving from the role's alias.
+//   - Every interface is policed: nothing is accepted because of the
+//     interface it came in on, loopback aside. Input and forward drop by
+//     default; output accepts but drops ICMP redirects.
+//   - Input first counts the packets to each alias, and accepts what keeps
+//     links working before any zone can claim it: ICMPv6 neighbour
+//     solicitations and advertisements (hop limit 255, as RFC 4861
+//     requires) and MLD queries from link-local sources on any interface,
+//     router advertisements only on the WAN port when it takes them, and
+//     the DHCP DISCOVER (0.0.0.0 → 255.255.255.255 on the alias NIC), which
+//     matches no source-subnet zone, when some zone allows the dhcp service.
+//   - Then input and forward hand each packet to the chain of its origin:
+//     the zone naming its input interface (an interface match takes
+//     precedence over a subnet match); on the alias NIC the zone of its IPv4
+//     source subnet (the interval verdict maps zone_in and zone_fwd); else
+//     the upstream (in_upstream, fwd_upstream) for IPv4 on the alias NIC and
+//     everything on the WAN port; what is left (interfaces no zone names,
+//     IPv6 on the alias NIC) meets the closed rules at the end of the base
+//     chains.
+//   - Every origin first accepts ct state established,related and drops
+//     invalid, as fw4 does for every interface, so the admin's sessions
+//     survive a first start. Conntrack tracks nothing in a namespace until a
+//     ruleset uses it, so a TCP session opened before the first start
+//     reaches the box as ct state new without SYN: input picks such segments
+//     up (ACK without SYN, accepted, so that the box's answer lets conntrack
+//     place the connection); no connection opens without a SYN.
+//   - A zone's input chain then accepts exactly its services on the alias
+//     address that serves them, and its management services (ssh, ping:
+//     ZoneInfo.Manage) on the box's own addresses that are not aliases (the
+//     primary address, addresses added by hand), matched as a local unicast
+//     destination outside @aliases_v4, so they need not be known. The ping
+//     service is ICMP echo request only; ICMPv6 echo requests follow it
+//     where IPv6 reaches the zone (the interfaces it names).
+//   - A zone's forward chain routes it where it may go: out of the
+//     interfaces a target zone names, to the target's subnets on the alias
+//     NIC, and for "upstream" out of the WAN port and to outside every zone
+//     on the alias NIC. A closed interface is no one's upstream.
+//   - The upstream reaches the box only with replies (and, on a WAN port
+//     whose address DHCP learns, the DHCP server's answers, udp 67 → 68) and
+//     is forwarded nowhere; the closed interfaces likewise. What an origin is
+//     not allowed is logged with a rate limit ("gatewayd drop <zone>: ",
+//     "gatewayd drop, no zone: " for the closed rest; the kernel's line names
+//     the interface) and dropped, counted.
+//   - NAT, with the router role held here and masquerade on: out of the WAN
+//     port everything gets its address (snat to the static address, or
+//     masquerade for a DHCP one, never a DHCP client's 0.0.0.0); out of the
+//     alias NIC what goes to outside every zone gets the router alias
+//     (Policy.SNAT; masquerade when unset), except the box's own traffic
+//     (fib saddr type local), so replies keep leaving from the role's alias.
+//     Traffic between zones is never NATed.
 //
 // # IPv6 policy
 //
-// The roles are IPv4-only and zones are IPv4 subnets. So that the box keeps
-// IPv6 working on its link (link-local addresses, SLAAC), input accepts ICMPv6
-// neighbour and router discovery (neighbour solicitation/advertisement and
-// router advertisement, only with hop limit 255 as RFC 4861 requires) and
-// multicast listener queries from link-local sources; replies and errors for
-// the box's own IPv6 connections pass as established/related. Every other
-// IPv6 packet to the box, and all forwarded IPv6, is dropped and counted as
-// zone "upstream". ICMPv6 redirects are dropped on output like ICMP ones.
+// The roles are IPv4-only and source-subnet zones are IPv4 subnets. So that
+// the box keeps IPv6 working on its links (link-local addresses, SLAAC),
+// neighbour discovery and MLD queries are accepted on every interface;
+// replies and errors for the box's own IPv6 connections pass as
+// established/related. Router advertisements are accepted only on a WAN
+// port that takes them (Uplink.AcceptRA): a host in a zone never becomes the
+// box's IPv6 router. IPv6 reaches a zone only through interfaces it names;
+// every other new IPv6 packet, to the box or forwarded, is dropped: as
+// closed on the alias NIC, as the upstream's on the WAN port. ICMPv6
+// redirects are dropped on output like ICMP ones.
 //
 // # Accounting
 //
-// Named counters: alias_<alias>_in / _out count every packet to and from each
-// alias held here; zone_<zone>_in / _fwd / _drop count what each zone sends to
-// the box, what it has routed, and what is dropped. Counters keep their values
-// across a reload that keeps them, because Set flushes and rebuilds the table
-// instead of deleting it.
+// Named counters, in two independent dimensions. By address:
+// alias_<alias>_in / _out count every packet to and from each alias held
+// here, accepted or not.
+//
+// By origin, where every packet through input and forward lands in exactly
+// one counter (loopback is not counted):
+//
+//   - link_in: what keeps links working, accepted before any zone can claim
+//     it (neighbour discovery, MLD queries, RAs on the WAN port, DHCP
+//     DISCOVERs);
+//   - zone_<zone>_in: accepted from the zone to this box;
+//   - zone_<zone>_fwd: forwarded from the zone, of flows it opened (ct
+//     direction original);
+//   - zone_<zone>_ret: forwarded from the zone as replies to flows opened
+//     elsewhere (so zone_upstream_ret is what comes back from the upstream);
+//   - zone_<zone>_drop: dropped from the zone, invalid state included;
+//   - zone_upstream_* and closed_* likewise for the upstream and for what no
+//     zone claims.
+//
+// Counters keep their values across a reload that keeps them, and across a
+// restart, because Set never recreates a counter it keeps. [Firewall.Counters]
+// returns them grouped by alias and origin.
 //
 // Subnet zones on one wire do not stop a host that spoofs another subnet's
 // source address (rp_filter cannot tell them apart on one NIC); separating
-// them needs VLANs or MAC-bound leases.
+// them needs VLANs, interfaces of their own, or MAC-bound leases.
 package firewall

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
 	"net/netip"
@@ -45,33 +46,35 @@ func (e *encoder) exprs(r Rule) ([]expr.Any, error) {
 	return out, nil
 }
 
-// ruleUserData is the rule's comment as nft stores it.
+// udataFingerprint is the userdata type under which each rule carries its
+// fingerprint; nft lists the comment and ignores types it does not know.
+const udataFingerprint userdata.Type = 0xe7
+
+// fingerprintVersion changes when the encoding of a rendering changes, so
+// that a table written by an older encoder is rewritten.
+const fingerprintVersion = "gatewayd rule v1\n"
+
+// ruleUserData is the rule's comment as nft stores it, then the rule's
+// fingerprint: a hash of its rendering, which Set reads back to know the
+// kernel holds exactly this rule (see plan.go).
 func ruleUserData(r Rule) []byte {
-	if r.Comment == "" {
-		return nil
+	var ud []byte
+	if r.Comment != "" {
+		ud = userdata.AppendString(ud, userdata.TypeComment, r.Comment)
 	}
-	return userdata.AppendString(nil, userdata.TypeComment, r.Comment)
+	sum := sha256.Sum256([]byte(fingerprintVersion + r.String()))
+	return userdata.Append(ud, udataFingerprint, sum[:8])
 }
 
 func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 	switch x := x.(type) {
-	case IifLo:
-		return metaCmp(expr.MetaKeyIIF, binaryutil.NativeEndian.PutUint32(1)), nil
-	case OifLo:
-		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
-	case IifName:
-		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
-		if x.Neg {
-			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+	case NfProto:
+		fam := byte(unix.NFPROTO_IPV4)
+		if x.V6 {
+			fam = unix.NFPROTO_IPV6
 		}
-		return out, nil
-	case CtState:
-		return []expr.Any{
-			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
-				Mask: binaryutil.NativeEndian.PutUint32(x.Mask), Xor: make([]byte, 4)},
-			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
-		}, nil
+		e.nfproto = 0 // an explicit match is always encoded
+		return e.needNfproto(fam), nil
 	case Addr:
 		return e.addr(x)
 	case InSet, Vmap:
@@ -94,14 +97,79 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 		return append(out,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Type}}), nil
+	case TCPFlags:
+		return append(e.needL4proto(unix.IPPROTO_TCP),
+			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{x.Mask}, Xor: []byte{0}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Value}}), nil
 	case HopLimit:
 		return append(e.needNfproto(unix.NFPROTO_IPV6),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Value}}), nil
+	}
+	return plain(x)
+}
+
+// plain encodes the matches that need no protocol dependency, then the
+// statements.
+func plain(x Expr) ([]expr.Any, error) {
+	switch x := x.(type) {
+	case IifLo:
+		return metaCmp(expr.MetaKeyIIF, binaryutil.NativeEndian.PutUint32(1)), nil
+	case OifLo:
+		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
+	case IifName:
+		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
+		if x.Neg {
+			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+		}
+		return out, nil
+	case OifName:
+		out := metaCmp(expr.MetaKeyOIFNAME, ifname(x.Name))
+		if x.Neg {
+			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
+		}
+		return out, nil
+	case CtDirection:
+		dir := byte(0) // IP_CT_DIR_ORIGINAL
+		if x.Reply {
+			dir = 1
+		}
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
+		}, nil
+	case CtState:
+		return []expr.Any{
+			&expr.Ct{Register: 1, Key: expr.CtKeySTATE},
+			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 4,
+				Mask: binaryutil.NativeEndian.PutUint32(x.Mask), Xor: make([]byte, 4)},
+			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: make([]byte, 4)},
+		}, nil
 	case FibSaddrNotLocal:
 		return []expr.Any{
 			&expr.Fib{Register: 1, FlagSADDR: true, ResultADDRTYPE: true},
 			&expr.Cmp{Op: expr.CmpOpNeq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		}, nil
+	case FibDaddrLocal:
+		return []expr.Any{
+			&expr.Fib{Register: 1, FlagDADDR: true, ResultADDRTYPE: true},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.NativeEndian.PutUint32(unix.RTN_LOCAL)},
+		}, nil
+	}
+	return stmt(x)
+}
+
+// stmt encodes the statements: what a rule does once it matches.
+func stmt(x Expr) ([]expr.Any, error) {
+	switch x := x.(type) {
+	case SNAT:
+		if !x.Addr.Is4() {
+			return nil, fmt.Errorf("snat to %v: want an IPv4 address", x.Addr)
+		}
+		return []expr.Any{
+			&expr.Immediate{Register: 1, Data: x.Addr.AsSlice()},
+			&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV4, RegAddrMin: 1},
 		}, nil
 	case Limit:
 		return []expr.Any{&expr.Limit{Type: expr.LimitTypePkts, Rate: uint64(x.Rate), Unit: expr.LimitTimeSecond, Burst: x.Burst}}, nil
@@ -212,7 +280,11 @@ func (e *encoder) port(x Port) ([]expr.Any, error) {
 	default:
 		return nil, fmt.Errorf("unknown protocol %q", x.Proto)
 	}
-	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
+	off := uint32(2)
+	if x.Src {
+		off = 0
+	}
+	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
 	if x.From == x.To {
 		return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(x.From)}), nil
 	}
@@ -323,11 +395,15 @@ func newRuleEncoder(r *Ruleset) *ruleEncoder {
 	return &ruleEncoder{enc: encoder{setIDs: setIDs(r)}, cache: map[exprKey]encodedExpr{}}
 }
 
-// ruleMessages encodes every rule of r, in chain order.
-func ruleMessages(r *Ruleset) ([]netlink.Message, error) {
+// ruleMessages encodes the rules of r's chains that only names (all of them
+// when only is nil), in chain order.
+func ruleMessages(r *Ruleset, only map[string]bool) ([]netlink.Message, error) {
 	re := newRuleEncoder(r)
 	var out []netlink.Message
 	for _, c := range r.Chains {
+		if only != nil && !only[c.Name] {
+			continue
+		}
 		for i, rl := range c.Rules {
 			m, err := re.message(c.Name, rl)
 			if err != nil {

@@ -11,9 +11,10 @@ import (
 // its cached expressions, are byte for byte what google/nftables' AddRule
 // makes of the same expressions.
 func TestRuleMessagesMatchLibrary(t *testing.T) {
-	for path, p := range map[string]Policy{"seed": seedPolicy(), "nozones": nozonesPolicy(), "outside": outsidePolicy(), "many": manyPolicy()} {
+	for path, p := range map[string]Policy{"seed": seedPolicy(), "nozones": nozonesPolicy(), "outside": outsidePolicy(), "many": manyPolicy(),
+		"wan": wanPolicy(), "dhcpwan": dhcpWANPolicy()} {
 		r := Build(p)
-		mine, err := ruleMessages(r)
+		mine, err := ruleMessages(r, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,7 +7,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/nftables"
 	"github.com/mdlayher/netlink"
 	"golang.org/x/sys/unix"
 
@@ -35,6 +34,8 @@ func TestEncodingMatchesNft(t *testing.T) {
 		{"nozones", nozonesPolicy()},
 		{"outside", outsidePolicy()},
 		{"many", manyPolicy()},
+		{"wan", wanPolicy()},
+		{"dhcpwan", dhcpWANPolicy()},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			b, err := l.Namespace(fmt.Sprintf("b%d", i))
@@ -89,8 +90,15 @@ func TestSetIdempotent(t *testing.T) {
 	if fw.Batches() != n+1 {
 		t.Errorf("a tampered table was not restored (%d batches)", fw.Batches()-n)
 	}
-	if !strings.Contains(listTable(t, ns), "tcp dport 22 accept") {
+	if !strings.Contains(listTable(t, ns), `tcp dport 22 counter name "zone_lan_in" accept`) {
 		t.Error("the deleted rule is still missing")
+	}
+	ns.MustRun(t, "nft", "chain", "inet", "gatewayd", "input", "{ policy accept; }")
+	if err := fw.Set(Build(seedPolicy())); err != nil {
+		t.Fatal(err)
+	}
+	if fw.Batches() != n+2 || !strings.Contains(listTable(t, ns), "type filter hook input priority filter; policy drop;") {
+		t.Errorf("a base chain's policy changed by hand was not restored (%d batches):\n%s", fw.Batches()-n, chainOf(t, ns, "input"))
 	}
 }
 
@@ -274,7 +282,7 @@ func TestStaleAnswersIgnored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := batch(r, func(cc *nftables.Conn) error { return queueRebuild(cc, r, cur) })
+	msgs, err := updateBatch(r, planUpdate(cur, r))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,4 +323,33 @@ func rawFD(t *testing.T, s *nlSocket) int {
 		t.Fatal(err)
 	}
 	return fd
+}
+
+// TestForeignTableReplaced: a table inet gatewayd that gatewayd cannot
+// update in place (made by someone else, its input chain on another
+// priority) is replaced whole.
+func TestForeignTableReplaced(t *testing.T) {
+	lab.Require(t)
+	l := lab.New(t)
+	ns, err := l.Namespace("gw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	nftLoad(t, ns, "table inet gatewayd {\n\tchain input {\n\t\ttype filter hook input priority 10; policy accept;\n\t}\n}\n")
+	fw := openIn(t, ns)
+	r := Build(seedPolicy())
+	if err := fw.Set(r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(listTable(t, ns), "type filter hook input priority filter; policy drop;") {
+		t.Errorf("the foreign input chain is still there:\n%s", listTable(t, ns))
+	}
+	n := fw.Batches()
+	if err := fw.Set(r); err != nil || fw.Batches() != n {
+		t.Errorf("setting it again: %v, %d batches", err, fw.Batches()-n)
+	}
+}
+
+func chainOf(t *testing.T, ns *lab.Namespace, chain string) string {
+	return ns.MustRun(t, "nft", "list", "chain", "inet", "gatewayd", chain)
 }

@@ -16,63 +16,32 @@ const (
 	MapZoneFwd = "zone_fwd"   // source subnet → jump fwd_<zone>
 )
 
-// UpstreamZone names what lies outside every zone: as a Forward target it
-// means "anything outside every zone", and it names the counters and log
-// prefix of what arrives from there.
+// UpstreamZone names what lies outside every zone: the WAN port, and on
+// the alias NIC the IPv4 sources no zone claims. As a Forward target it means
+// the WAN port and the destinations outside every zone on the alias NIC; it
+// names the chains, counters and log prefix of what arrives from there.
 const UpstreamZone = "upstream"
 
 // Ruleset is the whole of table inet gatewayd, as data. It is built by Build,
 // rendered by Render and applied by Firewall.Set; nothing in it depends on the
 // kernel.
 type Ruleset struct {
-	// Interface is the NIC (the DHCP DISCOVER rule matches it).
+	// Interface is the alias NIC.
 	Interface string
+	// Upstream is the WAN port, or nil (see Policy.Upstream).
+	Upstream *Uplink
 	// Aliases are the aliases this box holds, in config order.
 	Aliases []AliasInfo
 	// Zones are the zones in config order (implicit zones last).
 	Zones []ZoneInfo
+	// Management names the management services (see Policy.Management).
+	Management []string
 	// Counters are the named counter objects, in rendering order.
 	Counters []string
 	// Sets are the named sets and verdict maps.
 	Sets []Set
 	// Chains are the base chains, then each zone's chains.
 	Chains []Chain
-}
-
-// AliasInfo is one alias held by this box.
-type AliasInfo struct {
-	Name string
-	Addr netip.Addr
-}
-
-// ZoneInfo is the policy of one zone, resolved by the controller.
-type ZoneInfo struct {
-	Name     string
-	Subnets  []netip.Prefix
-	Implicit bool
-	// Access lists what the zone may reach on this box.
-	Access []Access
-	// Forward lists the zones (or "upstream") it may be routed to.
-	Forward []string
-}
-
-// Access is one service port the zone may reach on one address of this box.
-type Access struct {
-	Service string
-	Addr    netip.Addr
-	Port    PortRange
-	// Every is set for a service without an alias: it is served on every
-	// alias held here (one Access per alias), and one rule matches them all
-	// (@aliases_v4).
-	Every bool
-}
-
-// PortRange is one protocol and port range a service opens: Proto "tcp" or
-// "udp" with From <= To, or "icmp" with both ports 0. It is an input of
-// Build, not an expression of a rule (see Port).
-type PortRange struct {
-	Proto    string
-	From, To uint16
 }
 
 // Set is a named interval set of IPv4 prefixes (or addresses), or, when Map is true, an
@@ -139,6 +108,15 @@ const (
 	CtNew         = 8
 )
 
+// TCP flags (the header's bit values).
+const (
+	TCPFin = 0x01
+	TCPSyn = 0x02
+	TCPRst = 0x04
+	TCPPsh = 0x08
+	TCPAck = 0x10
+)
+
 type (
 	// IifLo matches packets from the loopback interface.
 	IifLo struct{}
@@ -149,8 +127,18 @@ type (
 		Name string
 		Neg  bool
 	}
+	// OifName matches the output interface by name.
+	OifName struct {
+		Name string
+		Neg  bool
+	}
+	// NfProto matches the address family: IPv4, or IPv6 when V6.
+	NfProto struct{ V6 bool }
 	// CtState matches any of the conntrack states in Mask.
 	CtState struct{ Mask uint32 }
+	// CtDirection matches the packet's direction in its connection: the
+	// direction of the packet that opened it (original), or the replies.
+	CtDirection struct{ Reply bool }
 	// Addr matches an IPv4 or IPv6 address field against a prefix (a
 	// single address when the prefix is full length).
 	Addr struct {
@@ -164,10 +152,12 @@ type (
 		Set   string
 		Neg   bool
 	}
-	// Port matches the TCP or UDP destination port range.
+	// Port matches the TCP or UDP destination port range, or the source
+	// port range when Src.
 	Port struct {
 		Proto    string // "tcp" or "udp"
 		From, To uint16
+		Src      bool
 	}
 	// IPProto matches the IPv4 protocol ("icmp").
 	IPProto struct{ Proto string }
@@ -176,11 +166,16 @@ type (
 		V6   bool
 		Type uint8
 	}
+	// TCPFlags matches the TCP flags under Mask against Value.
+	TCPFlags struct{ Value, Mask uint8 }
 	// HopLimit matches the IPv6 hop limit.
 	HopLimit struct{ Value uint8 }
 	// FibSaddrNotLocal matches packets whose source is not an address of
 	// this box.
 	FibSaddrNotLocal struct{}
+	// FibDaddrLocal matches packets to a unicast address of this box (not
+	// a broadcast or multicast one).
+	FibDaddrLocal struct{}
 	// Limit passes at most Rate packets a second, with a burst.
 	Limit struct{ Rate, Burst uint32 }
 	// Counter counts in the named counter object.
@@ -194,6 +189,8 @@ type (
 	}
 	// Masquerade rewrites the source to the outgoing interface's address.
 	Masquerade struct{}
+	// SNAT rewrites the IPv4 source to Addr.
+	SNAT struct{ Addr netip.Addr }
 	// Verdict ends the rule: "accept", "drop" or "jump" to Chain.
 	Verdict struct {
 		Kind  string

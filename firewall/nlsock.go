@@ -380,3 +380,76 @@ func describeMsg(m netlink.Message) string {
 	}
 	return n.verb
 }
+
+// genID returns the nftables ruleset generation of the namespace: every
+// commit, by anyone, to any table changes it.
+func (s *nlSocket) genID() (uint32, error) {
+	s.seq++
+	seq := s.seq
+	req := appendMsg(nil, unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_GETGEN, unix.NLM_F_REQUEST, seq, batchHeader())
+	if err := s.write(req); err != nil {
+		return 0, fmt.Errorf("asking for the nftables generation: %w", err)
+	}
+	gen, err := s.readGen(seq)
+	if err != nil {
+		return 0, s.afterFailure(fmt.Errorf("reading the nftables generation: %w", err))
+	}
+	return gen, nil
+}
+
+func (s *nlSocket) readGen(seq uint32) (uint32, error) {
+	deadline := time.Now().Add(batchTimeout)
+	for {
+		msgs, err := s.read(deadline)
+		if err != nil {
+			return 0, err
+		}
+		for _, m := range msgs {
+			if m.Header.Seq != seq {
+				continue
+			}
+			switch {
+			case m.Header.Type == unix.NLMSG_ERROR && len(m.Data) >= 4:
+				if errno := syscall.Errno(-int32(binary.NativeEndian.Uint32(m.Data[:4]))); errno != 0 {
+					return 0, errno
+				}
+			case m.Header.Type == unix.NFNL_SUBSYS_NFTABLES<<8|unix.NFT_MSG_NEWGEN && len(m.Data) >= 4:
+				ad, err := netlink.NewAttributeDecoder(m.Data[4:])
+				if err != nil {
+					return 0, err
+				}
+				ad.ByteOrder = binary.BigEndian
+				for ad.Next() {
+					if ad.Type() == unix.NFTA_GEN_ID {
+						return ad.Uint32(), nil
+					}
+				}
+				return 0, errors.New("the answer carries no generation")
+			}
+		}
+	}
+}
+
+// portID is the socket's netlink port: the kernel stamps it on the
+// notifications of every change this socket makes.
+func (s *nlSocket) portID() (uint32, error) {
+	var pid uint32
+	var serr error
+	err := s.raw.Control(func(fd uintptr) {
+		sa, err := unix.Getsockname(int(fd))
+		if err != nil {
+			serr = err
+			return
+		}
+		nl, ok := sa.(*unix.SockaddrNetlink)
+		if !ok {
+			serr = fmt.Errorf("the netfilter socket has address %T", sa)
+			return
+		}
+		pid = nl.Pid
+	})
+	if err = errors.Join(err, serr); err != nil {
+		return 0, fmt.Errorf("reading the netfilter socket's port: %w", err)
+	}
+	return pid, nil
+}

@@ -201,3 +201,32 @@ func seedLanNotToLab() Policy {
 	seedZone(&p, "lan").Forward = []string{"upstream"}
 	return p
 }
+
+// wanPolicy is the seed on a router box with a WAN port (wan0, static
+// 203.0.113.2, router advertisements taken there), a zone vpn on the tunnel
+// wg0 (ssh and ping, routed to lan and the upstream, lan routed to it), lan
+// managing the box (ssh and ping on its own addresses), and the alias NIC's
+// NAT to the router alias.
+func wanPolicy() Policy {
+	p := seedPolicy()
+	p.Upstream = &Uplink{Interface: "wan0", Addr: addr("203.0.113.2"), AcceptRA: true}
+	p.SNAT = seedRouter
+	p.Management = []string{"ssh", "ping"}
+	lan := seedZone(&p, "lan")
+	lan.Manage = []ServicePort{{"ssh", tcpPort(22, 22)}, {"ping", icmp}}
+	lan.Forward = append(lan.Forward, "vpn")
+	p.Zones = append(p.Zones, ZoneInfo{Name: "vpn", Interfaces: []string{"wg0"}, Forward: []string{"upstream", "lan"},
+		Access: slices.Concat(seedSSHAccess(), serve("ping", true, addrsOf(p.Aliases), icmp)),
+		Manage: []ServicePort{{"ssh", tcpPort(22, 22)}}})
+	return p
+}
+
+// dhcpWANPolicy is wanPolicy with the WAN address learned by DHCP (so
+// masqueraded, and the DHCP server's replies accepted), no RAs taken, and
+// the alias NIC masqueraded.
+func dhcpWANPolicy() Policy {
+	p := wanPolicy()
+	p.Upstream = &Uplink{Interface: "wan0"}
+	p.SNAT = netip.Addr{}
+	return p
+}

@@ -104,6 +104,21 @@ func (r Rule) String() string {
 func (IifLo) String() string     { return `iif "lo"` }
 func (OifLo) String() string     { return `oif "lo"` }
 func (e IifName) String() string { return "iifname " + neg(e.Neg) + strconv.Quote(e.Name) }
+func (e OifName) String() string { return "oifname " + neg(e.Neg) + strconv.Quote(e.Name) }
+
+func (e NfProto) String() string {
+	if e.V6 {
+		return "meta nfproto ipv6"
+	}
+	return "meta nfproto ipv4"
+}
+
+func (e CtDirection) String() string {
+	if e.Reply {
+		return "ct direction reply"
+	}
+	return "ct direction original"
+}
 
 func (e CtState) String() string {
 	var names []string
@@ -142,10 +157,14 @@ func neg(n bool) string {
 }
 
 func (e Port) String() string {
-	if e.From == e.To {
-		return fmt.Sprintf("%s dport %d", e.Proto, e.From)
+	dir := "dport"
+	if e.Src {
+		dir = "sport"
 	}
-	return fmt.Sprintf("%s dport %d-%d", e.Proto, e.From, e.To)
+	if e.From == e.To {
+		return fmt.Sprintf("%s %s %d", e.Proto, dir, e.From)
+	}
+	return fmt.Sprintf("%s %s %d-%d", e.Proto, dir, e.From, e.To)
 }
 
 func (e IPProto) String() string { return "ip protocol " + e.Proto }
@@ -161,6 +180,7 @@ func (e ICMPType) String() string {
 const (
 	ICMPEchoRequest   = 8
 	ICMPRedirect      = 5
+	ICMPv6EchoRequest = 128
 	ICMPv6MLDQuery    = 130
 	ICMPv6RouterSol   = 133
 	ICMPv6RouterAdv   = 134
@@ -176,12 +196,13 @@ const (
 var icmpNames = map[uint8]string{ICMPEchoRequest: "echo-request", ICMPRedirect: "redirect"}
 
 var icmpv6Names = map[uint8]string{
-	ICMPv6MLDQuery:   "mld-listener-query",
-	ICMPv6RouterSol:  "nd-router-solicit",
-	ICMPv6RouterAdv:  "nd-router-advert",
-	ICMPv6NeighSol:   "nd-neighbor-solicit",
-	ICMPv6NeighAdv:   "nd-neighbor-advert",
-	ICMPv6NDRedirect: "nd-redirect",
+	ICMPv6EchoRequest: "echo-request",
+	ICMPv6MLDQuery:    "mld-listener-query",
+	ICMPv6RouterSol:   "nd-router-solicit",
+	ICMPv6RouterAdv:   "nd-router-advert",
+	ICMPv6NeighSol:    "nd-neighbor-solicit",
+	ICMPv6NeighAdv:    "nd-neighbor-advert",
+	ICMPv6NDRedirect:  "nd-redirect",
 }
 
 func icmpName(names map[uint8]string, t uint8) string {
@@ -191,8 +212,27 @@ func icmpName(names map[uint8]string, t uint8) string {
 	return strconv.Itoa(int(t))
 }
 
+// String prints the match as nft lists it: "tcp flags ack / syn,ack".
+func (e TCPFlags) String() string {
+	return "tcp flags " + tcpFlagNames(e.Value) + " / " + tcpFlagNames(e.Mask)
+}
+
+func tcpFlagNames(f uint8) string {
+	var names []string
+	for _, n := range []struct {
+		bit  uint8
+		name string
+	}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}} {
+		if f&n.bit != 0 {
+			names = append(names, n.name)
+		}
+	}
+	return strings.Join(names, ",")
+}
+
 func (e HopLimit) String() string       { return fmt.Sprintf("ip6 hoplimit %d", e.Value) }
 func (FibSaddrNotLocal) String() string { return "fib saddr type != local" }
+func (FibDaddrLocal) String() string    { return "fib daddr type local" }
 func (e Limit) String() string {
 	return fmt.Sprintf("limit rate %d/second burst %d packets", e.Rate, e.Burst)
 }
@@ -200,6 +240,7 @@ func (e Counter) String() string  { return "counter name " + strconv.Quote(e.Nam
 func (e Log) String() string      { return "log prefix " + strconv.Quote(e.Prefix) }
 func (e Vmap) String() string     { return fmt.Sprintf("ip %s vmap @%s", e.Field, e.Map) }
 func (Masquerade) String() string { return "masquerade" }
+func (e SNAT) String() string     { return "snat ip to " + e.Addr.String() }
 
 func (e Verdict) String() string {
 	if e.Kind == "jump" {

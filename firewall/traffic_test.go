@@ -1,9 +1,7 @@
 package firewall
 
 import (
-	"net"
 	"slices"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -130,84 +128,6 @@ func zoneCount(c Counters, name string) ZoneCounters {
 	return ZoneCounters{}
 }
 
-// TestReloadNeverOpens streams packets across a forbidden zone pair (lab →
-// lan) and an allowed one (lan → lab) while the ruleset is swapped 100 times
-// between two versions: not one forbidden packet may pass.
-func TestReloadNeverOpens(t *testing.T) {
-	s := newSite(t)
-	forbidden := serveUDP(t, s.lan, "0.0.0.0:9999")
-	allowed := serveUDP(t, s.lab, "0.0.0.0:9998")
-	a := Build(seedPolicy())
-	b := Build(seedLabSSH())
-	if err := s.fw.Set(a); err != nil {
-		t.Fatal(err)
-	}
-	expectReach(t, "lan → lab udp", udp(s.lan, labClient+":9998"))
-	base := allowed.count()
-
-	var sentBad, sentGood atomic.Int64
-	stop := make(chan struct{})
-	done := make(chan struct{}, 2)
-	stream := func(from, to string, sent *atomic.Int64) {
-		defer func() { done <- struct{}{} }()
-		ns := s.lab
-		if from == "lan" {
-			ns = s.lan
-		}
-		var c net.Conn
-		if err := ns.Do(func() error {
-			var err error
-			c, err = net.Dial("udp4", to)
-			return err
-		}); err != nil {
-			t.Error(err)
-			return
-		}
-		defer c.Close()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if _, err := c.Write([]byte("x")); err == nil {
-				sent.Add(1)
-			}
-			time.Sleep(200 * time.Microsecond)
-		}
-	}
-	go stream("lab", lanClient+":9999", &sentBad)
-	go stream("lan", labClient+":9998", &sentGood)
-
-	start := time.Now()
-	for i := 0; i < 100; i++ {
-		r := a
-		if i%2 == 0 {
-			r = b
-		}
-		if err := s.fw.Set(r); err != nil {
-			t.Fatalf("reload %d: %v", i, err)
-		}
-	}
-	took := time.Since(start)
-	close(stop)
-	<-done
-	<-done
-	time.Sleep(300 * time.Millisecond)
-	got := allowed.count() - base
-	t.Logf("100 reloads in %v; forbidden: %d sent, %d passed; allowed: %d sent, %d passed",
-		took, sentBad.Load(), forbidden.count(), sentGood.Load(), got)
-	if n := forbidden.count(); n != 0 {
-		t.Errorf("%d packets crossed the forbidden pair lab → lan during the reloads", n)
-	}
-	if sentBad.Load() == 0 {
-		t.Error("the forbidden stream sent nothing")
-	}
-	if got < int(sentGood.Load())*9/10 {
-		t.Errorf("allowed stream: %d of %d passed during the reloads", got, sentGood.Load())
-	}
-}
-
 // TestIPv6Link: the box keeps IPv6 on its link (neighbour discovery passes
 // both ways, its own IPv6 traffic gets answers) while nothing else reaches
 // it over IPv6.
@@ -224,7 +144,11 @@ func TestIPv6Link(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if zoneCount(c, "upstream").Drop.Packets == 0 {
-		t.Error("the dropped IPv6 echo requests were not counted")
+	// IPv6 on the alias NIC belongs to no zone yet (#16: not the upstream's).
+	if c.Closed.Drop.Packets == 0 {
+		t.Errorf("the dropped IPv6 echo requests were not counted as closed: %+v", c.Closed)
+	}
+	if c.Closed.In.Packets == 0 || c.Link.Packets == 0 {
+		t.Errorf("the echo replies (closed in: %+v) or neighbour discovery (link: %+v) were not counted", c.Closed.In, c.Link)
 	}
 }
