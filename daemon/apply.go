@@ -37,7 +37,7 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
-	prev, next := d.cur, newGeneration(c)
+	prev, next := d.cur, newGeneration(c, d.readFacts(c))
 	if len(next.want.Adopt) > 0 {
 		if adopted, err := d.sub.Aliases.Adopt(next.want.Adopt); err != nil && !errors.Is(err, aliases.ErrNoLink) {
 			return nil, fmt.Errorf("aliases: adopting: %w", err)
@@ -128,7 +128,7 @@ func (w *desired) aliasesOrNil() []aliases.Alias {
 // announced, the aliases no longer held removed, and finally their firewall
 // rules.
 func (d *Daemon) transition(ctx context.Context, from, to *generation, bridge []aliases.Alias) error {
-	during := releasing(from.config(), to.cfg)
+	during := releasing(from.config(), to.cfg, to.facts)
 	first := to.want.Firewall
 	if during != nil {
 		first = during

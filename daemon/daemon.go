@@ -43,6 +43,7 @@ type Daemon struct {
 	repairs  map[string]*repairs // by kind of drift
 	confirm  *confirmation       // a reload waiting for `gatewayd confirm`
 
+	facts     func(*config.Config) facts
 	watching  sync.WaitGroup
 	driftTick atomic.Int64 // when the drift loop last ran (Unix ns), for the watchdog
 	// badRequests rate-limits the warnings about malformed control requests.
@@ -52,13 +53,17 @@ type Daemon struct {
 	web webState // the status page and metrics listener (web.go)
 }
 
-// generation is one config and the desired state computed from it once.
+// generation is one config, the facts read from the kernel when it was
+// applied, and the desired state computed from them once.
 type generation struct {
-	cfg  *config.Config
-	want *desired
+	cfg   *config.Config
+	facts facts
+	want  *desired
 }
 
-func newGeneration(c *config.Config) *generation { return &generation{cfg: c, want: desire(c)} }
+func newGeneration(c *config.Config, f facts) *generation {
+	return &generation{cfg: c, facts: f, want: desire(c, f)}
+}
 
 // config and desired read a generation that may be nil (nothing applied yet).
 func (g *generation) config() *config.Config {
@@ -80,9 +85,21 @@ type Options struct {
 	Logger     *slog.Logger
 	Level      *slog.LevelVar
 	Subsystems Subsystems
+	// Facts reads what desire needs from the kernel (readFacts for the
+	// daemon); nil reads nothing.
+	Facts func(*config.Config) facts
 	// Metrics is the address ("127.0.0.1:9253") of the status page and
 	// /metrics, [gateway] metrics; "" (the default) serves neither.
 	Metrics string
+}
+
+// readFacts reads the kernel facts desire needs; nil facts (tests on
+// fakes) read nothing.
+func (d *Daemon) readFacts(c *config.Config) facts {
+	if d.facts == nil {
+		return facts{}
+	}
+	return d.facts(c)
 }
 
 // New makes a controller that has applied nothing yet.
@@ -90,7 +107,7 @@ func New(o Options) *Daemon {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP),
+	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), facts: o.Facts,
 		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}, badRequests: logBudget{period: 10 * time.Second}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	d.started = time.Now()
@@ -208,7 +225,7 @@ func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
 	if err := d.checkImmutable(c); err != nil {
 		return nil, err
 	}
-	p, err := d.plan(d.cur, newGeneration(c))
+	p, err := d.plan(d.cur, newGeneration(c, d.readFacts(c)))
 	return p.lines(), err
 }
 

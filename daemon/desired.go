@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"fmt"
 	"net/netip"
 	"slices"
 	"time"
@@ -29,6 +30,9 @@ type desired struct {
 	DHCP     *dhcp.Config   // nil: no DHCP role here
 	// Holders says where each configured role lives, for plan's wording.
 	Holders map[string]holder
+	// Closed are the box's interfaces no zone names: everything arriving
+	// on them is dropped. For plan and status.
+	Closed []string
 }
 
 // settings are the box-wide values the controller applies itself.
@@ -50,10 +54,10 @@ type holder struct {
 // roleNames are the roles in apply order.
 var roleNames = []string{"router", "dns", "dhcp"}
 
-// desire turns a resolved config into this box's desired state. It reads
-// nothing but c.
-func desire(c *config.Config) *desired {
-	pol := policy(c, c.Holds)
+// desire turns a resolved config, and the facts read from the kernel, into
+// this box's desired state. It reads nothing but its arguments.
+func desire(c *config.Config, f facts) *desired {
+	pol := policy(c, c.Holds, f)
 	d := &desired{
 		Settings: settings{Announce: announceOf(c), ProbeTimeout: c.Gateway.ProbeTimeout, LogLevel: c.Gateway.LogLevel},
 		Aliases:  heldAliases(c, c.Holds),
@@ -63,6 +67,7 @@ func desire(c *config.Config) *desired {
 		DNS:      dnsConfig(c, pol),
 		DHCP:     dhcpConfig(c),
 		Holders:  map[string]holder{},
+		Closed:   closedLinks(c, f),
 	}
 	for _, role := range roleNames {
 		if a, held := c.RoleAlias(role); a != nil {
@@ -75,7 +80,7 @@ func desire(c *config.Config) *desired {
 // releasing is the firewall while a reload from prev to next runs: next's,
 // but still covering the aliases prev held that next gives to another host,
 // until their roles have stopped and their addresses are gone.
-func releasing(prev, next *config.Config) *firewall.Ruleset {
+func releasing(prev, next *config.Config, f facts) *firewall.Ruleset {
 	if prev == nil {
 		return nil
 	}
@@ -90,7 +95,7 @@ func releasing(prev, next *config.Config) *firewall.Ruleset {
 		}
 		return false
 	}
-	r := firewall.Build(policy(next, holds))
+	r := firewall.Build(policy(next, holds, f))
 	if !moving {
 		return nil
 	}
@@ -127,22 +132,120 @@ func heldAliases(c *config.Config, holds func(config.Alias) bool) []aliases.Alia
 	return out
 }
 
-// policy resolves the firewall's input: the aliases held (by holds), and
-// what every zone may reach on them.
-func policy(c *config.Config, holds func(config.Alias) bool) firewall.Policy {
-	p := firewall.Policy{Interface: c.Gateway.Interface}
+// policy resolves the firewall's input: the aliases held (by holds), what
+// every zone may reach on them, the WAN port and NAT, and the management
+// access to the NIC's own addresses.
+func policy(c *config.Config, holds func(config.Alias) bool, f facts) firewall.Policy {
+	p := firewall.Policy{Interface: c.Gateway.Interface, Management: slices.Clone(c.Gateway.Management)}
 	for _, a := range c.Aliases {
 		if holds(a) {
 			p.Aliases = append(p.Aliases, firewall.AliasInfo{Name: a.Name, Addr: a.Address.Addr()})
 		}
 	}
+	manage := managementZones(c, f)
 	for _, z := range c.Zones {
-		p.Zones = append(p.Zones, zoneInfo(c, z, holds))
+		info := zoneInfo(c, z, holds)
+		if manage[z.Name] {
+			info.Manage = managementPorts(c)
+		}
+		p.Zones = append(p.Zones, info)
+	}
+	if own := ownElsewhere(c, f); len(own) > 0 && len(c.Gateway.ManagementZones) == 0 {
+		p.Zones = append(p.Zones, firewall.ZoneInfo{Name: uniqueZone(c, "auto-own"), Subnets: own, Implicit: true, Manage: managementPorts(c)})
 	}
 	if a, _ := c.RoleAlias("router"); a != nil && holds(*a) {
 		p.Masquerade = c.Router.Masquerade
+		p.SNAT = a.Address.Addr()
+	}
+	if up := c.Upstream; up != nil {
+		p.Upstream = &firewall.Uplink{Interface: up.Interface, AcceptRA: up.AcceptRA}
+		if !up.DHCP {
+			p.Upstream.Addr = up.Address.Addr()
+		}
 	}
 	return p
+}
+
+// managementZones are the zones from which the management services reach
+// the NIC's own addresses: the file's list, or else the zones holding one
+// of those addresses (the admin came in through one of them).
+func managementZones(c *config.Config, f facts) map[string]bool {
+	out := map[string]bool{}
+	if len(c.Gateway.ManagementZones) > 0 {
+		for _, z := range c.Gateway.ManagementZones {
+			out[z] = true
+		}
+		return out
+	}
+	for _, own := range f.Own {
+		if z := c.ZoneOf(own.Addr()); z != nil {
+			out[z.Name] = true
+		}
+	}
+	return out
+}
+
+// ownElsewhere are the subnets of the NIC's own addresses that no zone
+// covers: they get a closed zone of their own that keeps the management
+// services, so the admin on the primary address's subnet is never locked
+// out (a subnet that overlaps a zone is left to that zone).
+func ownElsewhere(c *config.Config, f facts) []netip.Prefix {
+	var out []netip.Prefix
+	for _, own := range f.Own {
+		sn := own.Masked()
+		overlaps := slices.ContainsFunc(c.Zones, func(z *config.Zone) bool {
+			return slices.ContainsFunc(z.Subnets, sn.Overlaps)
+		})
+		if !overlaps && !slices.Contains(out, sn) {
+			out = append(out, sn)
+		}
+	}
+	return out
+}
+
+// uniqueZone is name, or name-2, name-3… when a zone already has it.
+func uniqueZone(c *config.Config, name string) string {
+	try := name
+	for n := 2; c.Zone(try) != nil; n++ {
+		try = fmt.Sprintf("%s-%d", name, n)
+	}
+	return try
+}
+
+// managementPorts are the ports of the management services.
+func managementPorts(c *config.Config) []firewall.ServicePort {
+	var out []firewall.ServicePort
+	for _, name := range c.Gateway.Management {
+		svc := c.Services[name]
+		if svc == nil {
+			continue
+		}
+		for _, p := range svc.Ports {
+			out = append(out, firewall.ServicePort{Service: name, Port: firewall.PortRange(p)})
+		}
+	}
+	return out
+}
+
+// closedLinks are the box's interfaces that no zone names: every packet
+// arriving on them is dropped.
+func closedLinks(c *config.Config, f facts) []string {
+	named := map[string]bool{"lo": true, c.Gateway.Interface: true}
+	if c.Upstream != nil {
+		named[c.Upstream.Interface] = true
+	}
+	for _, z := range c.Zones {
+		for _, i := range z.Interfaces {
+			named[i] = true
+		}
+	}
+	var out []string
+	for _, l := range f.Links {
+		if !named[l] {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // zoneInfo resolves what a zone may reach: each allowed service on the
@@ -150,7 +253,8 @@ func policy(c *config.Config, holds func(config.Alias) bool) firewall.Policy {
 // alias for a service without one). A service whose alias another box holds
 // opens nothing here.
 func zoneInfo(c *config.Config, z *config.Zone, holds func(config.Alias) bool) firewall.ZoneInfo {
-	info := firewall.ZoneInfo{Name: z.Name, Subnets: slices.Clone(z.Subnets), Implicit: z.Implicit, Forward: slices.Clone(z.Forward)}
+	info := firewall.ZoneInfo{Name: z.Name, Subnets: slices.Clone(z.Subnets), Interfaces: slices.Clone(z.Interfaces),
+		Implicit: z.Implicit, Forward: slices.Clone(z.Forward)}
 	seen := map[firewall.Access]bool{}
 	for _, name := range z.Allow {
 		svc := c.Services[name]

@@ -35,7 +35,7 @@ func TestFirewallGoldens(t *testing.T) {
 		{"zones20", "testdata/firewall/zones20.toml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := desire(load(t, tc.config)).Firewall.Render()
+			got := desire(load(t, tc.config), facts{}).Firewall.Render()
 			path := filepath.Join("testdata", "firewall", tc.name+".nft")
 			if *update {
 				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
@@ -57,7 +57,7 @@ func TestFirewallGoldens(t *testing.T) {
 // TestPolicy checks the derivations the firewall no longer makes itself.
 func TestPolicy(t *testing.T) {
 	seed := load(t, "../etc/gateway.toml")
-	pol := policy(seed, seed.Holds)
+	pol := policy(seed, seed.Holds, facts{})
 	if !pol.Masquerade {
 		t.Error("the seed masquerades")
 	}
@@ -74,7 +74,7 @@ func TestPolicy(t *testing.T) {
 	// A service with no alias opens on every held alias, one Access each.
 	site := load(t, "testdata/dnssite.toml")
 	var ping []string
-	for _, z := range policy(site, site.Holds).Zones {
+	for _, z := range policy(site, site.Holds, facts{}).Zones {
 		for _, a := range z.Access {
 			if a.Service == "ping" && a.Every {
 				ping = append(ping, z.Name+"→"+a.Addr.String())
@@ -97,7 +97,7 @@ func TestPolicy(t *testing.T) {
 		return &cp
 	}
 	noDNS := elsewhere(seed, "dns")
-	p := policy(noDNS, noDNS.Holds)
+	p := policy(noDNS, noDNS.Holds, facts{})
 	for _, a := range p.Aliases {
 		if a.Name == "dns" {
 			t.Error("an alias held elsewhere is in the policy")
@@ -111,7 +111,7 @@ func TestPolicy(t *testing.T) {
 		}
 	}
 	noRouter := elsewhere(seed, "router")
-	if policy(noRouter, noRouter.Holds).Masquerade {
+	if policy(noRouter, noRouter.Holds, facts{}).Masquerade {
 		t.Error("masquerade without the router alias")
 	}
 	if routerConfig(noRouter) != nil {
@@ -121,12 +121,12 @@ func TestPolicy(t *testing.T) {
 	r := *seed.Router
 	r.Masquerade = false
 	noNAT.Router = &r
-	if policy(&noNAT, noNAT.Holds).Masquerade {
+	if policy(&noNAT, noNAT.Holds, facts{}).Masquerade {
 		t.Error("masquerade = false still masquerades")
 	}
 	noRole := *seed
 	noRole.Router = nil
-	if policy(&noRole, noRole.Holds).Masquerade || routerConfig(&noRole) != nil {
+	if policy(&noRole, noRole.Holds, facts{}).Masquerade || routerConfig(&noRole) != nil {
 		t.Error("no [router] section still routes")
 	}
 }
@@ -148,7 +148,7 @@ func TestRouterConfig(t *testing.T) {
 
 func TestDNSConfig(t *testing.T) {
 	c := load(t, "testdata/dnssite.toml")
-	sp := desire(c).DNS
+	sp := desire(c, facts{}).DNS
 	if sp == nil {
 		t.Fatal("the site runs DNS but got no config")
 	}
@@ -194,7 +194,7 @@ func TestDNSConfig(t *testing.T) {
 	// No DNS here: no [dns] section, or its alias on another host.
 	noDNS := *c
 	noDNS.DNS = nil
-	if desire(&noDNS).DNS != nil {
+	if desire(&noDNS, facts{}).DNS != nil {
 		t.Error("no [dns] section: still a DNS config")
 	}
 	moved := *c
@@ -204,14 +204,14 @@ func TestDNSConfig(t *testing.T) {
 			moved.Aliases[i].Host = "gw2"
 		}
 	}
-	if desire(&moved).DNS != nil {
+	if desire(&moved, facts{}).DNS != nil {
 		t.Error("DNS alias elsewhere: still a DNS config")
 	}
 }
 
 func TestDHCPConfig(t *testing.T) {
 	c := load(t, "../etc/gateway.toml")
-	dc := desire(c).DHCP
+	dc := desire(c, facts{}).DHCP
 	if dc == nil || dc.Interface != "eth1" || dc.Server != netip.MustParsePrefix("192.168.1.2/24") || !dc.Authoritative {
 		t.Fatalf("dhcp config %+v", dc)
 	}
@@ -231,4 +231,40 @@ func prefixStrings(ps []netip.Prefix) string {
 		out = append(out, p.String())
 	}
 	return strings.Join(out, " ")
+}
+
+// TestManagement: the NIC's own addresses keep the management services from
+// the zone that holds them, or from a closed zone of their own when no zone
+// does; the file's management_zones replaces that default.
+func TestManagement(t *testing.T) {
+	seed := load(t, "../etc/gateway.toml")
+	managed := func(f facts) map[string]string {
+		out := map[string]string{}
+		for _, z := range policy(seed, seed.Holds, f).Zones {
+			var ports []string
+			for _, m := range z.Manage {
+				ports = append(ports, m.Service+"="+m.Port.Proto)
+			}
+			if len(ports) > 0 {
+				out[z.Name] = strings.Join(ports, " ") + " " + prefixStrings(z.Subnets)
+			}
+		}
+		return out
+	}
+	if got := managed(facts{}); len(got) != 0 {
+		t.Errorf("no own address, no management: %v", got)
+	}
+	if got := managed(facts{Own: []netip.Prefix{netip.MustParsePrefix("192.168.1.250/24")}}); len(got) != 1 || got["lan"] != "ssh=tcp ping=icmp 192.168.1.0/24" {
+		t.Errorf("primary in lan: %v", got)
+	}
+	if got := managed(facts{Own: []netip.Prefix{netip.MustParsePrefix("172.20.0.5/16")}}); len(got) != 1 || got["auto-own"] != "ssh=tcp ping=icmp 172.20.0.0/16" {
+		t.Errorf("primary outside every zone: %v", got)
+	}
+	r := desire(seed, facts{Own: []netip.Prefix{netip.MustParsePrefix("192.168.1.250/24")}}).Firewall.Render()
+	if !strings.Contains(r, "fib daddr type local") {
+		t.Errorf("the ruleset has no rule for the NIC's own addresses:\n%s", r)
+	}
+	if got := closedLinks(seed, facts{Links: []string{"eth0", "eth1", "wg0"}}); strings.Join(got, " ") != "eth0 wg0" {
+		t.Errorf("closed interfaces %v, want eth0 wg0", got)
+	}
 }

@@ -80,6 +80,7 @@ func (d *Daemon) driftLoop(ctx context.Context) {
 		}
 	}
 	go d.routeEvents(ctx, poke)
+	go d.tableEvents(ctx, poke)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -117,6 +118,20 @@ func (d *Daemon) routeEvents(ctx context.Context, poke func()) {
 		}
 		watchEvents(ctx, routes, links, poke)
 		close(done)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// tableEvents pokes whenever the firewall sees table inet gatewayd changed
+// by someone else, watching again after an error.
+func (d *Daemon) tableEvents(ctx context.Context, poke func()) {
+	for ctx.Err() == nil {
+		if err := d.sub.Firewall.Watch(ctx, poke); err != nil && ctx.Err() == nil {
+			d.log.Warn("watching nftables; repairs fall back to once a second", "err", err)
+		}
 		select {
 		case <-ctx.Done():
 		case <-time.After(time.Second):

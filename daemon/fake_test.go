@@ -242,6 +242,10 @@ func (f *fakeFirewall) Set(r *firewall.Ruleset) error {
 	return nil
 }
 
+func (f *fakeFirewall) Watch(ctx context.Context, _ func()) error {
+	<-ctx.Done()
+	return nil
+}
 func (f *fakeFirewall) Applied() *firewall.Ruleset           { return f.applied }
 func (f *fakeFirewall) Counters() (firewall.Counters, error) { return firewall.Counters{}, nil }
 func (f *fakeFirewall) Purge() error                         { return f.os.record("firewall: purge") }

@@ -39,7 +39,7 @@ func (p plan) conflictErr() error { return conflictErr(p.conflicts) }
 // plan works out what applying next after prev (nil at start) would change
 // on this box, asking the subsystems what the kernel has now.
 func (d *Daemon) plan(prev, next *generation) (plan, error) {
-	p := plan{notes: elsewhereNotes(prev.config(), next.cfg)}
+	p := plan{notes: append(elsewhereNotes(prev.config(), next.cfg), closedNotes(prev.desired(), next.want)...)}
 	steps, err := d.sub.Aliases.Plan(next.want.Aliases)
 	if err != nil {
 		return p, fmt.Errorf("planning aliases: %w", err)
@@ -53,8 +53,8 @@ func (d *Daemon) plan(prev, next *generation) (plan, error) {
 // PlanFromScratch is what starting the daemon on c would do, in apply order,
 // for `gatewayd plan` when no daemon runs (the kernel is not read).
 func PlanFromScratch(c *config.Config) []string {
-	next := desire(c)
-	p := plan{notes: elsewhereNotes(nil, c)}
+	next := desire(c, readFacts(c))
+	p := plan{notes: append(elsewhereNotes(nil, c), closedNotes(nil, next)...)}
 	var steps []aliases.Step
 	for _, a := range next.Aliases {
 		steps = append(steps, aliases.Step{Op: aliases.OpAdd, Interface: c.Gateway.Interface, Alias: a})
@@ -78,6 +78,18 @@ func (p *plan) addAliasSteps(steps []aliases.Step) {
 			p.adds = append(p.adds, s.String())
 		}
 	}
+}
+
+// closedNotes name the interfaces this box closes, when that is new: the
+// first start, or a zone no longer naming one.
+func closedNotes(prev, next *desired) []string {
+	var out []string
+	for _, l := range next.Closed {
+		if prev == nil || !slices.Contains(prev.Closed, l) {
+			out = append(out, fmt.Sprintf("# interface %s is closed: no zone names it, so everything arriving on it is dropped (name it in a zone's interfaces to open it)", l))
+		}
+	}
+	return out
 }
 
 // elsewhereNotes name the aliases another host holds, when that is new.

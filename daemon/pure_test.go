@@ -73,14 +73,14 @@ func TestUnion(t *testing.T) {
 
 func TestReleasingKeepsTheMovedAlias(t *testing.T) {
 	here, there := site(t, "gw1"), site(t, "gw2")
-	if releasing(nil, there) != nil {
+	if releasing(nil, there, facts{}) != nil {
 		t.Error("at start there is nothing to keep")
 	}
-	if releasing(there, here) != nil {
+	if releasing(there, here, facts{}) != nil {
 		t.Error("a claim keeps nothing extra")
 	}
-	got := releasing(here, there)
-	if got == nil || len(got.Aliases) != 2 || len(desire(there).Firewall.Aliases) != 1 {
+	got := releasing(here, there, facts{})
+	if got == nil || len(got.Aliases) != 2 || len(desire(there, facts{}).Firewall.Aliases) != 1 {
 		t.Errorf("a release keeps the DNS alias for the firewall: %v", got)
 	}
 	if there.Alias("dns").Host != "gw2" {
@@ -108,9 +108,9 @@ func TestRolePlan(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var prev *desired
 			if tc.prev != nil {
-				prev = desire(tc.prev)
+				prev = desire(tc.prev, facts{})
 			}
-			got := strings.Join(rolePlan("dns", prev, desire(tc.next)), "\n")
+			got := strings.Join(rolePlan("dns", prev, desire(tc.next, facts{})), "\n")
 			if got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
@@ -121,13 +121,13 @@ func TestRolePlan(t *testing.T) {
 func TestSameDesiredAndImmutable(t *testing.T) {
 	a, b := site(t, "gw1"), site(t, "gw1")
 	b.File = "elsewhere.toml"
-	if !reflect.DeepEqual(desire(a), desire(b)) {
+	if !reflect.DeepEqual(desire(a, facts{}), desire(b, facts{})) {
 		t.Error("the same text from another file is the same desired state")
 	}
-	if reflect.DeepEqual(desire(a), desire(site(t, "gw2"))) {
+	if reflect.DeepEqual(desire(a, facts{}), desire(site(t, "gw2"), facts{})) {
 		t.Error("a moved alias is a change")
 	}
-	d := &Daemon{cur: newGeneration(a)}
+	d := &Daemon{cur: newGeneration(a, facts{})}
 	if err := d.checkImmutable(b); err != nil {
 		t.Error(err)
 	}

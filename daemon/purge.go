@@ -57,7 +57,7 @@ func Adopt(ctx context.Context, path string, out io.Writer) error {
 		return err
 	}
 	defer nic.Close()
-	adopted, err := nic.Adopt(desire(c).Aliases)
+	adopted, err := nic.Adopt(desire(c, facts{}).Aliases)
 	for _, a := range adopted {
 		fmt.Fprintf(out, "adopted %s on %s\n", a, c.Gateway.Interface)
 	}

@@ -23,6 +23,9 @@ type Status struct {
 	// Confirm, when set, is the time a reload applied with --confirm is
 	// undone unless `gatewayd confirm` arrives first.
 	Confirm *time.Time `json:"confirm_by,omitempty"`
+	// Closed are the interfaces no zone names: everything arriving on them
+	// is dropped.
+	Closed []string `json:"closed_interfaces,omitempty"`
 	// NIC is the alias NIC as the kernel has it.
 	NIC     *NICStatus     `json:"nic,omitempty"`
 	Aliases []AliasStatus  `json:"aliases"`
@@ -73,6 +76,9 @@ func (d *Daemon) Status() Status {
 		return st
 	}
 	st.Host, st.Interface, st.Config = c.Gateway.Host, c.Gateway.Interface, c.File
+	d.mu.Lock()
+	st.Closed = d.cur.desired().Closed
+	d.mu.Unlock()
 	link := d.sub.Aliases.Link()
 	st.NIC = &NICStatus{Present: link.Present, Up: link.Up, Waiting: link.Waiting}
 	if link.Err != nil {

@@ -44,6 +44,9 @@ type (
 		Applied() *firewall.Ruleset
 		Counters() (firewall.Counters, error)
 		Batches() uint64 // batches (kernel writes) sent so far
+		// Watch calls changed whenever the table may have been changed by
+		// someone else, until ctx ends.
+		Watch(ctx context.Context, changed func()) error
 		Purge() error
 		Close() error
 	}
