@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"reflect"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,12 +64,14 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 		return nil, err
 	}
 	d.sub.Aliases.SetAnnounce(next.want.Settings.Announce)
+	var found startState
+	if prev == nil {
+		found = d.foundAtStart()
+	}
 	before := d.writes()
 	if err := d.transition(ctx, prev, next, union(prev.desired().aliasesOrNil(), next.want.Aliases)); err != nil {
 		if prev == nil {
-			// At start there is nothing to return to; what was applied stays,
-			// the firewall first, so the box fails closed.
-			return nil, err
+			return nil, d.failedStart(ctx, next, found, err)
 		}
 		if d.stopping.Err() != nil {
 			d.setDegraded(fmt.Errorf("a reload was interrupted by the daemon stopping (%w); the next start applies the file in full", err))
@@ -267,6 +270,64 @@ func (d *Daemon) probe(ctx context.Context, g *generation, skip []aliases.Alias)
 	}
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// startState is what gatewayd found before its first apply: the aliases it
+// already owned on the NIC (a previous run's), and whether the router role
+// held routes then.
+type startState struct {
+	owned      map[netip.Prefix]bool
+	routerHeld bool
+}
+
+func (d *Daemon) foundAtStart() startState {
+	st := startState{owned: map[netip.Prefix]bool{}}
+	if owned, err := d.sub.Aliases.Owned(); err == nil {
+		for _, p := range owned {
+			st.owned[p] = true
+		}
+	}
+	st.routerHeld = len(d.sub.Router.Status().Routes) > 0
+	return st
+}
+
+// failedStart returns the box to how gatewayd found it after a first apply
+// failed, except the firewall, which stays so the box fails closed: the
+// aliases it added are removed, the roles stopped, and the router's routes
+// and sysctls released unless a previous run held them. The error says what
+// failed and what was left.
+func (d *Daemon) failedStart(ctx context.Context, next *generation, found startState, cause error) error {
+	var kept, removed []string
+	var keep []aliases.Alias
+	for _, a := range next.want.Aliases {
+		if found.owned[a.Prefix] {
+			keep = append(keep, a)
+			kept = append(kept, a.String())
+		} else {
+			removed = append(removed, a.String())
+		}
+	}
+	var errs []error
+	if _, err := d.sub.Aliases.SetQuiet(ctx, keep); err != nil {
+		errs = append(errs, fmt.Errorf("removing the aliases it added: %w", err))
+	}
+	errs = append(errs, d.sub.DHCP.Set(ctx, nil), d.sub.DNS.Set(ctx, nil))
+	router := "kept the router's routes and sysctls of the previous run"
+	if !found.routerHeld {
+		errs = append(errs, d.sub.Router.Set(ctx, nil))
+		router = "released the router's routes and sysctls"
+	}
+	left := fmt.Sprintf("the firewall stays in place, closed; %s", router)
+	if len(removed) > 0 {
+		left += "; removed the aliases it had added: " + strings.Join(removed, ", ")
+	}
+	if len(kept) > 0 {
+		left += "; kept the aliases a previous run had added: " + strings.Join(kept, ", ")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("%w\nstarting failed and cleaning up failed too (%w); %s", cause, err, left)
+	}
+	return fmt.Errorf("%w\nnothing else was changed: %s", cause, left)
 }
 
 // setDegraded records why the running state is not the config's (nil: it is

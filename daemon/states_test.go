@@ -314,3 +314,28 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 10 s")
 }
+
+// TestFailedStartCleansUp: a first apply that fails removes what it added
+// but the firewall, and says so.
+func TestFailedStartCleansUp(t *testing.T) {
+	os := newFakeOS()
+	os.fail["dns: start"] = 1
+	d := New(Options{Subsystems: os.subsystems()})
+	_, err := d.Apply(context.Background(), statesConfig(t, "", false, false))
+	if err == nil || !strings.Contains(err.Error(), "the firewall stays in place, closed") {
+		t.Fatalf("failed start: %v", err)
+	}
+	want := `aliases: probe 192.0.2.1
+aliases: probe 192.0.2.3
+firewall: set aliases=router,dns zones=lan
+aliases: ip addr add 192.0.2.1/24 dev eth1 label eth1:0
+aliases: ip addr add 192.0.2.3/24 dev eth1 label eth1:1
+router: start eth1
+dns: start 192.0.2.3 FAILED
+aliases: ip addr del 192.0.2.1/24 dev eth1
+aliases: ip addr del 192.0.2.3/24 dev eth1
+router: stop`
+	if got := os.take(); got != want {
+		t.Errorf("a failed start asked for\n%s\n\nwant\n%s", got, want)
+	}
+}
