@@ -24,20 +24,7 @@ func TestFailedStartCleansUp(t *testing.T) {
 		return b.String()
 	}
 	before := snapshot()
-	var squatter net.PacketConn
-	err := g.ns.Do(func() (err error) {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1) })
-			return serr
-		}}
-		squatter, err = lc.ListenPacket(context.Background(), "udp4", "198.51.100.3:53")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer squatter.Close()
+	defer squat(t, g, "198.51.100.3:53").Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -59,4 +46,22 @@ func TestFailedStartCleansUp(t *testing.T) {
 	if _, err := g.ns.Run(ctx, "nft", "list", "table", "inet", "gatewayd"); err != nil {
 		t.Errorf("the closed firewall did not stay: %v", err)
 	}
+}
+
+// squat holds a UDP port on an address of the gateway's namespace (bound
+// with IP_FREEBIND, so the address need not be there yet), as another
+// program would.
+func squat(t *testing.T, g *gateway, addr string) net.PacketConn {
+	t.Helper()
+	var pc net.PacketConn
+	lc := &net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1) })
+		return serr
+	}}
+	pc, err := g.ns.ListenPacket(context.Background(), lc, "udp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pc
 }

@@ -3,12 +3,10 @@ package daemon_test
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -205,20 +203,7 @@ func TestReloadRollsBack(t *testing.T) {
 		return strings.Join(keep, "\n")
 	}
 	beforeAddrs, beforeRules := g.addrs(), ruleset()
-	var squatter net.PacketConn
-	err := g.ns.Do(func() (err error) {
-		lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_IP, syscall.IP_FREEBIND, 1) })
-			return serr
-		}}
-		squatter, err = lc.ListenPacket(context.Background(), "udp4", "198.51.100.53:53")
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer squatter.Close()
+	defer squat(t, g, "198.51.100.53:53").Close()
 
 	good, _ := os.ReadFile(g.conf)
 	g.write(strings.Replace(string(good), `address = "198.51.100.3/24"`, `address = "198.51.100.53/24"`, 1))
