@@ -25,12 +25,13 @@ type command struct {
 
 // options are the values the flags set, and the error stream.
 type options struct {
-	config string
-	json   bool
-	wait   time.Duration
-	keep   bool
-	nic    string
-	stderr io.Writer
+	config  string
+	json    bool
+	wait    time.Duration
+	confirm time.Duration
+	keep    bool
+	nic     string
+	stderr  io.Writer
 }
 
 // A flag's usage names its argument in backquotes (flag.UnquoteUsage): the
@@ -52,7 +53,7 @@ var commands = []*command{
 	},
 	{
 		name: "check", summary: "validate the config file; no root needed",
-		about: "Validates the config file and exits 0, or prints every problem as file:line:col: key: message and exits 1. It needs no root and touches nothing.",
+		about: "Validates the config file and exits 0, or prints every problem as file:line:col: key: message and exits 1. Warnings (file:line:col: warning: ...) say what in a valid file is likely a mistake; they are printed and the exit status is still 0. It needs no root and touches nothing.",
 		flags: func(fs *flag.FlagSet, o *options) {
 			configFlag(fs, o)
 			fs.StringVar(&o.nic, "interface", "", "also require [gateway] interface to be `NIC` (the unit gatewayd@NIC passes it)")
@@ -63,7 +64,7 @@ var commands = []*command{
 	},
 	{
 		name: "plan", summary: "show what a reload would change",
-		about: "Prints the steps a reload of the file would take, as `ip addr`, `nft` and `sysctl` style lines. With the daemon stopped it prints what starting it would apply.",
+		about: "Prints the file's warnings, then the steps a reload of it would take, as `ip addr`, `nft` and `sysctl` style lines. With the daemon stopped it prints what starting it would apply.",
 		flags: configFlag,
 		run: func(ctx context.Context, o *options, _ []string, out io.Writer) error {
 			return plan(ctx, o.config, out)
@@ -71,13 +72,22 @@ var commands = []*command{
 	},
 	{
 		name: "reload", summary: "apply the config file to the running daemon",
-		about: "Asks the running daemon to apply the file and prints what changed. A refused file changes nothing: the command prints the reason and exits 1.",
+		about: "Asks the running daemon to apply the file and prints what changed; the file's warnings go to stderr first. A refused file changes nothing: the command prints the reason and exits 1. With --confirm the daemon returns to the previous config by itself after DURATION unless `gatewayd confirm` arrives first: the way to try a change that may cut your own session.",
 		flags: func(fs *flag.FlagSet, o *options) {
 			configFlag(fs, o)
 			fs.DurationVar(&o.wait, "wait", 0, "retry for up to `DURATION` (e.g. 30s) while another host still holds an address this box claims")
+			fs.DurationVar(&o.confirm, "confirm", 0, "undo the reload after `DURATION` (e.g. 5m) unless gatewayd confirm runs first")
 		},
 		run: func(ctx context.Context, o *options, _ []string, out io.Writer) error {
-			return reload(ctx, o.config, o.wait, out)
+			return reload(ctx, o, out)
+		},
+	},
+	{
+		name: "confirm", summary: "keep the config a reload --confirm applied",
+		about: "Tells the running daemon to keep the config the last `gatewayd reload --confirm` applied, so it does not return to the previous one. A plain reload confirms too. With nothing waiting for confirmation it says so and exits 1.",
+		flags: configFlag,
+		run: func(ctx context.Context, o *options, _ []string, out io.Writer) error {
+			return confirm(ctx, o.config, out)
 		},
 	},
 	{
@@ -101,6 +111,14 @@ var commands = []*command{
 		},
 		run: func(ctx context.Context, o *options, args []string, out io.Writer) error {
 			return leases(ctx, o.config, args, o.json, out)
+		},
+	},
+	{
+		name: "adopt", summary: "take over addresses already on the NIC that match an alias",
+		about: "With the daemon stopped, records as gatewayd's the addresses already on the NIC that match an alias of the file exactly (address, prefix length and label), such as the eth1:0 stanzas of an old /etc/network/interfaces, so the daemon holds them instead of refusing them as someone else's. It changes nothing in the kernel. The alias key adopt = true does the same at every start.",
+		flags: configFlag,
+		run: func(ctx context.Context, o *options, _ []string, out io.Writer) error {
+			return daemon.Adopt(ctx, o.config, out)
 		},
 	},
 	{

@@ -58,6 +58,9 @@ func TestBashCompletionKnowsEveryCommandAndFlag(t *testing.T) {
 	if got := complete(t, "gatewayd", "leases", "--config", "f", ""); !slices.Equal(got, []string{"delete", "export", "import", "list"}) {
 		t.Errorf("gatewayd leases --config f <TAB> offers %q", got)
 	}
+	if got := complete(t, "gatewayd", "reload", "--confirm", ""); len(got) > 0 {
+		t.Errorf("gatewayd reload --confirm <TAB> offers %q, want nothing (a duration)", got)
+	}
 	if got := complete(t, "gatewayd", "help", "st"); !slices.Equal(got, []string{"status"}) {
 		t.Errorf("gatewayd help st<TAB> offers %q", got)
 	}

@@ -56,8 +56,8 @@ func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer)
 		if deleted, err = deleteOffline(path, key); err != nil {
 			return err
 		}
-	case resp != nil && strings.HasPrefix(resp.Error, "unknown request"):
-		return fmt.Errorf("the running daemon cannot delete leases (it is older than this command): restart it")
+	case resp != nil && resp.Error == fmt.Sprintf("unknown request %q", "leases-delete"):
+		return errors.New("this daemon does not support leases delete yet")
 	case err != nil:
 		return fmt.Errorf("deleting the lease of %s: %w", key, err)
 	default:

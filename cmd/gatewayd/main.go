@@ -11,6 +11,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -98,8 +99,16 @@ func check(path, nic string, out io.Writer) error {
 	if nic != "" && c.Gateway.Interface != nic {
 		return fmt.Errorf("%s: [gateway] interface is %q, not %q: start gatewayd@%s, or set interface = %q", path, c.Gateway.Interface, nic, c.Gateway.Interface, nic)
 	}
+	printWarnings(out, c.Warnings)
 	fmt.Fprintf(out, "%s: ok (%d aliases, %d held by %s, %d zones)\n", path, len(c.Aliases), len(c.Held()), c.Gateway.Host, len(c.Zones))
 	return nil
+}
+
+// printWarnings prints a valid file's warnings, one a line.
+func printWarnings(out io.Writer, warnings []config.Warning) {
+	for _, w := range warnings {
+		fmt.Fprintln(out, w.String())
+	}
 }
 
 // request calls the daemon that the config at path names. A file broken by
@@ -118,8 +127,17 @@ func request(ctx context.Context, path string, req daemon.Request, timeout time.
 	if socket == "" {
 		return nil, parseErr
 	}
-	if req.Op == "reload" || req.Op == "plan" {
+	switch req.Op {
+	case "plan":
 		req.Path, req.Config = path, string(text)
+	case "reload":
+		// The daemon's SIGHUP re-reads the file last applied from its own
+		// working directory: it must get the path whole.
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("the config's absolute path: %w", err)
+		}
+		req.Path, req.Config = abs, string(text)
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -146,6 +164,7 @@ func plan(ctx context.Context, path string, out io.Writer) error {
 		if lerr != nil {
 			return lerr
 		}
+		printWarnings(out, c.Warnings)
 		fmt.Fprintf(out, "# gatewayd is not running; starting it would apply:\n")
 		for _, s := range daemon.PlanFromScratch(c) {
 			fmt.Fprintln(out, s)
@@ -155,6 +174,11 @@ func plan(ctx context.Context, path string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// The daemon's plan answer carries no warnings; they are the file's
+	// alone, and the daemon has just accepted it, so read them here.
+	if c, err := config.Load(path); err == nil {
+		printWarnings(out, c.Warnings)
+	}
 	printSteps(out, resp.Changes, "no changes")
 	return nil
 }
@@ -163,21 +187,30 @@ func printSteps(out io.Writer, steps []string, none string) {
 	if len(steps) == 0 {
 		fmt.Fprintln(out, none)
 	}
-	for _, s := range steps {
-		fmt.Fprintln(out, s)
-	}
+	writeLines(out, steps)
 }
 
-func reload(ctx context.Context, path string, wait time.Duration, out io.Writer) error {
-	deadline := time.Now().Add(wait)
+// reload is `gatewayd reload [--wait D] [--confirm D]`: the daemon's
+// warnings on stderr, then what changed (the daemon's last line says how
+// to confirm a --confirm reload).
+func reload(ctx context.Context, o *options, out io.Writer) error {
+	if o.wait < 0 || o.confirm < 0 {
+		return usageError{"--wait and --confirm take a duration such as 30s or 5m, not a negative one"}
+	}
+	req := daemon.Request{Op: "reload", Confirm: o.confirm}
+	deadline := time.Now().Add(o.wait)
 	for {
-		resp, err := request(ctx, path, daemon.Request{Op: "reload"}, 5*time.Minute)
-		if err == nil {
+		resp, err := request(ctx, o.config, req, 5*time.Minute)
+		retry := err != nil && resp != nil && o.wait > 0 && time.Now().Before(deadline) && daemon.IsHeldElsewhere(resp.Error)
+		if !retry {
+			if resp != nil {
+				writeLines(o.stderr, resp.Warnings)
+			}
+			if err != nil {
+				return err
+			}
 			printSteps(out, resp.Changes, "no changes")
 			return nil
-		}
-		if resp == nil || wait <= 0 || time.Now().After(deadline) || !daemon.IsHeldElsewhere(resp.Error) {
-			return err
 		}
 		fmt.Fprintf(out, "waiting for the old host to release the address…\n")
 		select {
@@ -186,4 +219,20 @@ func reload(ctx context.Context, path string, wait time.Duration, out io.Writer)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}
+}
+
+func writeLines(out io.Writer, ss []string) {
+	for _, s := range ss {
+		fmt.Fprintln(out, s)
+	}
+}
+
+// confirm is `gatewayd confirm`: the daemon keeps the config a --confirm
+// reload applied.
+func confirm(ctx context.Context, path string, out io.Writer) error {
+	if _, err := request(ctx, path, daemon.Request{Op: "confirm"}, 30*time.Second); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "confirmed")
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"flag"
 	"os"
+	"os/exec"
 	"regexp"
 	"slices"
 	"strings"
@@ -119,6 +120,19 @@ func TestHelpShowsOnlyItsOwnFlags(t *testing.T) {
 			if want := slices.Contains(own, f); has != want {
 				t.Errorf("gatewayd help %s: lists --%s: %v, want %v\n%s", c.name, f, has, want, text)
 			}
+		}
+	}
+}
+
+// TestManPagesRenderCleanly: groff finds nothing to warn about in either page.
+func TestManPagesRenderCleanly(t *testing.T) {
+	if _, err := exec.LookPath("groff"); err != nil {
+		t.Skip("no groff")
+	}
+	for _, page := range []string{"../../docs/man/gatewayd.8", "../../docs/man/gateway.toml.5"} {
+		out, err := exec.Command("groff", "-man", "-ww", "-z", page).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("groff -man -ww %s: %v\n%s", page, err, out)
 		}
 	}
 }

@@ -43,10 +43,6 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 // type, so the text can name every counter in a fixed order.
 type statusView struct {
 	daemon.Status
-	// Version and Started are the daemon's release and start time, when the
-	// daemon reports them.
-	Version  string    `json:"version"`
-	Started  time.Time `json:"started"`
 	Firewall *firewall.Counters
 	FwError  string
 	Router   *router.Status
@@ -104,13 +100,18 @@ func writeStatus(out io.Writer, v *statusView, now time.Time) {
 	if !v.Started.IsZero() {
 		fmt.Fprintf(out, ", up %s", human(now.Sub(v.Started)))
 	}
-	fmt.Fprintf(out, "\nconfig %s, generation %d, applied %s\n", v.Config, v.Generation, v.Applied.Local().Format("2006-01-02 15:04:05"))
+	fmt.Fprintf(out, "\nconfig %s, generation %d, applied %s\n", v.Config, v.Generation, stamp(v.Applied))
 	if v.Version != "" && v.Version != version {
 		fmt.Fprintf(out, "note: this command is gatewayd %s; restart the daemon to run it\n", version)
 	}
 	if v.Degraded != "" {
 		fmt.Fprintf(out, "DEGRADED: %s\n", v.Degraded)
 	}
+	if v.Confirm != nil {
+		fmt.Fprintf(out, "UNCONFIRMED: the last reload is undone at %s%s unless `gatewayd confirm` runs first\n", stamp(*v.Confirm), until(*v.Confirm, now))
+	}
+	writeNIC(out, v)
+	writeRepairs(out, v, now)
 	writeAliases(out, v)
 	writeZones(out, v)
 	writeRouter(out, v.Router)
@@ -119,6 +120,60 @@ func writeStatus(out io.Writer, v *statusView, now time.Time) {
 	for _, name := range slices.Sorted(maps.Keys(v.Other)) {
 		fmt.Fprintf(out, "\n%s: %s\n", name, v.Other[name])
 	}
+}
+
+// writeNIC is the alias NIC as the kernel has it.
+func writeNIC(out io.Writer, v *statusView) {
+	n := v.NIC
+	if n == nil {
+		return
+	}
+	state := "absent"
+	switch {
+	case n.Present && n.Up:
+		state = "present, up"
+	case n.Present:
+		state = "present, down"
+	}
+	if n.Waiting != "" {
+		state += ", waiting: " + n.Waiting
+	}
+	if n.Error != "" {
+		state += ", error: " + n.Error
+	}
+	fmt.Fprintf(out, "nic %s: %s\n", v.Interface, state)
+}
+
+// writeRepairs is what the drift loop put back, by kind.
+func writeRepairs(out io.Writer, v *statusView, now time.Time) {
+	if len(v.Repairs) == 0 {
+		return
+	}
+	fmt.Fprintln(out, "repairs")
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	for _, kind := range slices.Sorted(maps.Keys(v.Repairs)) {
+		r := v.Repairs[kind]
+		text := "restores " + num(uint64(r.Restores))
+		if !r.LastRestore.IsZero() {
+			text += ", last " + stamp(r.LastRestore) + " (" + human(now.Sub(r.LastRestore)) + " ago)"
+		}
+		if r.Failing != "" {
+			text += ", FAILING: " + r.Failing
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", kind, text)
+	}
+	tw.Flush()
+}
+
+// stamp is a time as the status prints it, in the local zone.
+func stamp(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05") }
+
+// until is how long is left before t: " (in 4m00s)", or " (overdue)".
+func until(t, now time.Time) string {
+	if !t.After(now) {
+		return " (overdue)"
+	}
+	return " (in " + human(t.Sub(now)) + ")"
 }
 
 func writeAliases(out io.Writer, v *statusView) {
@@ -138,6 +193,8 @@ func writeAliases(out io.Writer, v *statusView) {
 			state = "held by " + a.Host
 		case a.Conflict != "":
 			state = "conflict: " + a.Conflict
+		case !a.Present && a.Waiting != "":
+			state = "waiting: " + a.Waiting
 		case !a.Present:
 			state = "missing"
 		}
@@ -177,13 +234,61 @@ func writeRouter(out io.Writer, r *router.Status) {
 		fmt.Fprintf(out, "\nrouter: on %s, upstream %s, forwarding %s\n", r.Interface, orDash(r.Upstream), onOff(r.Forwarding))
 	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	if u := r.Uplink; u != nil {
+		addr := "no address yet"
+		if u.Address.IsValid() {
+			addr = "address " + u.Address.String()
+			if !u.Owned {
+				addr += " (not gatewayd's: left alone)"
+			}
+		}
+		if u.Gateway.IsValid() {
+			addr += ", gateway " + u.Gateway.String()
+		}
+		fmt.Fprintf(tw, "  uplink\t%s: %s\n", u.Interface, addr)
+		if l := u.DHCP; l != nil {
+			fmt.Fprintf(tw, "  uplink lease\t%s\n", uplinkLease(l))
+			if l.Error != "" {
+				fmt.Fprintf(tw, "  uplink error\t%s\n", l.Error)
+			}
+		}
+	}
 	for _, rt := range r.Routes {
 		fmt.Fprintf(tw, "  route\t%s\n", rt)
+	}
+	for _, p := range r.Pending {
+		fmt.Fprintf(tw, "  pending\t%s: %s\n", p.What, p.Reason)
 	}
 	if r.Error != "" {
 		fmt.Fprintf(tw, "  error\t%s\n", r.Error)
 	}
 	tw.Flush()
+}
+
+// uplinkLease is the WAN port's DHCP client: its state, then what of the
+// lease it has.
+func uplinkLease(l *router.LeaseStatus) string {
+	parts := []string{l.State}
+	if l.Server.IsValid() {
+		parts = append(parts, "server "+l.Server.String())
+	}
+	for _, t := range []struct {
+		name string
+		at   time.Time
+	}{{"acquired", l.Acquired}, {"renew", l.Renew}, {"rebind", l.Rebind}, {"expires", l.Expires}} {
+		if !t.at.IsZero() {
+			parts = append(parts, t.name+" "+stamp(t.at))
+		}
+	}
+	parts = append(parts, "renewals "+num(uint64(l.Renewals)))
+	if len(l.DNS) > 0 {
+		dns := make([]string, len(l.DNS))
+		for i, a := range l.DNS {
+			dns[i] = a.String()
+		}
+		parts = append(parts, "dns "+strings.Join(dns, " "))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // dhcpTypes are the message types in RFC 2132 order; others follow by name.
@@ -203,6 +308,14 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 	for _, p := range d.Pools {
 		fmt.Fprintf(tw, "  pool\t%s (%s): in use %s of %s, active %s\n", p.Range, p.Subnet, num(uint64(p.Used)), num(uint64(p.Size)), num(uint64(p.Active)))
 	}
+	for _, p := range d.Pending {
+		h := p.Holder
+		holder := strings.Join(nonEmpty(h.MAC, h.ClientID, h.Hostname), ", ")
+		if holder == "" {
+			holder = "no client"
+		}
+		fmt.Fprintf(tw, "  reserved\t%s for %s: held by %s (%s until %s)\n", p.Address, strings.Join(nonEmpty(p.MAC, p.ClientID), ", "), holder, h.State, stamp(h.Expires))
+	}
 	c := d.Counters
 	fmt.Fprintf(tw, "  received\t%s\n", namedCounts(c.In, dhcpTypes))
 	fmt.Fprintf(tw, "  sent\t%s\n", namedCounts(c.Out, dhcpTypes))
@@ -211,7 +324,7 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 		n    uint64
 	}{
 		{"naks", c.Naks}, {"declines", c.Declines}, {"probe conflicts", c.Conflicts},
-		{"pools full", c.NoAddress}, {"ignored", c.Ignored}, {"malformed", c.Malformed},
+		{"pools full", c.NoAddress}, {"options dropped", c.OptionsDropped}, {"ignored", c.Ignored}, {"malformed", c.Malformed},
 		{"send errors", c.SendErrors}, {"store errors", c.StoreErrors}, {"panics", c.Panics},
 	} {
 		fmt.Fprintf(tw, "  %s\t%s\n", kv.name, num(kv.n))
@@ -255,22 +368,44 @@ func writeDNS(out io.Writer, d *dns.Status) {
 	} {
 		fmt.Fprintf(tw, "  %s\t%s\n", kv.name, num(kv.n))
 	}
+	f := d.Forward
+	fmt.Fprintf(tw, "  forwarding\tretransmits %s, hedges %s, client retries %s, EDNS fallbacks %s, scrubbed %s\n",
+		num(f.Retransmits), num(f.Hedges), num(f.ClientRetries), num(f.EDNSFallbacks), num(f.Scrubbed))
 	for _, u := range d.Upstreams {
-		state := "healthy"
-		if !u.Healthy {
-			state = "failing"
-		}
-		scope := ""
-		if u.Domain != "" {
-			scope = " for " + u.Domain
-		}
-		rtt := "-"
-		if u.RTTMilli > 0 {
-			rtt = fmt.Sprintf("%.1f ms", u.RTTMilli)
-		}
-		fmt.Fprintf(tw, "  upstream\t%s%s: %s, queries %s, failures %s, rtt %s\n", u.Addr, scope, state, num(u.Queries), num(u.Failures), rtt)
+		fmt.Fprintf(tw, "  upstream\t%s\n", upstream(u))
 	}
 	tw.Flush()
+}
+
+// upstream is one upstream server: its health, its counters, its timers.
+func upstream(u dns.UpstreamStatus) string {
+	state := "healthy"
+	switch {
+	case !u.Healthy:
+		state = "failing"
+	case u.Lossy:
+		state = "lossy"
+	}
+	scope := ""
+	if u.Domain != "" {
+		scope = " for " + u.Domain
+	}
+	text := fmt.Sprintf("%s%s: %s, queries %s, failures %s, rtt %s, rto %s", u.Addr, scope, state, num(u.Queries), num(u.Failures), millis(u.RTTMilli), millis(u.RTOMilli))
+	if u.PlainDNS {
+		text += ", plain DNS (no EDNS)"
+	}
+	return text
+}
+
+// millis is a time in milliseconds to two or three digits: 1.2 ms, 250 ms.
+func millis(ms float64) string {
+	switch {
+	case ms <= 0:
+		return "-"
+	case ms < 9.95:
+		return fmt.Sprintf("%.1f ms", ms)
+	}
+	return fmt.Sprintf("%.0f ms", ms)
 }
 
 // rcodeOrder is the rcodes present, by code.

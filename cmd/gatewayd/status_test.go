@@ -22,13 +22,18 @@ var update = flag.Bool("update", false, "rewrite the golden files under testdata
 // the test breaks when a field it renders changes.
 func sampleStatus(t *testing.T) json.RawMessage {
 	applied := time.Date(2026, 12, 1, 10, 0, 0, 0, time.Local)
+	confirmBy := applied.Add(9 * time.Minute)
 	st := daemon.Status{
+		Version: "0.1.0", Started: applied.Add(-(3*24*time.Hour + 4*time.Hour)),
 		Host: "gw1", Interface: "eth1", Config: "/etc/gatewayd/gateway.toml", Generation: 3, Applied: applied,
+		Confirm: &confirmBy,
+		NIC:     &daemon.NICStatus{Present: true, Up: true},
 		Aliases: []daemon.AliasStatus{
 			{Name: "router", Address: "192.168.1.1/24", Label: "eth1:0", Held: true, Present: true},
 			{Name: "dhcp", Address: "192.168.1.2/24", Label: "eth1:1", Held: true, Present: true},
 			{Name: "dns", Address: "192.168.1.3/24", Label: "eth1:2", Host: "gw2"},
 			{Name: "lab", Address: "10.0.0.1/24", Label: "eth1:3", Held: true},
+			{Name: "iot", Address: "10.0.1.1/24", Label: "eth1:4", Held: true, Waiting: "eth1 is down"},
 		},
 		Parts: map[string]any{
 			"firewall": firewall.Counters{
@@ -41,15 +46,22 @@ func sampleStatus(t *testing.T) json.RawMessage {
 					{Zone: "upstream", Drop: firewall.Count{Packets: 40, Bytes: 12 << 10}},
 				},
 			},
-			"router": router.Status{Held: true, Interface: "eth1", Upstream: "192.168.1.254", Forwarding: true,
-				Routes: []string{"default via 192.168.1.254 dev eth1 proto 177", "172.16.0.0/16 via 192.168.1.250 dev eth1 proto 177"}},
+			"router": router.Status{Held: true, Interface: "eth1", Upstream: "203.0.113.1", Forwarding: true,
+				Uplink: &router.UplinkStatus{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.2/24"), Gateway: netip.MustParseAddr("203.0.113.1"), Owned: true,
+					DHCP: &router.LeaseStatus{State: "bound", Server: netip.MustParseAddr("203.0.113.1"), DNS: []netip.Addr{netip.MustParseAddr("203.0.113.53")},
+						Acquired: applied.Add(-time.Hour), Renew: applied.Add(5 * time.Hour), Rebind: applied.Add(9 * time.Hour), Expires: applied.Add(11 * time.Hour),
+						Renewals: 2, Error: "no answer to REQUEST from 203.0.113.1"}},
+				Routes:  []string{"default via 203.0.113.1 dev eth0 proto 177", "172.16.0.0/16 via 192.168.1.250 dev eth1 proto 177"},
+				Pending: []router.Pending{{What: "ip route add 10.9.0.0/16 via 10.0.1.250 dev eth1 proto 177", Reason: "10.0.1.1/24 is not on eth1 yet"}}},
 			"dhcp": dhcp.Status{Running: true, Interface: "eth1", Address: netip.MustParseAddr("192.168.1.2"),
 				Pools:  []dhcp.PoolStatus{{Range: "192.168.1.100-192.168.1.199", Subnet: "192.168.1.0/24", Size: 100, Used: 13, Active: 12}},
 				Active: 12, Declined: 1, Offers: 0,
+				Pending: []dhcp.PendingReservation{{Address: netip.MustParseAddr("192.168.1.50"), MAC: "00:0d:61:0b:d9:a0",
+					Holder: dhcp.Lease{Address: netip.MustParseAddr("192.168.1.50"), MAC: "00:0d:61:0b:d9:ff", Hostname: "laptop", State: "active", Expires: applied.Add(2 * time.Hour)}}},
 				Counters: dhcp.Counters{
 					In:   map[string]uint64{"request": 3456, "discover": 3401, "release": 2, "bootp": 1},
 					Out:  map[string]uint64{"ack": 3455, "offer": 3401, "nak": 1},
-					Naks: 1, Declines: 0, Malformed: 7,
+					Naks: 1, Declines: 0, Malformed: 7, OptionsDropped: 4,
 				},
 				Store: dhcp.StoreStatus{Path: "/var/lib/gatewayd/leases.log", Records: 1234, Bytes: 98_304, Commits: 3456, Batches: 1200, Compactions: 2},
 			},
@@ -57,9 +69,11 @@ func sampleStatus(t *testing.T) json.RawMessage {
 				ByStage: map[string]uint64{"forward": 800, "local": 1200, "cache": 3400, "dropped": 1},
 				ByRcode: map[string]uint64{"NXDOMAIN": 300, "NOERROR": 5100, "SERVFAIL": 2, "OTHER": 1},
 				Cache:   dns.CacheStatus{Size: 1234, Capacity: 10000, Hits: 3400, Misses: 800, Merged: 10},
+				Forward: dns.ForwardStatus{Retransmits: 12, Hedges: 3, ClientRetries: 1, Scrubbed: 4},
 				Upstreams: []dns.UpstreamStatus{
-					{Addr: "192.168.1.254:53", Healthy: true, Queries: 800, Failures: 2, RTTMilli: 1.25},
-					{Addr: "10.8.0.53:53", Domain: "corp.example", Queries: 3, Failures: 3},
+					{Addr: "192.168.1.254:53", Healthy: true, Queries: 800, Failures: 2, RTTMilli: 1.25, RTOMilli: 250},
+					{Addr: "192.168.1.253:53", Healthy: true, Lossy: true, Queries: 40, Failures: 1, RTTMilli: 30, RTOMilli: 400, PlainDNS: true},
+					{Addr: "10.8.0.53:53", Domain: "corp.example", Queries: 3, Failures: 3, RTOMilli: 1000},
 				},
 			},
 			"ra": map[string]any{"running": false},
@@ -69,10 +83,14 @@ func sampleStatus(t *testing.T) json.RawMessage {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The fields a daemon that reports them adds.
+	// The repairs, whose type the daemon does not export.
 	var m map[string]any
 	_ = json.Unmarshal(b, &m)
-	m["version"], m["started"] = "0.1.0", applied.Add(-(3*24*time.Hour + 4*time.Hour))
+	m["repairs"] = map[string]any{
+		"aliases":  map[string]any{"restores": 3, "last_restore": applied.Add(-2 * time.Minute)},
+		"firewall": map[string]any{"restores": 12, "last_restore": applied.Add(-30 * time.Second), "failing": "the table was deleted 6 times within a minute: not putting it back"},
+		"router":   map[string]any{"restores": 0},
+	}
 	b, _ = json.Marshal(m)
 	return b
 }

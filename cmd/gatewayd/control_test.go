@@ -1,0 +1,203 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"gatewayd/daemon"
+)
+
+// fakeDaemon answers the control socket a config names, as the daemon
+// does, and records the requests. The config has no zone, so it has a
+// warning; it is written to dir/gateway.toml.
+type fakeDaemon struct {
+	dir, conf string
+	mu        sync.Mutex
+	got       []daemon.Request
+}
+
+func newFakeDaemon(t *testing.T, answer func(daemon.Request) daemon.Response) *fakeDaemon {
+	t.Helper()
+	dir := t.TempDir()
+	socket := filepath.Join(dir, "control.sock")
+	l, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	f := &fakeDaemon{dir: dir, conf: filepath.Join(dir, "gateway.toml")}
+	text := "[gateway]\ninterface = \"eth1\"\ncontrol_socket = \"" + socket + "\"\n"
+	if err := os.WriteFile(f.conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			var req daemon.Request
+			if json.NewDecoder(conn).Decode(&req) == nil {
+				f.mu.Lock()
+				f.got = append(f.got, req)
+				f.mu.Unlock()
+				resp := answer(req)
+				_ = json.NewEncoder(conn).Encode(&resp)
+			}
+			conn.Close()
+		}
+	}()
+	return f
+}
+
+func (f *fakeDaemon) requests() []daemon.Request {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]daemon.Request(nil), f.got...)
+}
+
+// unknownOps answers only the ops it is given, and the others as the
+// daemon answers an op it does not know.
+func unknownOps(known map[string]daemon.Response) func(daemon.Request) daemon.Response {
+	return func(req daemon.Request) daemon.Response {
+		if r, ok := known[req.Op]; ok {
+			return r
+		}
+		return daemon.Response{Error: `unknown request "` + req.Op + `"`}
+	}
+}
+
+const warning = "gateway.toml:1:1: warning: gateway: the file has no zone"
+
+// TestReloadConfirm: reload --confirm sends the duration and the config's
+// absolute path; the warnings go to stderr, the changes (the daemon's line
+// saying how to confirm among them) to stdout.
+func TestReloadConfirm(t *testing.T) {
+	changes := []string{"ip addr add 192.168.1.1/24 dev eth1 label eth1:0", "# applied; run `gatewayd confirm` within 5m0s or this box returns to the previous config"}
+	f := newFakeDaemon(t, unknownOps(map[string]daemon.Response{
+		"reload": {OK: true, Changes: changes, Warnings: []string{warning}},
+	}))
+	t.Chdir(f.dir)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"reload", "--confirm", "5m", "--config", "gateway.toml"}, &out, &errOut); code != 0 {
+		t.Fatalf("gatewayd reload --confirm 5m: exit %d\n%s%s", code, out.String(), errOut.String())
+	}
+	if want := strings.Join(changes, "\n") + "\n"; out.String() != want {
+		t.Errorf("stdout %q, want the changes %q", out.String(), want)
+	}
+	if errOut.String() != warning+"\n" {
+		t.Errorf("stderr %q, want the warning %q", errOut.String(), warning)
+	}
+	reqs := f.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("the daemon got %d requests, want 1", len(reqs))
+	}
+	if r := reqs[0]; r.Op != "reload" || r.Confirm != 5*time.Minute || r.Path != f.conf || !strings.Contains(r.Config, "control_socket") {
+		t.Errorf("the daemon got op %q confirm %v path %q, want reload, 5m0s, %q with the file", r.Op, r.Confirm, r.Path, f.conf)
+	}
+}
+
+// TestReloadWarningsAreNotChanges: a reload that changes nothing says so,
+// whatever the warnings; a plain reload sends no confirm.
+func TestReloadWarningsAreNotChanges(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(map[string]daemon.Response{
+		"reload": {OK: true, Warnings: []string{warning}},
+	}))
+	var out, errOut bytes.Buffer
+	if code := run([]string{"reload", "--config", f.conf}, &out, &errOut); code != 0 || out.String() != "no changes\n" || errOut.String() != warning+"\n" {
+		t.Errorf("gatewayd reload: exit %d, stdout %q, stderr %q; want 0, no changes, the warning", code, out.String(), errOut.String())
+	}
+	if r := f.requests(); len(r) != 1 || r[0].Confirm != 0 {
+		t.Errorf("a plain reload sent %+v", r)
+	}
+	if code := run([]string{"reload", "--confirm", "-1s", "--config", f.conf}, &out, &errOut); code != 2 {
+		t.Errorf("gatewayd reload --confirm -1s: exit %d, want 2", code)
+	}
+}
+
+// TestConfirm: "confirmed", or the daemon's error and exit 1.
+func TestConfirm(t *testing.T) {
+	pending := true
+	f := newFakeDaemon(t, func(req daemon.Request) daemon.Response {
+		if req.Op != "confirm" {
+			return daemon.Response{Error: "unexpected " + req.Op}
+		}
+		if !pending {
+			return daemon.Response{Error: "no reload is waiting for confirmation"}
+		}
+		pending = false
+		return daemon.Response{OK: true}
+	})
+	var out, errOut bytes.Buffer
+	if code := run([]string{"confirm", "--config", f.conf}, &out, &errOut); code != 0 || out.String() != "confirmed\n" || errOut.Len() > 0 {
+		t.Errorf("gatewayd confirm: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := run([]string{"confirm", "--config", f.conf}, &out, &errOut); code != 1 || out.Len() > 0 ||
+		errOut.String() != "gatewayd confirm: no reload is waiting for confirmation\n" {
+		t.Errorf("gatewayd confirm with nothing pending: exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+// TestPlanPrintsWarningsFirst: the running daemon's plan, after the file's
+// warnings.
+func TestPlanPrintsWarningsFirst(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(map[string]daemon.Response{
+		"plan": {OK: true, Changes: []string{"nft add table inet gatewayd"}},
+	}))
+	var out, errOut bytes.Buffer
+	if code := run([]string{"plan", "--config", f.conf}, &out, &errOut); code != 0 {
+		t.Fatalf("gatewayd plan: exit %d\n%s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], f.conf+":1:1: warning: ") || lines[1] != "nft add table inet gatewayd" {
+		t.Errorf("gatewayd plan printed\n%s\nwant the warning, then the daemon's step", out.String())
+	}
+}
+
+// TestCheckPrintsWarnings: a file with warnings is valid: exit 0.
+func TestCheckPrintsWarnings(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(nil))
+	var out, errOut bytes.Buffer
+	code := run([]string{"check", "--config", f.conf}, &out, &errOut)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if code != 0 || len(lines) != 2 || !strings.HasPrefix(lines[0], f.conf+":1:1: warning: ") || !strings.HasSuffix(lines[1], ": ok (0 aliases, 0 held by "+hostname(t)+", 0 zones)") {
+		t.Errorf("gatewayd check: exit %d\n%s%s\nwant the warning, then ok, exit 0", code, out.String(), errOut.String())
+	}
+}
+
+func hostname(t *testing.T) string {
+	h, err := os.Hostname()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+// TestLeasesDeleteUnknownToTheDaemon: a daemon without the op is named as such.
+func TestLeasesDeleteUnknownToTheDaemon(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(nil))
+	var out, errOut bytes.Buffer
+	code := run([]string{"leases", "delete", "192.168.1.50", "--config", f.conf}, &out, &errOut)
+	if want := "gatewayd leases: this daemon does not support leases delete yet\n"; code != 1 || errOut.String() != want {
+		t.Errorf("gatewayd leases delete: exit %d, stderr %q, want 1, %q", code, errOut.String(), want)
+	}
+}
+
+// TestAdoptRefusesWhileRunning: adopt is daemon.Adopt, which wants the
+// daemon stopped (the lab tests in daemon/ take addresses over).
+func TestAdoptRefusesWhileRunning(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(nil))
+	var out, errOut bytes.Buffer
+	code := run([]string{"adopt", "--config", f.conf}, &out, &errOut)
+	if code != 1 || !strings.Contains(errOut.String(), "gatewayd adopt: the daemon is running") || !strings.Contains(errOut.String(), "stop it first") {
+		t.Errorf("gatewayd adopt with a daemon running: exit %d, stderr %q", code, errOut.String())
+	}
+}
