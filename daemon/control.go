@@ -190,8 +190,10 @@ func (d *Daemon) handle(req Request) *Response {
 	case "confirm":
 		return answer(nil, nil, d.Confirm())
 	case "plan":
-		steps, err := d.PlanText(req.Path, []byte(req.Config))
-		return answer(steps, nil, err)
+		steps, warnings, err := d.PlanText(req.Path, []byte(req.Config))
+		resp := answer(steps, nil, err)
+		resp.Warnings = warnings
+		return resp
 	case "status":
 		return answer(nil, d.Status(), nil)
 	default:

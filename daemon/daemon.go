@@ -40,7 +40,7 @@ type Daemon struct {
 	// config: status shows it and the next reload applies in full.
 	degraded error
 	stopped  bool
-	repairs  map[string]*repairs // by kind of drift
+	repairs  map[string]*Repairs // by kind of drift
 	confirm  *confirmation       // a reload waiting for `gatewayd confirm`
 
 	facts     func(*config.Config) facts
@@ -108,7 +108,7 @@ func New(o Options) *Daemon {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), facts: o.Facts,
-		repairs: map[string]*repairs{}, web: webState{addr: o.Metrics}, badRequests: logBudget{period: 10 * time.Second}}
+		repairs: map[string]*Repairs{}, web: webState{addr: o.Metrics}, badRequests: logBudget{period: 10 * time.Second}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	d.started = time.Now()
 	return d
@@ -214,19 +214,23 @@ func logWarnings(log *slog.Logger, c *config.Config) []string {
 	return out
 }
 
-// PlanText validates config text and says what applying it would change.
-func (d *Daemon) PlanText(path string, text []byte) ([]string, error) {
+// PlanText validates config text and says what applying it would change,
+// with the config's warnings apart.
+func (d *Daemon) PlanText(path string, text []byte) (steps, warnings []string, err error) {
 	c, err := config.Parse(path, text)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	for _, w := range c.Warnings {
+		warnings = append(warnings, w.String())
 	}
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	if err := d.checkImmutable(c); err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	p, err := d.plan(d.cur, newGeneration(c, d.readFacts(c)))
-	return p.lines(), err
+	return p.lines(), warnings, err
 }
 
 // checkImmutable refuses changes that only a restart can make.

@@ -33,8 +33,8 @@ const repairBudget = 10
 // reported degraded.
 const repairFailures = 3
 
-// repairs is what the drift loop did about one kind.
-type repairs struct {
+// Repairs is what the drift loop did about one kind.
+type Repairs struct {
 	Restores    int       `json:"restores"`
 	LastRestore time.Time `json:"last_restore,omitzero"`
 	// Failing says why repairs of this kind do not hold: the last error of
@@ -180,7 +180,7 @@ func (d *Daemon) repairOne(kind string, now time.Time, writes func() uint64, set
 	d.mu.Lock()
 	r := d.repairs[kind]
 	if r == nil {
-		r = &repairs{}
+		r = &Repairs{}
 		d.repairs[kind] = r
 	}
 	for len(r.recent) > 0 && now.Sub(r.recent[0]) >= time.Minute {
@@ -229,12 +229,12 @@ func (d *Daemon) repairOne(kind string, now time.Time, writes func() uint64, set
 }
 
 // repairStatus copies the drift loop's record for status.
-func (d *Daemon) repairStatus() map[string]repairs {
+func (d *Daemon) repairStatus() map[string]Repairs {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	out := map[string]repairs{}
+	out := map[string]Repairs{}
 	for k, r := range d.repairs {
-		out[k] = repairs{Restores: r.Restores, LastRestore: r.LastRestore, Failing: r.Failing}
+		out[k] = Repairs{Restores: r.Restores, LastRestore: r.LastRestore, Failing: r.Failing}
 	}
 	return out
 }

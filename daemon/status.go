@@ -19,7 +19,7 @@ type Status struct {
 	// reload that could not return to the previous config.
 	Degraded string `json:"degraded,omitempty"`
 	// Repairs are what the drift loop put back, by kind.
-	Repairs map[string]repairs `json:"repairs,omitempty"`
+	Repairs map[string]Repairs `json:"repairs,omitempty"`
 	// Confirm, when set, is the time a reload applied with --confirm is
 	// undone unless `gatewayd confirm` arrives first.
 	Confirm *time.Time `json:"confirm_by,omitempty"`
