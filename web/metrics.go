@@ -2,6 +2,7 @@ package web
 
 import (
 	"runtime/debug"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -67,8 +68,8 @@ var (
 	fAliasConflict = gauge("alias_conflict", "1 when the alias's address is on the NIC but was not added by gatewayd.", "alias")
 	fAliasPackets  = counter("alias_packets_total", "Packets to (in) and from (out) the alias, from the firewall's named counters.", "alias", "direction")
 	fAliasBytes    = counter("alias_bytes_total", "Bytes to (in) and from (out) the alias, from the firewall's named counters.", "alias", "direction")
-	fZonePackets   = counter("zone_packets_total", "Packets from the zone, by path: input (to this box), forward (routed), drop.", "zone", "path")
-	fZoneBytes     = counter("zone_bytes_total", "Bytes from the zone, by path: input (to this box), forward (routed), drop.", "zone", "path")
+	fZonePackets   = counter("zone_packets_total", "Packets from the zone, by path: input (to this box), forward (routed out), return (replies routed back to it), drop. Zone \"closed\" is what no zone claims, \"link\" what is accepted before any zone can (neighbour discovery, DHCP DISCOVERs).", "zone", "path")
+	fZoneBytes     = counter("zone_bytes_total", "Bytes from the zone, by path: input, forward, return, drop; zones \"closed\" and \"link\" as for the packets.", "zone", "path")
 
 	fRoleHeld    = gauge("role_held", "1 when the role is held (serving) on this box.", "role")
 	fRoleHealthy = gauge("role_healthy", "1 when the role (or the firewall) reports no error.", "role")
@@ -210,6 +211,7 @@ var zonePaths = []struct {
 }{
 	{"input", func(z firewall.ZoneCounters) firewall.Count { return z.In }},
 	{"forward", func(z firewall.ZoneCounters) firewall.Count { return z.Forward }},
+	{"return", func(z firewall.ZoneCounters) firewall.Count { return z.Return }},
 	{"drop", func(z firewall.ZoneCounters) firewall.Count { return z.Drop }},
 }
 
@@ -232,13 +234,20 @@ func collectAliases(e emitter, st Status) {
 			e.emit(fAliasBytes, float64(d.c.Bytes), a.Alias, d.dir)
 		}
 	}
-	for _, z := range st.Firewall.Zones {
+	// What no zone claims is counted as the pseudo-zone "closed", and what
+	// is accepted before any zone can claim it (neighbour discovery, DHCP
+	// DISCOVERs) as "link".
+	closed := st.Firewall.Closed
+	closed.Zone = "closed"
+	for _, z := range append(slices.Clone(st.Firewall.Zones), closed) {
 		for _, p := range zonePaths {
 			c := p.count(z)
 			e.emit(fZonePackets, float64(c.Packets), z.Zone, p.name)
 			e.emit(fZoneBytes, float64(c.Bytes), z.Zone, p.name)
 		}
 	}
+	e.emit(fZonePackets, float64(st.Firewall.Link.Packets), "link", "input")
+	e.emit(fZoneBytes, float64(st.Firewall.Link.Bytes), "link", "input")
 }
 
 func collectRoles(e emitter, st Status) {
