@@ -55,12 +55,22 @@ func TestLifecycle(t *testing.T) {
 		t.Errorf("purge with the daemon running: %v", err)
 	}
 	g.stop()
-	if out, err := g.cli("purge"); err != nil {
+	out, err := g.cli("purge")
+	if err != nil {
 		t.Fatalf("purge: %v\n%s", err, out)
+	}
+	for _, want := range []string{"removed router (198.51.100.1/24) from eth1", "removed table inet gatewayd", "removed gatewayd's routes and sysctls"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("purge said %q, want it to say %q", out, want)
+		}
 	}
 	got := g.addrs()
 	if len(got) != 2 || got["198.51.100.250/24"] != "eth1" || got["198.51.100.77/24"] != "eth1:hand" {
 		t.Errorf("after purge eth1 has %v; want only the primary and the hand-added address", got)
+	}
+	// Nothing is left to remove, and purge says nothing it did not do.
+	if out, err := g.cli("purge"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("a second purge: %q %v, want nothing removed and nothing said", out, err)
 	}
 }
 

@@ -123,7 +123,7 @@ func purgers(c *config.Config, log *slog.Logger) []purger {
 	} else {
 		out = append(out, purger{name: "table inet gatewayd", purge: func(context.Context) ([]string, error) {
 			defer fw.Close()
-			return done("table inet gatewayd", fw.Purge())
+			return wrote("table inet gatewayd", fw.Batches, fw.Purge)
 		}})
 	}
 	if rt, err := openRouter(c, log); err != nil {
@@ -131,16 +131,21 @@ func purgers(c *config.Config, log *slog.Logger) []purger {
 	} else {
 		out = append(out, purger{name: "gatewayd's routes and sysctls", purge: func(context.Context) ([]string, error) {
 			defer rt.Close()
-			return done("gatewayd's routes and sysctls", rt.Purge())
+			return wrote("gatewayd's routes and sysctls", rt.Writes, rt.Purge)
 		}})
 	}
 	return out
 }
 
-// done is what a purge that removes one thing reports.
-func done(what string, err error) ([]string, error) {
-	if err != nil {
+// wrote runs purge and reports what only when it wrote to the kernel: a
+// purge with nothing left to remove says nothing.
+func wrote(what string, writes func() uint64, purge func() error) ([]string, error) {
+	before := writes()
+	if err := purge(); err != nil {
 		return nil, err
+	}
+	if writes() == before {
+		return nil, nil
 	}
 	return []string{what}, nil
 }
