@@ -41,8 +41,8 @@ type Gateway struct {
 	Host          string // default: the hostname
 	StateDir      string
 	ControlSocket string
-	LogLevel      string // "" or a slog level name
-	LogFormat     string // "", "text" or "json"
+	LogLevel      string // a slog level name; default "info"
+	LogFormat     string // "text" (the default) or "json"
 	// ProbeTimeout is how long a claim waits for an ARP answer (RFC 5227) before
 	// taking an address another host may hold. Zero disables probing.
 	ProbeTimeout time.Duration

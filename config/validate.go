@@ -1,6 +1,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -46,8 +47,8 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 		Host:             fg.Host,
 		StateDir:         orDefault(fg.StateDir, DefaultStateDir),
 		ControlSocket:    orDefault(fg.ControlSocket, DefaultControlSocket),
-		LogLevel:         fg.LogLevel,
-		LogFormat:        fg.LogFormat,
+		LogLevel:         cmp.Or(fg.LogLevel, "info"),
+		LogFormat:        cmp.Or(fg.LogFormat, "text"),
 		ProbeTimeout:     fg.ProbeTimeout.Duration,
 		AnnounceCount:    fg.AnnounceCount,
 		AnnounceInterval: fg.AnnounceInterval.or(defaultAnnounceInterval),
