@@ -63,6 +63,8 @@ type NIC struct {
 	now      func() time.Time // the Watch budget's clock
 	writes   atomic.Uint64    // netlink writes attempted, for tests and metrics
 	deferred atomic.Uint64    // puts-back the Watch budget put off, for tests and metrics
+	restores atomic.Uint64    // aliases Watch put back after someone else removed them
+	restored atomic.Int64     // when Watch last put one back (Unix ns)
 	removed  sync.Map         // netip.Addr → time.Time it was last taken off the NIC
 	index    atomic.Int32     // the NIC's ifindex when last seen
 	promoted atomic.Int32     // the ifindex promote_secondaries was last made sure of

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 )
 
 // Owned returns the addresses gatewayd added that are on the NIC now:
@@ -155,6 +156,35 @@ func (n *NIC) Purge(ctx context.Context) ([]Alias, error) {
 	}
 	errs = append(errs, n.saveRecord())
 	return removed, errors.Join(errs...)
+}
+
+// Restores reports how many aliases Watch has put back after someone else
+// removed them, and when it last did (zero: never).
+func (n *NIC) Restores() (int, time.Time) {
+	last := n.restored.Load()
+	if last == 0 {
+		return int(n.restores.Load()), time.Time{}
+	}
+	return int(n.restores.Load()), time.Unix(0, last)
+}
+
+// Disown undoes Adopt: it forgets owning the addresses (one durable write),
+// so a failed apply that adopted them leaves them as it found them, someone
+// else's. It changes nothing in the kernel.
+func (n *NIC) Disown(adopted []Alias) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if err := n.usable(); err != nil {
+		return err
+	}
+	for _, a := range adopted {
+		n.rec.remove(n.ifname, a.Prefix)
+		n.recDirty = true
+	}
+	if err := n.saveRecord(); err != nil {
+		return fmt.Errorf("forgetting adopted aliases: %w", err)
+	}
+	return nil
 }
 
 // Adopt takes ownership of the addresses on the NIC that match a desired

@@ -251,6 +251,8 @@ func (w *watcher) repair(ctx context.Context) time.Duration {
 		if fresh {
 			n.log.Info("alias added to the interface that appeared", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
 		} else {
+			n.restores.Add(1)
+			n.restored.Store(now.UnixNano())
 			n.log.Warn("put back an alias removed by someone else", "alias", s.Alias.Name, "addr", s.Alias.Prefix, "step", s.String())
 		}
 	}

@@ -297,6 +297,15 @@ func (r *Router) Purge() error {
 	return err
 }
 
+// Holds reports whether the role holds anything in the kernel by its
+// record: routes, addresses or changed sysctls (a previous run's, until Set
+// or Purge releases them).
+func (r *Router) Holds() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.rec.Routes) > 0 || len(r.rec.Addresses) > 0 || len(r.rec.Sysctls) > 0
+}
+
 // Close stops the DHCP client, keeping its lease for the next start, and
 // releases the netlink handle. Routes, addresses and sysctls stay: the box
 // keeps routing while gatewayd restarts.
