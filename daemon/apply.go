@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -28,7 +27,7 @@ func (d *Daemon) Apply(ctx context.Context, c *config.Config) ([]string, error) 
 }
 
 // apply is Apply with applyMu held. It gives up when the daemon stops.
-func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) {
+func (d *Daemon) apply(ctx context.Context, c *config.Config) (steps []string, err error) {
 	if d.isStopped() {
 		return nil, errors.New("gatewayd is stopping")
 	}
@@ -39,10 +38,29 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 		return nil, err
 	}
 	prev, next := d.cur, newGeneration(c, d.readFacts(c))
+	// An apply that fails leaves what it adopted someone else's, as it
+	// found it, before any way back runs, so that is never removed.
+	var adopted []aliases.Alias
+	disown := func() error {
+		list := adopted
+		adopted = nil
+		if len(list) == 0 {
+			return nil
+		}
+		return d.sub.Aliases.Disown(list)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, disown())
+		}
+	}()
 	if len(next.want.Adopt) > 0 {
-		if adopted, err := d.sub.Aliases.Adopt(next.want.Adopt); err != nil && !errors.Is(err, aliases.ErrNoLink) {
-			return nil, fmt.Errorf("aliases: adopting: %w", err)
-		} else if len(adopted) > 0 {
+		var aerr error
+		adopted, aerr = d.sub.Aliases.Adopt(next.want.Adopt)
+		if aerr != nil && !errors.Is(aerr, aliases.ErrNoLink) {
+			return nil, aerr
+		}
+		if len(adopted) > 0 {
 			d.log.Info("took over addresses already on the NIC (adopt = true)", "aliases", fmt.Sprint(adopted))
 		}
 	}
@@ -54,7 +72,7 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 		return nil, err
 	}
 	d.mu.Lock()
-	unchanged := prev != nil && reflect.DeepEqual(prev.want, next.want) && d.degraded == nil
+	unchanged := prev != nil && prev.want.sameParts(next.want) && d.degraded == nil
 	d.mu.Unlock()
 	if prev != nil && !unchanged {
 		_ = notify(reloadingState())
@@ -70,6 +88,7 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 	}
 	before := d.writes()
 	if err := d.transition(ctx, prev, next, union(prev.desired().aliasesOrNil(), next.want.Aliases)); err != nil {
+		err = errors.Join(err, disown())
 		if prev == nil {
 			return nil, d.failedStart(ctx, next, found, err)
 		}
@@ -105,11 +124,11 @@ func (d *Daemon) apply(ctx context.Context, c *config.Config) ([]string, error) 
 	d.mu.Unlock()
 	if d.level != nil {
 		var lv slog.Level
-		if lv.UnmarshalText([]byte(orDefault(c.Gateway.LogLevel, "info"))) == nil {
+		if lv.UnmarshalText([]byte(next.want.Settings.LogLevel)) == nil {
 			d.level.Set(lv)
 		}
 	}
-	steps := p.lines()
+	steps = p.lines()
 	d.log.Info("applied", "generation", d.gen, "steps", len(steps))
 	for _, s := range steps {
 		d.log.Debug("applied", "step", s)
@@ -273,8 +292,8 @@ func (d *Daemon) probe(ctx context.Context, g *generation, skip []aliases.Alias)
 }
 
 // startState is what gatewayd found before its first apply: the aliases it
-// already owned on the NIC (a previous run's), and whether the router role
-// held routes then.
+// already owned on the NIC (a previous run's), and whether the router role's
+// record held anything then (routes, the WAN address, changed sysctls).
 type startState struct {
 	owned      map[netip.Prefix]bool
 	routerHeld bool
@@ -287,7 +306,7 @@ func (d *Daemon) foundAtStart() startState {
 			st.owned[p] = true
 		}
 	}
-	st.routerHeld = len(d.sub.Router.Status().Routes) > 0
+	st.routerHeld = d.sub.Router.Holds()
 	return st
 }
 
@@ -297,6 +316,8 @@ func (d *Daemon) foundAtStart() startState {
 // and sysctls released unless a previous run held them. The error says what
 // failed and what was left.
 func (d *Daemon) failedStart(ctx context.Context, next *generation, found startState, cause error) error {
+	// The apply's context may be why it failed; the clean-up runs anyway.
+	ctx = context.WithoutCancel(ctx)
 	var kept, removed []string
 	var keep []aliases.Alias
 	for _, a := range next.want.Aliases {

@@ -34,11 +34,11 @@ func (d *Daemon) applyConfirmed(c *config.Config, timeout time.Duration) ([]stri
 	if err != nil {
 		return steps, err
 	}
-	if len(steps) == 0 && good == d.cur.config() {
-		return nil, nil // nothing changed: nothing to confirm
-	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if len(steps) == 0 && d.confirm == nil {
+		return nil, nil // nothing changed and nothing waits: nothing to confirm
+	}
 	if d.confirm != nil {
 		d.confirm.timer.Stop()
 	}
@@ -49,8 +49,17 @@ func (d *Daemon) applyConfirmed(c *config.Config, timeout time.Duration) ([]stri
 	return append(steps, fmt.Sprintf("# applied; run `gatewayd confirm` within %s or this box returns to the previous config", timeout)), nil
 }
 
-// Confirm keeps the config a --confirm reload applied.
+// Confirm keeps the config a --confirm reload applied. It waits for an
+// apply in progress, so it never confirms half of one, nor races the timer.
 func (d *Daemon) Confirm() error {
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	return d.confirmLocked("confirmed")
+}
+
+// confirmLocked ends the wait of a --confirm reload; the caller holds
+// applyMu.
+func (d *Daemon) confirmLocked(how string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.confirm == nil {
@@ -58,9 +67,16 @@ func (d *Daemon) Confirm() error {
 	}
 	d.confirm.timer.Stop()
 	d.confirm = nil
-	d.log.Info("reload confirmed")
+	d.log.Info("reload " + how)
 	return nil
 }
+
+// confirmBounds are the waits --confirm accepts: long enough to reconnect
+// and type one command, short enough that a locked-out box comes back.
+const (
+	minConfirm = time.Second
+	maxConfirm = 24 * time.Hour
+)
 
 // confirmExpired returns to the last confirmed config.
 func (d *Daemon) confirmExpired(pending *confirmation) {

@@ -148,7 +148,9 @@ func (d *Daemon) serveControl(l net.Listener) {
 		}
 		select {
 		case slots <- struct{}{}:
+			d.answering.Add(1)
 			go func() {
+				defer d.answering.Done()
 				defer func() { <-slots }()
 				d.answer(conn)
 			}()
@@ -198,10 +200,7 @@ func (d *Daemon) handle(req Request) *Response {
 		return answer(nil, d.Status(), nil)
 	default:
 		if h, ok := d.extraOps[req.Op]; ok {
-			d.mu.Lock()
-			stopped := d.stopped
-			d.mu.Unlock()
-			if stopped {
+			if d.isStopped() {
 				return &Response{Error: "gatewayd is stopping"}
 			}
 			v, err := h(req.Data)

@@ -3,10 +3,12 @@ package daemon
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -45,7 +47,8 @@ type Daemon struct {
 
 	facts     func(*config.Config) facts
 	watching  sync.WaitGroup
-	driftTick atomic.Int64 // when the drift loop last ran (Unix ns), for the watchdog
+	answering sync.WaitGroup // control requests being answered
+	driftTick atomic.Int64   // when the drift loop last ran (Unix ns), for the watchdog
 	// badRequests rate-limits the warnings about malformed control requests.
 	badRequests logBudget
 	started     time.Time
@@ -94,12 +97,18 @@ type Options struct {
 }
 
 // readFacts reads the kernel facts desire needs; nil facts (tests on
-// fakes) read nothing.
+// fakes) read nothing. An address gatewayd owns is never one of the NIC's
+// own, even when the new file no longer names it (it is about to go).
 func (d *Daemon) readFacts(c *config.Config) facts {
 	if d.facts == nil {
 		return facts{}
 	}
-	return d.facts(c)
+	f := d.facts(c)
+	owned, err := d.sub.Aliases.Owned()
+	if err == nil {
+		f.Own = slices.DeleteFunc(f.Own, func(p netip.Prefix) bool { return slices.Contains(owned, p) })
+	}
+	return f
 }
 
 // New makes a controller that has applied nothing yet.
@@ -127,9 +136,14 @@ func (d *Daemon) Start(ctx context.Context, c *config.Config, ctl net.Listener) 
 		return err
 	}
 	d.mu.Lock()
+	if d.stopped {
+		d.mu.Unlock()
+		ctl.Close()
+		return errors.New("gatewayd is stopping")
+	}
 	d.ctl = ctl
 	d.mu.Unlock()
-	go d.serveControl(ctl)
+	d.watching.Go(func() { d.serveControl(ctl) })
 	d.watching.Go(func() { d.watchAddresses(d.stopping) })
 	d.driftTick.Store(time.Now().UnixNano())
 	d.watching.Go(func() { d.driftLoop(d.stopping) })
@@ -168,6 +182,7 @@ func (d *Daemon) Stop() error {
 	}
 	d.mu.Unlock()
 	d.watching.Wait()
+	d.answering.Wait()
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	return d.sub.Close()
@@ -193,13 +208,18 @@ func (d *Daemon) Reload(path string, text []byte, confirm time.Duration) (change
 		return nil, nil, fmt.Errorf("config refused, nothing changed:\n%w", err)
 	}
 	warnings = logWarnings(d.log, c)
-	if confirm > 0 {
+	if confirm != 0 {
+		if confirm < minConfirm || confirm > maxConfirm {
+			return nil, warnings, fmt.Errorf("--confirm takes %s to %s, not %s; nothing changed", minConfirm, maxConfirm, confirm)
+		}
 		changes, err = d.applyConfirmed(c, confirm)
 		return changes, warnings, err
 	}
-	changes, err = d.Apply(context.Background(), c)
+	d.applyMu.Lock()
+	defer d.applyMu.Unlock()
+	changes, err = d.apply(context.Background(), c)
 	if err == nil {
-		_ = d.Confirm()
+		_ = d.confirmLocked("confirmed by a plain reload")
 	}
 	return changes, warnings, err
 }

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"slices"
 	"time"
 
@@ -33,6 +34,22 @@ type desired struct {
 	// Closed are the box's interfaces no zone names: everything arriving
 	// on them is dropped. For plan and status.
 	Closed []string
+}
+
+func (w *desired) closedOrNil() []string {
+	if w == nil {
+		return nil
+	}
+	return w.Closed
+}
+
+// sameParts reports whether two desired states ask the same of every part:
+// what plan alone reads (where roles live, which interfaces are closed) does
+// not make a reload a change.
+func (w *desired) sameParts(o *desired) bool {
+	return reflect.DeepEqual(w.Settings, o.Settings) && reflect.DeepEqual(w.Aliases, o.Aliases) &&
+		reflect.DeepEqual(w.Adopt, o.Adopt) && w.Firewall.Render() == o.Firewall.Render() &&
+		reflect.DeepEqual(w.Router, o.Router) && reflect.DeepEqual(w.DNS, o.DNS) && reflect.DeepEqual(w.DHCP, o.DHCP)
 }
 
 // settings are the box-wide values the controller applies itself.
@@ -79,37 +96,27 @@ func desire(c *config.Config, f facts) *desired {
 
 // releasing is the firewall while a reload from prev to next runs: next's,
 // but still covering the aliases prev held that next gives to another host,
-// until their roles have stopped and their addresses are gone.
+// until their roles have stopped and their addresses are gone. Nil when
+// nothing moves away.
 func releasing(prev, next *config.Config, f facts) *firewall.Ruleset {
 	if prev == nil {
 		return nil
 	}
-	moving := false
-	holds := func(a config.Alias) bool {
-		if next.Holds(a) {
-			return true
-		}
-		if held(prev, a.Address.Addr()) {
-			moving = true
-			return true
-		}
-		return false
+	held := map[netip.Addr]bool{}
+	for _, a := range prev.Held() {
+		held[a.Address.Addr()] = true
 	}
-	r := firewall.Build(policy(next, holds, f))
+	moving := false
+	for _, a := range next.Aliases {
+		if !next.Holds(a) && held[a.Address.Addr()] {
+			moving = true
+			break
+		}
+	}
 	if !moving {
 		return nil
 	}
-	return r
-}
-
-// held reports whether c has this box hold the address a.
-func held(c *config.Config, a netip.Addr) bool {
-	for _, h := range c.Held() {
-		if h.Address.Addr() == a {
-			return true
-		}
-	}
-	return false
+	return firewall.Build(policy(next, func(a config.Alias) bool { return next.Holds(a) || held[a.Address.Addr()] }, f))
 }
 
 // announceOf is the config's gratuitous ARP setting for the aliases package

@@ -79,8 +79,8 @@ func (d *Daemon) driftLoop(ctx context.Context) {
 		default:
 		}
 	}
-	go d.routeEvents(ctx, poke)
-	go d.tableEvents(ctx, poke)
+	d.watching.Go(func() { d.routeEvents(ctx, poke) })
+	d.watching.Go(func() { d.tableEvents(ctx, poke) })
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
@@ -166,10 +166,20 @@ func (d *Daemon) repair(ctx context.Context, now time.Time) {
 	}
 	defer d.applyMu.Unlock()
 	g := d.cur
+	d.mu.Lock()
+	degraded := d.degraded != nil
+	d.mu.Unlock()
 	if g == nil || d.isStopped() {
 		return
 	}
 	d.repairOne(driftFirewall, now, d.sub.Firewall.Batches, func() error { return d.sub.Firewall.Set(g.want.Firewall) })
+	if degraded {
+		// After a failed reload that could not return to the previous
+		// config, that config is not what the box should hold either (an
+		// address it names may be another box's by now): only the closed
+		// firewall is kept, until the next reload applies in full.
+		return
+	}
 	d.repairOne(driftRouter, now, d.sub.Router.Writes, func() error { return d.sub.Router.Set(ctx, g.want.Router) })
 	d.repairOne(driftDHCP, now, nil, func() error { return d.sub.DHCP.Set(ctx, g.want.DHCP) })
 }
@@ -228,13 +238,18 @@ func (d *Daemon) repairOne(kind string, now time.Time, writes func() uint64, set
 	}
 }
 
-// repairStatus copies the drift loop's record for status.
+// driftAddresses is the kind status names the aliases' own repairs by.
+const driftAddresses = "addresses"
+
+// repairStatus copies the drift loop's record for status, with the
+// aliases' restores. The caller holds d.mu.
 func (d *Daemon) repairStatus() map[string]Repairs {
-	d.mu.Lock()
-	defer d.mu.Unlock()
 	out := map[string]Repairs{}
 	for k, r := range d.repairs {
 		out[k] = Repairs{Restores: r.Restores, LastRestore: r.LastRestore, Failing: r.Failing}
+	}
+	if n, last := d.sub.Aliases.Restores(); n > 0 {
+		out[driftAddresses] = Repairs{Restores: n, LastRestore: last}
 	}
 	return out
 }

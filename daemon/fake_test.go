@@ -105,7 +105,7 @@ func (f *fakeOS) take() string {
 
 func (f *fakeOS) subsystems() Subsystems {
 	return Subsystems{
-		Aliases:  &fakeNIC{os: f, on: map[netip.Prefix]aliases.Alias{}},
+		Aliases:  &fakeNIC{os: f, on: map[netip.Prefix]aliases.Alias{}, foreign: map[netip.Prefix]string{}},
 		Firewall: &fakeFirewall{os: f},
 		Router:   &fakeRole[router.Config]{os: f, name: "router", describe: func(c *router.Config) string { return c.Interface }},
 		DNS:      fakeDNS{&fakeRole[dns.Config]{os: f, name: "dns", describe: func(c *dns.Config) string { return c.Listen.String() }}},
@@ -115,9 +115,11 @@ func (f *fakeOS) subsystems() Subsystems {
 
 // fakeNIC holds addresses in a map; Probe answers from fakeOS.holders.
 type fakeNIC struct {
-	os      *fakeOS
-	mu      sync.Mutex
-	on      map[netip.Prefix]aliases.Alias
+	os *fakeOS
+	mu sync.Mutex
+	on map[netip.Prefix]aliases.Alias
+	// foreign are addresses on the NIC gatewayd did not add, by label.
+	foreign map[netip.Prefix]string
 	desired []aliases.Alias
 }
 
@@ -126,6 +128,10 @@ func (n *fakeNIC) steps(want []aliases.Alias) []aliases.Step {
 	keep := map[netip.Prefix]bool{}
 	for _, a := range want {
 		keep[a.Prefix] = true
+		if _, ok := n.foreign[a.Prefix]; ok {
+			out = append(out, aliases.Step{Op: aliases.OpConflict, Interface: "eth1", Alias: a, Reason: "on the NIC, not added by gatewayd"})
+			continue
+		}
 		if _, ok := n.on[a.Prefix]; !ok {
 			out = append(out, aliases.Step{Op: aliases.OpAdd, Interface: "eth1", Alias: a})
 		}
@@ -209,7 +215,36 @@ func (n *fakeNIC) Link() aliases.LinkStatus {
 	return aliases.LinkStatus{Interface: "eth1", Present: true, Up: true}
 }
 
-func (n *fakeNIC) Adopt([]aliases.Alias) ([]aliases.Alias, error) { return nil, nil }
+// Adopt takes over, from fakeOS.foreign, the addresses that match exactly.
+func (n *fakeNIC) Adopt(want []aliases.Alias) ([]aliases.Alias, error) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	var out []aliases.Alias
+	for _, a := range want {
+		if f, ok := n.foreign[a.Prefix]; ok && f == a.Label {
+			delete(n.foreign, a.Prefix)
+			n.on[a.Prefix] = a
+			out = append(out, a)
+			_ = n.os.record("aliases: adopt %s", a)
+		}
+	}
+	return out, nil
+}
+
+func (n *fakeNIC) Disown(adopted []aliases.Alias) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, a := range adopted {
+		if _, ok := n.on[a.Prefix]; ok {
+			delete(n.on, a.Prefix)
+			n.foreign[a.Prefix] = a.Label
+			_ = n.os.record("aliases: disown %s", a)
+		}
+	}
+	return nil
+}
+
+func (n *fakeNIC) Restores() (int, time.Time) { return 0, time.Time{} }
 
 func (n *fakeNIC) Watch(ctx context.Context) error { <-ctx.Done(); return nil }
 func (n *fakeNIC) Purge(context.Context) ([]aliases.Alias, error) {
@@ -258,6 +293,7 @@ type fakeRole[T any] struct {
 	name     string
 	describe func(*T) string
 	cur      *T
+	held     bool // a previous run's state is in its record
 }
 
 func (r *fakeRole[T]) Set(_ context.Context, c *T) error {
@@ -285,6 +321,7 @@ func (r *fakeRole[T]) Status() router.Status { return router.Status{} }
 func (r *fakeRole[T]) Purge() error          { return r.os.record("%s: purge", r.name) }
 func (r *fakeRole[T]) Close() error          { return nil }
 func (r *fakeRole[T]) Writes() uint64        { return r.os.count(r.name + ": ") }
+func (r *fakeRole[T]) Holds() bool           { return r.cur != nil || r.held }
 
 // The DNS and DHCP fakes need their own Status types.
 type fakeDNS struct{ *fakeRole[dns.Config] }

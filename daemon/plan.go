@@ -44,14 +44,15 @@ func (d *Daemon) plan(prev, next *generation) (plan, error) {
 	if err != nil {
 		return p, fmt.Errorf("planning aliases: %w", err)
 	}
-	p.addAliasSteps(steps)
+	p.addAliasSteps(steps, next.want.Adopt)
 	p.firewall = splitLines(firewall.Diff(d.sub.Firewall.Applied(), next.want.Firewall))
 	p.roles = rolesPlan(prev.desired(), next.want, d.sub.Router.Plan(next.want.Router))
 	return p, nil
 }
 
 // PlanFromScratch is what starting the daemon on c would do, in apply order,
-// for `gatewayd plan` when no daemon runs (the kernel is not read).
+// for `gatewayd plan` when no daemon runs: the kernel's facts (the NIC's own
+// addresses, the interfaces) are read; its addresses and tables are not.
 func PlanFromScratch(c *config.Config) []string {
 	next := desire(c, readFacts(c))
 	p := plan{notes: append(elsewhereNotes(nil, c), closedNotes(nil, next)...)}
@@ -59,18 +60,25 @@ func PlanFromScratch(c *config.Config) []string {
 	for _, a := range next.Aliases {
 		steps = append(steps, aliases.Step{Op: aliases.OpAdd, Interface: c.Gateway.Interface, Alias: a})
 	}
-	p.addAliasSteps(steps)
+	p.addAliasSteps(steps, nil)
 	p.firewall = splitLines(firewall.Diff(nil, next.Firewall))
 	p.roles = rolesPlan(nil, next, nil)
 	return p.lines()
 }
 
-func (p *plan) addAliasSteps(steps []aliases.Step) {
+// addAliasSteps sorts the aliases' steps into the plan. A conflict that
+// adopt = true resolves (the address on the NIC matches the alias exactly)
+// is a note: apply takes the address over before it plans.
+func (p *plan) addAliasSteps(steps []aliases.Step, adopt []aliases.Alias) {
 	for _, s := range steps {
 		switch s.Op {
 		case aliases.OpDel:
 			p.dels = append(p.dels, s.String())
 		case aliases.OpConflict:
+			if slices.ContainsFunc(adopt, func(a aliases.Alias) bool { return a.Prefix == s.Alias.Prefix && a.Label == s.Alias.Label }) {
+				p.notes = append(p.notes, fmt.Sprintf("# alias %s: adopt = true takes over the address already on %s if it matches exactly (%s)", s.Alias, s.Interface, s.Reason))
+				continue
+			}
 			p.conflicts = append(p.conflicts, s)
 		case aliases.OpRefuse:
 			p.notes = append(p.notes, s.String())

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"gatewayd/config"
+	"gatewayd/roles/router"
 )
 
 // statesSite is a one-wire site for the controller's transitions; each
@@ -252,7 +253,11 @@ func TestReloadConfirm(t *testing.T) {
 	}
 	os.take()
 	withLab := []byte(statesText("", true, false))
-	steps, _, err := d.Reload("gateway.toml", withLab, 30*time.Millisecond)
+	if _, _, err := d.Reload("gateway.toml", withLab, time.Millisecond); err == nil || !strings.Contains(err.Error(), "--confirm takes") {
+		t.Errorf("reload --confirm 1ms: %v, want it refused", err)
+	}
+	// Below the CLI's bound, so the test need not wait a second.
+	steps, err := d.applyConfirmed(statesConfig(t, "", true, false), 30*time.Millisecond)
 	if err != nil || !strings.Contains(strings.Join(steps, "\n"), "gatewayd confirm") {
 		t.Fatalf("reload --confirm: %q %v", steps, err)
 	}
@@ -337,5 +342,80 @@ aliases: ip addr del 192.0.2.3/24 dev eth1
 router: stop`
 	if got := os.take(); got != want {
 		t.Errorf("a failed start asked for\n%s\n\nwant\n%s", got, want)
+	}
+}
+
+// TestFailedReloadDisownsWhatItAdopted: a reload that adopts an address
+// (adopt = true) and then fails leaves the address someone else's, on the
+// NIC, as it found it.
+func TestFailedReloadDisownsWhatItAdopted(t *testing.T) {
+	os := newFakeOS()
+	sub := os.subsystems()
+	d := New(Options{Subsystems: sub})
+	ctx := context.Background()
+	if _, err := d.Apply(ctx, statesConfig(t, "", false, false)); err != nil {
+		t.Fatal(err)
+	}
+	nic := sub.Aliases.(*fakeNIC)
+	nic.foreign[netip.MustParsePrefix("192.0.2.2/24")] = "eth1:3"
+	os.take()
+	text := strings.Replace(statesText("", false, true), "label = \"eth1:3\"\n", "label = \"eth1:3\"\nadopt = true\n", 1)
+	c, err := config.Parse("gateway.toml", []byte(text))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.fail["dhcp: start"] = 1
+	if _, err := d.Apply(ctx, c); err == nil {
+		t.Fatal("the reload did not fail")
+	}
+	calls := os.take()
+	if !strings.Contains(calls, "aliases: adopt dhcp (192.0.2.2/24)") || !strings.Contains(calls, "aliases: disown dhcp (192.0.2.2/24)") ||
+		strings.Contains(calls, "ip addr del 192.0.2.2/24") {
+		t.Errorf("a failed reload after an adopt asked for\n%s", calls)
+	}
+	if nic.foreign[netip.MustParsePrefix("192.0.2.2/24")] != "eth1:3" {
+		t.Error("the adopted address is not someone else's again")
+	}
+}
+
+// TestDegradedRepairsOnlyTheFirewall: after a reload that could not return
+// to the previous config, the drift loop keeps the closed firewall but does
+// not push the roles of a generation the box no longer holds.
+func TestDegradedRepairsOnlyTheFirewall(t *testing.T) {
+	os := newFakeOS()
+	sub := os.subsystems()
+	d := New(Options{Subsystems: sub})
+	ctx := context.Background()
+	if _, err := d.Apply(ctx, statesConfig(t, "", false, false)); err != nil {
+		t.Fatal(err)
+	}
+	os.fail["dhcp: start"] = 1
+	os.fail["firewall: set aliases=router,dns zones"] = 1
+	if _, err := d.Apply(ctx, statesConfig(t, "", false, true)); err == nil {
+		t.Fatal("the reload did not fail")
+	}
+	os.take()
+	sub.Router.(*fakeRole[router.Config]).cur = nil // the router was released meanwhile
+	sub.Firewall.(*fakeFirewall).applied = nil
+	d.repair(ctx, time.Now())
+	if got := os.take(); got != "firewall: set aliases=router,dns zones=lan" {
+		t.Errorf("a degraded daemon's repair asked for %q, want the firewall only", got)
+	}
+}
+
+// TestFailedStartKeepsAPreviousRunsRouter: a previous run's forwarding,
+// with no route of its own, is not turned off by a failed start.
+func TestFailedStartKeepsAPreviousRunsRouter(t *testing.T) {
+	os := newFakeOS()
+	sub := os.subsystems()
+	sub.Router.(*fakeRole[router.Config]).held = true
+	os.fail["dns: start"] = 1
+	d := New(Options{Subsystems: sub})
+	_, err := d.Apply(context.Background(), statesConfig(t, "", false, false))
+	if err == nil || !strings.Contains(err.Error(), "kept the router's routes and sysctls of the previous run") {
+		t.Fatalf("failed start: %v", err)
+	}
+	if calls := os.take(); strings.Contains(calls, "router: stop") {
+		t.Errorf("a failed start released a previous run's router:\n%s", calls)
 	}
 }

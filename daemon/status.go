@@ -1,6 +1,8 @@
 package daemon
 
 import (
+	"maps"
+	"slices"
 	"time"
 
 	"gatewayd/aliases"
@@ -53,7 +55,8 @@ type AliasStatus struct {
 	Waiting string `json:"waiting,omitempty"`
 }
 
-// Status reports the running generation.
+// Status reports the running generation: the daemon's own state read in
+// one go, then each part's.
 func (d *Daemon) Status() Status {
 	d.mu.Lock()
 	c, gen, applied := d.cur.config(), d.gen, d.applied
@@ -65,10 +68,11 @@ func (d *Daemon) Status() Status {
 		by := d.confirm.by
 		st.Confirm = &by
 	}
-	d.mu.Unlock()
 	st.Repairs = d.repairStatus()
-	for kind, r := range st.Repairs {
-		if r.Failing != "" && st.Degraded == "" {
+	st.Closed = d.cur.desired().closedOrNil()
+	d.mu.Unlock()
+	for _, kind := range slices.Sorted(maps.Keys(st.Repairs)) {
+		if r := st.Repairs[kind]; r.Failing != "" && st.Degraded == "" {
 			st.Degraded = kind + ": " + r.Failing
 		}
 	}
@@ -76,9 +80,6 @@ func (d *Daemon) Status() Status {
 		return st
 	}
 	st.Host, st.Interface, st.Config = c.Gateway.Host, c.Gateway.Interface, c.File
-	d.mu.Lock()
-	st.Closed = d.cur.desired().Closed
-	d.mu.Unlock()
 	link := d.sub.Aliases.Link()
 	st.NIC = &NICStatus{Present: link.Present, Up: link.Up, Waiting: link.Waiting}
 	if link.Err != nil {

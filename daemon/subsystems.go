@@ -33,6 +33,8 @@ type (
 		Status() []aliases.AliasStatus
 		Link() aliases.LinkStatus
 		Adopt(want []aliases.Alias) ([]aliases.Alias, error)
+		Disown(adopted []aliases.Alias) error
+		Restores() (int, time.Time) // addresses Watch put back
 		Watch(ctx context.Context) error
 		Purge(ctx context.Context) ([]aliases.Alias, error)
 		Writes() uint64 // netlink writes made so far
@@ -56,6 +58,7 @@ type (
 		Plan(c *router.Config) []string
 		Status() router.Status
 		Writes() uint64 // sysctl and route writes made so far
+		Holds() bool    // its record holds routes, addresses or sysctls
 		Purge() error
 		Close() error
 	}
