@@ -49,9 +49,9 @@ type Server struct {
 
 	mu      sync.Mutex // guards everything below
 	h       *handler
-	cur     *Config // applied; nil when stopped
-	conn    *conn   // nil while waiting for the NIC
-	waiting string  // why there is no conn while cur is set
+	cur     *Config       // applied; nil when stopped
+	conn    *conn         // nil while waiting for the NIC
+	waiting string        // why there is no conn while cur is set
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
 

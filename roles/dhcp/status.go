@@ -77,4 +77,3 @@ func (s *Server) Status() Status {
 	st.Store = s.store.status()
 	return st
 }
-
