@@ -21,8 +21,8 @@ type records struct {
 }
 
 func (r *records) Enabled(context.Context, slog.Level) bool { return true }
-func (r *records) WithAttrs([]slog.Attr) slog.Handler        { return r }
-func (r *records) WithGroup(string) slog.Handler             { return r }
+func (r *records) WithAttrs([]slog.Attr) slog.Handler       { return r }
+func (r *records) WithGroup(string) slog.Handler            { return r }
 func (r *records) Handle(_ context.Context, rec slog.Record) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -160,7 +160,7 @@ func TestLeaseLogFramingIsRead(t *testing.T) {
 // and says so at WARN for what a crash leaves, at ERROR beyond that.
 func TestLeaseLogDamageKeepsTheOriginal(t *testing.T) {
 	good := logWith(10)
-	half := len(logWith(5)) // a line boundary
+	half := len(logWith(5))     // a line boundary
 	bad := func(i int) string { // a record with a wrong CRC
 		line := encodeRecord(nil, testBinding(i))
 		line[0] ^= 1
