@@ -30,6 +30,20 @@ func (r *records) Handle(_ context.Context, rec slog.Record) error {
 	return nil
 }
 
+// tee sends records to two handlers.
+type tee [2]slog.Handler
+
+func (t tee) Enabled(ctx context.Context, l slog.Level) bool {
+	return t[0].Enabled(ctx, l) || t[1].Enabled(ctx, l)
+}
+func (t tee) WithAttrs(a []slog.Attr) slog.Handler {
+	return tee{t[0].WithAttrs(a), t[1].WithAttrs(a)}
+}
+func (t tee) WithGroup(g string) slog.Handler { return tee{t[0].WithGroup(g), t[1].WithGroup(g)} }
+func (t tee) Handle(ctx context.Context, r slog.Record) error {
+	return errors.Join(t[0].Handle(ctx, r.Clone()), t[1].Handle(ctx, r))
+}
+
 // find returns the attributes of the records whose message contains msg.
 func (r *records) find(msg string) []map[string]string {
 	r.mu.Lock()
