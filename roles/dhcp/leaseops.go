@@ -84,7 +84,7 @@ func (s *Server) Import(leases []Lease) (int, error) {
 	}
 	s.log.Info("leases imported", "count", n, "conflicts", len(errs), "expired", expired)
 	if len(errs) > 0 {
-		return n, fmt.Errorf("importing leases: imported %d of %d, %d skipped: %w", n, len(leases), len(leases)-n, errors.Join(errs...))
+		return n, fmt.Errorf("importing leases: imported %d of %d (%d expired, %d in conflict): %w", n, len(leases), expired, len(errs), errors.Join(errs...))
 	}
 	return n, nil
 }
