@@ -117,16 +117,10 @@ func (c *diskChild) status() diskReport {
 	return r
 }
 
-// TestDiskFullIsAState fills the lease log's disk (an 8 KiB tmpfs) while
-// clients keep asking for leases: no lease is kept in memory that is not
-// on disk, status says degraded with the error and its time, the failure
-// is logged once, and service resumes by itself when space returns.
-func TestDiskFullIsAState(t *testing.T) {
-	lab.RequireTools(t, "unshare")
-	n := newTestNet(t)
-	if err := n.srv.Close(); err != nil { // the child serves instead
-		t.Fatal(err)
-	}
+// startDiskChild runs the server of n.gw in a child process whose state
+// directory is a tmpfs of size, and waits until it serves.
+func startDiskChild(t *testing.T, n *testNet, size string) *diskChild {
+	t.Helper()
 	dir := t.TempDir()
 	state := filepath.Join(dir, "state")
 	os.Mkdir(state, 0o700)
@@ -135,7 +129,7 @@ func TestDiskFullIsAState(t *testing.T) {
 		t.Fatal(err)
 	}
 	cmd := n.gw.Command(context.Background(), "unshare", "--mount", "--propagation", "private", "--", os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), diskChildEnv+"="+cfgPath+","+state+",8k")
+	cmd.Env = append(os.Environ(), diskChildEnv+"="+cfgPath+","+state+","+size)
 	child := &diskChild{t: t, stderr: &syncBuffer{}}
 	cmd.Stderr = child.stderr
 	stdin, _ := cmd.StdinPipe()
@@ -154,7 +148,20 @@ func TestDiskFullIsAState(t *testing.T) {
 	if line, err := child.out.ReadString('\n'); err != nil || line != "ready\n" {
 		t.Fatalf("child: %q %v\n%s", line, err, child.stderr)
 	}
+	return child
+}
 
+// TestDiskFullIsAState fills the lease log's disk (an 8 KiB tmpfs) while
+// clients keep asking for leases: no lease is kept in memory that is not
+// on disk, status says degraded with the error and its time, the failure
+// is logged once, and service resumes by itself when space returns.
+func TestDiskFullIsAState(t *testing.T) {
+	lab.RequireTools(t, "unshare")
+	n := newTestNet(t)
+	if err := n.srv.Close(); err != nil { // the child serves instead
+		t.Fatal(err)
+	}
+	child := startDiskChild(t, n, "8k")
 	c := newPeerClient(t, n, "clients", "02:00:00:00:0d:01")
 	lease := func(i int) bool {
 		hw := []byte{2, 0, 0, 0x0d, byte(i >> 8), byte(i)}

@@ -48,6 +48,7 @@ type logReport struct {
 	midLines, midBytes   int64 // before the last good record: skipped
 	tailLines, tailBytes int64 // after it: cut
 	zeroLines, zeroBytes int64 // damage that is only NUL bytes (space a crash left unwritten)
+	tailZero             bool  // the whole tail is NUL bytes
 	lookalike            int64 // damaged lines that look like records (a CRC field, an address field)
 
 	// Framing read as such.
@@ -87,7 +88,7 @@ func (r *logReport) damage() string {
 	}
 	if r.tailLines > 0 {
 		what := "a torn tail"
-		if r.tailLines == r.zeroLines {
+		if r.tailZero {
 			what = "a tail of NUL bytes (space a crash left unwritten)"
 		}
 		parts = append(parts, fmt.Sprintf("%s of %d bytes in %d lines after the last record", what, r.tailBytes, r.tailLines))
@@ -171,6 +172,7 @@ func readLog(rd io.Reader) (map[uint32]*binding, *logReport, error) {
 		return nil, rep, err
 	}
 	rep.tailLines, rep.tailBytes = pend.lines, pend.bytes
+	rep.tailZero = pend.lines > 0 && pend.lines == pend.zeroLines
 	rep.zeroLines += pend.zeroLines
 	rep.zeroBytes += pend.zero
 	rep.lookalike += pend.like

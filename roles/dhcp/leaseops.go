@@ -70,6 +70,10 @@ func (s *Server) Import(leases []Lease) (int, error) {
 			names = append(names, n...)
 		}
 	}
+	var outside []Lease
+	if s.cur != nil {
+		outside = s.cur.Outside(leases)
+	}
 	done := make(chan error, 1)
 	n := len(binds) - len(errs)
 	s.store.append(commit, func(err error) {
@@ -83,6 +87,9 @@ func (s *Server) Import(leases []Lease) (int, error) {
 		return 0, fmt.Errorf("importing leases: nothing imported: %w", err)
 	}
 	s.log.Info("leases imported", "count", n, "conflicts", len(errs), "expired", expired)
+	if len(outside) > 0 {
+		s.log.Warn("imported leases outside every pool: kept until they end, never renewed", "count", len(outside), "first", outside[0].Address)
+	}
 	if len(errs) > 0 {
 		return n, fmt.Errorf("importing leases: imported %d of %d (%d expired, %d in conflict): %w", n, len(leases), expired, len(errs), errors.Join(errs...))
 	}

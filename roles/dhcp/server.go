@@ -188,7 +188,11 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	if starting {
 		go s.sweeper(stopped)
 	}
-	s.log.Info("serving", "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
+	msg := "serving"
+	if waiting != "" {
+		msg = "configured, not serving until its NIC exists"
+	}
+	s.log.Info(msg, "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
 	return nil
 }
 
