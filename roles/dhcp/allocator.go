@@ -360,7 +360,7 @@ func (a *allocator) refresh(addr uint32) {
 func (a *allocator) put(b *binding) (moved *binding) {
 	k := b.key()
 	old := a.byAddr[b.addr]
-	b.was, b.wasClient, b.setsClient, b.failed = old, nil, k != "", false
+	b.was, b.wasClient, b.setsClient, b.pending, b.failed = old, nil, k != "", true, false
 	if old == nil {
 		b.was = a.tombs[b.addr]
 	}
@@ -382,7 +382,7 @@ func (a *allocator) put(b *binding) (moved *binding) {
 			if prev.state == bindActive {
 				m := *prev
 				m.state = bindExpired
-				m.was, m.wasClient, m.setsClient = prev, nil, false
+				m.was, m.wasClient, m.setsClient, m.pending = prev, nil, false, true
 				a.dropName(prev)
 				a.byAddr[prev.addr] = &m
 				moved = &m

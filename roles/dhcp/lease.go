@@ -67,6 +67,7 @@ type binding struct {
 	// memory, put back if the write fails (undo.go). Cleared once written.
 	was, wasClient *binding
 	setsClient     bool // put made it its client's binding (byClient)
+	pending        bool // its record is not written yet
 	failed         bool // its record could not be written
 }
 

@@ -108,11 +108,11 @@ func (s *Server) settle(recs []*binding, err error) {
 	s.h.alloc.rollback(recs, s.now().Unix())
 }
 
-// snapshot copies every binding for a compaction of the log.
+// snapshot copies every written binding for a compaction of the log.
 func (s *Server) snapshot() []*binding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.h.alloc.bindings()
+	list := s.h.alloc.durable()
 	copies := make([]binding, len(list))
 	out := make([]*binding, len(list))
 	for i, b := range list {

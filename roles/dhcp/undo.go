@@ -1,5 +1,10 @@
 package dhcp
 
+import (
+	"cmp"
+	"slices"
+)
+
 // A binding enters memory when the handler decides it, before its record
 // is on disk (the next request must see it), and leaves again if the write
 // fails: memory never holds what the disk does not. put remembers, on each
@@ -13,7 +18,7 @@ package dhcp
 // settled forgets the undo of records that are on disk.
 func (a *allocator) settled(recs []*binding) {
 	for _, r := range recs {
-		r.was, r.wasClient = nil, nil
+		r.was, r.wasClient, r.pending = nil, nil, false
 		if r.state == bindDeleted && a.tombs[r.addr] == r {
 			delete(a.tombs, r.addr)
 		}
@@ -46,10 +51,13 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 		}
 		cur := a.byAddr[r.addr]
 		if r.state == bindDeleted {
-			if cur != nil || a.tombs[r.addr] != r {
+			if a.tombs[r.addr] != r {
 				continue
 			}
 			delete(a.tombs, r.addr)
+			if cur != nil {
+				continue // decided on since: that decision stands in for it
+			}
 		} else if cur != r {
 			continue
 		}
@@ -111,11 +119,37 @@ func (a *allocator) relinkClient(k string, restored *binding) {
 // record to write; it stands in for the binding until written.
 func (a *allocator) remove(addr uint32) *binding {
 	old := a.byAddr[addr]
-	d := &binding{addr: addr, state: bindDeleted, was: old}
+	d := &binding{addr: addr, state: bindDeleted, was: old, pending: true}
 	if old == nil {
 		d.was = a.tombs[addr]
 	}
 	a.forget(addr)
 	a.tombs[addr] = d
 	return d
+}
+
+// durable returns the bindings whose records are written, in address
+// order: for an address whose latest decision is not written yet, what it
+// replaced. A compaction writes these, so a record that fails later is not
+// in the compacted log either.
+func (a *allocator) durable() []*binding {
+	var out []*binding
+	add := func(b *binding) {
+		for b != nil && (b.pending || b.failed) {
+			b = b.was
+		}
+		if b != nil && b.state != bindDeleted {
+			out = append(out, b)
+		}
+	}
+	for _, b := range a.bindings() {
+		add(b)
+	}
+	for addr, d := range a.tombs {
+		if a.byAddr[addr] == nil {
+			add(d)
+		}
+	}
+	slices.SortFunc(out, func(x, y *binding) int { return cmp.Compare(x.addr, y.addr) })
+	return out
 }
