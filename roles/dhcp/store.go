@@ -181,9 +181,9 @@ func (s *store) open(dir string, o storeOptions) (map[uint32]*binding, error) {
 	}
 	s.lastLive = int64(len(binds))
 	if s.records > 2*s.lastLive+1024 {
-		if err := s.rewrite(bindingList(binds)); err != nil {
-			return nil, err
-		}
+		// A log this long only costs time to read: a compaction that fails
+		// (a full disk) is retried later, not a reason not to serve.
+		s.compacting.note(s.rewrite(bindingList(binds)), s.now(), s.log, s.path)
 	}
 	return binds, nil
 }
