@@ -27,6 +27,13 @@ type allocator struct {
 	staticAddr map[uint32]*staticLease
 	// byName is the binding holding each host name (see nameHolder).
 	byName map[string]*binding
+	// tombs are the deletions whose record is not written yet (undo.go).
+	tombs map[uint32]*binding
+	// nameq orders the name holders by expiry, to withdraw each name
+	// when its lease ends (expiry.go); onEarlier is called when its
+	// earliest expiry moves earlier.
+	nameq     nameQueue
+	onEarlier func()
 }
 
 // pool is one configured range and its bitmaps.
@@ -77,7 +84,7 @@ func newAllocator() *allocator {
 		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
-		byName: map[string]*binding{},
+		byName: map[string]*binding{}, tombs: map[uint32]*binding{},
 	}
 }
 
@@ -348,21 +355,37 @@ func (a *allocator) refresh(addr uint32) {
 // put stores b as the binding of its address, replacing whatever binding the
 // address had (an expired one of another client is forgotten). It returns the
 // client's binding at another address, now expired, for the log; nil if none.
+// What b replaces is remembered on b until its record is written (undo.go);
+// nothing in memory is changed in place.
 func (a *allocator) put(b *binding) (moved *binding) {
-	if old := a.byAddr[b.addr]; old != nil {
-		if k := old.key(); k != "" && a.byClient[k] == old {
-			delete(a.byClient, k)
+	k := b.key()
+	old := a.byAddr[b.addr]
+	b.was, b.wasClient, b.setsClient, b.pending, b.failed = old, nil, k != "", true, false
+	if old == nil {
+		b.was = a.tombs[b.addr]
+	}
+	if k != "" {
+		b.wasClient = a.byClient[k]
+	}
+	if old != nil {
+		if ok := old.key(); ok != "" && a.byClient[ok] == old {
+			delete(a.byClient, ok)
 		}
 		a.dropName(old)
 	}
 	if b.state == bindActive && b.hostname != "" {
 		a.byName[b.hostname] = b
+		a.queueName(b)
 	}
-	if k := b.key(); k != "" {
+	if k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr {
 			if prev.state == bindActive {
-				prev.state = bindExpired
-				moved = prev
+				m := *prev
+				m.state = bindExpired
+				m.was, m.wasClient, m.setsClient, m.pending = prev, nil, false, true
+				a.dropName(prev)
+				a.byAddr[prev.addr] = &m
+				moved = &m
 			}
 			a.refresh(prev.addr)
 		}
@@ -420,6 +443,10 @@ func (a *allocator) settleNames(now int64) {
 		if hb := a.byName[b.hostname]; hb == nil || b.static && !hb.static {
 			a.byName[b.hostname] = b
 		}
+	}
+	a.nameq = a.nameq[:0]
+	for _, b := range a.byName {
+		a.queueName(b)
 	}
 }
 

@@ -283,7 +283,7 @@ func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period int) perfR
 // serves perfdhcp for a while, and returns its VmRSS and VmHWM in KiB.
 func residentWith50k(tb testing.TB, n *perfNet) (rss, hwm int) {
 	dir := tb.TempDir()
-	st, _, err := openStore(filepath.Join(dir, "dhcp"), quietLog())
+	st, _, err := openStore(filepath.Join(dir, "dhcp"), quietLog(), storeOptions{})
 	if err != nil {
 		tb.Fatal(err)
 	}

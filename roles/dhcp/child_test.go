@@ -29,6 +29,9 @@ func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
 		os.Exit(runChild(spec))
 	}
+	if spec := os.Getenv(diskChildEnv); spec != "" {
+		os.Exit(runDiskChild(spec))
+	}
 	os.Exit(m.Run())
 }
 

@@ -23,20 +23,52 @@ import (
 // writes the neighbour table, and for the ARP probes before an offer.
 type conn struct {
 	pc      *ipv4.PacketConn
-	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
+	raw     syscall.RawConn // the UDP socket, to ask it about its NIC
+	eth     *ether.Conn     // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
-	ifindex int
+	ifindex int // the NIC the sockets are bound to
 }
 
 // readBuffer is the socket receive buffer: room for a burst of requests
 // while the handler waits on the lock.
 const readBuffer = 4 << 20
 
-// listen opens the socket on ifname. It must run in the NIC's network
-// namespace; the socket stays there.
+// errNoNIC means the interface does not exist (yet, or any more).
+var errNoNIC = errors.New("no such interface")
+
+// nicIndex asks the kernel, through the socket fd (so in its network
+// namespace), for the index of the interface named name: one ioctl.
+func nicIndex(fd int, name string) (int, error) {
+	ifr, err := unix.NewIfreq(name)
+	if err != nil {
+		return 0, fmt.Errorf("interface %q: %w", name, err)
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr); err != nil {
+		if errors.Is(err, unix.ENODEV) {
+			return 0, fmt.Errorf("interface %s: %w", name, errNoNIC)
+		}
+		return 0, fmt.Errorf("looking up interface %s: %w", name, err)
+	}
+	return int(ifr.Uint32()), nil
+}
+
+// lookupNIC is nicIndex through a socket of its own, in the network
+// namespace of the calling goroutine.
+func lookupNIC(name string) (int, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("looking up interface %s: %w", name, err)
+	}
+	defer unix.Close(fd)
+	return nicIndex(fd, name)
+}
+
+// listen opens the sockets on ifname, bound to its current index (a NIC
+// deleted and created again gets a new one: current says so). It must run
+// in the NIC's network namespace; the sockets stay there.
 func listen(ifname string) (*conn, error) {
-	ifi, err := net.InterfaceByName(ifname)
+	index, err := lookupNIC(ifname)
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
@@ -47,7 +79,7 @@ func listen(ifname string) (*conn, error) {
 			serr = errors.Join(
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
-				unix.BindToDevice(s, ifname),
+				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
 			)
 			if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
@@ -56,20 +88,46 @@ func listen(ifname string) (*conn, error) {
 		return errors.Join(err, serr)
 	}}
 	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:67")
+	if errors.Is(err, unix.ENODEV) {
+		err = fmt.Errorf("interface %s: %w", ifname, errNoNIC) // gone since the lookup
+	}
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket 0.0.0.0:67 on %s: %w", ifname, err)
+	}
+	raw, err := pc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
 	p := ipv4.NewPacketConn(pc)
 	if err := p.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
 		pc.Close()
 		return nil, fmt.Errorf("enabling IP_PKTINFO on the DHCP socket on %s: %w", ifname, err)
 	}
-	c := &conn{pc: p, ifname: ifname, ifindex: ifi.Index}
-	if c.eth, err = ether.Open(ifi.Index); err != nil {
+	c := &conn{pc: p, raw: raw, ifname: ifname, ifindex: index}
+	if c.eth, err = ether.Open(index); err != nil {
 		// Not Ethernet, say: replies that would go to chaddr are broadcast.
 		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
 	}
 	return c, nil
+}
+
+// current reports whether the NIC the sockets are bound to is still there
+// under its name: false when it is gone or was created again (another
+// index), which the sockets would never notice. One ioctl, no write.
+func (c *conn) current() (bool, error) {
+	var index int
+	var ierr error
+	if err := c.raw.Control(func(fd uintptr) { index, ierr = nicIndex(int(fd), c.ifname) }); err != nil {
+		return false, fmt.Errorf("asking the DHCP socket about %s: %w", c.ifname, err)
+	}
+	if errors.Is(ierr, errNoNIC) {
+		return false, nil
+	}
+	if ierr != nil {
+		return false, ierr
+	}
+	return index == c.ifindex, nil
 }
 
 // batchSize is how many datagrams one recvmmsg or sendmmsg moves.

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"bytes"
 	"net/netip"
+	"os"
 	"testing"
 	"time"
 
@@ -62,6 +63,7 @@ func FuzzReadLeases(f *testing.F) {
 		"1700003600 02:00:00:00:00:01 192.0.2.100 laptop 01:02:00:00:00:00:01\n",
 		"lease 192.0.2.1 {\n ends epoch 5;\n binding state active;\n uid \"\\001\\x02a\";\n hardware ethernet 02:00:00:00:00:01;\n}\n",
 		`{"format":"gatewayd","version":1,"leases":[{"address":"192.0.2.1","mac":"02:00:00:00:00:01","expires":"2030-01-01T00:00:00Z","state":"active"}]}`,
+		"address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n192.0.2.100,02:00:00:00:00:31,01:02,3600,1796170435,1,0,0,a&#x2cb,0,\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -88,6 +90,33 @@ func FuzzDecodeRecord(f *testing.F) {
 		again, ok := decodeRecord(encodeRecord(nil, b))
 		if !ok || *again != *b {
 			t.Fatalf("%q decoded to %+v, which does not round-trip", line, b)
+		}
+	})
+}
+
+// FuzzReadKea: Kea's leases4.csv reader never panics, returns only IPv4
+// leases, one per address, and accounts for every row it read.
+func FuzzReadKea(f *testing.F) {
+	if b, err := os.ReadFile("testdata/kea-leases4.csv"); err == nil {
+		f.Add(b)
+	}
+	f.Add([]byte("address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname\n192.0.2.1,02:00:00:00:00:01,,0,5,1,0,0,\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		entries, err := readKea(b)
+		if err != nil {
+			return
+		}
+		lf := resolve(FormatKea, entries, time.Unix(1_700_000_000, 0))
+		if len(lf.Leases)+len(lf.Skipped) != len(entries) {
+			t.Fatalf("%d rows became %d leases and %d skipped", len(entries), len(lf.Leases), len(lf.Skipped))
+		}
+		seen := map[netip.Addr]bool{}
+		for _, l := range lf.Leases {
+			if !l.Address.Is4() || seen[l.Address] {
+				t.Fatalf("lease %+v: not IPv4, or a second one of its address", l)
+			}
+			seen[l.Address] = true
+			bindingOf(l) // may refuse, must not panic
 		}
 	})
 }

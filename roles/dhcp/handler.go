@@ -26,6 +26,7 @@ type handler struct {
 	declineTime   time.Duration
 	counters      *counters
 	log           *slog.Logger
+	logs          *logLimit // budgets of the decision log (events.go); nil: none
 	// dropLogged holds the clients and options already logged as not
 	// fitting in a reply, so a retransmitting client is logged once.
 	dropLogged map[string]struct{}
@@ -73,6 +74,9 @@ type outcome struct {
 	commit []*binding   // on disk before the reply leaves
 	names  []nameChange // applied once committed
 	why    string       // why there is no reply (debug log)
+	req    request      // the request, for the log
+	ack    *request     // an ACK's lease, logged once committed
+	lease  time.Duration
 }
 
 // client is who sent a request.
@@ -126,7 +130,7 @@ func (h *handler) handle(now time.Time, in inbound) outcome {
 	}
 	if err != nil {
 		h.counters.malformed.Add(1)
-		return outcome{why: "malformed: " + err.Error()}
+		return outcome{why: "malformed: " + err.Error(), req: request{mac: string(req.ClientHWAddr)}}
 	}
 	h.counters.in[mt].Add(1)
 	cands := h.candidates(req)
@@ -145,6 +149,7 @@ func (h *handler) handle(now time.Time, in inbound) outcome {
 	default: // OFFER, ACK, NAK come from servers
 		out = h.ignore("a server message")
 	}
+	out.req = requestOf(req, c)
 	return out
 }
 
@@ -208,7 +213,8 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 		var ok bool
 		if addr, p, ok, names = h.choose(req, c, cands, nowS, nowNs); !ok {
 			h.counters.exhausted.Add(1)
-			h.log.Warn("no free address for a client", "mac", macString(c.mac))
+			r := requestOf(req, c)
+			h.event(slog.LevelWarn, evExhausted, "no free address for a client: pools exhausted", r.attrs()...)
 			return outcome{names: names, why: "pools exhausted"}
 		}
 		if o := a.offers[addr]; o != nil && o.key == c.key && o.probing {
@@ -236,7 +242,8 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 // probed ends the probe of addr: a free address's OFFER may leave; an
 // address some host answers for is quarantined like a declined one, and its
 // binding is returned for the log.
-func (h *handler) probed(now time.Time, addr uint32, taken bool) *binding {
+func (h *handler) probed(now time.Time, addr uint32, holder net.HardwareAddr) *binding {
+	taken := holder != nil
 	a := h.alloc
 	if o := a.offers[addr]; o != nil {
 		o.probing = false
@@ -248,7 +255,7 @@ func (h *handler) probed(now time.Time, addr uint32, taken bool) *binding {
 		return nil
 	}
 	h.counters.conflicts.Add(1)
-	h.log.Warn("an address with no lease answers ARP; quarantined", "addr", u32Addr(addr))
+	h.event(slog.LevelWarn, evConflict, "an address with no lease answers ARP: not offered, quarantined", "addr", u32Addr(addr), "holder", macString(holder))
 	d := &binding{addr: addr, state: bindDeclined, expires: now.Unix() + int64(h.declineTime.Seconds())}
 	a.put(d)
 	return d
@@ -326,7 +333,7 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	known := prev != nil && prev.addr == addr
 	refuse := func(why string) outcome {
 		if h.authoritative || known {
-			return h.nak(req, why)
+			return h.nak(req, c, addr, why)
 		}
 		return h.ignore(why)
 	}
@@ -338,9 +345,9 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	case p == nil:
 		return refuse(fmt.Sprintf("%s is not on the client's network", u32Addr(addr)))
 	case st != nil && !fixed && st.addr == addr:
-		return h.nak(req, fmt.Sprintf("%s is still leased to another client", u32Addr(addr)))
+		return h.nak(req, c, addr, fmt.Sprintf("%s is still leased to another client", u32Addr(addr)))
 	case fixed && st.addr != addr:
-		return h.nak(req, fmt.Sprintf("the client's address is %s", u32Addr(st.addr)))
+		return h.nak(req, c, addr, fmt.Sprintf("the client's address is %s", u32Addr(st.addr)))
 	case !fixed && inRange(cands, addr) == nil:
 		return refuse(fmt.Sprintf("%s is outside every pool", u32Addr(addr)))
 	case !fixed && !a.available(addr, c.key, nowS, nowNs):
@@ -391,12 +398,18 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 		r.Options[optHostName] = []byte(st.hostname)
 	}
 	answerFQDN(req, r, hostname, p.cfg.Domain)
+	ack := requestOf(req, c)
+	ack.asked, ack.hostname = u32Addr(addr), hostname
+	out.ack, out.lease = &ack, time.Duration(p.opts.lease)*time.Second
 	return h.send(req, r, out)
 }
 
-// nak refuses a REQUEST.
-func (h *handler) nak(req *dhcpv4.DHCPv4, why string) outcome {
+// nak refuses a REQUEST for addr.
+func (h *handler) nak(req *dhcpv4.DHCPv4, c client, addr uint32, why string) outcome {
 	h.counters.naks.Add(1)
+	rq := requestOf(req, c)
+	rq.asked = u32Addr(addr)
+	h.event(slog.LevelInfo, evNak, "DHCPNAK: request refused", rq.attrs("reason", why)...)
 	r := h.newReply(req, dhcpv4.MessageTypeNak)
 	r.Options[optMessage] = []byte(why)
 	if _, relayed := ipU32(req.GatewayIPAddr); relayed {
@@ -436,8 +449,10 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 		delete(a.byClient, c.key)
 	}
 	h.counters.declines.Add(1)
-	h.log.Warn("a client declined its address: in use by another host; quarantined",
-		"addr", u32Addr(addr), "mac", macString(c.mac), "until", time.Unix(d.expires, 0))
+	rq := requestOf(req, c)
+	rq.asked = u32Addr(addr)
+	h.event(slog.LevelWarn, evDecline, "DHCPDECLINE: a client declined its address (in use by another host): quarantined",
+		rq.attrs("until", time.Unix(d.expires, 0).UTC())...)
 	out.commit = []*binding{d}
 	out.why = "declined"
 	return out
@@ -467,6 +482,9 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	h.alloc.put(&r)
 	out.commit = []*binding{&r}
 	out.why = "released"
+	rq := requestOf(req, c)
+	rq.asked, rq.hostname = u32Addr(addr), b.hostname
+	h.event(slog.LevelInfo, evRelease, "DHCPRELEASE: a client released its address", rq.attrs()...)
 	return out
 }
 

@@ -480,14 +480,14 @@ func TestHandlerProbeBeforeOffer(t *testing.T) {
 		t.Error("a retransmitted DISCOVER was answered while its address was being probed")
 	}
 	// Someone answers for .100: it is quarantined and the DISCOVER tried again.
-	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.100")), true); rec == nil || rec.state != bindDeclined {
+	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.100")), mustMAC("02:00:00:00:09:09")); rec == nil || rec.state != bindDeclined {
 		t.Fatalf("a taken address was not quarantined: %+v", rec)
 	}
 	o = hs.send(d())
 	if !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
 		t.Fatalf("second offer: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
 	}
-	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.101")), false); rec != nil {
+	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.101")), nil); rec != nil {
 		t.Fatalf("a free address was quarantined")
 	}
 	if o = hs.send(d()); o.probe || o.reply == nil || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {

@@ -98,16 +98,15 @@ func iscString(data []byte) (string, int, error) {
 	return "", 0, fmt.Errorf("unterminated string")
 }
 
-// readISC reads ISC dhcpd's lease file: "lease <addr> { ... }" blocks, the
-// last block of an address winning. Leases not in state active are skipped.
-func readISC(data []byte) ([]Lease, error) {
+// readISC reads ISC dhcpd's lease file: "lease <addr> { ... }" blocks, in
+// order (resolve keeps the last of an address). A lease not in binding
+// state active is marked to skip.
+func readISC(data []byte) ([]entry, error) {
 	toks, err := iscLex(data)
 	if err != nil {
 		return nil, err
 	}
-	byAddr := map[netip.Addr]int{}
-	var out []Lease
-	var keep []bool
+	var out []entry
 	for i := 0; i < len(toks); {
 		if toks[i].text != "lease" || toks[i].quoted || i+2 >= len(toks) || toks[i+2].text != "{" {
 			i = iscSkip(toks, i)
@@ -121,28 +120,23 @@ func readISC(data []byte) ([]Lease, error) {
 		if end < 0 {
 			return nil, fmt.Errorf("dhcpd.leases line %d: lease %s has no closing brace", toks[i].line, addr)
 		}
-		l, active, err := iscLease(addr, toks[i+3:end])
+		l, state, err := iscLease(addr, toks[i+3:end])
 		if err != nil {
 			return nil, err
 		}
+		e := entry{lease: l, line: toks[i].line}
+		switch {
+		case !addr.Is4():
+			e = entry{line: e.line, skip: SkipNotIPv4, extra: addr.String()}
+		case state == "":
+			e.skip = SkipNoState
+		case state != "active":
+			e.skip, e.extra = SkipNotActive, "binding state "+state
+		}
+		out = append(out, e)
 		i = end + 1
-		if !addr.Is4() {
-			continue
-		}
-		if j, seen := byAddr[addr]; seen {
-			out[j], keep[j] = l, active
-			continue
-		}
-		byAddr[addr] = len(out)
-		out, keep = append(out, l), append(keep, active)
 	}
-	var active []Lease
-	for i, l := range out {
-		if keep[i] {
-			active = append(active, l)
-		}
-	}
-	return active, nil
+	return out, nil
 }
 
 // iscSkip passes one top-level statement: up to its ";" or its block's "}".
@@ -181,10 +175,11 @@ func iscBlockEnd(toks []iscToken, open int) int {
 	return -1
 }
 
-// iscLease reads the statements of one lease block.
-func iscLease(addr netip.Addr, toks []iscToken) (Lease, bool, error) {
+// iscLease reads the statements of one lease block; state is its binding
+// state, "" when it has none.
+func iscLease(addr netip.Addr, toks []iscToken) (Lease, string, error) {
 	l := Lease{Address: addr, State: StateActive}
-	active := false
+	state := ""
 	for i := 0; i < len(toks); {
 		j := i
 		for j < len(toks) && toks[j].text != ";" && toks[j].text != "{" {
@@ -193,7 +188,7 @@ func iscLease(addr netip.Addr, toks []iscToken) (Lease, bool, error) {
 		if j < len(toks) && toks[j].text == "{" { // a nested block (on commit { ... })
 			end := iscBlockEnd(toks, j)
 			if end < 0 {
-				return l, false, fmt.Errorf("dhcpd.leases line %d: unclosed block in lease %s", toks[j].line, addr)
+				return l, "", fmt.Errorf("dhcpd.leases line %d: unclosed block in lease %s", toks[j].line, addr)
 			}
 			i = end + 1
 			continue
@@ -203,14 +198,14 @@ func iscLease(addr netip.Addr, toks []iscToken) (Lease, bool, error) {
 		if len(st) == 0 {
 			continue
 		}
-		if err := iscStatement(&l, &active, st); err != nil {
-			return l, false, fmt.Errorf("dhcpd.leases line %d: lease %s: %w", st[0].line, addr, err)
+		if err := iscStatement(&l, &state, st); err != nil {
+			return l, "", fmt.Errorf("dhcpd.leases line %d: lease %s: %w", st[0].line, addr, err)
 		}
 	}
-	return l, active, nil
+	return l, state, nil
 }
 
-func iscStatement(l *Lease, active *bool, st []iscToken) error {
+func iscStatement(l *Lease, state *string, st []iscToken) error {
 	words := make([]string, len(st))
 	for i, t := range st {
 		words[i] = t.text
@@ -223,7 +218,7 @@ func iscStatement(l *Lease, active *bool, st []iscToken) error {
 		}
 		l.Expires = t
 	case len(words) == 3 && words[0] == "binding" && words[1] == "state":
-		*active = words[2] == "active"
+		*state = words[2]
 	case len(words) == 3 && words[0] == "hardware":
 		hw, err := net.ParseMAC(words[2])
 		if err != nil {

@@ -37,6 +37,7 @@ const (
 	bindActive   bindState = 'a'
 	bindDeclined bindState = 'd'
 	bindExpired  bindState = 'r'
+	bindDeleted  bindState = 'x' // in the log only: the address's binding was deleted
 )
 
 func (s bindState) String() string {
@@ -61,6 +62,13 @@ type binding struct {
 	static   bool // granted from a [[dhcp.static]] entry
 	// freed is the number of the binding's entry in its pool's free queue.
 	freed uint64
+
+	// While the binding's record is not on disk yet: what it replaced in
+	// memory, put back if the write fails (undo.go). Cleared once written.
+	was, wasClient *binding
+	setsClient     bool // put made it its client's binding (byClient)
+	pending        bool // its record is not written yet
+	failed         bool // its record could not be written
 }
 
 // key identifies the binding's client: option 61 when the client sent one,

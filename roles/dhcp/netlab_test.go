@@ -29,6 +29,9 @@ type testNet struct {
 	names *recNames
 	sink  Names // when set, the Names the server gets instead of names
 	logs  *syncBuffer
+	rec   *records // the same log as records
+	// sweepEvery, when set, is the server's sweep interval.
+	sweepEvery time.Duration
 }
 
 // syncBuffer collects the server's log; it is printed when the test fails.
@@ -78,7 +81,7 @@ func (r *recNames) get(host string) netip.Addr {
 func newTestNet(t *testing.T, tools ...string) *testNet {
 	t.Helper()
 	lab.RequireTools(t, tools...)
-	n := &testNet{t: t, lab: lab.New(t), dir: t.TempDir(), names: &recNames{live: map[string]netip.Addr{}}, logs: &syncBuffer{}}
+	n := &testNet{t: t, lab: lab.New(t), dir: t.TempDir(), names: &recNames{live: map[string]netip.Addr{}}, logs: &syncBuffer{}, rec: &records{}}
 	var err error
 	if n.sw, err = n.lab.Switch("sw"); err != nil {
 		t.Fatal(err)
@@ -110,9 +113,13 @@ func (n *testNet) start() {
 	if n.sink != nil {
 		names = n.sink
 	}
-	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Names: names})
+	text := slog.NewTextHandler(n.logs, &slog.HandlerOptions{Level: slog.LevelDebug})
+	srv, err := New(Options{StateDir: n.dir, Logger: slog.New(tee{text, n.rec}), Names: names})
 	if err != nil {
 		n.t.Fatal(err)
+	}
+	if n.sweepEvery != 0 {
+		srv.sweepEvery = n.sweepEvery
 	}
 	n.srv = srv
 	n.t.Cleanup(func() { srv.Close() })

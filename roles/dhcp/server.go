@@ -3,7 +3,6 @@ package dhcp
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,6 +19,16 @@ type Options struct {
 	Logger   *slog.Logger
 	// Names, when set, receives the host names of leases.
 	Names Names
+	// ReadOnly opens the lease log only to read it (`gatewayd leases` and
+	// `export` with the daemon stopped): nothing is created, locked,
+	// repaired or written, damage is only reported (Status().Store), and
+	// Set, Import and Delete fail.
+	ReadOnly bool
+	// AcceptLeaseLoss opens a lease log even when its damage leaves fewer
+	// than half of the records it appears to hold (`gatewayd run
+	// --accept-lease-loss`). Without it New fails with ErrLeaseLoss and
+	// leaves the file as it is.
+	AcceptLeaseLoss bool
 }
 
 // Server is the DHCP role. New opens the lease log; Set starts, reconfigures
@@ -31,15 +40,18 @@ type Server struct {
 	store *store
 	cnt   counters
 	now   func() time.Time
-	// sweepEvery is how often expired leases are ended and their names withdrawn.
+	// sweepEvery is how often expired leases are ended (names go at the
+	// lease's end, expiry.go).
 	sweepEvery time.Duration
+	earlier    chan struct{} // wakes the sweeper for an earlier name expiry
 
 	setMu sync.Mutex // serialises Set and Close
 
 	mu      sync.Mutex // guards everything below
 	h       *handler
-	cur     *Config // applied; nil when stopped
-	conn    *conn
+	cur     *Config       // applied; nil when stopped
+	conn    *conn         // nil while waiting for the NIC
+	waiting string        // why there is no conn while cur is set
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
 
@@ -59,44 +71,77 @@ func New(opts Options) (*Server, error) {
 		log = slog.Default()
 	}
 	log = log.With("role", "dhcp")
-	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log)
+	s := &Server{log: log, names: opts.Names, now: time.Now, sweepEvery: 10 * time.Second, earlier: make(chan struct{}, 1), opts: opts}
+	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log,
+		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{log: log, names: opts.Names, store: st, now: time.Now, sweepEvery: 10 * time.Second}
-	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true}
+	s.store = st
+	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit()}
+	a := s.h.alloc
 	for _, b := range binds {
-		s.h.alloc.load(b)
+		a.load(b)
 	}
-	s.h.alloc.settleNames(s.now().Unix())
-	s.opts = opts
-	st.snapshot = s.snapshot
-	st.afterBatch = s.flush
-	log.Info("lease log opened", "path", st.path, "leases", len(binds))
+	a.settled(a.bindings())
+	a.settleNames(s.now().Unix())
+	a.onEarlier = s.nameSooner
+	st.snapshot, st.settle, st.afterBatch = s.snapshot, s.settle, s.flush
+	level := slog.LevelInfo
+	if opts.ReadOnly {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, "lease log opened", "path", st.path, "leases", len(binds), "read_only", opts.ReadOnly)
 	return s, nil
 }
 
-// snapshot copies every binding for a compaction of the log.
+// settle runs on the log's writer once a batch is written or has failed:
+// a written batch's records lose their undo, a failed one's are rolled
+// back, so memory holds only what is on disk.
+func (s *Server) settle(recs []*binding, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.h.alloc.settled(recs)
+		return
+	}
+	s.h.alloc.rollback(recs, s.now().Unix())
+}
+
+// snapshot copies every written binding for a compaction of the log.
 func (s *Server) snapshot() []*binding {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	list := s.h.alloc.bindings()
+	list := s.h.alloc.durable()
 	copies := make([]binding, len(list))
 	out := make([]*binding, len(list))
 	for i, b := range list {
 		copies[i] = *b
+		copies[i].was, copies[i].wasClient = nil, nil
 		out[i] = &copies[i]
 	}
 	return out
 }
 
+// errReadOnlyRole is what changes to a role opened read-only get.
+var errReadOnlyRole = errors.New("the DHCP role's lease log is open read-only")
+
 // Set applies the role's desired state: it starts the role, reconfigures it
 // (pools and options change without losing a lease) or, with nil, stops it
 // (no [dhcp] in the site file, or another box holds the DHCP alias). The
-// same value twice does nothing. On error the previous state keeps running.
-// Every socket the role uses (UDP and packet) is opened here, in the
-// network namespace of the calling goroutine.
+// same value again writes nothing and costs one ioctl: it only checks that
+// the NIC is still the one the sockets are bound to, and re-opens them
+// when it was deleted and created again. A NIC that does not exist is
+// waited for (Status().Waiting) without an error, at start or when the
+// served NIC goes away; serving resumes at the first Set after it is back.
+// Moving a running role to a NIC that does not exist is refused. On error
+// the previous state keeps running. Every socket the role uses (UDP and
+// packet) is opened here, in the network namespace of the calling
+// goroutine.
 func (s *Server) Set(ctx context.Context, c *Config) error {
+	if s.opts.ReadOnly {
+		return errReadOnlyRole
+	}
 	if c != nil {
 		if err := c.validate(); err != nil {
 			return err
@@ -118,49 +163,36 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 		return nil
 	}
 	if cur != nil && reflect.DeepEqual(*cur, *c) {
-		return nil
+		return s.followNIC(cur, oldConn)
 	}
 	want := c.clone()
-	var err error
-	newConn := oldConn
-	if oldConn == nil || oldConn.ifname != want.Interface {
-		if newConn, err = listen(want.Interface); err != nil {
-			return err
-		}
-		if newConn.ethErr != nil {
-			s.log.Warn("no packet socket: replies to clients without an address are broadcast", "err", newConn.ethErr)
-		}
-	}
-	if want.ProbeBeforeOffer && newConn.eth == nil {
-		if newConn != oldConn {
-			newConn.close()
-		}
-		return fmt.Errorf("probe_before_offer: %w", newConn.ethErr)
+	newConn, waiting, err := s.connFor(want, cur, oldConn)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	s.h.configure(want)
 	starting := s.cur == nil
-	s.cur, s.conn = want, newConn
+	s.cur = want
 	var names []nameChange
 	if starting {
 		s.stopped = make(chan struct{})
 		names = s.activeNames(true)
 	}
 	stopped := s.stopped
+	s.useConn(newConn, waiting)
 	published := s.namesInOrder(names)
 	s.mu.Unlock()
 	<-published
 
-	if newConn != oldConn {
-		go s.serve(newConn)
-		if oldConn != nil {
-			oldConn.close()
-		}
-	}
 	if starting {
 		go s.sweeper(stopped)
 	}
-	s.log.Info("serving", "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
+	msg := "serving"
+	if waiting != "" {
+		msg = "configured, not serving until its NIC exists"
+	}
+	s.log.Info(msg, "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
 	return nil
 }
 
@@ -200,11 +232,13 @@ func (s *Server) stop() {
 		return
 	}
 	cn := s.conn
-	s.cur, s.conn = nil, nil
+	s.cur, s.conn, s.waiting = nil, nil, ""
 	close(s.stopped)
 	withdrawn := s.namesInOrder(s.activeNames(false))
 	s.mu.Unlock()
-	cn.close()
+	if cn != nil {
+		cn.close()
+	}
 	<-withdrawn
 	s.log.Info("stopped")
 }
@@ -239,6 +273,7 @@ func (s *Server) serve(cn *conn) {
 				continue
 			}
 			out := s.h.handleBytes(s.now(), p.b, p.src)
+			s.h.logReceived(&out)
 			now = s.route(cn, out, p.b, p.src, 1, now)
 		}
 		s.mu.Unlock()
@@ -322,7 +357,6 @@ func (s *Server) sendNow(cn *conn, outs []outcome) {
 func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) {
 	addr, _ := ipU32(out.reply.YourIPAddr)
 	holder, err := cn.eth.Probe(context.Background(), u32Addr(addr), probeWait)
-	taken := holder != nil
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("probing before an offer; offering anyway", "addr", u32Addr(addr), "err", err)
 	}
@@ -332,7 +366,7 @@ func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPor
 		return
 	}
 	var now []outcome
-	if rec := s.h.probed(s.now(), addr, taken); rec == nil {
+	if rec := s.h.probed(s.now(), addr, holder); rec == nil {
 		now = append(now, out)
 	} else {
 		s.store.append([]*binding{rec}, nil)
@@ -375,12 +409,16 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 	if err != nil {
 		s.cnt.storeErrors.Add(1)
+		if out.reply != nil {
+			s.h.event(slog.LevelDebug, evNoReply, "no reply: its lease could not be written", out.req.attrs("reason", err.Error())...)
+		}
 		return datagram{}, false
 	}
 	applyNames(s.names, out.names)
+	s.h.logAck(&out)
 	if out.reply == nil {
 		if out.why != "" {
-			s.log.Debug("no reply", "why", out.why)
+			s.h.event(slog.LevelDebug, evNoReply, "no reply", out.req.attrs("reason", out.why)...)
 		}
 		return datagram{}, false
 	}
@@ -425,20 +463,6 @@ func (s *Server) send(cn *conn, ds []datagram) {
 		for _, d := range rest {
 			s.cnt.out[d.mt].Add(1)
 		}
-	}
-}
-
-// sweeper ends expired leases and withdraws their names until stopped.
-func (s *Server) sweeper(stopped chan struct{}) {
-	t := time.NewTicker(s.sweepEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-stopped:
-			return
-		case <-t.C:
-		}
-		s.sweep()
 	}
 }
 

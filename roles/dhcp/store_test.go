@@ -18,7 +18,7 @@ func testBinding(i int) *binding {
 
 func openTestStore(t *testing.T, dir string) (*store, map[uint32]*binding) {
 	t.Helper()
-	s, binds, err := openStore(dir, quietLog())
+	s, binds, err := openStore(dir, quietLog(), storeOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestStoreSpuriousWakeups(t *testing.T) {
 func TestStoreLocked(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := openTestStore(t, dir)
-	if _, _, err := openStore(dir, quietLog()); err == nil || !strings.Contains(err.Error(), "in use") {
+	if _, _, err := openStore(dir, quietLog(), storeOptions{}); err == nil || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a second open of the same log: %v, want an in-use error", err)
 	}
 	s.close()

@@ -1,0 +1,258 @@
+package dhcp
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"gatewayd/statedir"
+)
+
+// append queues records; done runs on the writer goroutine once they are on
+// disk (err nil) or could not be written. It never blocks on the disk.
+func (s *store) append(recs []*binding, done func(error)) {
+	s.mu.Lock()
+	if s.closed || s.readOnly {
+		s.mu.Unlock()
+		if done != nil {
+			err := errStoreClosed
+			if s.readOnly {
+				err = errReadOnly
+			}
+			done(err)
+		}
+		return
+	}
+	for _, b := range recs {
+		s.buf = encodeRecord(s.buf, b)
+	}
+	s.recs = append(s.recs, recs...)
+	if done != nil {
+		s.waiters = append(s.waiters, done)
+	}
+	s.mu.Unlock()
+	s.kick()
+}
+
+// commit appends and waits until the records are on disk.
+func (s *store) commit(recs []*binding) error {
+	ch := make(chan error, 1)
+	s.append(recs, func(err error) { ch <- err })
+	return <-ch
+}
+
+// writer is the single goroutine that writes the log: every wake-up takes
+// all queued records and writes them with one write and one fdatasync.
+func (s *store) writer() {
+	defer close(s.exited)
+	for range s.wake {
+		s.mu.Lock()
+		buf, recs, waiters, closed := s.buf, s.recs, s.waiters, s.closed
+		work := len(recs) > 0 || len(waiters) > 0
+		if work {
+			// The spare buffers take the appends while these are written;
+			// they become the spares again afterwards. Swap only when there
+			// is work, or buf and spare would end up the same array.
+			s.buf, s.recs, s.waiters = s.spare[:0], s.spareRecs[:0], nil
+		}
+		s.mu.Unlock()
+		if work {
+			err := s.writeBatch(buf, len(recs))
+			if len(buf) > 0 {
+				s.health.note(err, s.now())
+			}
+			if s.settle != nil && len(recs) > 0 {
+				s.settle(recs, err)
+			}
+			for _, w := range waiters {
+				w(err)
+			}
+			if s.afterBatch != nil {
+				s.afterBatch()
+			}
+			clear(recs)
+			s.spare, s.spareRecs = buf[:0], recs[:0]
+			if err == nil && s.snapshot != nil && s.records > 2*s.lastLive+8192 && s.compacting.due(s.now()) {
+				s.compacting.note(s.rewrite(s.snapshot()), s.now(), s.log, s.path)
+			}
+			s.publishStats()
+		}
+		if closed {
+			s.mu.Lock()
+			more := len(s.recs) > 0 || len(s.waiters) > 0
+			s.mu.Unlock()
+			if !more {
+				return
+			}
+			s.kick()
+		}
+	}
+}
+
+func (s *store) kick() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// writeBatch writes at the end of the good part of the file and syncs. A
+// failed write is cut off again so the next batch does not follow garbage.
+func (s *store) writeBatch(buf []byte, n int) error {
+	if len(buf) == 0 {
+		return nil // only callbacks to run, in order
+	}
+	if _, err := s.f.WriteAt(buf, s.size); err != nil {
+		s.f.Truncate(s.size)
+		return fmt.Errorf("writing lease log %s: %w", s.path, err)
+	}
+	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
+		s.f.Truncate(s.size)
+		return fmt.Errorf("syncing lease log %s: %w", s.path, err)
+	}
+	s.size += int64(len(buf))
+	s.records += int64(n)
+	s.commits.Add(uint64(n))
+	s.batches.Add(1)
+	return nil
+}
+
+// health is whether writes succeed. A failing write is a state, not noise:
+// entering it and leaving it are logged once each, with the count of
+// failed batches in between, and status shows it.
+type health struct {
+	log  *slog.Logger
+	path string
+
+	mu        sync.Mutex
+	degraded  bool
+	since     time.Time
+	failures  uint64 // failed batches in this outage
+	total     uint64
+	lastErr   string
+	lastErrAt time.Time
+}
+
+// note records the result of one batch.
+func (h *health) note(err error, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err == nil {
+		if h.degraded {
+			h.log.Warn("lease log writes succeed again: leases are granted again", "path", h.path,
+				"failed_batches", h.failures, "since", h.since.UTC().Format(time.RFC3339), "last_err", h.lastErr)
+		}
+		h.degraded, h.failures, h.lastErr, h.lastErrAt = false, 0, "", time.Time{}
+		return
+	}
+	h.total++
+	h.failures++
+	h.lastErr, h.lastErrAt = err.Error(), now
+	if !h.degraded {
+		h.degraded, h.since = true, now
+		h.log.Error("lease log writes fail: no lease is granted or changed until one succeeds (logged once until then)", "path", h.path, "err", err)
+	}
+}
+
+func (h *health) report(st *StoreStatus) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	st.Degraded, st.LastError, st.LastErrorTime, st.FailedWrites = h.degraded, h.lastErr, h.lastErrAt, h.total
+}
+
+// compactState keeps a failing compaction (a disk too full for a second
+// copy) from being retried after every batch and logged each time.
+type compactState struct {
+	mu    sync.Mutex
+	err   string
+	retry time.Time
+}
+
+// compactRetry is how long a failed compaction waits before the next try.
+const compactRetry = time.Minute
+
+func (c *compactState) due(now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !now.Before(c.retry)
+}
+
+func (c *compactState) note(err error, now time.Time, log *slog.Logger, path string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		if c.err != "" {
+			log.Info("lease log compacted again", "path", path)
+		}
+		c.err, c.retry = "", time.Time{}
+		return
+	}
+	if c.err == "" {
+		log.Warn("compacting the lease log fails; it keeps growing and loses nothing (retried each minute)", "path", path, "err", err)
+	}
+	c.err, c.retry = err.Error(), now.Add(compactRetry)
+}
+
+func (c *compactState) error() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// rewrite replaces the log with the given bindings (statedir.WriteFunc:
+// a temporary file, synced, renamed over the log, the directory synced) and
+// reopens it for appending.
+func (s *store) rewrite(list []*binding) error {
+	err := statedir.WriteFunc(s.path, 0o640, func(w io.Writer) error {
+		var buf []byte
+		for _, b := range list {
+			buf = encodeRecord(buf[:0], b)
+			if _, err := w.Write(buf); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("compacting lease log: %w", err)
+	}
+	f, err := statedir.Open(s.path, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("compacting lease log %s: reopening it: %w", s.path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("compacting lease log %s: %w", s.path, err)
+	}
+	s.f.Close()
+	s.f, s.size, s.records, s.lastLive = f, st.Size(), int64(len(list)), int64(len(list))
+	s.compactions.Add(1)
+	s.log.Debug("lease log compacted", "path", s.path, "records", len(list))
+	return nil
+}
+
+// close writes what is queued, stops the writer and closes the file.
+func (s *store) close() error {
+	s.mu.Lock()
+	if s.closed || s.readOnly {
+		s.closed = true
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.kick()
+	<-s.exited
+	err := s.f.Close()
+	s.unlock()
+	if err != nil {
+		return fmt.Errorf("closing lease log %s: %w", s.path, err)
+	}
+	return nil
+}
