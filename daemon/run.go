@@ -11,10 +11,18 @@ import (
 	"gatewayd/statedir"
 )
 
+// RunOptions are the flags of `gatewayd run`.
+type RunOptions struct {
+	// AcceptLeaseLoss opens a damaged lease log that keeps fewer than half
+	// of the leases it appears to hold (the damaged file is kept aside);
+	// without it the start is refused.
+	AcceptLeaseLoss bool
+}
+
 // Run is `gatewayd run`: it applies the config at path, serves the control
 // socket, reloads on SIGHUP and stops on SIGTERM or SIGINT, leaving the
 // aliases and the firewall in place.
-func Run(ctx context.Context, path string, logOut io.Writer) error {
+func Run(ctx context.Context, path string, logOut io.Writer, opts RunOptions) error {
 	c, err := config.Load(path)
 	if err != nil {
 		return err
@@ -32,7 +40,7 @@ func Run(ctx context.Context, path string, logOut io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sub, err := OpenSubsystems(c, log)
+	sub, err := OpenSubsystems(c, log, opts)
 	if err != nil {
 		ctl.Close()
 		return err

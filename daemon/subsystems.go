@@ -74,6 +74,7 @@ type (
 		Status() dhcp.Status
 		Leases() []dhcp.Lease
 		Import(leases []dhcp.Lease) (int, error)
+		Delete(addr netip.Addr, mac net.HardwareAddr) ([]dhcp.Lease, error)
 		Close() error
 	}
 )
@@ -131,8 +132,8 @@ func openRouter(c *config.Config, log *slog.Logger) (*router.Router, error) {
 
 func openDNS(log *slog.Logger) *dns.Server { return dns.New(dns.Options{Logger: log}) }
 
-func openDHCP(c *config.Config, log *slog.Logger, names dhcp.Names) (*dhcp.Server, error) {
-	s, err := dhcp.New(dhcp.Options{StateDir: c.Gateway.StateDir, Logger: log, Names: names})
+func openDHCP(c *config.Config, log *slog.Logger, names dhcp.Names, acceptLoss bool) (*dhcp.Server, error) {
+	s, err := dhcp.New(dhcp.Options{StateDir: c.Gateway.StateDir, Logger: log, Names: names, AcceptLeaseLoss: acceptLoss})
 	if err != nil {
 		return nil, fmt.Errorf("opening the DHCP role: %w", err)
 	}
@@ -141,7 +142,7 @@ func openDHCP(c *config.Config, log *slog.Logger, names dhcp.Names) (*dhcp.Serve
 
 // OpenSubsystems opens every subsystem for the daemon; on failure it closes
 // what it opened.
-func OpenSubsystems(c *config.Config, log *slog.Logger) (Subsystems, error) {
+func OpenSubsystems(c *config.Config, log *slog.Logger, opts RunOptions) (Subsystems, error) {
 	var s Subsystems
 	fail := func(err error) (Subsystems, error) {
 		_ = s.Close()
@@ -164,7 +165,7 @@ func OpenSubsystems(c *config.Config, log *slog.Logger) (Subsystems, error) {
 	s.Router = rt
 	dnsSrv := openDNS(log)
 	s.DNS = dnsSrv
-	dhcpSrv, err := openDHCP(c, log, dnsSrv)
+	dhcpSrv, err := openDHCP(c, log, dnsSrv, opts.AcceptLeaseLoss)
 	if err != nil {
 		return fail(err)
 	}

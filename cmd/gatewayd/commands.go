@@ -31,7 +31,9 @@ type options struct {
 	confirm time.Duration
 	keep    bool
 	nic     string
-	stderr  io.Writer
+	// acceptLeaseLoss is run's --accept-lease-loss.
+	acceptLeaseLoss bool
+	stderr          io.Writer
 }
 
 // A flag's usage names its argument in backquotes (flag.UnquoteUsage): the
@@ -45,10 +47,13 @@ var commands = []*command{
 	{
 		name: "run", summary: "the daemon, in the foreground (SIGHUP reloads)",
 		about: "Runs the daemon in the foreground: brings the aliases up, installs the firewall and starts the roles the file gives this box, then serves until SIGTERM or SIGINT. SIGHUP reloads the file. It tells systemd when it is ready (Type=notify). SIGTERM stops the roles but leaves the aliases and the firewall, so a restart does not flap them; `gatewayd purge` removes them.",
-		flags: configFlag,
+		flags: func(fs *flag.FlagSet, o *options) {
+			configFlag(fs, o)
+			fs.BoolVar(&o.acceptLeaseLoss, "accept-lease-loss", false, "start even when the damaged lease log keeps fewer than half of its leases (the damaged file is kept aside)")
+		},
 		run: func(_ context.Context, o *options, _ []string, _ io.Writer) error {
 			// The daemon handles its own signals.
-			return daemon.Run(context.Background(), o.config, o.stderr)
+			return daemon.Run(context.Background(), o.config, o.stderr, daemon.RunOptions{AcceptLeaseLoss: o.acceptLeaseLoss})
 		},
 	},
 	{

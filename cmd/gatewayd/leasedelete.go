@@ -79,7 +79,7 @@ func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer)
 }
 
 func deleteOffline(path string, key leaseKey) ([]dhcp.Lease, error) {
-	srv, err := offlineStore(path)
+	srv, err := offlineStore(path, false)
 	if err != nil {
 		return nil, err
 	}

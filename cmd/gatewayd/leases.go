@@ -80,7 +80,7 @@ func leases(ctx context.Context, path string, args []string, asJSON bool, out io
 func currentLeases(ctx context.Context, path string) ([]dhcp.Lease, error) {
 	resp, err := request(ctx, path, daemon.Request{Op: "leases"}, 30*time.Second)
 	if errors.Is(err, daemon.ErrNotRunning) {
-		srv, cerr := offlineStore(path)
+		srv, cerr := offlineStore(path, true)
 		if cerr != nil {
 			return nil, cerr
 		}
@@ -112,7 +112,7 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 	var n int
 	switch {
 	case errors.Is(err, daemon.ErrNotRunning):
-		srv, cerr := offlineStore(path)
+		srv, cerr := offlineStore(path, false)
 		if cerr != nil {
 			return cerr
 		}
@@ -132,8 +132,9 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 }
 
 // offlineStore opens the DHCP role's lease store without serving, holding the
-// state directory's lock so no daemon can start on it meanwhile.
-func offlineStore(path string) (*offline, error) {
+// state directory's lock so no daemon can start on it meanwhile. Read-only,
+// it never writes the lease log, not even to repair it.
+func offlineStore(path string, readOnly bool) (*offline, error) {
 	c, err := config.Load(path)
 	if err != nil {
 		return nil, err
@@ -145,7 +146,7 @@ func offlineStore(path string) (*offline, error) {
 	if err != nil {
 		return nil, err
 	}
-	srv, err := dhcp.New(dhcp.Options{StateDir: c.Gateway.StateDir})
+	srv, err := dhcp.New(dhcp.Options{StateDir: c.Gateway.StateDir, ReadOnly: readOnly})
 	if err != nil {
 		unlock()
 		return nil, err
