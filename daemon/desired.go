@@ -415,6 +415,11 @@ func sortPrefixes(ps []netip.Prefix) []netip.Prefix {
 	return slices.Compact(ps)
 }
 
+// DHCPConfig is the DHCP role's value for c on this box, nil when the role
+// does not run here: for the commands that work on leases with the daemon
+// stopped.
+func DHCPConfig(c *config.Config) *dhcp.Config { return dhcpConfig(c) }
+
 // dhcpConfig is the DHCP role's value while its alias is held here.
 func dhcpConfig(c *config.Config) *dhcp.Config {
 	alias, held := c.RoleAlias("dhcp")

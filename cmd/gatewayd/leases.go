@@ -102,10 +102,25 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("importing leases: %w", err)
 	}
-	list, format, err := dhcp.ReadLeases(f)
+	lf, err := dhcp.ReadLeaseFile(f, time.Now())
 	f.Close()
 	if err != nil {
 		return fmt.Errorf("importing leases from %s: %w", file, err)
+	}
+	list := lf.Leases
+	for _, s := range lf.Skipped {
+		where := ""
+		if s.Line > 0 {
+			where = fmt.Sprintf("line %d: ", s.Line)
+		}
+		fmt.Fprintf(out, "skipped %s%s: %s %s\n", where, s.Address, s.Reason, s.Detail)
+	}
+	if c, err := config.Load(path); err == nil {
+		if dc := daemon.DHCPConfig(c); dc != nil {
+			for _, l := range dc.Outside(list) {
+				fmt.Fprintf(out, "warning: %s (%s) is outside every pool and static lease of %s: the lease is kept, but the address is never offered again\n", l.Address, l.MAC, path)
+			}
+		}
 	}
 	data, _ := json.Marshal(list)
 	resp, err := request(ctx, path, daemon.Request{Op: "leases-import", Data: data}, time.Minute)
@@ -117,17 +132,16 @@ func importLeases(ctx context.Context, path, file string, out io.Writer) error {
 			return cerr
 		}
 		defer srv.Close()
-		if n, err = srv.Import(list); err != nil {
-			return fmt.Errorf("importing leases from %s: %w", file, err)
-		}
-	case err != nil:
-		return fmt.Errorf("importing leases from %s: %w", file, err)
-	default:
+		n, err = srv.Import(list)
+	case err == nil:
 		var r struct{ Imported int }
 		_ = json.Unmarshal(resp.Data, &r)
 		n = r.Imported
 	}
-	fmt.Fprintf(out, "imported %d of %d leases from %s (%s format)\n", n, len(list), file, format)
+	if err != nil {
+		return fmt.Errorf("importing leases from %s: %w", file, err)
+	}
+	fmt.Fprintf(out, "imported %d of %d leases from %s (%s format, %d skipped)\n", n, len(list), file, lf.Format, len(lf.Skipped))
 	return nil
 }
 

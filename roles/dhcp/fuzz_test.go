@@ -68,7 +68,8 @@ func FuzzReadLeases(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		leases, _, err := ReadLeases(bytes.NewReader(b))
+		lf, err := ReadLeaseFile(bytes.NewReader(b), time.Time{})
+		leases := lf.Leases
 		if err != nil {
 			return
 		}

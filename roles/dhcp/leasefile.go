@@ -82,13 +82,6 @@ func Export(w io.Writer, leases []Lease) error {
 // neverExpires stands for the infinite leases of other servers.
 var neverExpires = time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 
-// ReadLeases reads a lease file (ReadLeaseFile without expiry) and says
-// which format it was.
-func ReadLeases(r io.Reader) ([]Lease, string, error) {
-	f, err := ReadLeaseFile(r, time.Time{})
-	return f.Leases, f.Format, err
-}
-
 // ReadLeaseFile reads a lease file: gatewayd's JSON (Export), a dnsmasq
 // lease file ("expiry mac ip hostname clientid" lines), ISC dhcpd's
 // dhcpd.leases or Kea's leases4.csv. A file in none of them is refused

@@ -42,7 +42,8 @@ func TestReadLeases(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer f.Close()
-			got, format, err := ReadLeases(f)
+			lf, err := ReadLeaseFile(f, time.Time{})
+			got, format := lf.Leases, lf.Format
 			if err != nil || format != tc.format {
 				t.Fatalf("ReadLeases: format %q, err %v", format, err)
 			}
@@ -62,7 +63,8 @@ func TestExportRoundTrip(t *testing.T) {
 	if err := Export(&buf, in); err != nil {
 		t.Fatal(err)
 	}
-	got, format, err := ReadLeases(&buf)
+	lf, err := ReadLeaseFile(&buf, time.Time{})
+	got, format := lf.Leases, lf.Format
 	if err != nil || format != FormatGatewayd || !reflect.DeepEqual(got, in) {
 		t.Errorf("round trip: %q %v\n got %+v\nwant %+v", format, err, got, in)
 	}
@@ -81,7 +83,7 @@ func TestReadLeasesErrors(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, _, err := ReadLeases(strings.NewReader(tc.text))
+			_, err := ReadLeaseFile(strings.NewReader(tc.text), time.Time{})
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("error %v, want it to mention %q", err, tc.want)
 			}
@@ -98,7 +100,8 @@ func TestImport(t *testing.T) {
 	now := time.Unix(1_700_000_000, 0)
 	s.now = func() time.Time { return now }
 	f, _ := os.Open("testdata/dnsmasq.leases")
-	leases, _, err := ReadLeases(f)
+	lf, err := ReadLeaseFile(f, time.Time{})
+	leases, _ := lf.Leases, lf.Format
 	f.Close()
 	if err != nil {
 		t.Fatal(err)
