@@ -1,0 +1,66 @@
+package daemon_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRestartWritesNothing: a restart (SIGTERM, then start) with an
+// unchanged file makes no kernel change: `ip monitor` and `nft monitor`
+// see nothing across stop and start, and no sysctl of the box differs
+// after. Checked on the single-NIC site (upstream on the alias wire) and on
+// a WAN port, static and by DHCP, with a client holding a lease.
+func TestRestartWritesNothing(t *testing.T) {
+	t.Run("single NIC", func(t *testing.T) {
+		g := newGateway(t)
+		g.start()
+		restartQuietly(t, g)
+	})
+	for _, tc := range []struct{ name, upstream string }{{"WAN static", staticUpstream}, {"WAN dhcp", dhcpUpstream}} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newWANSite(t)
+			if tc.upstream == dhcpUpstream {
+				s.dnsmasqDHCP(t)
+			}
+			s.write(tc.upstream, "")
+			s.g.start()
+			s.g.wanAddress(20 * time.Second)
+			s.lease(t)
+			restartQuietly(t, s.g)
+			if _, st := s.g.wanAddress(10 * time.Second); st.Degraded != "" {
+				t.Errorf("after the restart: degraded %q", st.Degraded)
+			}
+		})
+	}
+}
+
+// restartQuietly restarts the daemon under noKernelWrites and compares the
+// box's sysctls before and after.
+func restartQuietly(t *testing.T, g *gateway) {
+	t.Helper()
+	before := sysctls(t, g)
+	g.noKernelWrites("a restart with an unchanged file", func() {
+		g.stop()
+		g.start()
+	})
+	if after := sysctls(t, g); after != before {
+		t.Errorf("the restart changed sysctls:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+	if out, err := g.cli("reload"); err != nil || strings.TrimSpace(out) != "no changes" {
+		t.Errorf("reload after the restart: %q %v", out, err)
+	}
+}
+
+// sysctls are the box's interface and forwarding sysctls, one per line.
+func sysctls(t *testing.T, g *gateway) string {
+	t.Helper()
+	out := g.ns.MustRun(t, "sysctl", "-a", "-r", `^net\.ipv(4\.ip_forward|4\.conf\.|6\.conf\.)`)
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if !strings.Contains(line, "stable_secret") {
+			keep = append(keep, line)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
