@@ -11,11 +11,11 @@ import (
 
 // TestDriftUndoneOnTheWire: a box with a WAN port, a lan client and a guest
 // host. Someone flushes the whole ruleset, deletes gatewayd's table, turns
-// forwarding off and accept_ra on behind the daemon's back. Each is put
-// back, and real packets show the policy before and after: what is
-// forbidden (to a port of the box nobody may reach, from guest to the
-// internet, from the ISP to the lan) is dropped again, and what is allowed
-// passes again.
+// forwarding off, deletes the WAN address and turns accept_ra on behind the
+// daemon's back. Each is put back, and real packets show the policy before
+// and after: what is forbidden (to a port of the box nobody may reach, from
+// guest to the internet, from the ISP to the lan) is dropped again, and
+// what is allowed passes again.
 func TestDriftUndoneOnTheWire(t *testing.T) {
 	s := newWANSite(t)
 	s.write(staticUpstream, "")
@@ -54,6 +54,16 @@ func TestDriftUndoneOnTheWire(t *testing.T) {
 			}
 			return nil
 		}},
+		{"the WAN address deleted", []string{"ip", "addr", "del", wanStatic + "/24", "dev", "eth0"}, 2 * time.Second, func() error {
+			if out := s.g.ns.MustRun(t, "ip", "-4", "addr", "show", "dev", "eth0"); !strings.Contains(out, "inet "+wanStatic+"/24") {
+				return fmt.Errorf("the WAN address is not back: %q", out)
+			}
+			// The kernel took the default route with the address.
+			if out := s.g.ns.MustRun(t, "ip", "-4", "route", "show", "default"); !strings.Contains(out, "via "+ispRouter+" dev eth0") {
+				return fmt.Errorf("no default route out of the WAN port: %q", out)
+			}
+			return nil
+		}},
 		{"accept_ra=1 on the alias NIC", []string{"sysctl", "-qw", "net.ipv6.conf.eth1.accept_ra=1"}, 2 * time.Second, func() error {
 			if v := sysctl("net.ipv6.conf.eth1.accept_ra"); v != "0" {
 				return fmt.Errorf("accept_ra on eth1 is %s", v)
@@ -66,8 +76,8 @@ func TestDriftUndoneOnTheWire(t *testing.T) {
 		t.Run("after "+tc.what, func(t *testing.T) { expect(t, policy...) })
 	}
 	st := s.g.status()
-	if st.Repairs["firewall"].Restores < 2 || st.Repairs["routes and sysctls"].Restores < 2 || st.Degraded != "" {
-		t.Errorf("status after the repairs: %+v, degraded %q; want at least 2 restores of each kind", st.Repairs, st.Degraded)
+	if st.Repairs["firewall"].Restores < 2 || st.Repairs["routes and sysctls"].Restores < 3 || st.Degraded != "" {
+		t.Errorf("status after the repairs: %+v, degraded %q; want at least 2 restores of the firewall and 3 of routes and sysctls", st.Repairs, st.Degraded)
 	}
 }
 
