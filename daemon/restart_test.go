@@ -1,9 +1,12 @@
 package daemon_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
+
+	"gatewayd/lab"
 )
 
 // TestRestartWritesNothing: a restart (SIGTERM, then start) with an
@@ -39,6 +42,14 @@ func TestRestartWritesNothing(t *testing.T) {
 // box's sysctls before and after.
 func restartQuietly(t *testing.T, g *gateway) {
 	t.Helper()
+	// The kernel's own change, a link-local address leaving DAD, must not
+	// happen while the monitors watch.
+	lab.Eventually(t, 5*time.Second, func() error {
+		if out := strings.TrimSpace(g.ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "tentative")); out != "" {
+			return fmt.Errorf("addresses still tentative: %s", out)
+		}
+		return nil
+	})
 	before := sysctls(t, g)
 	g.noKernelWrites("a restart with an unchanged file", func() {
 		g.stop()
