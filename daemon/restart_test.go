@@ -42,14 +42,7 @@ func TestRestartWritesNothing(t *testing.T) {
 // box's sysctls before and after.
 func restartQuietly(t *testing.T, g *gateway) {
 	t.Helper()
-	// The kernel's own change, a link-local address leaving DAD, must not
-	// happen while the monitors watch.
-	lab.Eventually(t, 5*time.Second, func() error {
-		if out := strings.TrimSpace(g.ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "tentative")); out != "" {
-			return fmt.Errorf("addresses still tentative: %s", out)
-		}
-		return nil
-	})
+	settle(t, g)
 	before := sysctls(t, g)
 	g.noKernelWrites("a restart with an unchanged file", func() {
 		g.stop()
@@ -61,6 +54,25 @@ func restartQuietly(t *testing.T, g *gateway) {
 	if out, err := g.cli("reload"); err != nil || strings.TrimSpace(out) != "no changes" {
 		t.Errorf("reload after the restart: %q %v", out, err)
 	}
+}
+
+// settle waits until the kernel's own changes after the lab was built are
+// over, so the monitors see only the daemon's: link-local addresses leaving
+// DAD, and the links' operational state (linkwatch reports carrier up to a
+// second late).
+func settle(t *testing.T, g *gateway) {
+	t.Helper()
+	lab.Eventually(t, 5*time.Second, func() error {
+		if out := strings.TrimSpace(g.ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "tentative")); out != "" {
+			return fmt.Errorf("addresses still tentative: %s", out)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(g.ns.MustRun(t, "ip", "-o", "link", "show")), "\n") {
+			if !strings.Contains(line, "LOOPBACK") && !strings.Contains(line, "state UP") {
+				return fmt.Errorf("a link is not up yet: %s", line)
+			}
+		}
+		return nil
+	})
 }
 
 // sysctls are the box's interface and forwarding sysctls, one per line.
