@@ -271,12 +271,12 @@ func (g *gateway) wanAddress(within time.Duration) (string, statusJSON) {
 // digTo asks server for name from ns with dig: nil when it answered.
 func digTo(ns *lab.Namespace, server, name string) probe {
 	return func(d time.Duration) error {
-		ctx, cancel := context.WithTimeout(context.Background(), d+time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), d+3*time.Second)
 		defer cancel()
 		secs := max(1, int(d/time.Second))
 		out, err := ns.Run(ctx, "dig", "@"+server, "+short", fmt.Sprintf("+time=%d", secs), "+tries=1", name)
 		switch {
-		case err != nil && strings.Contains(out, "timed out"):
+		case err != nil && (strings.Contains(out, "timed out") || ctx.Err() != nil):
 			return fmt.Errorf("%w: dig @%s %s: %s", os.ErrDeadlineExceeded, server, name, strings.TrimSpace(out))
 		case err != nil:
 			return err
