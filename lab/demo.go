@@ -1,11 +1,15 @@
 package lab
 
 import (
+	"bufio"
 	"context"
 	_ "embed"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -35,10 +39,22 @@ type demo struct {
 	daemon *exec.Cmd
 }
 
-// Demo builds a namespace lab on this machine (a switch, a gateway, a client and
-// the upstream router), runs the gatewayd binary bin inside the gateway on the
-// embedded demo site, shows it working and removes everything. keep waits for
-// ctx to end before removing the lab, for exploring it by hand.
+// The demo's outside world: the ISP's router on the WAN link (its DHCP
+// server and resolver), the range it leases from, and a host on the
+// internet behind it.
+const (
+	demoISP      = "100.64.0.1"
+	demoWANRange = "100.64.0.100,100.64.0.150,255.255.255.0,1h"
+	demoInternet = "203.0.113.1"
+	// demoWeb is the status page and /metrics, [gateway] metrics of demo.toml.
+	demoWeb = "http://192.0.2.1:9253"
+)
+
+// Demo builds a namespace lab on this machine (a switch with a gateway and a
+// client, and the ISP on a link of its own to the gateway's WAN port), runs
+// the gatewayd binary bin inside the gateway on the embedded demo site, shows
+// it working and removes everything. keep waits for ctx to end before
+// removing the lab, for exploring it by hand.
 func Demo(ctx context.Context, out io.Writer, bin string, keep bool) (err error) {
 	l, err := Open("")
 	if err != nil {
@@ -55,7 +71,7 @@ func Demo(ctx context.Context, out io.Writer, bin string, keep bool) (err error)
 			os.RemoveAll(d.dir)
 		}
 	}()
-	steps := []func() error{d.build, d.start, d.showAliases, d.lease, d.resolve, d.route, d.reload, d.status}
+	steps := []func() error{d.build, d.start, d.showAliases, d.wan, d.lease, d.resolve, d.route, d.web, d.reload, d.status}
 	for _, step := range steps {
 		if err := step(); err != nil {
 			return err
@@ -92,7 +108,11 @@ func indent(s string) string {
 }
 
 func (d *demo) build() error {
-	d.say("Building the lab: switch 'lan' with a gateway (eth1), a client and the upstream router")
+	d.say("Building the lab: switch 'lan' with the gateway's eth1 and a client; the ISP on a link of its own to the gateway's eth0 (its WAN port)")
+	var err error
+	if d.dir, err = os.MkdirTemp("", "gatewayd-demo-"); err != nil {
+		return err
+	}
 	sw, err := d.lab.Switch("lan")
 	if err != nil {
 		return err
@@ -109,30 +129,32 @@ func (d *demo) build() error {
 	for _, p := range []struct {
 		ns     *Namespace
 		ifname string
-	}{{d.gw, "eth1"}, {d.client, "eth0"}, {d.isp, "eth0"}} {
+	}{{d.gw, "eth1"}, {d.client, "eth0"}} {
 		if _, err := d.lab.Plug(sw, p.ns, p.ifname); err != nil {
 			return err
 		}
 	}
+	if err := d.lab.Link(d.gw, "eth0", d.isp, "eth0"); err != nil {
+		return err
+	}
 	if err := d.gw.Addr("eth1", "192.0.2.250/24"); err != nil {
 		return err
 	}
-	if err := d.isp.Addr("eth0", "192.0.2.254/24"); err != nil {
+	if err := d.isp.Addr("eth0", demoISP+"/24"); err != nil {
 		return err
 	}
-	// The "internet" behind the upstream router, and its resolver.
-	if err := d.isp.Addr("lo", "203.0.113.1/32"); err != nil {
+	// The "internet" behind the ISP's router.
+	if err := d.isp.Addr("lo", demoInternet+"/32"); err != nil {
 		return err
 	}
+	// The ISP's DHCP server (the WAN address) and resolver (the outside names).
 	if _, err := d.isp.Start(d.ctx, "dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts", "--conf-file=/dev/null",
-		"--pid-file=", "--user=root", "--listen-address=192.0.2.254", "--bind-interfaces", "--address=/example.com/203.0.113.80"); err != nil {
-		return err
-	}
-	if d.dir, err = os.MkdirTemp("", "gatewayd-demo-"); err != nil {
+		"--pid-file=", "--user=root", "--interface=eth0", "--bind-interfaces", "--dhcp-range="+demoWANRange,
+		"--dhcp-leasefile="+filepath.Join(d.dir, "isp.leases"), "--address=/example.com/203.0.113.80"); err != nil {
 		return err
 	}
 	d.conf = filepath.Join(d.dir, "gateway.toml")
-	fmt.Fprintf(d.out, "   namespaces %s-{gw,client,isp,sw-lan}; gateway's own address 192.0.2.250, upstream 192.0.2.254\n", d.lab.Prefix())
+	fmt.Fprintf(d.out, "   namespaces %s-{gw,client,isp,sw-lan}; gateway's own address 192.0.2.250 on eth1; the ISP %s on eth0's link leases the WAN address and answers DNS\n", d.lab.Prefix(), demoISP)
 	return os.WriteFile(d.conf, []byte(DemoConfig(d.dir)), 0o644)
 }
 
@@ -190,9 +212,155 @@ func (d *demo) reload() error {
 }
 
 func (d *demo) status() error {
-	d.say("gatewayd status")
-	_, err := d.show(d.gw, d.bin, "status", "--config", d.conf)
+	d.say("gatewayd status, and a few lines of /metrics fetched from the client")
+	if _, err := d.show(d.gw, d.bin, "status", "--config", d.conf); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "[client]$ GET %s/metrics (a few lines)\n", demoWeb)
+	text, err := d.fetch(d.client, demoWeb+"/metrics")
+	if err != nil {
+		return err
+	}
+	var lines []string
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		for _, m := range demoMetrics {
+			if strings.HasPrefix(sc.Text(), m.family) && strings.Contains(sc.Text(), m.with) {
+				lines = append(lines, sc.Text())
+			}
+		}
+	}
+	if len(lines) == 0 {
+		return fmt.Errorf("/metrics has none of the demo's lines:\n%s", text)
+	}
+	fmt.Fprint(d.out, indent(strings.Join(lines, "\n")))
+	return nil
+}
+
+// demoMetrics are the series the status step shows: a family, and a label
+// the line must have.
+var demoMetrics = []struct{ family, with string }{
+	{"gatewayd_config_generation ", ""},
+	{"gatewayd_dhcp_leases{", `state="active"`},
+	{"gatewayd_dns_queries_total{", ""},
+	{"gatewayd_alias_packets_total{", `alias="dns"`},
+	{"gatewayd_zone_packets_total{", `zone="lan"`},
+}
+
+// fetch GETs url from inside ns.
+func (d *demo) fetch(ns *Namespace, url string) (string, error) {
+	client := http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return ns.DialContext(ctx, &net.Dialer{}, network, addr)
+		}}}
+	req, err := http.NewRequestWithContext(d.ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("fetching %s from %s: %w", url, ns.Name, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s", resp.Status)
+	}
+	if err != nil {
+		return "", fmt.Errorf("fetching %s from %s: %w", url, ns.Name, err)
+	}
+	return string(b), nil
+}
+
+// web says where the status page is, and shows it answering the lan.
+func (d *demo) web() error {
+	d.say("The status page and Prometheus metrics: %s/ on the router alias, open to the lan zone (allow \"web\") and to no other", demoWeb)
+	fmt.Fprintf(d.out, "[client]$ GET %s/\n", demoWeb)
+	page, err := d.fetch(d.client, demoWeb+"/")
+	if err != nil {
+		return err
+	}
+	title := "(no title)"
+	if i, j := strings.Index(page, "<title>"), strings.Index(page, "</title>"); i >= 0 && j > i {
+		title = strings.TrimSpace(page[i+len("<title>") : j])
+	}
+	fmt.Fprintf(d.out, "   200 OK, %d bytes: %s\n", len(page), title)
+	return nil
+}
+
+// wan waits for the WAN port's DHCP lease from the ISP and shows it.
+func (d *demo) wan() error {
+	d.say("The WAN port eth0 takes its address from the ISP's DHCP server; the default route goes out of it")
+	ctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+	defer cancel()
+	var up uplink
+	err := Poll(ctx, func() error {
+		var err error
+		up, err = d.uplink(ctx)
+		if err == nil && (up.Address == "" || up.DHCP == nil || up.DHCP.State != "bound") {
+			err = errors.New("no WAN lease yet")
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("the WAN port got no lease: %w", err)
+	}
+	fmt.Fprintf(d.out, "   leased %s from %s, gateway %s\n", up.Address, up.DHCP.Server, up.Gateway)
+	out, err := d.gw.Run(ctx, d.bin, "status", "--config", d.conf)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "[gw]$ %s status --config %s   (the router section)\n", d.bin, d.conf)
+	fmt.Fprint(d.out, indent(section(out, "router:")))
+	_, err = d.show(d.gw, "ip", "-4", "addr", "show", "dev", "eth0")
 	return err
+}
+
+// uplink is the WAN port in `gatewayd status --json`.
+type uplink struct {
+	Address string `json:"address"`
+	Gateway string `json:"gateway"`
+	DHCP    *struct {
+		State  string `json:"state"`
+		Server string `json:"server"`
+	} `json:"dhcp"`
+}
+
+func (d *demo) uplink(ctx context.Context) (uplink, error) {
+	out, err := d.gw.Run(ctx, d.bin, "status", "--json", "--config", d.conf)
+	if err != nil {
+		return uplink{}, err
+	}
+	var st struct {
+		Roles struct {
+			Router struct {
+				Uplink *uplink `json:"uplink"`
+			} `json:"router"`
+		} `json:"roles"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		return uplink{}, fmt.Errorf("reading status: %w", err)
+	}
+	if st.Roles.Router.Uplink == nil {
+		return uplink{}, errors.New("status shows no WAN port")
+	}
+	return *st.Roles.Router.Uplink, nil
+}
+
+// section is the paragraph of text that starts with a line starting with head.
+func section(text, head string) string {
+	var out []string
+	for _, line := range strings.Split(text, "\n") {
+		switch {
+		case strings.HasPrefix(line, head):
+			out = append(out, line)
+		case len(out) > 0 && strings.TrimSpace(line) == "":
+			return strings.Join(out, "\n")
+		case len(out) > 0:
+			out = append(out, line)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // clientScript is udhcpc's hook: it configures the lease on the client's
@@ -239,13 +407,51 @@ func (d *demo) resolve() error {
 }
 
 func (d *demo) route() error {
-	d.say("The client reaches the outside through the router alias; the upstream sees the gateway's address (masquerade)")
-	fmt.Fprintf(d.out, "[client]$ ping 203.0.113.1\n")
-	if err := d.ping(d.client, "203.0.113.1"); err != nil {
-		return fmt.Errorf("the client cannot reach the upstream: %w", err)
+	d.say("The client reaches the internet through the router alias; the ISP sees the WAN address (masquerade out of eth0)")
+	up, err := d.uplink(d.ctx)
+	if err != nil {
+		return err
+	}
+	wan, _, _ := strings.Cut(up.Address, "/")
+	// The ISP's side of the link, as tcpdump there shows it.
+	dump, err := d.isp.Start(d.ctx, "tcpdump", "-l", "-n", "-c", "1", "-i", "eth0", "icmp[icmptype] == icmp-echo and dst host "+demoInternet)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(d.ctx, 10*time.Second)
+	defer cancel()
+	if err := Poll(ctx, func() error {
+		if !strings.Contains(d.lab.Output(dump), "listening on") {
+			return errors.New("tcpdump is not listening yet")
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "[client]$ ping %s\n", demoInternet)
+	if err := d.ping(d.client, demoInternet); err != nil {
+		return fmt.Errorf("the client cannot reach the internet: %w", err)
 	}
 	fmt.Fprintf(d.out, "   answered\n")
-	_, err := d.show(d.gw, "nft", "list", "chain", "inet", "gatewayd", "srcnat")
+	fmt.Fprintf(d.out, "[isp]$ tcpdump -n -c 1 -i eth0 icmp echo to %s\n", demoInternet)
+	waited := make(chan error, 1)
+	go func() { waited <- dump.Wait() }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		return fmt.Errorf("tcpdump in the ISP saw no echo request: %s", d.lab.Output(dump))
+	}
+	seen := ""
+	for _, line := range strings.Split(d.lab.Output(dump), "\n") {
+		if strings.Contains(line, " > "+demoInternet) {
+			seen = line
+		}
+	}
+	fmt.Fprint(d.out, indent(seen))
+	if !strings.Contains(seen, "IP "+wan+" > ") {
+		return fmt.Errorf("the ISP saw %q, want the WAN address %s as the source", seen, wan)
+	}
+	_, err = d.show(d.gw, "nft", "list", "chain", "inet", "gatewayd", "srcnat")
 	return err
 }
 
