@@ -54,6 +54,7 @@ func Parse(name string, text []byte) (*Config, error) {
 	if err := p.err(); err != nil {
 		return nil, err
 	}
+	c.Text = bytes.Clone(text)
 	return c, nil
 }
 

@@ -16,7 +16,11 @@ import (
 // validation from the file's schema (schema.go) and shares no memory with it.
 type Config struct {
 	// File is the path the config was read from ("" for an in-memory source).
-	File    string
+	File string
+	// Text is the file's text as parsed: the daemon keeps a config it must
+	// return to (reload --confirm) across a restart, when the file on disk
+	// may already be another.
+	Text    []byte
 	Gateway Gateway
 	Aliases []Alias
 	// Upstream is the WAN port; nil: no [upstream] (the upstream, if any, is

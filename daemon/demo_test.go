@@ -40,7 +40,7 @@ func TestDemo(t *testing.T) {
 	}
 	wan := lease[1]
 	for _, want := range []struct{ what, re string }{
-		{"the default route out of the WAN port in status", `(?m)^   router: on eth1, upstream 100\.64\.0\.1, forwarding on\n     route\s+default via 100\.64\.0\.1 dev eth0$`},
+		{"the default route out of the WAN port in status", `(?m)^   router: on eth1, upstream 100\.64\.0\.1, forwarding on\n(     .*\n)*?     route\s+default via 100\.64\.0\.1 dev eth0$`},
 		{"the WAN address on eth0", `inet ` + regexp.QuoteMeta(wan) + `/24 `},
 		{"the client's ping leaving with the WAN address, seen at the ISP", `IP ` + regexp.QuoteMeta(wan) + ` > 203\.0\.113\.1: ICMP echo request`},
 		{"masquerade out of the WAN port", `oifname "eth0" .*masquerade`},

@@ -60,7 +60,7 @@ func restartQuietly(t *testing.T, g *gateway) {
 // over, so the monitors see only the daemon's: link-local addresses leaving
 // DAD, and the links' operational state (linkwatch reports carrier up to a
 // second late).
-func settle(t *testing.T, g *gateway) {
+func settle(t testing.TB, g *gateway) {
 	t.Helper()
 	lab.Eventually(t, 5*time.Second, func() error {
 		if out := strings.TrimSpace(g.ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "tentative")); out != "" {
