@@ -2,9 +2,15 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"time"
+
+	"gatewayd/statedir"
 
 	"gatewayd/config"
 )
@@ -43,6 +49,11 @@ func (d *Daemon) applyConfirmed(c *config.Config, timeout time.Duration) ([]stri
 		d.confirm.timer.Stop()
 	}
 	pending := &confirmation{by: time.Now().Add(timeout), good: good}
+	if err := saveConfirm(c.Gateway.StateDir, pending); err != nil {
+		// Without the record a restart in the window would keep the
+		// unconfirmed file: say so, the timer still runs.
+		d.log.Error("the config to return to is not on disk: a restart before the confirmation keeps this file", "err", err)
+	}
 	pending.timer = time.AfterFunc(timeout, func() { d.confirmExpired(pending) })
 	d.confirm = pending
 	d.log.Warn("reload applied; it is undone unless confirmed", "confirm_by", pending.by.Format(time.RFC3339))
@@ -86,6 +97,7 @@ func (d *Daemon) confirmExpired(pending *confirmation) {
 	current := d.confirm == pending
 	if current {
 		d.confirm = nil
+		d.forgetConfirm()
 	}
 	d.mu.Unlock()
 	if !current || d.isStopped() {
@@ -96,4 +108,54 @@ func (d *Daemon) confirmExpired(pending *confirmation) {
 		d.log.Error("returning to the previous config after an unconfirmed reload", "err", err)
 		d.setDegraded(fmt.Errorf("an unconfirmed reload could not be undone: %w", err))
 	}
+}
+
+// confirmFile holds, in the state directory, the config a --confirm reload
+// returns to, while it waits: a daemon restarted (or the box rebooted) in
+// the window starts with that config, not with the unconfirmed file, as
+// JunOS's commit confirmed rolls back after a reboot.
+const confirmFile = "confirm.json"
+
+type confirmRecord struct {
+	By   time.Time `json:"by"`
+	File string    `json:"file"`
+	Text string    `json:"text"`
+}
+
+func saveConfirm(dir string, p *confirmation) error {
+	b, err := json.Marshal(confirmRecord{By: p.by, File: p.good.File, Text: string(p.good.Text)})
+	if err != nil {
+		return err
+	}
+	return statedir.WriteFile(filepath.Join(dir, confirmFile), b, 0o600)
+}
+
+// forgetConfirm removes the record; the caller holds mu.
+func (d *Daemon) forgetConfirm() {
+	c := d.cur.config()
+	if c == nil {
+		return
+	}
+	path := filepath.Join(c.Gateway.StateDir, confirmFile)
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		d.log.Error("removing the record of a confirmed reload; the next start would return to the config before it", "path", path, "err", err)
+	}
+}
+
+// unconfirmed returns the config a --confirm reload that never got its
+// confirmation returns to, if one waited when the daemon last stopped.
+func unconfirmed(dir string) (*config.Config, error) {
+	f, err := statedir.Open(filepath.Join(dir, confirmFile), os.O_RDONLY, 0)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var rec confirmRecord
+	if err := json.NewDecoder(io.LimitReader(f, maxRequest)).Decode(&rec); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", confirmFile, err)
+	}
+	return config.Parse(rec.File, []byte(rec.Text))
 }

@@ -97,3 +97,39 @@ func TestConfirmOnTheWire(t *testing.T) {
 		t.Errorf("reload of the confirmed file: %+v, want no changes", resp)
 	}
 }
+
+// TestConfirmSurvivesARestart: a daemon restarted while a --confirm reload
+// waits (the admin locked out power-cycles the box) starts with the config
+// it would have returned to, not with the unconfirmed file on disk.
+func TestConfirmSurvivesARestart(t *testing.T) {
+	s := newWANSite(t)
+	s.client.MustRun(t, "ip", "addr", "add", "192.0.2.50/24", "dev", "eth0")
+	s.client.MustRun(t, "ip", "route", "add", "default", "via", "192.0.2.1")
+	s.write(staticUpstream, proxyService)
+	old := mustRead(s.g.conf)
+	opened := strings.Replace(old, `allow = ["dhcp", "dns", "ping"]`, `allow = ["dhcp", "dns", "ping", "proxy"]`, 1)
+	serveTCP(t, s.g.ns, "0.0.0.0:3128")
+	s.g.start()
+	proxy := tcpTo(s.client, "192.0.2.1:3128")
+
+	s.g.write(opened)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := daemon.Call(ctx, filepath.Join(s.g.dir, "run", "control.sock"),
+		daemon.Request{Op: "reload", Path: s.g.conf, Config: opened, Confirm: time.Hour})
+	if err != nil || !resp.OK {
+		t.Fatalf("reload --confirm 1h: %+v %v", resp, err)
+	}
+	wantOpen(t, "the proxy right after reload --confirm", proxy)
+
+	s.g.stop()
+	s.g.start()
+	wantClosed(t, "the proxy after a restart that was never confirmed", proxy)
+	if st := s.g.status(); st.Confirm != nil {
+		t.Errorf("after the restart status still waits for a confirmation until %v", st.Confirm)
+	}
+	// The return happened once: the next restart starts with the file.
+	s.g.stop()
+	s.g.start()
+	wantOpen(t, "the proxy after a second restart, with the file as it is", proxy)
+}

@@ -36,6 +36,14 @@ func Run(ctx context.Context, path string, logOut io.Writer, opts RunOptions) er
 		return err
 	}
 	defer unlock()
+	returned := false
+	if good, err := unconfirmed(c.Gateway.StateDir); err != nil {
+		log.Error("a reload was waiting for confirmation, but the config to return to cannot be read; starting with the file", "err", err)
+	} else if good != nil && good.Gateway.StateDir == c.Gateway.StateDir {
+		log.Warn("a reload applied with --confirm was not confirmed before gatewayd stopped: starting with the config it would have returned to", "config", good.File)
+		c = good
+		returned = true
+	}
 	ctl, err := listenControl(c.Gateway.ControlSocket)
 	if err != nil {
 		return err
@@ -64,6 +72,11 @@ func Run(ctx context.Context, path string, logOut io.Writer, opts RunOptions) er
 	if err := d.Start(ctx, c, ctl); err != nil {
 		d.Stop()
 		return err
+	}
+	if returned {
+		d.mu.Lock()
+		d.forgetConfirm()
+		d.mu.Unlock()
 	}
 	logWarnings(log, c)
 	log.Info("gatewayd running", "config", path, "host", c.Gateway.Host, "interface", c.Gateway.Interface)
