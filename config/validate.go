@@ -219,6 +219,11 @@ func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
 		p.at(path, "label %q is %d bytes; the kernel allows at most 15", a.Label, len(a.Label))
 	case labels[a.Label] != "":
 		p.at(path, "label %q is also used by alias %q; labels must be unique", a.Label, labels[a.Label])
+	case c.Gateway.Interface != "" && a.Label == c.Gateway.Interface:
+		// The aliases package never removes a subnet's first address
+		// labelled so (the NIC's own): such an alias could never move.
+		p.at(path, "label %q: label must be %s:<something>, e.g. %s:%d; the bare interface name is the NIC's own address",
+			a.Label, a.Label, a.Label, i)
 	case c.Gateway.Interface != "" && !strings.HasPrefix(a.Label, c.Gateway.Interface):
 		p.at(path, "label %q must start with the interface name, e.g. \"%s:%d\"", a.Label, c.Gateway.Interface, i)
 	}

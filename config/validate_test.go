@@ -37,6 +37,10 @@ var aliasCases = []errCase{
 		at: "14:1", key: "alias[2].label", msg: []string{`label "eth1:2" is also used by alias "dhcp"`, "must be unique"}},
 	{name: "label not on the interface", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"lan0\"\n"},
 		at: "12:1", key: "alias[1].label", msg: []string{`label "lan0" must start with the interface name, e.g. "eth1:1"`}},
+	// removable never takes away a subnet's first address labelled with the
+	// bare interface name: such an alias could never be moved or removed.
+	{name: "label is the bare interface name", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"eth1\"\n"},
+		at: "12:1", key: "alias[1].label", msg: []string{`label "eth1": label must be eth1:<something>, e.g. eth1:1; the bare interface name is the NIC's own address`}},
 }
 
 func TestAliasChecks(t *testing.T) { runErrCases(t, aliasCases) }
