@@ -40,7 +40,7 @@ func (a Announce) withDefaults() Announce {
 // Options configure Open.
 type Options struct {
 	Interface string       // the NIC
-	StateDir  string       // where aliases.json, the record of owned addresses, lives
+	StateDir  string       // where aliases.json, the record of owned addresses, lives; must exist (statedir.Lock creates it)
 	Logger    *slog.Logger // nil: discard
 	Announce  Announce
 }
