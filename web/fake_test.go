@@ -2,6 +2,9 @@ package web
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"time"
@@ -120,5 +123,11 @@ func newFake() *fakeSource {
 }
 
 func newTestServer(src Source) *Server {
-	return New(src, Options{Now: func() time.Time { return testNow }})
+	return New(src, Options{Now: func() time.Time { return testNow }, Names: []string{"gw1"}})
+}
+
+// request is a request for path on the box by its name (httptest's own
+// default, example.com, is a name the box refuses).
+func request(method, path string, body io.Reader) *http.Request {
+	return httptest.NewRequest(method, "http://gw1:9253"+path, body)
 }

@@ -17,7 +17,7 @@ import (
 // scrape fetches /metrics from srv and returns the text exposition.
 func scrape(t *testing.T, srv *Server) string {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req := request(http.MethodGet, "/metrics", nil)
 	req.Header.Set("Accept", "text/plain")
 	w := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(w, req)
@@ -254,13 +254,13 @@ func TestMetricsOnlyGet(t *testing.T) {
 	srv := newTestServer(newFake())
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		w := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(w, httptest.NewRequest(m, "/metrics", strings.NewReader("x")))
+		srv.Handler().ServeHTTP(w, request(m, "/metrics", strings.NewReader("x")))
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s /metrics: %d, Allow %q", m, w.Code, w.Header().Get("Allow"))
 		}
 	}
 	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/metrics", nil))
+	srv.Handler().ServeHTTP(w, request(http.MethodHead, "/metrics", nil))
 	if w.Code != http.StatusOK {
 		t.Errorf("HEAD /metrics: %d", w.Code)
 	}

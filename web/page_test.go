@@ -16,7 +16,7 @@ import (
 func get(t *testing.T, srv *Server, target string) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+	srv.Handler().ServeHTTP(w, request(http.MethodGet, target, nil))
 	return w
 }
 
@@ -118,7 +118,7 @@ func TestPageReadOnlyAndHeaders(t *testing.T) {
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		for _, path := range []string{"/", "/status.json", "/static/style.css"} {
 			w := httptest.NewRecorder()
-			srv.Handler().ServeHTTP(w, httptest.NewRequest(m, path, nil))
+			srv.Handler().ServeHTTP(w, request(m, path, nil))
 			if w.Code != http.StatusMethodNotAllowed {
 				t.Errorf("%s %s: %d, want 405", m, path, w.Code)
 			}
@@ -210,7 +210,7 @@ func TestPageBeforeFirstApply(t *testing.T) {
 		t.Errorf("GET / on an empty daemon: %d\n%s", w.Code, w.Body)
 	}
 	head := httptest.NewRecorder()
-	newTestServer(newFake()).Handler().ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/", nil))
+	newTestServer(newFake()).Handler().ServeHTTP(head, request(http.MethodHead, "/", nil))
 	if head.Code != http.StatusOK {
 		t.Errorf("HEAD /: %d", head.Code)
 	}
