@@ -215,3 +215,22 @@ func TestPageBeforeFirstApply(t *testing.T) {
 		t.Errorf("HEAD /: %d", head.Code)
 	}
 }
+
+// TestIndentJSONKeepsIntegers: counters pass 2^53, where a float64 loses
+// digits; the indented status must carry the daemon's numbers exactly.
+func TestIndentJSONKeepsIntegers(t *testing.T) {
+	raw := []byte(`{"b":{"bytes":18446744073709551615,"packets":9007199254740993},"a":[1.5,-0,1e3]}`)
+	got, err := IndentJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "{\n  \"a\": [\n    1.5,\n    -0,\n    1e3\n  ],\n  \"b\": {\n    \"bytes\": 18446744073709551615,\n    \"packets\": 9007199254740993\n  }\n}\n"
+	if string(got) != want {
+		t.Errorf("IndentJSON =\n%s\nwant\n%s", got, want)
+	}
+	for _, bad := range []string{`{"a":1} {"b":2}`, `{"a":1}x`, `{"a":`, ``} {
+		if _, err := IndentJSON([]byte(bad)); err == nil {
+			t.Errorf("IndentJSON(%q) accepted it", bad)
+		}
+	}
+}

@@ -17,6 +17,7 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
@@ -262,11 +263,18 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 // IndentJSON is the status as `gatewayd status --json` prints it: decoded
-// and encoded again with two-space indentation (object keys sorted).
+// and encoded again with two-space indentation (object keys sorted). Numbers
+// stay the daemon's text (json.Number): counters pass 2^53, where a float64
+// would lose digits.
 func IndentJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("invalid JSON: data after the value")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

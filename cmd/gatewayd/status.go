@@ -19,6 +19,7 @@ import (
 	"gatewayd/roles/dhcp"
 	"gatewayd/roles/dns"
 	"gatewayd/roles/router"
+	"gatewayd/web"
 )
 
 // status is `gatewayd status`: JSON as the daemon sent it (raw numbers), or
@@ -29,7 +30,12 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 		return err
 	}
 	if asJSON {
-		return indentJSON(out, resp.Data)
+		b, err := web.IndentJSON(resp.Data)
+		if err != nil {
+			return fmt.Errorf("reading status: %w", err)
+		}
+		_, err = out.Write(b)
+		return err
 	}
 	v, err := decodeStatus(resp.Data)
 	if err != nil {
@@ -464,14 +470,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func indentJSON(out io.Writer, raw json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
