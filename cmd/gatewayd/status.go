@@ -117,6 +117,11 @@ func writeStatus(out io.Writer, v *statusView, now time.Time) {
 		fmt.Fprintf(out, "UNCONFIRMED: the last reload is undone at %s%s unless `gatewayd confirm` runs first\n", stamp(*v.Confirm), until(*v.Confirm, now))
 	}
 	writeNIC(out, v)
+	if len(v.Closed) > 0 {
+		// The firewall drops everything arriving on them: say so, or a
+		// forgotten zone looks like a dead cable.
+		fmt.Fprintf(out, "closed interfaces: %s (no zone names them)\n", strings.Join(v.Closed, ", "))
+	}
 	writeRepairs(out, v, now)
 	writeAliases(out, v)
 	writeZones(out, v)

@@ -29,6 +29,7 @@ func sampleStatus(t *testing.T) json.RawMessage {
 		Host: "gw1", Interface: "eth1", Config: "/etc/gatewayd/gateway.toml", Generation: 3, Applied: applied,
 		Confirm: &confirmBy,
 		NIC:     &daemon.NICStatus{Present: true, Up: true},
+		Closed:  []string{"eth0", "wg0"},
 		Aliases: []daemon.AliasStatus{
 			{Name: "router", Address: "192.168.1.1/24", Label: "eth1:0", Held: true, Present: true},
 			{Name: "dhcp", Address: "192.168.1.2/24", Label: "eth1:1", Held: true, Present: true},
