@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"gatewayd/daemon"
+	"gatewayd/roles/dhcp"
 )
 
 // fakeDaemon answers the control socket a config names, as the daemon
@@ -200,13 +201,32 @@ func hostname(t *testing.T) string {
 	return h
 }
 
-// TestLeasesDeleteUnknownToTheDaemon: a daemon without the op is named as such.
-func TestLeasesDeleteUnknownToTheDaemon(t *testing.T) {
+// TestLeasesDeleteUnsupported: until the daemon has the op and the lease
+// store its Delete, leases delete says so plainly, the daemon running or
+// not, and sends the admin nowhere (starting or stopping the daemon would
+// not help). Once the store has Delete, the stopped case deletes.
+func TestLeasesDeleteUnsupported(t *testing.T) {
+	const unsupported = "gatewayd leases: leases delete is not supported by this daemon yet\n"
 	f := newFakeDaemon(t, unknownOps(nil))
 	var out, errOut bytes.Buffer
 	code := run([]string{"leases", "delete", "192.168.1.50", "--config", f.conf}, &out, &errOut)
-	if want := "gatewayd leases: this daemon does not support leases delete yet\n"; code != 1 || errOut.String() != want {
-		t.Errorf("gatewayd leases delete: exit %d, stderr %q, want 1, %q", code, errOut.String(), want)
+	if code != 1 || errOut.String() != unsupported {
+		t.Errorf("gatewayd leases delete, daemon running: exit %d, stderr %q, want 1, %q", code, errOut.String(), unsupported)
+	}
+
+	stopped := filepath.Join(f.dir, "stopped.toml")
+	text := "[gateway]\ninterface = \"eth1\"\nstate_dir = \"" + filepath.Join(f.dir, "state") + "\"\ncontrol_socket = \"" + filepath.Join(f.dir, "none.sock") + "\"\n"
+	if err := os.WriteFile(stopped, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := unsupported
+	if _, ok := any((*dhcp.Server)(nil)).(leaseDeleter); ok {
+		want = "gatewayd leases: no lease for 192.168.1.50\n"
+	}
+	errOut.Reset()
+	code = run([]string{"leases", "delete", "192.168.1.50", "--config", stopped}, &out, &errOut)
+	if code != 1 || errOut.String() != want {
+		t.Errorf("gatewayd leases delete, daemon stopped: exit %d, stderr %q, want 1, %q", code, errOut.String(), want)
 	}
 }
 

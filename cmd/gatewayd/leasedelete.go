@@ -41,10 +41,16 @@ func parseLeaseKey(s string) (leaseKey, error) {
 }
 
 // leaseDeleter is the lease store's durable delete: the leases it removed,
-// written to the lease log before it returns.
+// written to the lease log before it returns. Until dhcp.Server has it (and
+// the daemon the "leases-delete" op), leases delete says it is not
+// supported; it works as soon as they exist.
 type leaseDeleter interface {
 	Delete(addr netip.Addr, mac net.HardwareAddr) ([]dhcp.Lease, error)
 }
+
+// errDeleteUnsupported is the answer with the daemon running or stopped:
+// neither starting nor stopping it would help.
+var errDeleteUnsupported = errors.New("leases delete is not supported by this daemon yet")
 
 // deleteLeases asks the daemon, or edits the store when it is not running.
 func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer) error {
@@ -57,7 +63,7 @@ func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer)
 			return err
 		}
 	case resp != nil && resp.Error == fmt.Sprintf("unknown request %q", "leases-delete"):
-		return errors.New("this daemon does not support leases delete yet")
+		return errDeleteUnsupported
 	case err != nil:
 		return fmt.Errorf("deleting the lease of %s: %w", key, err)
 	default:
@@ -79,15 +85,16 @@ func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer)
 }
 
 func deleteOffline(path string, key leaseKey) ([]dhcp.Lease, error) {
+	// Asked of the type, before the store is opened and its lock taken.
+	if _, ok := any((*dhcp.Server)(nil)).(leaseDeleter); !ok {
+		return nil, errDeleteUnsupported
+	}
 	srv, err := offlineStore(path)
 	if err != nil {
 		return nil, err
 	}
 	defer srv.Close()
-	d, ok := any(srv.Server).(leaseDeleter)
-	if !ok {
-		return nil, errors.New("this build deletes leases only through a running daemon: start it first")
-	}
+	d := any(srv.Server).(leaseDeleter)
 	var hw net.HardwareAddr
 	if key.MAC != "" {
 		hw, _ = net.ParseMAC(key.MAC)
