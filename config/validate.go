@@ -49,7 +49,7 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 		ControlSocket:    orDefault(fg.ControlSocket, DefaultControlSocket),
 		LogLevel:         cmp.Or(fg.LogLevel, "info"),
 		LogFormat:        cmp.Or(fg.LogFormat, "text"),
-		ProbeTimeout:     fg.ProbeTimeout.Duration,
+		ProbeTimeout:     fg.ProbeTimeout.or(defaultProbeTimeout),
 		AnnounceCount:    fg.AnnounceCount,
 		AnnounceInterval: fg.AnnounceInterval.or(defaultAnnounceInterval),
 		Management:       slices.Clone(fg.Management),
@@ -65,7 +65,6 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 	if g.Host == "" {
 		g.Host, _ = os.Hostname()
 	}
-	g.ProbeTimeout = fg.ProbeTimeout.or(defaultProbeTimeout)
 	if !set("gateway", "announce_count") {
 		g.AnnounceCount = defaultAnnounceCount
 	}
