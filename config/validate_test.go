@@ -162,6 +162,13 @@ var zoneCases = []errCase{
 		at: "53:24", key: "zone.lab.forward[1]", msg: []string{`unknown zone "dmz"; forward names zones (lab, lan) or "upstream"`}},
 	{name: "zone named upstream", edits: []string{"", "\n[zone.upstream]\nsubnets = [\"172.16.0.0/16\"]\n"},
 		at: "55:1", key: "zone.upstream", msg: []string{`"upstream" is not a valid zone name`, `and not "upstream"`}},
+	// The metrics and the status count what no zone claims as "closed" and
+	// the link's own traffic as "link": a zone of either name would be
+	// counted twice under one label.
+	{name: "zone named closed", edits: []string{"", "\n[zone.closed]\nsubnets = [\"172.16.0.0/16\"]\n"},
+		at: "55:1", key: "zone.closed", msg: []string{`"closed" is not a valid zone name`, `not "upstream", "closed" or "link"`}},
+	{name: "zone named link", edits: []string{"", "\n[zone.link]\nsubnets = [\"172.16.0.0/16\"]\n"},
+		at: "55:1", key: "zone.link", msg: []string{`"link" is not a valid zone name`}},
 }
 
 func TestZoneChecks(t *testing.T) { runErrCases(t, zoneCases) }

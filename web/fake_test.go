@@ -82,8 +82,10 @@ func newFake() *fakeSource {
 			Zones: []firewall.ZoneCounters{
 				{Zone: "lan", In: firewall.Count{Packets: 1250, Bytes: 100000}, Forward: firewall.Count{Packets: 77, Bytes: 6468}, Drop: firewall.Count{Packets: 3, Bytes: 180}},
 				{Zone: "lab", In: firewall.Count{Packets: 5, Bytes: 300}},
-				{Zone: firewall.UpstreamZone, Drop: firewall.Count{Packets: 42, Bytes: 2520}},
+				{Zone: firewall.UpstreamZone, Return: firewall.Count{Packets: 70, Bytes: 91000}, Drop: firewall.Count{Packets: 42, Bytes: 2520}},
 			},
+			Closed: firewall.ZoneCounters{In: firewall.Count{Packets: 6, Bytes: 480}, Drop: firewall.Count{Packets: 11, Bytes: 880}},
+			Link:   firewall.Count{Packets: 25, Bytes: 1800},
 		},
 		Router: &router.Status{Held: true, Interface: "eth1", Upstream: "192.168.1.254", Forwarding: true, Routes: []string{"default via 192.168.1.254"}},
 		DNS: &dns.Status{
