@@ -11,7 +11,7 @@ import (
 type Alias struct {
 	Name   string       // the role's name in the config, e.g. "dns"; for messages and the record
 	Prefix netip.Prefix // the address with its subnet length, e.g. 192.168.1.3/24 (not masked)
-	Label  string       // e.g. "eth1:2"; empty means the interface name (the kernel's default)
+	Label  string       // e.g. "eth1:2": <interface>:<something>, never the bare interface name
 	// KeepLabel accepts whatever label an owned address already has: a label
 	// the config numbered by position must not make Set delete and add an
 	// address (a role outage) just because an alias before it was removed.
@@ -29,18 +29,15 @@ func (a Alias) String() string {
 // most 15 bytes.
 const maxLabel = 15
 
-// validate checks the desired set for the NIC ifname and returns a copy
-// with empty labels filled in. Every problem is reported, each naming its
-// alias. Two aliases may share a label (the kernel allows it, and the
-// controller's transitional sets, old plus new, can briefly have that).
+// validate checks the desired set for the NIC ifname and returns the
+// valid aliases. Every problem is reported, each naming its alias. Two
+// aliases may share a label (the kernel allows it, and the controller's
+// transitional sets, old plus new, can briefly have that).
 func validate(ifname string, desired []Alias) ([]Alias, error) {
 	var errs []error
 	out := make([]Alias, 0, len(desired))
 	byAddr := map[netip.Addr]Alias{}
 	for _, a := range desired {
-		if a.Label == "" {
-			a.Label = ifname
-		}
 		if err := checkAlias(ifname, a); err != nil {
 			errs = append(errs, err)
 			continue
@@ -64,6 +61,12 @@ func checkAlias(ifname string, a Alias) error {
 	case a.Prefix.Addr().IsUnspecified(), a.Prefix.Addr().IsMulticast(), a.Prefix.Addr().IsLoopback(),
 		a.Prefix.Addr() == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
 		return fmt.Errorf("alias %s: %s cannot be an interface address", a, a.Prefix.Addr())
+	case a.Label == "" || a.Label == ifname:
+		// removable never removes the first address of a subnet labelled
+		// with the bare interface name (the NIC's own address): such an
+		// alias could be added but never taken away again.
+		return fmt.Errorf("alias %s: label %q: label must be %s:<something>, e.g. %s:0; the bare interface name is the NIC's own address",
+			a, a.Label, ifname, ifname)
 	case len(a.Label) > maxLabel:
 		return fmt.Errorf("alias %s: label %q is longer than %d bytes", a, a.Label, maxLabel)
 	case !strings.HasPrefix(a.Label, ifname):

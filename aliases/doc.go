@@ -5,7 +5,10 @@
 // gratuitous ARP and probes (RFC 5227) whether an address is held elsewhere.
 //
 // It owns exactly the addresses recorded in <state dir>/aliases.json, which
-// it writes (through package statedir) after each change it made;
+// it writes (through package statedir) before it adds anything (every
+// address about to be added, in one write: none is ever on the NIC
+// unrecorded), and again once a reconcile has removed, relabelled or failed
+// to add one;
 // [NIC.owned] is the only answer to "did gatewayd add this?", and
 // removable, checked against the kernel before every delete, has the last
 // word: the NIC's own address is never removed, whatever the record says.

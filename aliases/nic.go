@@ -40,7 +40,7 @@ func (a Announce) withDefaults() Announce {
 // Options configure Open.
 type Options struct {
 	Interface string       // the NIC
-	StateDir  string       // where aliases.json, the record of owned addresses, lives
+	StateDir  string       // where aliases.json, the record of owned addresses, lives; must exist (statedir.Lock creates it)
 	Logger    *slog.Logger // nil: discard
 	Announce  Announce
 }
@@ -69,6 +69,7 @@ type NIC struct {
 	index    atomic.Int32     // the NIC's ifindex when last seen
 	promoted atomic.Int32     // the ifindex promote_secondaries was last made sure of
 	subs     atomic.Int32     // netlink subscriptions Watch has made, for tests
+	repairs  atomic.Uint64    // repair cycles Watch has finished, for tests
 
 	mu  sync.Mutex // serialises reconciles and guards what follows
 	rec *record

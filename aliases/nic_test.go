@@ -3,6 +3,7 @@ package aliases
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -73,17 +74,23 @@ func TestSetAddsWithLabelsAndIsIdempotent(t *testing.T) {
 		t.Errorf("writes after adding 3 aliases = %d, want 3", got)
 	}
 
-	// Watch sees the events of the first Set and re-lists: it must find
-	// nothing to do either.
-	r.watch(t, n)
+	// Watch re-lists as soon as it has subscribed: that repair must find
+	// nothing to do. Wait for it, not for some time: a sleep passes when
+	// Watch has not run at all.
 	before := n.Writes()
+	r.watch(t, n)
+	lab.Eventually(t, 5*time.Second, func() error {
+		if n.repairs.Load() < 1 {
+			return errors.New("Watch has not finished a repair yet")
+		}
+		return nil
+	})
+	if n.Writes() != before {
+		t.Fatalf("Watch made %d netlink writes with nothing to repair", n.Writes()-before)
+	}
 	res = set(t, n, router, dhcp, dns)
 	if res.Changed() || n.Writes() != before {
 		t.Fatalf("second Set with the same aliases: %d netlink writes, result %+v; want none", n.Writes()-before, res)
-	}
-	time.Sleep(10 * settle) // give a wrong write by Watch its chance
-	if n.Writes() != before {
-		t.Fatalf("Watch made %d netlink writes with nothing to repair", n.Writes()-before)
 	}
 	if steps, err := n.Plan([]Alias{router, dhcp, dns}); err != nil || len(steps) != 0 {
 		t.Fatalf("Plan of the applied set = %v, %v; want nothing", steps, err)
@@ -320,7 +327,12 @@ func TestCloseStopsWatch(t *testing.T) {
 	set(t, n, router)
 	done := make(chan error, 1)
 	go func() { done <- r.gw.Do(func() error { return n.Watch(context.Background()) }) }()
-	time.Sleep(10 * settle) // let it subscribe
+	lab.Eventually(t, 5*time.Second, func() error { // Close must stop a Watch that runs
+		if n.subs.Load() < 1 {
+			return errors.New("not subscribed yet")
+		}
+		return nil
+	})
 	n.Close()
 	select {
 	case err := <-done:

@@ -119,12 +119,13 @@ func TestAdoptTakesBackExactMatches(t *testing.T) {
 	}
 
 	own := Alias{Name: "own", Prefix: pfx(primary), Label: "eth1"}
-	adopted, err := n.Adopt([]Alias{router, dhcp, dns, own})
-	if fmt.Sprint(adopted) != "[router (192.168.1.1/24)]" {
-		t.Errorf("Adopt = %v, want the router only", adopted)
+	if adopted, err := n.Adopt([]Alias{own}); len(adopted) != 0 || err == nil ||
+		!strings.Contains(err.Error(), `alias own (192.168.1.10/24): label "eth1": label must be eth1:<something>`) {
+		t.Errorf("Adopt of the NIC's own address = %v, %v; want it refused", adopted, err)
 	}
-	if err == nil || !strings.Contains(err.Error(), "not adopting own (192.168.1.10/24) (label eth1) on eth1: it is the NIC's own address") {
-		t.Errorf("Adopt of the NIC's own address: %v", err)
+	adopted, err := n.Adopt([]Alias{router, dhcp, dns})
+	if fmt.Sprint(adopted) != "[router (192.168.1.1/24)]" || err != nil {
+		t.Errorf("Adopt = %v, %v; want the router only", adopted, err)
 	}
 	if n.Writes() != 0 {
 		t.Errorf("Adopt made %d netlink writes", n.Writes())

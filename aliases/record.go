@@ -58,9 +58,18 @@ type addrKey struct {
 	Prefix    netip.Prefix
 }
 
+// loadRecord reads the record in dir. The directory is not created here:
+// statedir.Lock creates it (mode 0700), and whoever opens a NIC holds that
+// lock first.
 func loadRecord(dir string) (*record, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
+	st, err := os.Stat(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("state directory %s does not exist (taking its lock creates it): %w", dir, err)
+	case err != nil:
+		return nil, fmt.Errorf("reading state directory %s: %w", dir, err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("state directory %s is not a directory", dir)
 	}
 	r := &record{path: filepath.Join(dir, recordFile), addrs: map[addrKey]ownedAddr{}, held: map[addrKey]bool{}}
 	// The daemon holds the state directory's lock: no write is in flight.

@@ -1,6 +1,8 @@
 package aliases
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -47,6 +49,21 @@ func TestRecordRoundTrip(t *testing.T) {
 	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*"))
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left behind: %v", leftovers)
+	}
+}
+
+// TestRecordMissingDir: the state directory is statedir.Lock's to create
+// (mode 0700), and the daemon and the offline commands take the lock before
+// they open the NIC; a directory missing here is an error naming it, and
+// is not created with some other mode.
+func TestRecordMissingDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	_, err := loadRecord(dir)
+	if err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("loadRecord of a missing directory: %v, want an error naming %s", err, dir)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the missing state directory was created (stat: %v)", err)
 	}
 }
 

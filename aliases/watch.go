@@ -267,6 +267,7 @@ func (w *watcher) repair(ctx context.Context) time.Duration {
 		w.announceAll = false
 		w.announceOwned(res)
 	}
+	n.repairs.Add(1)
 	return wait
 }
 

@@ -48,7 +48,7 @@ type fileGateway struct {
 type fileAlias struct {
 	Name    string       `toml:"name" doc:"The alias's name, which roles, pools and services refer to. Required."`
 	Address netip.Prefix `toml:"address" doc:"The address and its subnet length, e.g. \"192.168.1.2/24\". Required."`
-	Label   string       `toml:"label" default:"<interface>:<n>, n the alias's position in the file" doc:"The address label ip addr shows, at most 15 bytes, starting with the interface name."`
+	Label   string       `toml:"label" default:"<interface>:<n>, n the alias's position in the file" doc:"The address label ip addr shows: <interface>:<something>, at most 15 bytes. The bare interface name is refused: it is the NIC's own address."`
 	Host    string       `toml:"host" default:"every box: no host" doc:"The box that holds the alias; other boxes leave it alone."`
 	Adopt   bool         `toml:"adopt" default:"false" doc:"Take over the address when it is already on the NIC, added by hand or by another program, and matches the alias exactly; without it such an address is a conflict."`
 }

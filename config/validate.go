@@ -49,7 +49,7 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 		ControlSocket:    orDefault(fg.ControlSocket, DefaultControlSocket),
 		LogLevel:         cmp.Or(fg.LogLevel, "info"),
 		LogFormat:        cmp.Or(fg.LogFormat, "text"),
-		ProbeTimeout:     fg.ProbeTimeout.Duration,
+		ProbeTimeout:     fg.ProbeTimeout.or(defaultProbeTimeout),
 		AnnounceCount:    fg.AnnounceCount,
 		AnnounceInterval: fg.AnnounceInterval.or(defaultAnnounceInterval),
 		Management:       slices.Clone(fg.Management),
@@ -65,7 +65,6 @@ func buildGateway(fg fileGateway, p *problems, set func(key ...string) bool) Gat
 	if g.Host == "" {
 		g.Host, _ = os.Hostname()
 	}
-	g.ProbeTimeout = fg.ProbeTimeout.or(defaultProbeTimeout)
 	if !set("gateway", "announce_count") {
 		g.AnnounceCount = defaultAnnounceCount
 	}
@@ -219,6 +218,11 @@ func checkLabel(c *Config, p *problems, i int, labels map[string]string) {
 		p.at(path, "label %q is %d bytes; the kernel allows at most 15", a.Label, len(a.Label))
 	case labels[a.Label] != "":
 		p.at(path, "label %q is also used by alias %q; labels must be unique", a.Label, labels[a.Label])
+	case c.Gateway.Interface != "" && a.Label == c.Gateway.Interface:
+		// The aliases package never removes a subnet's first address
+		// labelled so (the NIC's own): such an alias could never move.
+		p.at(path, "label %q: label must be %s:<something>, e.g. %s:%d; the bare interface name is the NIC's own address",
+			a.Label, a.Label, a.Label, i)
 	case c.Gateway.Interface != "" && !strings.HasPrefix(a.Label, c.Gateway.Interface):
 		p.at(path, "label %q must start with the interface name, e.g. \"%s:%d\"", a.Label, c.Gateway.Interface, i)
 	}

@@ -37,6 +37,10 @@ var aliasCases = []errCase{
 		at: "14:1", key: "alias[2].label", msg: []string{`label "eth1:2" is also used by alias "dhcp"`, "must be unique"}},
 	{name: "label not on the interface", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"lan0\"\n"},
 		at: "12:1", key: "alias[1].label", msg: []string{`label "lan0" must start with the interface name, e.g. "eth1:1"`}},
+	// removable never takes away a subnet's first address labelled with the
+	// bare interface name: such an alias could never be moved or removed.
+	{name: "label is the bare interface name", edits: []string{`address = "192.168.1.2/24"` + "\n", `address = "192.168.1.2/24"` + "\nlabel = \"eth1\"\n"},
+		at: "12:1", key: "alias[1].label", msg: []string{`label "eth1": label must be eth1:<something>, e.g. eth1:1; the bare interface name is the NIC's own address`}},
 }
 
 func TestAliasChecks(t *testing.T) { runErrCases(t, aliasCases) }
@@ -158,6 +162,13 @@ var zoneCases = []errCase{
 		at: "53:24", key: "zone.lab.forward[1]", msg: []string{`unknown zone "dmz"; forward names zones (lab, lan) or "upstream"`}},
 	{name: "zone named upstream", edits: []string{"", "\n[zone.upstream]\nsubnets = [\"172.16.0.0/16\"]\n"},
 		at: "55:1", key: "zone.upstream", msg: []string{`"upstream" is not a valid zone name`, `and not "upstream"`}},
+	// The metrics and the status count what no zone claims as "closed" and
+	// the link's own traffic as "link": a zone of either name would be
+	// counted twice under one label.
+	{name: "zone named closed", edits: []string{"", "\n[zone.closed]\nsubnets = [\"172.16.0.0/16\"]\n"},
+		at: "55:1", key: "zone.closed", msg: []string{`"closed" is not a valid zone name`, `not "upstream", "closed" or "link"`}},
+	{name: "zone named link", edits: []string{"", "\n[zone.link]\nsubnets = [\"172.16.0.0/16\"]\n"},
+		at: "55:1", key: "zone.link", msg: []string{`"link" is not a valid zone name`}},
 }
 
 func TestZoneChecks(t *testing.T) { runErrCases(t, zoneCases) }

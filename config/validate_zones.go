@@ -10,6 +10,11 @@ import (
 // UpstreamZone is the forward target meaning "anything outside every zone".
 const UpstreamZone = "upstream"
 
+// reservedZones are names a zone cannot take: the forward target, and the
+// pseudo-zones the metrics count what no zone claims ("closed") and the
+// link's own traffic ("link") under.
+var reservedZones = []string{UpstreamZone, "closed", "link"}
+
 // buildServices fills c.Services with the file's services and the built-in ones.
 func buildServices(f *file, c *Config, p *problems, aliases map[string]*Alias) {
 	c.Services = map[string]*Service{}
@@ -50,8 +55,8 @@ func buildZones(f *file, c *Config, p *problems) {
 		c.Zones = append(c.Zones, &Zone{Name: name, Subnets: slices.Clone(z.Subnets), Interfaces: slices.Clone(z.Interfaces),
 			Allow: slices.Clone(z.Allow), Forward: slices.Clone(z.Forward)})
 		path := "zone." + name
-		if !nameRE.MatchString(name) || name == UpstreamZone {
-			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q", name, UpstreamZone)
+		if !nameRE.MatchString(name) || slices.Contains(reservedZones, name) {
+			p.at(path, "%q is not a valid zone name: lowercase letters, digits, '-' and '_', and not %q, %q or %q", name, reservedZones[0], reservedZones[1], reservedZones[2])
 		}
 		for i, s := range z.Allow {
 			checkServiceName(c, p, path+".allow", i, s)

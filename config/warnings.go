@@ -79,10 +79,24 @@ func warnImplicitZones(c *Config, p *problems) {
 // boxes it is served by the box holding the alias, as a role is.
 func warnClosedServices(f *file, c *Config, p *problems) {
 	for _, name := range sortedKeys(f.Service) {
+		if c.servedElsewhere(name) {
+			continue
+		}
 		if !c.allowed(name) && !slices.Contains(c.Gateway.Management, name) {
 			p.warn("service."+name, "service %q is opened to no zone: no zone allows it, so its ports stay closed; add %q to the allow of the zones that use it", name, name)
 		}
 	}
+}
+
+// servedElsewhere reports whether the service is bound to an alias another
+// box holds.
+func (c *Config) servedElsewhere(service string) bool {
+	s := c.Services[service]
+	if s == nil || s.Alias == "" {
+		return false
+	}
+	a := c.Alias(s.Alias)
+	return a != nil && !c.Holds(*a)
 }
 
 // warnUpstreamOnWire: an upstream router on the alias wire sits inside a

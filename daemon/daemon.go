@@ -94,6 +94,9 @@ type Options struct {
 	// Metrics is the address ("127.0.0.1:9253") of the status page and
 	// /metrics, [gateway] metrics; "" (the default) serves neither.
 	Metrics string
+	// WebNames are the box's own names the web listener answers to
+	// besides its addresses and localhost (webNames).
+	WebNames []string
 }
 
 // readFacts reads the kernel facts desire needs; nil facts (tests on
@@ -117,7 +120,7 @@ func New(o Options) *Daemon {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Daemon{log: o.Logger, level: o.Level, sub: o.Subsystems, extraOps: leaseOps(o.Subsystems.DHCP), facts: o.Facts,
-		repairs: map[string]*Repairs{}, web: webState{addr: o.Metrics}, badRequests: logBudget{period: 10 * time.Second}}
+		repairs: map[string]*Repairs{}, web: webState{addr: o.Metrics, names: o.WebNames}, badRequests: logBudget{period: 10 * time.Second}}
 	d.stopping, d.stopNow = context.WithCancel(context.Background())
 	d.started = time.Now()
 	return d

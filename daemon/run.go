@@ -57,7 +57,7 @@ func Run(ctx context.Context, path string, logOut io.Writer, opts RunOptions) er
 	if c.Gateway.Metrics.IsValid() {
 		metrics = c.Gateway.Metrics.String()
 	}
-	d := New(Options{Logger: log, Level: level, Subsystems: sub, Metrics: metrics, Facts: readFacts})
+	d := New(Options{Logger: log, Level: level, Subsystems: sub, Metrics: metrics, WebNames: webNames(c), Facts: readFacts})
 	if err := d.startWeb(); err != nil {
 		_ = sub.Close()
 		ctl.Close()

@@ -23,7 +23,8 @@ import (
 // webState is the daemon's side of the web listener ([gateway] metrics):
 // its address, the running server, and the reload history it shows.
 type webState struct {
-	addr    string // "" = off
+	addr    string   // "" = off
+	names   []string // the box's names it answers to (web.Options.Names)
 	reloads reloadLog
 
 	mu    sync.Mutex
@@ -44,7 +45,7 @@ func (d *Daemon) startWeb() error {
 	if err != nil {
 		return fmt.Errorf("listening for the web status and metrics ([gateway] metrics = %q): %w", d.web.addr, err)
 	}
-	srv := web.New(webSource{d}, web.Options{Logger: d.log})
+	srv := web.New(webSource{d}, web.Options{Logger: d.log, Names: d.web.names})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -59,6 +60,20 @@ func (d *Daemon) startWeb() error {
 	d.web.mu.Unlock()
 	d.log.Info("web status and metrics", "addr", d.web.bound)
 	return nil
+}
+
+// webNames are the names a browser may use for this box, besides its
+// addresses and localhost: [gateway] host, and its FQDN in the site's
+// [dns] domain (or its first label, when host is written as an FQDN).
+func webNames(c *config.Config) []string {
+	host := strings.TrimSuffix(c.Gateway.Host, ".")
+	names := []string{host}
+	if short, _, fq := strings.Cut(host, "."); fq {
+		names = append(names, short)
+	} else if c.DNS != nil && c.DNS.Domain != "" {
+		names = append(names, host+"."+strings.TrimSuffix(c.DNS.Domain, "."))
+	}
+	return names
 }
 
 // stopWeb closes the web listener and waits for its requests; it does

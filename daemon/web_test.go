@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"gatewayd/config"
 	"gatewayd/lab"
 	"gatewayd/web"
 )
@@ -62,11 +64,32 @@ func TestWebSource(t *testing.T) {
 		t.Errorf("StatusJSON differs from the control socket's status:\n%s\n%s", raw, resp.Data)
 	}
 	w := httptest.NewRecorder()
-	web.New(src, web.Options{}).Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
+	web.New(src, web.Options{}).Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://127.0.0.1:9253/metrics", nil))
 	for _, line := range []string{"gatewayd_config_generation 2", "gatewayd_reloads_total 2", "gatewayd_reloads_failed_total 1",
 		`gatewayd_role_healthy{role="firewall"} 1`, `gatewayd_alias_present{alias="dns"} 1`} {
 		if !strings.Contains(w.Body.String(), line+"\n") {
 			t.Errorf("metrics lack %q", line)
+		}
+	}
+}
+
+// The web listener answers to the box's host name and its FQDN.
+func TestWebNames(t *testing.T) {
+	for _, tt := range []struct {
+		host, domain string
+		want         string
+	}{
+		{"gw1", "home.arpa", "[gw1 gw1.home.arpa]"},
+		{"gw1", "home.arpa.", "[gw1 gw1.home.arpa]"},
+		{"gw1", "", "[gw1]"},
+		{"gw1.example.org.", "home.arpa", "[gw1.example.org gw1]"},
+	} {
+		c := &config.Config{Gateway: config.Gateway{Host: tt.host}}
+		if tt.domain != "" {
+			c.DNS = &config.DNS{Domain: tt.domain}
+		}
+		if got := fmt.Sprint(webNames(c)); got != tt.want {
+			t.Errorf("webNames(host %q, domain %q) = %s, want %s", tt.host, tt.domain, got, tt.want)
 		}
 	}
 }
@@ -126,6 +149,14 @@ func TestWebListener(t *testing.T) {
 	}
 	if code, _, err := get(http.MethodPost, "/"); err != nil || code != http.StatusMethodNotAllowed {
 		t.Errorf("POST /: %d %v", code, err)
+	}
+	// A name the box does not have is refused (DNS rebinding).
+	rebound, _ := http.NewRequest(http.MethodGet, "http://127.0.0.1:9253/status.json", nil)
+	rebound.Host = "evil.example:9253"
+	if resp, err := client.Do(rebound); err != nil || resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("GET /status.json for Host evil.example: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
 	taken := webDaemon(t, "127.0.0.1:9253")

@@ -2,6 +2,9 @@ package web
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"sync"
 	"time"
@@ -79,8 +82,10 @@ func newFake() *fakeSource {
 			Zones: []firewall.ZoneCounters{
 				{Zone: "lan", In: firewall.Count{Packets: 1250, Bytes: 100000}, Forward: firewall.Count{Packets: 77, Bytes: 6468}, Drop: firewall.Count{Packets: 3, Bytes: 180}},
 				{Zone: "lab", In: firewall.Count{Packets: 5, Bytes: 300}},
-				{Zone: firewall.UpstreamZone, Drop: firewall.Count{Packets: 42, Bytes: 2520}},
+				{Zone: firewall.UpstreamZone, Return: firewall.Count{Packets: 70, Bytes: 91000}, Drop: firewall.Count{Packets: 42, Bytes: 2520}},
 			},
+			Closed: firewall.ZoneCounters{In: firewall.Count{Packets: 6, Bytes: 480}, Drop: firewall.Count{Packets: 11, Bytes: 880}},
+			Link:   firewall.Count{Packets: 25, Bytes: 1800},
 		},
 		Router: &router.Status{Held: true, Interface: "eth1", Upstream: "192.168.1.254", Forwarding: true, Routes: []string{"default via 192.168.1.254"}},
 		DNS: &dns.Status{
@@ -120,5 +125,11 @@ func newFake() *fakeSource {
 }
 
 func newTestServer(src Source) *Server {
-	return New(src, Options{Now: func() time.Time { return testNow }})
+	return New(src, Options{Now: func() time.Time { return testNow }, Names: []string{"gw1"}})
+}
+
+// request is a request for path on the box by its name (httptest's own
+// default, example.com, is a name the box refuses).
+func request(method, path string, body io.Reader) *http.Request {
+	return httptest.NewRequest(method, "http://gw1:9253"+path, body)
 }

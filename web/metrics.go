@@ -68,8 +68,8 @@ var (
 	fAliasConflict = gauge("alias_conflict", "1 when the alias's address is on the NIC but was not added by gatewayd.", "alias")
 	fAliasPackets  = counter("alias_packets_total", "Packets to (in) and from (out) the alias, from the firewall's named counters.", "alias", "direction")
 	fAliasBytes    = counter("alias_bytes_total", "Bytes to (in) and from (out) the alias, from the firewall's named counters.", "alias", "direction")
-	fZonePackets   = counter("zone_packets_total", "Packets from the zone, by path: input (to this box), forward (routed out), return (replies routed back to it), drop. Zone \"closed\" is what no zone claims, \"link\" what is accepted before any zone can (neighbour discovery, DHCP DISCOVERs).", "zone", "path")
-	fZoneBytes     = counter("zone_bytes_total", "Bytes from the zone, by path: input, forward, return, drop; zones \"closed\" and \"link\" as for the packets.", "zone", "path")
+	fZonePackets   = counter("zone_packets_total", "Packets from the zone, each in one path: input (accepted to this box), forward (routed, of flows the zone opened), return (routed, the zone's replies to flows opened elsewhere), drop. Zone \"closed\" is what no zone claims (interfaces no zone names, IPv6 on the alias NIC); zone \"link\", path input only, what is accepted before any zone can claim it (neighbour and router discovery, MLD queries, DHCP DISCOVERs).", "zone", "path")
+	fZoneBytes     = counter("zone_bytes_total", "Bytes from the zone, by path as for gatewayd_zone_packets_total: input, forward, return, drop; zones \"closed\" and \"link\" likewise.", "zone", "path")
 
 	fRoleHeld    = gauge("role_held", "1 when the role is held (serving) on this box.", "role")
 	fRoleHealthy = gauge("role_healthy", "1 when the role (or the firewall) reports no error.", "role")
@@ -234,9 +234,12 @@ func collectAliases(e emitter, st Status) {
 			e.emit(fAliasBytes, float64(d.c.Bytes), a.Alias, d.dir)
 		}
 	}
+	if len(st.Firewall.Zones) == 0 {
+		return // no table yet (it always counts the upstream): no figures rather than zeros
+	}
 	// What no zone claims is counted as the pseudo-zone "closed", and what
 	// is accepted before any zone can claim it (neighbour discovery, DHCP
-	// DISCOVERs) as "link".
+	// DISCOVERs) as "link"; config refuses zones of those names.
 	closed := st.Firewall.Closed
 	closed.Zone = "closed"
 	for _, z := range append(slices.Clone(st.Firewall.Zones), closed) {

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -17,7 +18,7 @@ import (
 // scrape fetches /metrics from srv and returns the text exposition.
 func scrape(t *testing.T, srv *Server) string {
 	t.Helper()
-	req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+	req := request(http.MethodGet, "/metrics", nil)
 	req.Header.Set("Accept", "text/plain")
 	w := httptest.NewRecorder()
 	srv.Handler().ServeHTTP(w, req)
@@ -104,6 +105,11 @@ func TestMetricsValues(t *testing.T) {
 		{"gatewayd_zone_packets_total", []string{"zone", "lan", "path", "forward"}, 77},
 		{"gatewayd_zone_bytes_total", []string{"zone", "lan", "path", "input"}, 100000},
 		{"gatewayd_zone_packets_total", []string{"zone", "upstream", "path", "drop"}, 42},
+		{"gatewayd_zone_bytes_total", []string{"zone", "upstream", "path", "return"}, 91000},
+		{"gatewayd_zone_packets_total", []string{"zone", "closed", "path", "drop"}, 11},
+		{"gatewayd_zone_bytes_total", []string{"zone", "closed", "path", "input"}, 480},
+		{"gatewayd_zone_packets_total", []string{"zone", "link", "path", "input"}, 25},
+		{"gatewayd_zone_bytes_total", []string{"zone", "link", "path", "input"}, 1800},
 		{"gatewayd_role_held", []string{"role", "dhcp"}, 1},
 		{"gatewayd_role_healthy", []string{"role", "firewall"}, 1},
 		{"gatewayd_router_forwarding", nil, 1},
@@ -145,6 +151,47 @@ func TestMetricsValues(t *testing.T) {
 		if fams[absent] != nil {
 			t.Errorf("%s is emitted although no role keeps it", absent)
 		}
+	}
+}
+
+// TestMetricsZonePaths: every zone, and the pseudo-zone "closed", has the
+// four paths of the firewall's accounting; "link" has input only; without a
+// firewall table (before the first apply) there is no zone series at all,
+// rather than zeros; and the help says what "return" counts (the zone's
+// replies to flows opened elsewhere, firewall/origins.go).
+func TestMetricsZonePaths(t *testing.T) {
+	for _, name := range []string{"gatewayd_zone_packets_total", "gatewayd_zone_bytes_total"} {
+		paths := map[string][]string{}
+		for _, m := range gather(t, newFake())[name].GetMetric() {
+			var zone, path string
+			for _, l := range m.GetLabel() {
+				switch l.GetName() {
+				case "zone":
+					zone = l.GetValue()
+				case "path":
+					path = l.GetValue()
+				}
+			}
+			paths[zone] = append(paths[zone], path)
+		}
+		all := "[drop forward input return]"
+		for zone, want := range map[string]string{"lan": all, "lab": all, "upstream": all, "closed": all, "link": "[input]"} {
+			got := paths[zone]
+			slices.Sort(got)
+			if fmt.Sprint(got) != want {
+				t.Errorf("%s{zone=%q}: paths %v, want %s", name, zone, got, want)
+			}
+		}
+		if len(paths) != 5 {
+			t.Errorf("%s: zones %v, want lan, lab, upstream, closed, link", name, paths)
+		}
+		if f := gather(t, &fakeSource{})[name]; f != nil {
+			t.Errorf("%s before the first apply: %v, want no series", name, f.GetMetric())
+		}
+	}
+	text := scrape(t, newTestServer(newFake()))
+	if !strings.Contains(text, "return (routed, the zone's replies to flows opened elsewhere)") {
+		t.Errorf("the zone help does not say what return counts:\n%s", text)
 	}
 }
 
@@ -254,13 +301,13 @@ func TestMetricsOnlyGet(t *testing.T) {
 	srv := newTestServer(newFake())
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodDelete} {
 		w := httptest.NewRecorder()
-		srv.Handler().ServeHTTP(w, httptest.NewRequest(m, "/metrics", strings.NewReader("x")))
+		srv.Handler().ServeHTTP(w, request(m, "/metrics", strings.NewReader("x")))
 		if w.Code != http.StatusMethodNotAllowed || w.Header().Get("Allow") != "GET, HEAD" {
 			t.Errorf("%s /metrics: %d, Allow %q", m, w.Code, w.Header().Get("Allow"))
 		}
 	}
 	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodHead, "/metrics", nil))
+	srv.Handler().ServeHTTP(w, request(http.MethodHead, "/metrics", nil))
 	if w.Code != http.StatusOK {
 		t.Errorf("HEAD /metrics: %d", w.Code)
 	}

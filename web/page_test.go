@@ -16,7 +16,7 @@ import (
 func get(t *testing.T, srv *Server, target string) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
-	srv.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+	srv.Handler().ServeHTTP(w, request(http.MethodGet, target, nil))
 	return w
 }
 
@@ -118,7 +118,7 @@ func TestPageReadOnlyAndHeaders(t *testing.T) {
 	for _, m := range []string{http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		for _, path := range []string{"/", "/status.json", "/static/style.css"} {
 			w := httptest.NewRecorder()
-			srv.Handler().ServeHTTP(w, httptest.NewRequest(m, path, nil))
+			srv.Handler().ServeHTTP(w, request(m, path, nil))
 			if w.Code != http.StatusMethodNotAllowed {
 				t.Errorf("%s %s: %d, want 405", m, path, w.Code)
 			}
@@ -210,8 +210,27 @@ func TestPageBeforeFirstApply(t *testing.T) {
 		t.Errorf("GET / on an empty daemon: %d\n%s", w.Code, w.Body)
 	}
 	head := httptest.NewRecorder()
-	newTestServer(newFake()).Handler().ServeHTTP(head, httptest.NewRequest(http.MethodHead, "/", nil))
+	newTestServer(newFake()).Handler().ServeHTTP(head, request(http.MethodHead, "/", nil))
 	if head.Code != http.StatusOK {
 		t.Errorf("HEAD /: %d", head.Code)
+	}
+}
+
+// TestIndentJSONKeepsIntegers: counters pass 2^53, where a float64 loses
+// digits; the indented status must carry the daemon's numbers exactly.
+func TestIndentJSONKeepsIntegers(t *testing.T) {
+	raw := []byte(`{"b":{"bytes":18446744073709551615,"packets":9007199254740993},"a":[1.5,-0,1e3]}`)
+	got, err := IndentJSON(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "{\n  \"a\": [\n    1.5,\n    -0,\n    1e3\n  ],\n  \"b\": {\n    \"bytes\": 18446744073709551615,\n    \"packets\": 9007199254740993\n  }\n}\n"
+	if string(got) != want {
+		t.Errorf("IndentJSON =\n%s\nwant\n%s", got, want)
+	}
+	for _, bad := range []string{`{"a":1} {"b":2}`, `{"a":1}x`, `{"a":`, ``} {
+		if _, err := IndentJSON([]byte(bad)); err == nil {
+			t.Errorf("IndentJSON(%q) accepted it", bad)
+		}
 	}
 }

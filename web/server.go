@@ -17,10 +17,14 @@ import (
 	"encoding/json"
 	"errors"
 	"html/template"
+	"io"
 	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -47,6 +51,11 @@ type Options struct {
 	Refresh time.Duration
 	// Now is the clock (time.Now).
 	Now func() time.Time
+	// Names are the box's own names (its host name, its FQDN) a request
+	// may ask for in its Host header, besides an IP literal and localhost:
+	// any other name is refused, so a page in a browser cannot rebind its
+	// own name to the box's address and read the status (DNS rebinding).
+	Names []string
 }
 
 // Server is the web listener's handler and the traffic sampler.
@@ -104,7 +113,7 @@ func New(src Source, o Options) *Server {
 		MaxRequestsInFlight: 2,
 	}))
 	mux.Handle("/static/", http.StripPrefix("/static/", http.FileServerFS(static)))
-	s.handler = guard(mux)
+	s.handler = guard(mux, o.Names)
 	return s
 }
 
@@ -164,10 +173,11 @@ func (s *Server) sample(ctx context.Context) {
 	}
 }
 
-// guard makes every answer read-only and self-contained: GET and HEAD only,
-// a bound on requests in flight, and headers that keep the page from being
-// framed, sniffed or made to load anything from elsewhere.
-func guard(next http.Handler) http.Handler {
+// guard makes every answer read-only and self-contained: only for a Host
+// the box answers to (knownHost), GET and HEAD only, a bound on requests in
+// flight, and headers that keep the page from being framed, sniffed or made
+// to load anything from elsewhere.
+func guard(next http.Handler, names []string) http.Handler {
 	slots := make(chan struct{}, maxInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
@@ -177,6 +187,10 @@ func guard(next http.Handler) http.Handler {
 		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
 		h.Set("Cache-Control", "no-store")
+		if !knownHost(r.Host, names) {
+			http.Error(w, "misdirected request: ask for this box by its address or its name", http.StatusMisdirectedRequest)
+			return
+		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			h.Set("Allow", "GET, HEAD")
 			http.Error(w, "read-only: GET and HEAD only", http.StatusMethodNotAllowed)
@@ -191,6 +205,35 @@ func guard(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// knownHost reports whether hostport, a request's Host, names this box: an
+// IPv4 literal, a bracketed IPv6 literal, localhost, or one of names (case
+// and a trailing dot aside), each with or without a port. A name a browser
+// resolved some other way (DNS rebinding) is none of these.
+func knownHost(hostport string, names []string) bool {
+	host, bracketed := hostport, false
+	if h, port, err := net.SplitHostPort(hostport); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
+		host, bracketed = h, strings.HasPrefix(hostport, "[")
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host, bracketed = host[1:len(host)-1], true
+	}
+	if a, err := netip.ParseAddr(host); err == nil || bracketed {
+		return err == nil && a.Is6() == bracketed
+	}
+	host = strings.TrimSuffix(host, ".")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	for _, n := range names {
+		if n = strings.TrimSuffix(n, "."); n != "" && strings.EqualFold(host, n) {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
@@ -220,11 +263,18 @@ func (s *Server) serveJSON(w http.ResponseWriter, r *http.Request) {
 }
 
 // IndentJSON is the status as `gatewayd status --json` prints it: decoded
-// and encoded again with two-space indentation (object keys sorted).
+// and encoded again with two-space indentation (object keys sorted). Numbers
+// stay the daemon's text (json.Number): counters pass 2^53, where a float64
+// would lose digits.
 func IndentJSON(raw []byte) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
 	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, errors.New("invalid JSON: data after the value")
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

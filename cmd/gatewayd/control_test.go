@@ -146,19 +146,38 @@ func TestConfirm(t *testing.T) {
 	}
 }
 
-// TestPlanPrintsWarningsFirst: the running daemon's plan, after the file's
-// warnings.
+// TestPlanPrintsWarningsFirst: the running daemon's plan, after the
+// warnings the daemon found in the file it was sent (not a parse of its
+// own, which would print them twice or differ from the daemon's).
 func TestPlanPrintsWarningsFirst(t *testing.T) {
+	const daemonWarning = "gateway.toml:9:1: warning: the daemon's own"
 	f := newFakeDaemon(t, unknownOps(map[string]daemon.Response{
-		"plan": {OK: true, Changes: []string{"nft add table inet gatewayd"}},
+		"plan": {OK: true, Changes: []string{"nft add table inet gatewayd"}, Warnings: []string{daemonWarning}},
 	}))
 	var out, errOut bytes.Buffer
 	if code := run([]string{"plan", "--config", f.conf}, &out, &errOut); code != 0 {
 		t.Fatalf("gatewayd plan: exit %d\n%s", code, errOut.String())
 	}
-	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 2 || !strings.HasPrefix(lines[0], f.conf+":1:1: warning: ") || lines[1] != "nft add table inet gatewayd" {
-		t.Errorf("gatewayd plan printed\n%s\nwant the warning, then the daemon's step", out.String())
+	if want := daemonWarning + "\nnft add table inet gatewayd\n"; out.String() != want {
+		t.Errorf("gatewayd plan printed\n%s\nwant the daemon's warning, then its step:\n%s", out.String(), want)
+	}
+}
+
+// TestPlanWithoutDaemon: with no daemon, plan reads the file itself and
+// prints its warnings before what a start would apply.
+func TestPlanWithoutDaemon(t *testing.T) {
+	f := newFakeDaemon(t, unknownOps(nil))
+	text := "[gateway]\ninterface = \"eth1\"\ncontrol_socket = \"" + filepath.Join(f.dir, "none.sock") + "\"\n"
+	if err := os.WriteFile(f.conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out, errOut bytes.Buffer
+	if code := run([]string{"plan", "--config", f.conf}, &out, &errOut); code != 0 {
+		t.Fatalf("gatewayd plan: exit %d\n%s", code, errOut.String())
+	}
+	lines := strings.Split(out.String(), "\n")
+	if len(lines) < 2 || !strings.HasPrefix(lines[0], f.conf+":1:1: warning: ") || lines[1] != "# gatewayd is not running; starting it would apply:" {
+		t.Errorf("gatewayd plan without a daemon printed\n%s\nwant the file's warning, then what a start would apply", out.String())
 	}
 }
 
@@ -181,13 +200,26 @@ func hostname(t *testing.T) string {
 	return h
 }
 
-// TestLeasesDeleteUnknownToTheDaemon: a daemon without the op is named as such.
-func TestLeasesDeleteUnknownToTheDaemon(t *testing.T) {
+// TestLeasesDelete: a daemon without the request (an older one) gets a
+// plain answer; with the daemon stopped the store itself deletes, durably,
+// and says when there is nothing to delete.
+func TestLeasesDelete(t *testing.T) {
 	f := newFakeDaemon(t, unknownOps(nil))
 	var out, errOut bytes.Buffer
 	code := run([]string{"leases", "delete", "192.168.1.50", "--config", f.conf}, &out, &errOut)
-	if want := "gatewayd leases: this daemon does not support leases delete yet\n"; code != 1 || errOut.String() != want {
-		t.Errorf("gatewayd leases delete: exit %d, stderr %q, want 1, %q", code, errOut.String(), want)
+	if code != 1 || !strings.Contains(errOut.String(), "not supported by the running daemon") {
+		t.Errorf("gatewayd leases delete, an older daemon running: exit %d, stderr %q", code, errOut.String())
+	}
+
+	stopped := filepath.Join(f.dir, "stopped.toml")
+	text := "[gateway]\ninterface = \"eth1\"\nstate_dir = \"" + filepath.Join(f.dir, "state") + "\"\ncontrol_socket = \"" + filepath.Join(f.dir, "none.sock") + "\"\n"
+	if err := os.WriteFile(stopped, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	errOut.Reset()
+	code = run([]string{"leases", "delete", "192.168.1.50", "--config", stopped}, &out, &errOut)
+	if want := "gatewayd leases: no lease for 192.168.1.50\n"; code != 1 || errOut.String() != want {
+		t.Errorf("gatewayd leases delete, daemon stopped: exit %d, stderr %q, want 1, %q", code, errOut.String(), want)
 	}
 }
 

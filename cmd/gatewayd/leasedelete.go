@@ -40,11 +40,9 @@ func parseLeaseKey(s string) (leaseKey, error) {
 	return leaseKey{}, usageError{fmt.Sprintf("%q is neither an IPv4 address nor a MAC address like 00:0d:61:0b:d9:a0", s)}
 }
 
-// leaseDeleter is the lease store's durable delete: the leases it removed,
-// written to the lease log before it returns.
-type leaseDeleter interface {
-	Delete(addr netip.Addr, mac net.HardwareAddr) ([]dhcp.Lease, error)
-}
+// errDeleteUnsupported is the answer of a daemon older than the command,
+// which has no "leases-delete" request.
+var errDeleteUnsupported = errors.New("leases delete is not supported by the running daemon (an older gatewayd): restart it, or stop it and run leases delete again")
 
 // deleteLeases asks the daemon, or edits the store when it is not running.
 func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer) error {
@@ -57,7 +55,7 @@ func deleteLeases(ctx context.Context, path string, key leaseKey, out io.Writer)
 			return err
 		}
 	case resp != nil && resp.Error == fmt.Sprintf("unknown request %q", "leases-delete"):
-		return errors.New("this daemon does not support leases delete yet")
+		return errDeleteUnsupported
 	case err != nil:
 		return fmt.Errorf("deleting the lease of %s: %w", key, err)
 	default:
@@ -84,15 +82,11 @@ func deleteOffline(path string, key leaseKey) ([]dhcp.Lease, error) {
 		return nil, err
 	}
 	defer srv.Close()
-	d, ok := any(srv.Server).(leaseDeleter)
-	if !ok {
-		return nil, errors.New("this build deletes leases only through a running daemon: start it first")
-	}
 	var hw net.HardwareAddr
 	if key.MAC != "" {
 		hw, _ = net.ParseMAC(key.MAC)
 	}
-	deleted, err := d.Delete(key.Address, hw)
+	deleted, err := srv.Delete(key.Address, hw)
 	if err != nil {
 		return nil, fmt.Errorf("deleting the lease of %s: %w", key, err)
 	}

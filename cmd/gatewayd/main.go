@@ -171,13 +171,12 @@ func plan(ctx context.Context, path string, out io.Writer) error {
 		}
 		return nil
 	}
+	if resp != nil {
+		// The daemon parsed the file it was sent: its warnings are the ones.
+		writeLines(out, resp.Warnings)
+	}
 	if err != nil {
 		return err
-	}
-	// The daemon's plan answer carries no warnings; they are the file's
-	// alone, and the daemon has just accepted it, so read them here.
-	if c, err := config.Load(path); err == nil {
-		printWarnings(out, c.Warnings)
 	}
 	printSteps(out, resp.Changes, "no changes")
 	return nil

@@ -19,6 +19,7 @@ import (
 	"gatewayd/roles/dhcp"
 	"gatewayd/roles/dns"
 	"gatewayd/roles/router"
+	"gatewayd/web"
 )
 
 // status is `gatewayd status`: JSON as the daemon sent it (raw numbers), or
@@ -29,7 +30,12 @@ func status(ctx context.Context, path string, asJSON bool, out io.Writer) error 
 		return err
 	}
 	if asJSON {
-		return indentJSON(out, resp.Data)
+		b, err := web.IndentJSON(resp.Data)
+		if err != nil {
+			return fmt.Errorf("reading status: %w", err)
+		}
+		_, err = out.Write(b)
+		return err
 	}
 	v, err := decodeStatus(resp.Data)
 	if err != nil {
@@ -111,6 +117,11 @@ func writeStatus(out io.Writer, v *statusView, now time.Time) {
 		fmt.Fprintf(out, "UNCONFIRMED: the last reload is undone at %s%s unless `gatewayd confirm` runs first\n", stamp(*v.Confirm), until(*v.Confirm, now))
 	}
 	writeNIC(out, v)
+	if len(v.Closed) > 0 {
+		// The firewall drops everything arriving on them: say so, or a
+		// forgotten zone looks like a dead cable.
+		fmt.Fprintf(out, "closed interfaces: %s (no zone names them)\n", strings.Join(v.Closed, ", "))
+	}
 	writeRepairs(out, v, now)
 	writeAliases(out, v)
 	writeZones(out, v)
@@ -464,14 +475,4 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func indentJSON(out io.Writer, raw json.RawMessage) error {
-	var v any
-	if err := json.Unmarshal(raw, &v); err != nil {
-		return err
-	}
-	enc := json.NewEncoder(out)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }

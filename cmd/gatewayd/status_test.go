@@ -6,6 +6,7 @@ import (
 	"flag"
 	"net/netip"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,6 +29,7 @@ func sampleStatus(t *testing.T) json.RawMessage {
 		Host: "gw1", Interface: "eth1", Config: "/etc/gatewayd/gateway.toml", Generation: 3, Applied: applied,
 		Confirm: &confirmBy,
 		NIC:     &daemon.NICStatus{Present: true, Up: true},
+		Closed:  []string{"eth0", "wg0"},
 		Aliases: []daemon.AliasStatus{
 			{Name: "router", Address: "192.168.1.1/24", Label: "eth1:0", Held: true, Present: true},
 			{Name: "dhcp", Address: "192.168.1.2/24", Label: "eth1:1", Held: true, Present: true},
@@ -119,27 +121,40 @@ func TestStatusText(t *testing.T) {
 	}
 }
 
-// TestStatusJSONIsTheDaemons: --json prints the daemon's numbers unchanged.
+// TestStatusJSONIsTheDaemons: --json prints the daemon's numbers unchanged,
+// a counter past 2^53 too (compared as text, not as float64).
 func TestStatusJSONIsTheDaemons(t *testing.T) {
 	raw := sampleStatus(t)
-	var out bytes.Buffer
-	if err := indentJSON(&out, raw); err != nil {
+	var st map[string]any
+	if err := json.Unmarshal(raw, &st); err != nil {
 		t.Fatal(err)
 	}
-	var a, b any
-	_ = json.Unmarshal(raw, &a)
-	if err := json.Unmarshal(out.Bytes(), &b); err != nil {
-		t.Fatal(err)
+	st["big"] = uint64(1<<64 - 1)
+	raw, _ = json.Marshal(st)
+	f := newFakeDaemon(t, unknownOps(map[string]daemon.Response{"status": {OK: true, Data: raw}}))
+	var out, errOut bytes.Buffer
+	if code := run([]string{"status", "--json", "--config", f.conf}, &out, &errOut); code != 0 {
+		t.Fatalf("gatewayd status --json: exit %d\n%s", code, errOut.String())
 	}
-	if !jsonEqual(a, b) {
+	if !strings.Contains(out.String(), `"big": 18446744073709551615,`) {
+		t.Errorf("status --json lost the digits of a large counter:\n%s", out.String())
+	}
+	if a, b := numbers(t, raw), numbers(t, out.Bytes()); a != b {
 		t.Errorf("status --json changed the daemon's JSON:\n%s", out.String())
 	}
 }
 
-func jsonEqual(a, b any) bool {
-	x, _ := json.Marshal(a)
-	y, _ := json.Marshal(b)
-	return bytes.Equal(x, y)
+// numbers is raw decoded with its numbers as text, and encoded again.
+func numbers(t *testing.T, raw []byte) string {
+	t.Helper()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
 }
 
 func TestUnits(t *testing.T) {
