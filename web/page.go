@@ -204,13 +204,20 @@ func roleHealths(st Status) []roleHealth {
 		out = append(out, h)
 	}
 	if d := st.DHCP; d != nil {
-		h := roleHealth{Name: "dhcp", Held: d.Running, Healthy: d.Store.LastError == ""}
+		h := roleHealth{Name: "dhcp", Held: d.Running, Healthy: d.Store.LastError == "" && d.Waiting == "" && !d.Store.Degraded}
 		addr := "-"
 		if d.Address.IsValid() {
 			addr = d.Address.String()
 		}
 		h.Detail = fmt.Sprintf("on %s, active leases %d, offers held %d", addr, d.Active, d.Offers)
-		h.State, h.Detail = roleState(h, d.Store.LastError, h.Detail)
+		problem := d.Store.LastError
+		switch {
+		case d.Waiting != "":
+			problem = "waiting: " + d.Waiting
+		case d.Store.Degraded:
+			problem = "the lease log cannot be written (" + d.Store.LastError + "): no lease is granted or changed"
+		}
+		h.State, h.Detail = roleState(h, problem, h.Detail)
 		out = append(out, h)
 	}
 	return out

@@ -313,7 +313,14 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 		fmt.Fprintf(out, "\ndhcp: not serving here\n")
 		return
 	}
-	fmt.Fprintf(out, "\ndhcp: serving on %s as %s\n", d.Interface, d.Address)
+	switch {
+	case d.Waiting != "":
+		fmt.Fprintf(out, "\ndhcp: WAITING on %s as %s: %s\n", d.Interface, d.Address, d.Waiting)
+	case d.Store.Degraded:
+		fmt.Fprintf(out, "\ndhcp: DEGRADED on %s as %s: no lease is granted or changed while the lease log cannot be written\n", d.Interface, d.Address)
+	default:
+		fmt.Fprintf(out, "\ndhcp: serving on %s as %s\n", d.Interface, d.Address)
+	}
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  leases\tactive %s, declined %s, offers held %s\n", num(uint64(d.Active)), num(uint64(d.Declined)), num(uint64(d.Offers)))
 	for _, p := range d.Pools {
@@ -346,8 +353,14 @@ func writeDHCP(out io.Writer, d *dhcp.Status) {
 	if s.Recovered != "" {
 		fmt.Fprintf(tw, "  recovered\t%s\n", s.Recovered)
 	}
+	if s.Backup != "" {
+		fmt.Fprintf(tw, "  damaged log kept\t%s\n", s.Backup)
+	}
 	if s.LastError != "" {
-		fmt.Fprintf(tw, "  store error\t%s\n", s.LastError)
+		fmt.Fprintf(tw, "  store error\t%s (since %s, %s failed writes)\n", s.LastError, stamp(s.LastErrorTime), num(s.FailedWrites))
+	}
+	if s.CompactionError != "" {
+		fmt.Fprintf(tw, "  compaction error\t%s\n", s.CompactionError)
 	}
 	tw.Flush()
 }
