@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"gatewayd/daemon"
 	"gatewayd/firewall"
 	"gatewayd/lab"
 	"gatewayd/roles/router"
@@ -224,6 +225,7 @@ type statusJSON struct {
 	Closed     []string                          `json:"closed_interfaces"`
 	Confirm    *time.Time                        `json:"confirm_by"`
 	Repairs    map[string]struct{ Restores int } `json:"repairs"`
+	NIC        *daemon.NICStatus                 `json:"nic"`
 	Roles      struct {
 		Router   router.Status     `json:"router"`
 		Firewall firewall.Counters `json:"firewall"`
