@@ -94,6 +94,22 @@ func (r *Router) addAddrs(adds []addrStep) (int, error) {
 	return writes, errors.Join(errs...)
 }
 
+// deletable splits dels into those that may be made now and those that
+// wait: on an interface without promote_secondaries (see checkPromoted) the
+// kernel would delete the subnet's other addresses, which may not be
+// gatewayd's, with the deleted one.
+func (r *Router) deletable(dels []addrStep) (ok []addrStep, held []Pending) {
+	for _, s := range dels {
+		if r.promoted[s.addr.Interface] {
+			ok = append(ok, s)
+			continue
+		}
+		held = append(held, Pending{What: s.String(), Reason: promoteSysctl(s.addr.Interface).name() +
+			" is not 1: the kernel would delete the subnet's other addresses with it"})
+	}
+	return ok, held
+}
+
 // delAddrs deletes owned addresses no longer wanted.
 func (r *Router) delAddrs(dels []addrStep) (int, error) {
 	var errs []error

@@ -18,7 +18,11 @@
 //
 // With an Uplink (a WAN port: an interface of its own towards the ISP) Set
 // also holds the WAN address on it, static or leased by the role's DHCPv4
-// client, the default route via the WAN gateway, and
+// client, the default route via the WAN gateway,
+// net.ipv4.conf.<wan>.promote_secondaries = 1 (so that deleting the WAN
+// address, when it moves inside its subnet or is released, never deletes
+// the subnet's other addresses with it: gatewayd's new one, or one added by
+// hand; where it cannot be set the delete waits), and
 // net.ipv6.conf.<wan>.accept_ra = 2 when the Uplink accepts router
 // advertisements, else 0. The client renews its lease at T1 and rebinds at
 // T2, keeps it in the state directory so a restart asks for the same

@@ -39,9 +39,12 @@ type Router struct {
 	forwarding bool        // ip_forward as the last Set left it
 	sysPending []Pending   // from the last Set's sysctls
 	netPending []Pending   // from the last reconcile of addresses and routes
-	setErr     error       // the last Set's
-	leaseErr   error       // the last lease apply's, since that Set
-	closed     bool
+	// promoted are the interfaces on which the last Set saw
+	// promote_secondaries = 1: only there are owned addresses deleted.
+	promoted map[string]bool
+	setErr   error // the last Set's
+	leaseErr error // the last lease apply's, since that Set
+	closed   bool
 
 	wake     chan struct{} // the DHCP client's lease changed
 	quit     chan struct{}
@@ -175,19 +178,28 @@ func (r *Router) Set(ctx context.Context, c *Config) error {
 }
 
 // hold applies c: sysctls first (forwarding before routes that would be
-// useless without it), then the DHCP client, addresses and routes.
+// useless without it, promote_secondaries before any address is deleted),
+// then the DHCP client, addresses and routes.
 func (r *Router) hold(c *Config) error {
-	n, pending, errS := r.setSysctls(wantedSysctls(c))
-	r.sysPending = pending
-	k, err := r.readKernel(r.needAddrs(c))
-	if err != nil {
-		r.writes.Add(uint64(n))
-		return errors.Join(errS, err)
+	want := wantedSysctls(c)
+	k, errK := r.readKernel(r.needAddrs(c))
+	if errK == nil {
+		want = append(want, r.promoting(k, want)...)
 	}
+	n, pending, errS := r.setSysctls(want)
+	r.sysPending = pending
+	if errK != nil {
+		r.writes.Add(uint64(n))
+		return errors.Join(errS, errK)
+	}
+	r.checkPromoted(c)
 	errC := r.setClient(c.Uplink, k)
 	m, errN := r.reconcileNet(c, k)
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errS, errC, errN)
+	// A previous uplink's promote_secondaries was for its address's delete.
+	wanted := wantedSysctls(c)
+	p, errP := r.restoreSysctls(func(key string) bool { return !slices.ContainsFunc(wanted, keyIs(key)) && !r.stillPromoting(key) })
+	r.writes.Add(uint64(n + m + p))
+	return errors.Join(errS, errC, errN, errP)
 }
 
 // release gives the lease back, removes owned addresses and routes, and
@@ -196,15 +208,59 @@ func (r *Router) release() error {
 	if r.client != nil {
 		r.stopClient(true)
 	}
-	var m int
+	var m, p int
+	var errP error
 	k, errN := r.readKernel(r.needAddrs(nil))
 	if errN == nil {
+		p, _, errP = r.applySysctls(r.promoting(k, nil))
+		r.checkPromoted(nil)
 		m, errN = r.reconcileNet(nil, k)
 	}
-	n, errS := r.restoreSysctls(func(string) bool { return true })
+	n, errS := r.restoreSysctls(func(key string) bool { return !r.stillPromoting(key) })
 	r.sysPending = nil
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errN, errS)
+	r.writes.Add(uint64(p + n + m))
+	return errors.Join(errP, errN, errS)
+}
+
+// promoting are the promote_secondaries values that deleting the owned
+// addresses in k needs, on interfaces want has none for (a previous
+// uplink's): set for the delete, put back after it.
+func (r *Router) promoting(k *kernelState, want []sysctl) []sysctl {
+	var out []sysctl
+	for _, o := range r.rec.Addresses {
+		s := promoteSysctl(o.Interface)
+		if slices.Contains(k.addrs[o.Interface], o.Address) && !slices.ContainsFunc(want, keyIs(s.Key)) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkPromoted notes the interfaces where owned addresses may be deleted:
+// those with an owned address, and c's uplink, on which
+// promote_secondaries is 1 now. Elsewhere it could not be set, and a
+// delete would take the subnet's other addresses with it.
+func (r *Router) checkPromoted(c *Config) {
+	r.promoted = map[string]bool{}
+	devs := []string{}
+	for _, o := range r.rec.Addresses {
+		devs = append(devs, o.Interface)
+	}
+	if c != nil && c.Uplink != nil {
+		devs = append(devs, c.Uplink.Interface)
+	}
+	for _, dev := range devs {
+		if _, done := r.promoted[dev]; !done {
+			v, err := r.sys.read(promoteSysctl(dev).Key)
+			r.promoted[dev] = err == nil && v == "1"
+		}
+	}
+}
+
+// stillPromoting reports whether key is the promote_secondaries of an
+// interface gatewayd still has an address on: it stays until the delete.
+func (r *Router) stillPromoting(key string) bool {
+	return slices.ContainsFunc(r.rec.Addresses, func(o ownedAddr) bool { return promoteSysctl(o.Interface).Key == key })
 }
 
 // needAddrs says whether a reconcile for c needs the address dump.
@@ -222,6 +278,8 @@ func (r *Router) reconcileNet(c *Config, k *kernelState) (int, error) {
 	w := r.wan(c)
 	r.forgetGoneAddrs(k)
 	adds, dels, pending := planAddrs(wantedAddrs(w), k, r.rec)
+	dels, held := r.deletable(dels)
+	pending = append(pending, held...)
 	n, errA := r.addAddrs(adds)
 	var errL error
 	if n > 0 {

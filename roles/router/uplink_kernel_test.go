@@ -28,6 +28,14 @@ func newUplinkLab(t *testing.T) (*routerLab, *lab.Namespace) {
 	if err := isp.Addr("lo", "198.51.100.1/32"); err != nil {
 		t.Fatal(err)
 	}
+	// The kernel's default, which some distributions change for every
+	// namespace: deleting a subnet's primary address deletes its
+	// secondaries.
+	for _, dev := range []string{"all", "default", "eth0"} {
+		if err := rl.gw.Sysctl("net/ipv4/conf/"+dev+"/promote_secondaries", "0"); err != nil {
+			t.Fatal(err)
+		}
+	}
 	return rl, isp
 }
 
@@ -59,7 +67,6 @@ const wanDefault = "default via 203.0.113.1 dev eth0 proto 177"
 
 func TestUplinkStatic(t *testing.T) {
 	rl, _ := newUplinkLab(t)
-	rl.gw.MustRun(t, "ip", "addr", "add", "203.0.113.9/24", "dev", "eth0") // not gatewayd's
 	raWAN, raNIC := rl.sysctl(t, "net/ipv6/conf/eth0/accept_ra"), rl.sysctl(t, "net/ipv6/conf/eth1/accept_ra")
 	if raWAN != "1" || raNIC != "1" {
 		t.Fatalf("accept_ra before: eth0 %s, eth1 %s; the test wants the kernel default 1", raWAN, raNIC)
@@ -67,7 +74,7 @@ func TestUplinkStatic(t *testing.T) {
 	r := rl.open(t)
 	cfg := wanStatic("203.0.113.2/24")
 	plan := strings.Join(rl.plan(t, r, cfg), "\n")
-	for _, want := range []string{"sysctl -w net.ipv6.conf.eth0.accept_ra=0", "ip addr add 203.0.113.2/24 dev eth0", "ip route add default via 203.0.113.1 dev eth0"} {
+	for _, want := range []string{"sysctl -w net.ipv4.conf.eth0.promote_secondaries=1", "sysctl -w net.ipv6.conf.eth0.accept_ra=0", "ip addr add 203.0.113.2/24 dev eth0", "ip route add default via 203.0.113.1 dev eth0"} {
 		if !strings.Contains(plan, want) {
 			t.Errorf("plan lacks %q:\n%s", want, plan)
 		}
@@ -79,8 +86,11 @@ func TestUplinkStatic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Run("held", func(t *testing.T) {
-		if a := rl.addrs(t, "eth0"); !strings.Contains(a, "inet 203.0.113.2/24") || !strings.Contains(a, "inet 203.0.113.9/24") {
+		if a := rl.addrs(t, "eth0"); !strings.Contains(a, "inet 203.0.113.2/24") {
 			t.Errorf("eth0 addresses:\n%s", a)
+		}
+		if got := rl.sysctl(t, "net/ipv4/conf/eth0/promote_secondaries"); got != "1" {
+			t.Errorf("eth0 promote_secondaries = %s, want 1", got)
 		}
 		if routes := rl.routes(t); !hasLine(routes, wanDefault) {
 			t.Errorf("routes lack %q:\n%s", wanDefault, routes)
@@ -129,24 +139,36 @@ func TestUplinkStatic(t *testing.T) {
 			t.Errorf("eth0 accept_ra = %s with AcceptRA, want 2", got)
 		}
 	})
+	// The new address of the same subnet is added as a secondary of the
+	// old one, which is then deleted: the kernel must promote the new one,
+	// not delete it with its primary.
 	t.Run("address moves", func(t *testing.T) {
 		if err := rl.set(r, wanStatic("203.0.113.3/24")); err != nil {
 			t.Fatal(err)
 		}
 		a := rl.addrs(t, "eth0")
-		if !strings.Contains(a, "inet 203.0.113.3/24") || strings.Contains(a, "203.0.113.2/") || !strings.Contains(a, "inet 203.0.113.9/24") {
+		if !strings.Contains(a, "inet 203.0.113.3/24") || strings.Contains(a, "203.0.113.2/") {
 			t.Errorf("eth0 addresses:\n%s", a)
 		}
 		if routes := rl.routes(t); !hasLine(routes, wanDefault) {
 			t.Errorf("routes lack %q:\n%s", wanDefault, routes)
 		}
+		if st := r.Status(); len(st.Pending) != 0 || st.Error != "" {
+			t.Errorf("status %+v", st)
+		}
 	})
+	// An address added by hand after gatewayd's is a secondary of it; the
+	// release deletes gatewayd's, the primary, and must leave it.
+	rl.gw.MustRun(t, "ip", "addr", "add", "203.0.113.9/24", "dev", "eth0")
 	t.Run("released", func(t *testing.T) {
 		if err := rl.set(r, nil); err != nil {
 			t.Fatal(err)
 		}
 		if a := rl.addrs(t, "eth0"); strings.Contains(a, "203.0.113.3/") || !strings.Contains(a, "inet 203.0.113.9/24") {
 			t.Errorf("after release eth0 has:\n%s", a)
+		}
+		if got := rl.sysctl(t, "net/ipv4/conf/eth0/promote_secondaries"); got != "0" {
+			t.Errorf("eth0 promote_secondaries = %s after release, want 0 as found", got)
 		}
 		if routes := rl.routes(t); strings.Contains(routes, "proto 177") {
 			t.Errorf("after release:\n%s", routes)

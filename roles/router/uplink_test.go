@@ -45,7 +45,8 @@ func TestConfigCheck(t *testing.T) {
 }
 
 // TestDesiredWithUplink: the uplink gives the default route on its own
-// interface and accept_ra there; the alias NIC's values stay.
+// interface, promote_secondaries and accept_ra there; the alias NIC's values
+// stay.
 func TestDesiredWithUplink(t *testing.T) {
 	c := staticUplink()
 	w := wan{Interface: "eth0", Address: c.Uplink.Address, Gateway: c.Uplink.Gateway}
@@ -71,7 +72,7 @@ func TestDesiredWithUplink(t *testing.T) {
 		if last := s[len(s)-1]; last.name() != "net.ipv6.conf.eth0.accept_ra" || last.Value != want {
 			t.Errorf("AcceptRA %v: %s=%s", ra, last.name(), last.Value)
 		}
-		if len(s) != len(forwardingSysctls("eth1"))+1 {
+		if len(s) != len(forwardingSysctls("eth1"))+2 || s[len(s)-2] != (sysctl{"net/ipv4/conf/eth0/promote_secondaries", "1"}) {
 			t.Errorf("sysctls %v", s)
 		}
 	}
@@ -157,6 +158,25 @@ func TestPlanAddrs(t *testing.T) {
 	adds, dels, pending = planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 0 || len(dels) != 0 || len(pending) != 1 || pending[0].Reason != "interface eth0 is absent" {
 		t.Errorf("absent: adds %v dels %v pending %v", adds, dels, pending)
+	}
+}
+
+// TestDeleteNeedsPromotion: an owned address is deleted only where
+// promote_secondaries was seen at 1; elsewhere the delete waits, saying why.
+func TestDeleteNeedsPromotion(t *testing.T) {
+	sys := fakeProc(t, map[string]string{"net/ipv4/conf/eth0/promote_secondaries": "1", "net/ipv4/conf/eth2/promote_secondaries": "0"})
+	old := func(dev string) ownedAddr {
+		return ownedAddr{Interface: dev, Address: netip.MustParsePrefix("203.0.113.3/24")}
+	}
+	r := &Router{sys: sys, rec: &record{Addresses: []ownedAddr{old("eth0"), old("eth2")}}}
+	r.checkPromoted(nil)
+	ok, held := r.deletable([]addrStep{{op: "del", addr: old("eth0")}, {op: "del", addr: old("eth2")}})
+	if len(ok) != 1 || ok[0].addr != old("eth0") || len(held) != 1 || held[0].What != "ip addr del 203.0.113.3/24 dev eth2" ||
+		!strings.Contains(held[0].Reason, "net.ipv4.conf.eth2.promote_secondaries is not 1") {
+		t.Errorf("deletable: %v, held %+v", ok, held)
+	}
+	if !r.stillPromoting("net/ipv4/conf/eth2/promote_secondaries") || r.stillPromoting("net/ipv4/conf/eth1/promote_secondaries") {
+		t.Error("stillPromoting")
 	}
 }
 
