@@ -45,12 +45,15 @@
 //     IPv6 on the alias NIC) meets the closed rules at the end of the base
 //     chains.
 //   - Every origin first accepts ct state established,related and drops
-//     invalid, as fw4 does for every interface, so the admin's sessions
-//     survive a first start. Conntrack tracks nothing in a namespace until a
-//     ruleset uses it, so a TCP session opened before the first start
-//     reaches the box as ct state new without SYN: input picks such segments
-//     up (ACK without SYN, accepted, so that the box's answer lets conntrack
-//     place the connection); no connection opens without a SYN.
+//     invalid, as fw4 does for every interface. Conntrack tracks nothing in
+//     a namespace until a ruleset uses it, so a TCP session opened before
+//     the first start (the admin's SSH) reaches the box as ct state new
+//     without SYN. Nothing takes such segments up for their own sake: the
+//     service rules below match destination and port, not flags, so a
+//     session to a service its zone may reach survives the first start,
+//     and every other (from the upstream, a closed interface, or to a port
+//     its zone may not reach) is dropped as new: an ACK scan gets no reset
+//     and spoofed ACKs fill no conntrack table.
 //   - A zone's input chain then accepts exactly its services on the alias
 //     address that serves them, and its management services (ssh, ping:
 //     ZoneInfo.Manage) on the box's own addresses that are not aliases (the

@@ -97,11 +97,6 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 		return append(out,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Type}}), nil
-	case TCPFlags:
-		return append(e.needL4proto(unix.IPPROTO_TCP),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{x.Mask}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Value}}), nil
 	case HopLimit:
 		return append(e.needNfproto(unix.NFPROTO_IPV6),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},

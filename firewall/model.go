@@ -105,16 +105,6 @@ const (
 	CtInvalid     = 1
 	CtEstablished = 2
 	CtRelated     = 4
-	CtNew         = 8
-)
-
-// TCP flags (the header's bit values).
-const (
-	TCPFin = 0x01
-	TCPSyn = 0x02
-	TCPRst = 0x04
-	TCPPsh = 0x08
-	TCPAck = 0x10
 )
 
 type (
@@ -166,8 +156,6 @@ type (
 		V6   bool
 		Type uint8
 	}
-	// TCPFlags matches the TCP flags under Mask against Value.
-	TCPFlags struct{ Value, Mask uint8 }
 	// HopLimit matches the IPv6 hop limit.
 	HopLimit struct{ Value uint8 }
 	// FibSaddrNotLocal matches packets whose source is not an address of

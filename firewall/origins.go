@@ -47,20 +47,21 @@ func (o origin) counters() []string { return []string{o.in, o.fwd, o.ret, o.drop
 // established accepts what belongs to allowed flows, counted by direction,
 // and drops what conntrack cannot place.
 //
-// To the box it also picks up TCP connections conntrack does not know: a
-// namespace tracks nothing until a ruleset uses conntrack, so a session
-// opened before the first start (the admin's SSH) reaches it as a segment
-// in state new without SYN, which would be dropped and the session hang.
-// Such a segment (ACK, no SYN) is accepted; the box's answer, the next
-// segment or a reset, lets conntrack place the connection. No connection
-// opens this way: that takes a SYN, which only the allowed services accept.
+// A namespace tracks nothing until a ruleset uses conntrack, so a TCP
+// session opened before the first start (the admin's SSH) reaches the box
+// as a segment in state new without SYN. Nothing here takes such segments
+// up: a zone's service rules match the destination and port, not the
+// flags, so a session to a service its zone may reach is accepted there and
+// conntrack places it; any other (from the upstream, a closed interface, or
+// to a port the zone may not reach) is dropped like a new connection. So an
+// ACK scan gets no reset, and a flood of spoofed ACKs creates no conntrack
+// entries, except on the services a zone may reach anyway.
 func (o origin) established(forward bool) []Rule {
 	ok := CtState{CtEstablished | CtRelated}
 	if !forward {
 		return []Rule{
 			rule(ok, Counter{o.in}, Accept),
 			rule(CtState{CtInvalid}, Counter{o.drop}, Drop),
-			rule(CtState{CtNew}, TCPFlags{Value: TCPAck, Mask: TCPSyn | TCPAck}, Counter{o.in}, Accept),
 		}
 	}
 	return []Rule{

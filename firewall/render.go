@@ -125,7 +125,7 @@ func (e CtState) String() string {
 	for _, s := range []struct {
 		bit  uint32
 		name string
-	}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}, {CtNew, "new"}} {
+	}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}} {
 		if e.Mask&s.bit != 0 {
 			names = append(names, s.name)
 		}
@@ -210,24 +210,6 @@ func icmpName(names map[uint8]string, t uint8) string {
 		return n
 	}
 	return strconv.Itoa(int(t))
-}
-
-// String prints the match as nft lists it: "tcp flags ack / syn,ack".
-func (e TCPFlags) String() string {
-	return "tcp flags " + tcpFlagNames(e.Value) + " / " + tcpFlagNames(e.Mask)
-}
-
-func tcpFlagNames(f uint8) string {
-	var names []string
-	for _, n := range []struct {
-		bit  uint8
-		name string
-	}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}} {
-		if f&n.bit != 0 {
-			names = append(names, n.name)
-		}
-	}
-	return strings.Join(names, ",")
 }
 
 func (e HopLimit) String() string       { return fmt.Sprintf("ip6 hoplimit %d", e.Value) }
