@@ -65,15 +65,16 @@
 //     interfaces a target zone names, to the target's subnets on the alias
 //     NIC, and for "upstream" out of the WAN port and to outside every zone
 //     on the alias NIC. A closed interface is no one's upstream.
-//   - The upstream reaches the box only with replies (and, on a WAN port
-//     whose address DHCP learns, the DHCP server's answers, udp 67 → 68) and
-//     is forwarded nowhere; the closed interfaces likewise. What an origin is
+//   - The upstream reaches the box only with replies, and is forwarded
+//     nowhere; the closed interfaces likewise. A WAN port whose address DHCP
+//     learns needs no rule of its own: the router role's DHCP client sends
+//     and reads through a packet socket, past the table. What an origin is
 //     not allowed is logged with a rate limit ("gatewayd drop <zone>: ",
 //     "gatewayd drop, no zone: " for the closed rest; the kernel's line names
 //     the interface) and dropped, counted.
 //   - NAT, with the router role held here and masquerade on: out of the WAN
 //     port everything gets its address (snat to the static address, or
-//     masquerade for a DHCP one, never a DHCP client's 0.0.0.0); out of the
+//     masquerade for a DHCP one); out of the
 //     alias NIC what goes to outside every zone gets the router alias
 //     (Policy.SNAT; masquerade when unset), except the box's own traffic
 //     (fib saddr type local), so replies keep leaving from the role's alias.

@@ -232,11 +232,7 @@ func (e *encoder) addr(x Addr) ([]expr.Any, error) {
 		mask := netip.PrefixFrom(allOnes(p.Addr().BitLen()), p.Bits()).Masked().Addr().AsSlice()
 		out = append(out, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(mask)), Mask: mask, Xor: make([]byte, len(mask))})
 	}
-	op := expr.CmpOpEq
-	if x.Neg {
-		op = expr.CmpOpNeq
-	}
-	return append(out, &expr.Cmp{Op: op, Register: 1, Data: p.Addr().AsSlice()}), nil
+	return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()}), nil
 }
 
 func allOnes(bits int) netip.Addr {
@@ -275,11 +271,8 @@ func (e *encoder) port(x Port) ([]expr.Any, error) {
 	default:
 		return nil, fmt.Errorf("unknown protocol %q", x.Proto)
 	}
-	off := uint32(2)
-	if x.Src {
-		off = 0
-	}
-	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
+	// The destination port, after the source port.
+	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
 	if x.From == x.To {
 		return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(x.From)}), nil
 	}

@@ -134,7 +134,6 @@ type (
 	Addr struct {
 		Field  Field
 		Prefix netip.Prefix
-		Neg    bool
 	}
 	// InSet matches an IPv4 address field against a named set.
 	InSet struct {
@@ -142,12 +141,10 @@ type (
 		Set   string
 		Neg   bool
 	}
-	// Port matches the TCP or UDP destination port range, or the source
-	// port range when Src.
+	// Port matches the TCP or UDP destination port range.
 	Port struct {
 		Proto    string // "tcp" or "udp"
 		From, To uint16
-		Src      bool
 	}
 	// IPProto matches the IPv4 protocol ("icmp").
 	IPProto struct{ Proto string }

@@ -95,19 +95,12 @@ func logPrefix(zone string) string {
 	return p
 }
 
-// upstreamInputChain: the upstream reaches the box only with replies, and
-// on a WAN port without a static address with the DHCP server's answers.
-func upstreamInputChain(r *Ruleset) Chain {
-	o := zoneOrigin(UpstreamZone)
-	c := Chain{Name: InChain(UpstreamZone), Rules: o.established(false)}
-	if up := r.Upstream; up != nil && !up.Addr.IsValid() {
-		c.Rules = append(c.Rules, Rule{Comment: "dhcp-client", Exprs: []Expr{
-			IifName{Name: up.Interface}, Port{Proto: "udp", From: 67, To: 67, Src: true}, Port{Proto: "udp", From: 68, To: 68},
-			Counter{o.in}, Accept,
-		}})
-	}
-	c.Rules = append(c.Rules, o.dropRules()...)
-	return c
+// upstreamInputChain: the upstream reaches the box only with replies. A
+// WAN port whose address DHCP learns needs no rule: the router's DHCP
+// client reads through a packet socket, which sees the server's answers
+// before netfilter does.
+func upstreamInputChain(*Ruleset) Chain {
+	return zoneOrigin(UpstreamZone).close(Chain{Name: InChain(UpstreamZone)}, false)
 }
 
 // upstreamForwardChain: the upstream is routed nowhere, replies aside.

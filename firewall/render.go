@@ -142,7 +142,7 @@ func (e Addr) String() string {
 	if e.Prefix.IsSingleIP() {
 		val = e.Prefix.Addr().String()
 	}
-	return fmt.Sprintf("%s %s %s%s", fam, e.Field, neg(e.Neg), val)
+	return fmt.Sprintf("%s %s %s", fam, e.Field, val)
 }
 
 func (e InSet) String() string {
@@ -157,14 +157,10 @@ func neg(n bool) string {
 }
 
 func (e Port) String() string {
-	dir := "dport"
-	if e.Src {
-		dir = "sport"
-	}
 	if e.From == e.To {
-		return fmt.Sprintf("%s %s %d", e.Proto, dir, e.From)
+		return fmt.Sprintf("%s dport %d", e.Proto, e.From)
 	}
-	return fmt.Sprintf("%s %s %d-%d", e.Proto, dir, e.From, e.To)
+	return fmt.Sprintf("%s dport %d-%d", e.Proto, e.From, e.To)
 }
 
 func (e IPProto) String() string { return "ip protocol " + e.Proto }
