@@ -365,10 +365,7 @@ func (c *dhcpClient) stop(release bool) error {
 	case c.tr == nil:
 		err = errors.New(c.noTr)
 	default:
-		err = c.tr.nc.Release(&nclient4.Lease{ACK: c.lease.ack})
-		if err == nil {
-			c.log.Info("DHCP lease released", "addr", c.lease.addr)
-		}
+		err = c.tr.release(c.lease, c.log)
 	}
 	if release {
 		c.lease = nil

@@ -26,8 +26,10 @@
 // net.ipv6.conf.<wan>.accept_ra = 2 when the Uplink accepts router
 // advertisements, else 0. The client renews its lease at T1 and rebinds at
 // T2, keeps it in the state directory so a restart asks for the same
-// address, and releases it on Set(nil) and Purge. The ISP's DNS servers are
-// shown in Status; the role does not use them.
+// address, and releases it (DHCPRELEASE) on Set(nil) and Purge, and when the
+// uplink stops asking for it; a lease kept by a previous run is released
+// too, on a socket opened for it. The ISP's DNS servers are shown in Status;
+// the role does not use them.
 //
 // Masquerading is the firewall's job (the controller gives it the NAT
 // intent); this package owns no nftables state and never touches DNS.
@@ -77,7 +79,8 @@
 // # When the role leaves
 //
 // Set(nil) means the role is not held here ([router] is absent or its alias
-// is held by another box): Set releases the lease, removes the routes and
+// is held by another box): Set releases the lease (the previous run's
+// included, when this one never started a client), removes the routes and
 // addresses it owns and puts back every sysctl it changed to the value it
 // found, unless someone has changed it since (then it is left alone). So a
 // box that was not forwarding before gatewayd stops forwarding when the

@@ -211,6 +211,9 @@ func (r *Router) release() error {
 	var m, p int
 	var errP error
 	k, errN := r.readKernel(r.needAddrs(nil))
+	if errN == nil && r.rec.Lease != nil {
+		r.releaseStored(k) // before its address goes
+	}
 	if errN == nil {
 		p, _, errP = r.applySysctls(r.promoting(k, nil))
 		r.checkPromoted(nil)

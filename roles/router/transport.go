@@ -153,6 +153,15 @@ func openTransport(ifname string, l link, log *slog.Logger) (*transport, error) 
 
 func (t *transport) close() { _ = t.nc.Close() }
 
+// release gives l back to its server (DHCPRELEASE, RFC 2131 §4.4.6).
+func (t *transport) release(l *lease, log *slog.Logger) error {
+	if err := t.nc.Release(&nclient4.Lease{ACK: l.ack}); err != nil {
+		return err
+	}
+	log.Info("DHCP lease released", "addr", l.addr)
+	return nil
+}
+
 // usable reports whether t is still the socket for the interface l.
 func (t *transport) usable(l link) bool {
 	return t.index == l.index && !t.conn.dead.Load()

@@ -348,3 +348,55 @@ func TestUplinkDHCP(t *testing.T) {
 func hasPending(p []Pending, what, reason string) bool {
 	return slices.ContainsFunc(p, func(p Pending) bool { return p.What == what && strings.Contains(p.Reason, reason) })
 }
+
+// TestUplinkReleaseAfterRestart: a lease kept across a restart is given
+// back (DHCPRELEASE) by the next run's Purge or Set(nil), though that run
+// never started a client, or by its Set of a static uplink; and its address
+// goes.
+func TestUplinkReleaseAfterRestart(t *testing.T) {
+	lab.RequireTools(t, "dnsmasq")
+	rl, isp := newUplinkLab(t)
+	log := dnsmasqISP(t, rl, isp)
+	for _, how := range []string{"Purge", "Set(nil)", "Set(static)"} {
+		t.Run(how, func(t *testing.T) {
+			r := rl.open(t)
+			if err := rl.set(r, dhcpUplink()); err != nil {
+				t.Fatal(err)
+			}
+			addr := rl.bound(t, r, 0).Address
+			if err := r.Close(); err != nil {
+				t.Fatal(err)
+			}
+			released := strings.Count(log(), "DHCPRELEASE(eth0) "+addr.Addr().String())
+			r = rl.open(t)
+			var err error
+			switch how {
+			case "Purge":
+				err = rl.gw.Do(r.Purge)
+			case "Set(nil)":
+				err = rl.set(r, nil)
+			default:
+				err = rl.set(r, wanStatic("203.0.113.2/24"))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := rl.addrs(t, "eth0"); strings.Contains(a, addr.String()) {
+				t.Errorf("after %s eth0 has:\n%s", how, a)
+			}
+			lab.Eventually(t, 5*time.Second, func() error {
+				if strings.Count(log(), "DHCPRELEASE(eth0) "+addr.Addr().String()) == released {
+					return errors.New("dnsmasq saw no DHCPRELEASE")
+				}
+				return nil
+			})
+			owned := 0
+			if how == "Set(static)" {
+				owned = 1
+			}
+			if rec, err := loadRecord(rl.state); err != nil || rec.Lease != nil || len(rec.Addresses) != owned {
+				t.Errorf("record after %s %+v (%v)", how, rec, err)
+			}
+		})
+	}
+}
