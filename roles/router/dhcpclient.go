@@ -18,7 +18,7 @@ import (
 // The client's states (RFC 2131 §4.4), as Status shows them.
 const (
 	stateInit      = "init"        // no lease: DISCOVER
-	stateRebooting = "init-reboot" // a lease kept across a restart: REQUEST it again
+	stateRebooting = "init-reboot" // a lease kept across a restart or a new socket: REQUEST it again
 	stateBound     = "bound"
 	stateRenewing  = "renewing"  // past T1: REQUEST to the server that gave it
 	stateRebinding = "rebinding" // past T2: REQUEST to any server
@@ -50,7 +50,7 @@ type dhcpClient struct {
 	lease    *lease
 	hint     netip.Addr // the address to ask for: the last lease's
 	state    string
-	renewals int    // leases extended (renewed, rebound, confirmed after a restart)
+	renewals int    // leases extended (renewed, rebound, confirmed by INIT-REBOOT)
 	lastErr  string // the last exchange's failure, "" after a success
 	backoff  time.Duration
 }
@@ -330,12 +330,19 @@ func (c *dhcpClient) hasTransport(l link) bool {
 
 // setTransport hands the client its socket (nil, with why, while there can
 // be none). A lease given to another MAC address (the NIC was replaced) is
-// dropped: the server knows the client by it.
+// dropped: the server knows the client by it. Any other lease held when a
+// new socket comes (the link went down and up, the NIC was re-created) is
+// confirmed at once, INIT-REBOOT (RFC 2131 §3.2): the cable may now be in
+// another network, whose server refuses it, and the old address and
+// gateway must not stay until T1.
 func (c *dhcpClient) setTransport(tr *transport, why string) {
 	c.mu.Lock()
 	old := c.tr
 	c.tr, c.noTr = tr, why
 	lost := tr != nil && c.lease != nil && !bytes.Equal(c.lease.mac, tr.mac)
+	if tr != nil && tr != old && c.lease != nil && !lost {
+		c.state = stateRebooting
+	}
 	c.mu.Unlock()
 	if old != nil && old != tr {
 		old.close()

@@ -66,7 +66,9 @@
 // no subnet of its interface yet, no DHCP lease yet) is pending: listed in
 // Status, not an error, and applied by the first Set after it becomes
 // possible. The DHCP client's socket is opened again by Set when its
-// interface was re-created or went down and up. A lease the client gets,
+// interface was re-created or went down and up, and the lease it holds is
+// then confirmed at once (INIT-REBOOT), since the cable may have moved to
+// another network. A lease the client gets,
 // extends or loses is applied at once by the role's own goroutine, which
 // uses only the netlink handle and the record.
 //

@@ -90,8 +90,8 @@ type UplinkStatus struct {
 // LeaseStatus is the uplink's DHCP client and its lease.
 type LeaseStatus struct {
 	// State is the client's: init (asking for a lease), init-reboot
-	// (confirming the one kept across a restart), bound, renewing (past
-	// T1), rebinding (past T2).
+	// (confirming the one it has after a restart or on a new socket),
+	// bound, renewing (past T1), rebinding (past T2).
 	State  string     `json:"state"`
 	Server netip.Addr `json:"server,omitzero"`
 	// DNS are the name servers the ISP offers (option 6). The role does
@@ -102,7 +102,7 @@ type LeaseStatus struct {
 	Rebind   time.Time    `json:"rebind,omitzero"` // T2
 	Expires  time.Time    `json:"expires,omitzero"`
 	// Renewals counts the leases extended: renewed, rebound, or confirmed
-	// after a restart.
+	// after a restart or on a new socket.
 	Renewals int `json:"renewals"`
 	// Error is the last exchange's failure, cleared by a success.
 	Error string `json:"error,omitempty"`

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -184,22 +186,48 @@ func TestUplinkStatic(t *testing.T) {
 	})
 }
 
-// dnsmasqISP runs dnsmasq as the ISP's DHCP server on its eth0: leases of
-// two minutes (dnsmasq's shortest) renewed after 2 s, rebound after 4 s. It
-// does not bind to the interface, so it keeps serving when the link is
-// re-created.
-func dnsmasqISP(t *testing.T, rl *routerLab, isp *lab.Namespace) func() string {
+// dhcpServer is dnsmasq serving DHCP on eth0 of a lab namespace.
+type dhcpServer struct {
+	l   *lab.Lab
+	cmd *exec.Cmd
+}
+
+// startDnsmasq serves two-minute leases (dnsmasq's shortest) of
+// <net>.50–<net>.60 in <net>.0/24, with <net>.1 as the router, on eth0 of
+// ns, with extra options. It does not bind to the interface, so it keeps
+// serving when the link is re-created; it is authoritative, so it refuses
+// (DHCPNAK) a request for an address it would not give.
+func startDnsmasq(t *testing.T, rl *routerLab, ns *lab.Namespace, net string, extra ...string) *dhcpServer {
 	t.Helper()
 	leases := filepath.Join(t.TempDir(), "dnsmasq.leases")
-	cmd, err := isp.Start(context.Background(), "dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
-		"--interface=eth0", "--dhcp-range=203.0.113.50,203.0.113.60,255.255.255.0,2m",
-		"--dhcp-option=option:router,203.0.113.1", "--dhcp-option=option:dns-server,203.0.113.53",
-		"--dhcp-option=option:T1,2", "--dhcp-option=option:T2,4", "--dhcp-leasefile="+leases,
-		"--dhcp-authoritative", "--no-ping", "--log-dhcp", "--user=root", "--pid-file=")
+	argv := append([]string{"dnsmasq", "--no-daemon", "--conf-file=/dev/null", "--port=0",
+		"--interface=eth0", "--dhcp-range=" + net + ".50," + net + ".60,255.255.255.0,2m",
+		"--dhcp-option=option:router," + net + ".1", "--dhcp-leasefile=" + leases,
+		"--dhcp-authoritative", "--no-ping", "--log-dhcp", "--user=root", "--pid-file="}, extra...)
+	cmd, err := ns.Start(context.Background(), argv...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return func() string { return rl.l.Output(cmd) }
+	return &dhcpServer{l: rl.l, cmd: cmd}
+}
+
+func (s *dhcpServer) log() string { return s.l.Output(s.cmd) }
+
+// stop ends the server and waits for it.
+func (s *dhcpServer) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	_ = s.cmd.Wait()
+}
+
+// dnsmasqISP runs dnsmasq as the ISP's DHCP server on its eth0: leases of
+// 203.0.113.50–60, renewed after 2 s, rebound after 4 s.
+func dnsmasqISP(t *testing.T, rl *routerLab, isp *lab.Namespace) func() string {
+	t.Helper()
+	return startDnsmasq(t, rl, isp, "203.0.113", "--dhcp-option=option:dns-server,203.0.113.53",
+		"--dhcp-option=option:T1,2", "--dhcp-option=option:T2,4").log
 }
 
 func dhcpUplink() *Config {
@@ -398,5 +426,56 @@ func TestUplinkReleaseAfterRestart(t *testing.T) {
 				t.Errorf("record after %s %+v (%v)", how, rec, err)
 			}
 		})
+	}
+}
+
+// TestUplinkMovedToAnotherNetwork: a new socket on the WAN port (a NIC
+// re-created, here with its cable in another ISP's network) makes the
+// client confirm its lease at once (INIT-REBOOT, RFC 2131 §3.2) instead of
+// waiting for T1: the other network's server refuses it, and the box takes
+// an address and a default route there.
+func TestUplinkMovedToAnotherNetwork(t *testing.T) {
+	lab.RequireTools(t, "dnsmasq")
+	rl, isp := newUplinkLab(t)
+	startDnsmasq(t, rl, isp, "203.0.113") // T1 at a minute
+	r := rl.open(t)
+	cfg := dhcpUplink()
+	if err := rl.set(r, cfg); err != nil {
+		t.Fatal(err)
+	}
+	old := rl.bound(t, r, 0).Address
+
+	other, err := rl.l.Namespace("isp2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	theirs := startDnsmasq(t, rl, other, "100.64.0")
+	rl.gw.MustRun(t, "ip", "link", "del", "eth0")
+	if err := rl.l.Link(rl.gw, "eth0", other, "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	rl.gw.MustRun(t, "ip", "link", "set", "eth0", "down")
+	rl.gw.MustRun(t, "ip", "link", "set", "eth0", "address", "02:00:00:00:0e:01", "up")
+	if err := other.Addr("eth0", "100.64.0.1/24"); err != nil {
+		t.Fatal(err)
+	}
+	if err := rl.set(r, cfg); err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 20*time.Second, func() error {
+		u := r.Status().Uplink
+		switch {
+		case u == nil || u.DHCP == nil || u.DHCP.State != stateBound || !netip.MustParsePrefix("100.64.0.0/24").Contains(u.Address.Addr()):
+			return fmt.Errorf("uplink %+v", u)
+		case !hasLine(rl.routes(t), "default via 100.64.0.1 dev eth0 proto 177"):
+			return fmt.Errorf("no default route via the new network's router:\n%s", rl.routes(t))
+		}
+		return nil
+	})
+	if a := rl.addrs(t, "eth0"); strings.Contains(a, old.String()) {
+		t.Errorf("the old network's address is still on eth0:\n%s", a)
+	}
+	if log := theirs.log(); !strings.Contains(log, "DHCPNAK(eth0) "+old.Addr().String()) {
+		t.Errorf("the new network's server refused no request for %s:\n%s", old.Addr(), log)
 	}
 }
