@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Route is one route of the main table via a gateway.
@@ -44,6 +45,9 @@ type wan struct {
 	Interface string
 	Address   netip.Prefix
 	Gateway   netip.Addr
+	// Expires is when the lease ends, and the address with it; zero for a
+	// static address or an infinite lease.
+	Expires time.Time
 }
 
 // wantedRoutes are c's routes as Set compares them with the kernel's:

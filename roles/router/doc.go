@@ -48,7 +48,10 @@
 //
 // The WAN address: owned the same way, by the record alone (the kernel has
 // no ownership tag for addresses). An address already on the WAN interface
-// that gatewayd did not add is left alone, and never removed.
+// that gatewayd did not add is left alone, and never removed. A leased
+// address is given the lease's remaining time as its valid and preferred
+// lifetimes, refreshed on every renewal, so the kernel drops it when the
+// lease ends even if gatewayd is not running; a static one is permanent.
 //
 // Sysctls: written only when they differ, from the caller's network namespace
 // (through /proc/sys), and each value found is recorded before it is changed.

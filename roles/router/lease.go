@@ -129,6 +129,15 @@ func leaseGateway(ack *dhcpv4.DHCPv4) netip.Addr {
 	return netip.Addr{}
 }
 
+// validUntil is when the address goes with the lease: zero (never) for an
+// infinite one.
+func (l *lease) validUntil() time.Time {
+	if l.expires.Sub(l.acquired) >= forever {
+		return time.Time{}
+	}
+	return l.expires
+}
+
 func (l *lease) stored() *storedLease {
 	return &storedLease{Interface: l.iface, ACK: l.raw, Acquired: l.acquired}
 }

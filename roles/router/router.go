@@ -280,7 +280,7 @@ func (r *Router) reconcileNet(c *Config, k *kernelState) (int, error) {
 	r.syncLease()
 	w := r.wan(c)
 	r.forgetGoneAddrs(k)
-	adds, dels, pending := planAddrs(wantedAddrs(w), k, r.rec)
+	adds, dels, pending := planAddrs(w, time.Now(), k, r.rec)
 	dels, held := r.deletable(dels)
 	pending = append(pending, held...)
 	n, errA := r.addAddrs(adds)
@@ -310,7 +310,7 @@ func (r *Router) wan(c *Config) wan {
 	w := wan{Interface: u.Interface}
 	if r.client != nil && r.client.ifname == u.Interface {
 		if l := r.client.current(); l != nil {
-			w.Address, w.Gateway = l.addr, l.gateway
+			w.Address, w.Gateway, w.Expires = l.addr, l.gateway, l.validUntil()
 		}
 	}
 	return w

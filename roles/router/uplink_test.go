@@ -140,24 +140,72 @@ func TestPlanRoutesPending(t *testing.T) {
 }
 
 func TestPlanAddrs(t *testing.T) {
-	wan := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.2/24")}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wan0 := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.2/24")}
 	old := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.3/24")}
+	static := wan{Interface: "eth0", Address: wan0.Address}
 	k := wire()
 	k.links["eth0"] = link{index: 9, up: true}
-	adds, dels, pending := planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	adds, dels, pending := planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 1 || adds[0].String() != "ip addr add 203.0.113.2/24 dev eth0" || len(dels) != 0 || len(pending) != 0 {
 		t.Errorf("missing: adds %v dels %v pending %v", adds, dels, pending)
 	}
-	k.addrs["eth0"] = []netip.Prefix{wan.Address, old.Address}
-	adds, dels, _ = planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	k.addrs["eth0"] = []netip.Prefix{wan0.Address, old.Address}
+	adds, dels, _ = planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 0 || len(dels) != 1 || dels[0].String() != "ip addr del 203.0.113.3/24 dev eth0" {
 		t.Errorf("present, not owned; old owned: adds %v dels %v", adds, dels)
 	}
 	delete(k.links, "eth0")
 	delete(k.addrs, "eth0")
-	adds, dels, pending = planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	adds, dels, pending = planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 0 || len(dels) != 0 || len(pending) != 1 || pending[0].Reason != "interface eth0 is absent" {
 		t.Errorf("absent: adds %v dels %v pending %v", adds, dels, pending)
+	}
+}
+
+// TestAddrLifetimes: a leased address lives as long as the lease, in the
+// kernel too; a renewal refreshes it, a static address is permanent, and
+// an address someone else added keeps the lifetime it has.
+func TestAddrLifetimes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.51/24")}
+	leased := wan{Interface: "eth0", Address: a.Address, Expires: now.Add(90*time.Second - time.Millisecond)}
+	k := wire()
+	k.links["eth0"] = link{index: 9, up: true}
+	mine := &record{Addresses: []ownedAddr{a}}
+	plan := func(w wan, rec *record) string {
+		adds, _, _ := planAddrs(w, now, k, rec)
+		var out []string
+		for _, s := range adds {
+			out = append(out, s.String())
+		}
+		return strings.Join(out, "; ")
+	}
+	if got := plan(leased, &record{}); got != "ip addr add 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90" {
+		t.Errorf("a leased address is added as %q", got)
+	}
+	k.addrs["eth0"] = []netip.Prefix{a.Address}
+	for _, tc := range []struct {
+		name string
+		has  uint32
+		w    wan
+		rec  *record
+		want string
+	}{
+		{"counting down with the lease", 88, leased, mine, ""},
+		{"renewed", 30, leased, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90"},
+		{"permanent, now leased", permanent, leased, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90"},
+		{"leased, now static", 30, wan{Interface: "eth0", Address: a.Address}, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft forever preferred_lft forever"},
+		{"static", permanent, wan{Interface: "eth0", Address: a.Address}, mine, ""},
+		{"not gatewayd's", 30, leased, &record{}, ""},
+	} {
+		k.valid = map[ownedAddr]uint32{a: tc.has}
+		if got := plan(tc.w, tc.rec); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := lifetime(now.Add(-time.Minute), now); got != 1 {
+		t.Errorf("an expired lease's lifetime %d, want 1", got)
 	}
 }
 
