@@ -192,7 +192,7 @@ func (c *dhcpClient) discover(ctx context.Context, tr *transport) time.Duration 
 	if err != nil {
 		return c.failed(ctx, err)
 	}
-	return c.bind(ctx, got.ACK, false)
+	return c.bind(ctx, tr, got.ACK, false)
 }
 
 // extend asks to keep lease l: confirming it after a restart (broadcast,
@@ -244,15 +244,18 @@ func (c *dhcpClient) extend(ctx context.Context, tr *transport, l *lease, st str
 		c.lose("the server refused the lease (DHCPNAK)")
 		return 0
 	}
-	return c.bind(ctx, resp, true)
+	return c.bind(ctx, tr, resp, true)
 }
 
-// bind takes ack as the lease.
-func (c *dhcpClient) bind(ctx context.Context, ack *dhcpv4.DHCPv4, extended bool) time.Duration {
+// bind takes ack, read on tr, as the lease; what goes to its server from
+// now on is unicast to the MAC address the ACK came from.
+func (c *dhcpClient) bind(ctx context.Context, tr *transport, ack *dhcpv4.DHCPv4, extended bool) time.Duration {
 	l, err := newLease(c.ifname, ack, time.Now())
 	if err != nil {
 		return c.failed(ctx, err)
 	}
+	l.serverMAC = tr.serverMAC(ack, l.server)
+	tr.unicastVia(l.server, l.serverMAC)
 	c.mu.Lock()
 	prev := c.lease
 	c.lease, c.hint, c.state, c.lastErr, c.backoff = l, l.addr.Addr(), stateBound, "", 0
@@ -342,6 +345,7 @@ func (c *dhcpClient) setTransport(tr *transport, why string) {
 	lost := tr != nil && c.lease != nil && !bytes.Equal(c.lease.mac, tr.mac)
 	if tr != nil && tr != old && c.lease != nil && !lost {
 		c.state = stateRebooting
+		tr.unicastVia(c.lease.server, c.lease.serverMAC)
 	}
 	c.mu.Unlock()
 	if old != nil && old != tr {

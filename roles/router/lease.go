@@ -17,6 +17,9 @@ type storedLease struct {
 	Interface string    `json:"interface"`
 	ACK       []byte    `json:"ack"`
 	Acquired  time.Time `json:"acquired"`
+	// ServerMAC is where the ACK came from, so that a release after a
+	// restart is unicast too; "" if unknown.
+	ServerMAC string `json:"server_mac,omitempty"`
 }
 
 func (s *storedLease) lease() (*lease, error) {
@@ -28,6 +31,11 @@ func (s *storedLease) lease() (*lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease on %s: %w", s.Interface, err)
 	}
+	if s.ServerMAC != "" {
+		if l.serverMAC, err = net.ParseMAC(s.ServerMAC); err != nil || len(l.serverMAC) != 6 {
+			return nil, fmt.Errorf("lease on %s: server MAC address %q", s.Interface, s.ServerMAC)
+		}
+	}
 	l.raw = s.ACK
 	return l, nil
 }
@@ -36,7 +44,7 @@ func (s *storedLease) equal(o *storedLease) bool {
 	if s == nil || o == nil {
 		return s == o
 	}
-	return s.Interface == o.Interface && bytes.Equal(s.ACK, o.ACK) && s.Acquired.Equal(o.Acquired)
+	return s.Interface == o.Interface && bytes.Equal(s.ACK, o.ACK) && s.Acquired.Equal(o.Acquired) && s.ServerMAC == o.ServerMAC
 }
 
 // lease is a DHCPv4 lease on the uplink, with what the role takes from it.
@@ -48,8 +56,11 @@ type lease struct {
 	addr     netip.Prefix // yiaddr with the subnet mask
 	gateway  netip.Addr   // invalid when the server gave none
 	server   netip.Addr   // the server identifier: renewals go there
-	dns      []netip.Addr
-	mac      net.HardwareAddr // the client hardware address it was given to
+	// serverMAC is the MAC address the ACK came from, where renewals and
+	// the release are unicast; nil if unknown (they are broadcast).
+	serverMAC net.HardwareAddr
+	dns       []netip.Addr
+	mac       net.HardwareAddr // the client hardware address it was given to
 	// t1, t2 and expires are when to renew (from the server), rebind
 	// (from any server) and give the address up.
 	t1, t2, expires time.Time
@@ -139,5 +150,9 @@ func (l *lease) validUntil() time.Time {
 }
 
 func (l *lease) stored() *storedLease {
-	return &storedLease{Interface: l.iface, ACK: l.raw, Acquired: l.acquired}
+	s := &storedLease{Interface: l.iface, ACK: l.raw, Acquired: l.acquired}
+	if l.serverMAC != nil {
+		s.ServerMAC = l.serverMAC.String()
+	}
+	return s
 }

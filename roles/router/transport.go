@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -48,9 +50,95 @@ type transport struct {
 // stops for good, so the role opens a new one.
 type dhcpConn struct {
 	net.PacketConn // nclient4's reader over rx
-	rx             *packet.Conn
+	rx             *rxConn
 	tx             *ether.Conn
 	dead, closed   atomic.Bool
+
+	mu sync.Mutex
+	// servers are the MAC addresses unicasts to each server go to: the
+	// link-layer source of its ACK (RFC 2131 §4.4.5: renewals and
+	// releases are unicast). A server not here gets broadcast frames.
+	servers map[netip.Addr]net.HardwareAddr
+}
+
+// rxConn is the receiving socket as nclient4's parser reads it. It keeps
+// the link-layer sources of the last messages it read, so that the client
+// learns the MAC address each server answered from.
+type rxConn struct {
+	*packet.Conn
+	mu      sync.Mutex
+	sources [8]source // the last ones read, the oldest overwritten
+	next    int
+}
+
+// source is where one message came from.
+type source struct {
+	xid dhcpv4.TransactionID
+	ip  netip.Addr // the IPv4 source: the server, or the relay
+	mac net.HardwareAddr
+}
+
+func (c *rxConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.Conn.ReadFrom(b)
+	pa, ok := a.(*packet.Addr)
+	// The filter passes only UDP: the BOOTP transaction ID is 4 bytes
+	// into the message, after the IP and UDP headers.
+	if err != nil || !ok || n < 20 {
+		return n, a, err
+	}
+	if off := int(b[0]&0x0f)*4 + 8 + 4; n >= off+4 {
+		c.mu.Lock()
+		c.sources[c.next] = source{xid: dhcpv4.TransactionID(b[off : off+4]), ip: netip.AddrFrom4([4]byte(b[12:16])), mac: slices.Clone(pa.HardwareAddr)}
+		c.next = (c.next + 1) % len(c.sources)
+		c.mu.Unlock()
+	}
+	return n, a, err
+}
+
+// sourceOf is the MAC address the message xid of server came from: the
+// newest from server's own address, else (a relayed answer) the newest;
+// nil when none was read.
+func (c *rxConn) sourceOf(xid dhcpv4.TransactionID, server netip.Addr) net.HardwareAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var relayed net.HardwareAddr
+	for i := range len(c.sources) {
+		s := c.sources[(c.next-1-i+2*len(c.sources))%len(c.sources)]
+		switch {
+		case s.mac == nil || s.xid != xid:
+		case s.ip == server:
+			return s.mac
+		case relayed == nil:
+			relayed = s.mac
+		}
+	}
+	return relayed
+}
+
+// unicastVia sends what goes to server to mac from now on (nil: broadcast).
+func (t *transport) unicastVia(server netip.Addr, mac net.HardwareAddr) {
+	t.conn.mu.Lock()
+	defer t.conn.mu.Unlock()
+	if mac == nil {
+		delete(t.conn.servers, server)
+	} else {
+		t.conn.servers[server] = mac
+	}
+}
+
+// serverMAC is the MAC address ack came from, nil if unknown.
+func (t *transport) serverMAC(ack *dhcpv4.DHCPv4, server netip.Addr) net.HardwareAddr {
+	return t.conn.rx.sourceOf(ack.TransactionID, server)
+}
+
+// macFor is the MAC address a datagram to ip goes to.
+func (c *dhcpConn) macFor(ip netip.Addr) net.HardwareAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mac := c.servers[ip]; mac != nil {
+		return mac
+	}
+	return ether.Broadcast
 }
 
 func (c *dhcpConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -72,7 +160,7 @@ func (c *dhcpConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	}
 	ciaddr, _ := netip.AddrFromSlice(b[12:16])
 	src := netip.AddrPortFrom(ciaddr, nclient4.ClientPort)
-	if err := c.tx.SendUDP(ether.Broadcast, src, netip.AddrPortFrom(to, uint16(dst.Port)), b); err != nil {
+	if err := c.tx.SendUDP(c.macFor(to), src, netip.AddrPortFrom(to, uint16(dst.Port)), b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -118,7 +206,9 @@ func openTransport(ifname string, l link, log *slog.Logger) (*transport, error) 
 		_ = rx.Close()
 		return nil, fmt.Errorf("DHCP client on %s: opening its socket: %w", ifname, err)
 	}
-	conn := &dhcpConn{PacketConn: nclient4.NewBroadcastUDPConn(rx, &net.UDPAddr{Port: nclient4.ClientPort}), rx: rx, tx: tx}
+	r := &rxConn{Conn: rx}
+	conn := &dhcpConn{PacketConn: nclient4.NewBroadcastUDPConn(r, &net.UDPAddr{Port: nclient4.ClientPort}), rx: r, tx: tx,
+		servers: map[netip.Addr]net.HardwareAddr{}}
 	nc, err := nclient4.NewWithConn(conn, l.mac,
 		nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3), nclient4.WithLogger(dhcpLog{log}))
 	if err != nil {
@@ -132,6 +222,7 @@ func (t *transport) close() { _ = t.nc.Close() }
 
 // release gives l back to its server (DHCPRELEASE, RFC 2131 §4.4.6).
 func (t *transport) release(l *lease, log *slog.Logger) error {
+	t.unicastVia(l.server, l.serverMAC)
 	if err := t.nc.Release(&nclient4.Lease{ACK: l.ack}); err != nil {
 		return err
 	}

@@ -1,18 +1,27 @@
 package router
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/insomniacslk/dhcp/dhcpv4"
+	"github.com/insomniacslk/dhcp/dhcpv4/nclient4"
+	"github.com/mdlayher/packet"
+	"golang.org/x/sys/unix"
 
 	"gatewayd/lab"
 )
@@ -508,5 +517,105 @@ func TestUplinkMovedToAnotherNetwork(t *testing.T) {
 	}
 	if log := theirs.log(); !strings.Contains(log, "DHCPNAK(eth0) "+old.Addr().String()) {
 		t.Errorf("the new network's server refused no request for %s:\n%s", old.Addr(), log)
+	}
+}
+
+// TestUplinkUnicastsToTheServer: renewals and the release go to the
+// server's MAC address, the one its ACK came from (RFC 2131 §4.4.5), not to
+// every host on the ISP's link.
+func TestUplinkUnicastsToTheServer(t *testing.T) {
+	lab.RequireTools(t, "dnsmasq")
+	rl, isp := newUplinkLab(t)
+	log := dnsmasqISP(t, rl, isp)
+	server, err := isp.MAC("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	frames := captureToServer(t, isp)
+	r := rl.open(t)
+	if err := rl.set(r, dhcpUplink()); err != nil {
+		t.Fatal(err)
+	}
+	addr := rl.bound(t, r, 0).Address
+	rl.bound(t, r, 1)
+	if err := rl.set(r, nil); err != nil {
+		t.Fatal(err)
+	}
+	lab.Eventually(t, 5*time.Second, func() error {
+		if !strings.Contains(log(), "DHCPRELEASE(eth0) "+addr.Addr().String()) {
+			return errors.New("dnsmasq saw no DHCPRELEASE")
+		}
+		return nil
+	})
+	seen := map[dhcpv4.MessageType]int{}
+	for _, f := range frames() {
+		if f.to == netip.IPv4Unspecified() || f.to == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+			continue // broadcast by rule: DISCOVER, REQUEST after an OFFER, rebinding
+		}
+		seen[f.kind]++
+		if !bytes.Equal(f.dst, server) {
+			t.Errorf("a %s from %s went to %s, want the server's %s", f.kind, f.ciaddr, f.dst, server)
+		}
+	}
+	if seen[dhcpv4.MessageTypeRequest] == 0 || seen[dhcpv4.MessageTypeRelease] == 0 {
+		t.Errorf("saw %v from the leased address, want renewals and a release", seen)
+	}
+}
+
+// dhcpFrame is a DHCP message to a server as it crossed the ISP's link.
+type dhcpFrame struct {
+	dst    net.HardwareAddr
+	to     netip.Addr // the IPv4 destination
+	kind   dhcpv4.MessageType
+	ciaddr netip.Addr
+}
+
+// captureToServer records, on eth0 of ns, every frame carrying a DHCP
+// message to port 67, until the test ends.
+func captureToServer(t *testing.T, ns *lab.Namespace) func() []dhcpFrame {
+	t.Helper()
+	var c *packet.Conn
+	if err := ns.Do(func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err == nil {
+			c, err = packet.Listen(ifi, packet.Raw, unix.ETH_P_IP, nil)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	var mu sync.Mutex
+	var got []dhcpFrame
+	go func() {
+		b := make([]byte, 2048)
+		for {
+			n, _, err := c.ReadFrom(b)
+			if err != nil {
+				return
+			}
+			f := b[:n]
+			if len(f) < 14+20 || f[14+9] != unix.IPPROTO_UDP {
+				continue
+			}
+			udp := f[14+int(f[14]&0x0f)*4:]
+			if len(udp) < 8 || binary.BigEndian.Uint16(udp[2:4]) != nclient4.ServerPort {
+				continue
+			}
+			m, err := dhcpv4.FromBytes(udp[8:])
+			if err != nil {
+				continue
+			}
+			ci, _ := netip.AddrFromSlice(m.ClientIPAddr.To4())
+			to := netip.AddrFrom4([4]byte(f[14+16 : 14+20]))
+			mu.Lock()
+			got = append(got, dhcpFrame{dst: slices.Clone(net.HardwareAddr(f[0:6])), to: to, kind: m.MessageType(), ciaddr: ci})
+			mu.Unlock()
+		}
+	}()
+	return func() []dhcpFrame {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
 	}
 }

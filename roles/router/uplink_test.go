@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -333,6 +334,7 @@ func TestRecordLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.serverMAC = net.HardwareAddr{2, 0, 0, 0, 0xe, 0xfe}
 	r.Lease = l.stored()
 	r.rememberAddr(ownedAddr{Interface: "eth0", Address: l.addr})
 	if err := r.save(); err != nil {
@@ -343,13 +345,15 @@ func TestRecordLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := back.Lease.lease()
-	if err != nil || !back.Lease.equal(r.Lease) || got.addr != l.addr || !got.expires.Equal(l.expires) || !slices.Equal(back.Addresses, r.Addresses) {
+	if err != nil || !back.Lease.equal(r.Lease) || got.addr != l.addr || !got.expires.Equal(l.expires) || !slices.Equal(back.Addresses, r.Addresses) ||
+		!bytes.Equal(got.serverMAC, l.serverMAC) {
 		t.Errorf("loaded %+v (%v), saved %+v", back, err, r)
 	}
 	for text, ok := range map[string]bool{
 		`{"version":1,"routes":[{"to":"0.0.0.0/0","via":"192.168.1.254","interface":"eth1"}],"sysctls":[]}`:                  true,
 		`{"version":2,"routes":[],"sysctls":[],"lease":{"interface":"eth0","ack":"AAAA","acquired":"2026-01-01T00:00:00Z"}}`: false,
 		`{"version":2,"routes":[],"addresses":[{"interface":"eth0","address":"2001:db8::1/64"}],"sysctls":[]}`:               false,
+		strings.Replace(string(mustJSON(t, r)), `"server_mac": "02:00:00:00:0e:fe"`, `"server_mac": "02:00"`, 1):             false,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, recordFile), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -358,6 +362,15 @@ func TestRecordLease(t *testing.T) {
 			t.Errorf("%s: %v", text, err)
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestDHCPFilter: the socket's BPF program lets through DHCP replies to the
