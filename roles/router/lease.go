@@ -66,6 +66,10 @@ type lease struct {
 	t1, t2, expires time.Time
 }
 
+// minLeaseBits is the shortest prefix a lease may give the WAN address: a
+// server offering more than a /8 is broken or hostile.
+const minLeaseBits = 8
+
 // forever stands for an infinite lease time (0xffffffff seconds).
 const forever = 100 * 365 * 24 * time.Hour
 
@@ -83,8 +87,12 @@ func newLease(iface string, ack *dhcpv4.DHCPv4, acquired time.Time) (*lease, err
 		mask = ack.YourIPAddr.DefaultMask()
 	}
 	ones, bits := mask.Size()
-	if bits != 32 {
+	switch {
+	case bits != 32:
 		return nil, fmt.Errorf("subnet mask %s is not a mask", mask)
+	case ones < minLeaseBits:
+		// A /0 would make every address on-link through the WAN.
+		return nil, fmt.Errorf("subnet mask %s: /%d is shorter than /%d, refused", net.IP(mask), ones, minLeaseBits)
 	}
 	server, ok := netip.AddrFromSlice(ack.ServerIdentifier().To4())
 	if !ok {

@@ -281,10 +281,19 @@ func TestLease(t *testing.T) {
 		"no lease time":    ack(t, dhcpv4.WithoutOption(dhcpv4.OptionIPAddressLeaseTime)),
 		"no server":        ack(t, dhcpv4.WithoutOption(dhcpv4.OptionServerIdentifier)),
 		"a broadcast addr": ack(t, dhcpv4.WithYourIP(net.IPv4bcast)),
+		"a /0 mask":        ack(t, dhcpv4.WithNetmask(net.CIDRMask(0, 32))),
+		"a /7 mask":        ack(t, dhcpv4.WithNetmask(net.CIDRMask(7, 32))),
 	} {
 		if _, err := newLease("eth0", bad, at); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+	// The log says why (the client logs the error of a refused ACK).
+	if _, err := newLease("eth0", ack(t, dhcpv4.WithNetmask(net.CIDRMask(0, 32))), at); err == nil || !strings.Contains(err.Error(), "/0 is shorter than /8") {
+		t.Errorf("a /0 mask: %v", err)
+	}
+	if l, err := newLease("eth0", ack(t, dhcpv4.WithNetmask(net.CIDRMask(8, 32))), at); err != nil || l.addr.Bits() != 8 {
+		t.Errorf("a /8 mask: %+v %v", l, err)
 	}
 }
 
