@@ -47,8 +47,13 @@ func loadRecord(dir string) (*record, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory to record owned routes in")
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
+	// The directory is statedir.Lock's to make (mode 0700), and the daemon
+	// holds that lock before it opens the role.
+	switch st, err := os.Stat(dir); {
+	case err != nil:
+		return nil, fmt.Errorf("the state directory for the router record: %w", err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("state directory %s is not a directory", dir)
 	}
 	r := &record{Version: recordVersion, path: filepath.Join(dir, recordFile)}
 	// Open runs under the state directory's lock: no write is in flight.
