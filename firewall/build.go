@@ -162,7 +162,7 @@ func dispatch(r *Ruleset, chain func(string) string, m string) []Rule {
 	}
 	out = append(out,
 		rule(IifName{Name: r.Interface}, Vmap{Saddr, m}),
-		rule(IifName{Name: r.Interface}, NfProto{}, Jump(chain(UpstreamZone))))
+		rule(IifName{Name: r.Interface}, NfProtoIPv4{}, Jump(chain(UpstreamZone))))
 	if up := r.Upstream; up != nil {
 		out = append(out, rule(IifName{Name: up.Interface}, Jump(chain(UpstreamZone))))
 	}

@@ -113,22 +113,16 @@ type (
 	// OifLo matches packets to the loopback interface.
 	OifLo struct{}
 	// IifName matches the input interface by name.
-	IifName struct {
-		Name string
-		Neg  bool
-	}
+	IifName struct{ Name string }
 	// OifName matches the output interface by name.
-	OifName struct {
-		Name string
-		Neg  bool
-	}
-	// NfProto matches the address family: IPv4, or IPv6 when V6.
-	NfProto struct{ V6 bool }
+	OifName struct{ Name string }
+	// NfProtoIPv4 matches IPv4 packets (an inet table sees both families).
+	NfProtoIPv4 struct{}
 	// CtState matches any of the conntrack states in Mask.
 	CtState struct{ Mask uint32 }
-	// CtDirection matches the packet's direction in its connection: the
-	// direction of the packet that opened it (original), or the replies.
-	CtDirection struct{ Reply bool }
+	// CtOriginal matches packets going the way of the one that opened
+	// their connection (ct direction original), not its replies.
+	CtOriginal struct{}
 	// Addr matches an IPv4 or IPv6 address field against a prefix (a
 	// single address when the prefix is full length).
 	Addr struct {
@@ -146,8 +140,6 @@ type (
 		Proto    string // "tcp" or "udp"
 		From, To uint16
 	}
-	// IPProto matches the IPv4 protocol ("icmp").
-	IPProto struct{ Proto string }
 	// ICMPType matches an ICMP (V6 false) or ICMPv6 type.
 	ICMPType struct {
 		V6   bool

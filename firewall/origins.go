@@ -65,7 +65,7 @@ func (o origin) established(forward bool) []Rule {
 		}
 	}
 	return []Rule{
-		rule(ok, CtDirection{}, Counter{o.fwd}, Accept),
+		rule(ok, CtOriginal{}, Counter{o.fwd}, Accept),
 		rule(ok, Counter{o.ret}, Accept),
 		rule(CtState{CtInvalid}, Counter{o.drop}, Drop),
 	}

@@ -101,24 +101,12 @@ func (r Rule) String() string {
 	return strings.Join(parts, " ")
 }
 
-func (IifLo) String() string     { return `iif "lo"` }
-func (OifLo) String() string     { return `oif "lo"` }
-func (e IifName) String() string { return "iifname " + neg(e.Neg) + strconv.Quote(e.Name) }
-func (e OifName) String() string { return "oifname " + neg(e.Neg) + strconv.Quote(e.Name) }
-
-func (e NfProto) String() string {
-	if e.V6 {
-		return "meta nfproto ipv6"
-	}
-	return "meta nfproto ipv4"
-}
-
-func (e CtDirection) String() string {
-	if e.Reply {
-		return "ct direction reply"
-	}
-	return "ct direction original"
-}
+func (IifLo) String() string       { return `iif "lo"` }
+func (OifLo) String() string       { return `oif "lo"` }
+func (e IifName) String() string   { return "iifname " + strconv.Quote(e.Name) }
+func (e OifName) String() string   { return "oifname " + strconv.Quote(e.Name) }
+func (NfProtoIPv4) String() string { return "meta nfproto ipv4" }
+func (CtOriginal) String() string  { return "ct direction original" }
 
 func (e CtState) String() string {
 	var names []string
@@ -162,8 +150,6 @@ func (e Port) String() string {
 	}
 	return fmt.Sprintf("%s dport %d-%d", e.Proto, e.From, e.To)
 }
-
-func (e IPProto) String() string { return "ip protocol " + e.Proto }
 
 func (e ICMPType) String() string {
 	if e.V6 {
