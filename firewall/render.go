@@ -7,8 +7,11 @@ import (
 )
 
 // Render prints the ruleset as nft syntax that `nft -f` loads. It is the
-// ruleset's identity: Firewall.Set skips a ruleset whose rendering equals the
-// one it applied last, and Diff compares renderings.
+// ruleset's identity: Diff compares renderings, and Firewall.Set skips the
+// kernel read only when the rendering equals the one it applied last and
+// the nftables generation is still the one it saw then (nothing has been
+// committed since, by anyone); otherwise it reads the table back and
+// compares each rule's fingerprint.
 //
 // Loading it with `nft -f` into a namespace that has no table inet gatewayd
 // gives the same table Firewall.Set builds; over an existing table nft would

@@ -56,7 +56,8 @@
 // Sysctls: written only when they differ, from the caller's network namespace
 // (through /proc/sys), and each value found is recorded before it is changed.
 // The netlink handle for routes and addresses is opened by Open in the
-// caller's namespace, and so is the DHCP client's packet socket, by Set.
+// caller's namespace, and so are the DHCP client's packet sockets, by Set
+// (and by Set(nil) or Purge for the release of a lease a previous run kept).
 //
 // # Links that come and go
 //
