@@ -181,10 +181,11 @@ func (r *Router) Set(ctx context.Context, c *Config) error {
 // useless without it, promote_secondaries before any address is deleted),
 // then the DHCP client, addresses and routes.
 func (r *Router) hold(c *Config) error {
-	want := wantedSysctls(c)
+	wanted := wantedSysctls(c)
+	want := wanted
 	k, errK := r.readKernel(r.needAddrs(c))
 	if errK == nil {
-		want = append(want, r.promoting(k, want)...)
+		want = append(slices.Clone(wanted), r.promoting(k, wanted)...)
 	}
 	n, pending, errS := r.setSysctls(want)
 	r.sysPending = pending
@@ -196,7 +197,6 @@ func (r *Router) hold(c *Config) error {
 	errC := r.setClient(c.Uplink, k)
 	m, errN := r.reconcileNet(c, k)
 	// A previous uplink's promote_secondaries was for its address's delete.
-	wanted := wantedSysctls(c)
 	p, errP := r.restoreSysctls(func(key string) bool { return !slices.ContainsFunc(wanted, keyIs(key)) && !r.stillPromoting(key) })
 	r.writes.Add(uint64(n + m + p))
 	return errors.Join(errS, errC, errN, errP)

@@ -81,11 +81,11 @@ type source struct {
 func (c *rxConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, a, err := c.Conn.ReadFrom(b)
 	pa, ok := a.(*packet.Addr)
-	// The filter passes only UDP: the BOOTP transaction ID is 4 bytes
-	// into the message, after the IP and UDP headers.
 	if err != nil || !ok || n < 20 {
 		return n, a, err
 	}
+	// The filter passes only UDP: the BOOTP transaction ID is 4 bytes
+	// into the message, after the IP and UDP headers.
 	if off := int(b[0]&0x0f)*4 + 8 + 4; n >= off+4 {
 		c.mu.Lock()
 		c.sources[c.next] = source{xid: dhcpv4.TransactionID(b[off : off+4]), ip: netip.AddrFrom4([4]byte(b[12:16])), mac: slices.Clone(pa.HardwareAddr)}
