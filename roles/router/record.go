@@ -17,8 +17,9 @@ import (
 // recordFile is the record of what the router role changed, in the state dir.
 const recordFile = "router.json"
 
-// recordVersion is written; version 1 (no addresses, no lease) still loads.
-const recordVersion = 2
+// recordVersion is written; versions 1 (no addresses, no lease) and 2 (no
+// server MAC address with the lease) still load.
+const recordVersion = 3
 
 // changedSysctl is a sysctl the role changed: Was is the value it found, Set
 // the value it wrote.
@@ -82,8 +83,8 @@ func loadRecord(dir string) (*record, error) {
 }
 
 func (r *record) check() error {
-	if r.Version != 1 && r.Version != recordVersion {
-		return fmt.Errorf("version %d, want %d", r.Version, recordVersion)
+	if r.Version < 1 || r.Version > recordVersion {
+		return fmt.Errorf("version %d, want %d at most", r.Version, recordVersion)
 	}
 	for i, rt := range r.Routes {
 		if !rt.To.IsValid() || !rt.Via.IsValid() || rt.Interface == "" {

@@ -331,8 +331,8 @@ func TestNextAction(t *testing.T) {
 	}
 }
 
-// TestRecordLease: a lease round-trips through the record; a version 1
-// record (no addresses, no lease) still loads; a damaged lease is refused.
+// TestRecordLease: a lease round-trips through the record; version 1 and 2
+// records still load, a newer one is refused; a damaged lease is refused.
 func TestRecordLease(t *testing.T) {
 	dir := t.TempDir()
 	r, err := loadRecord(dir)
@@ -360,6 +360,8 @@ func TestRecordLease(t *testing.T) {
 	}
 	for text, ok := range map[string]bool{
 		`{"version":1,"routes":[{"to":"0.0.0.0/0","via":"192.168.1.254","interface":"eth1"}],"sysctls":[]}`:                  true,
+		`{"version":2,"routes":[],"sysctls":[]}`:                                                                             true,
+		`{"version":4,"routes":[],"sysctls":[]}`:                                                                             false,
 		`{"version":2,"routes":[],"sysctls":[],"lease":{"interface":"eth0","ack":"AAAA","acquired":"2026-01-01T00:00:00Z"}}`: false,
 		`{"version":2,"routes":[],"addresses":[{"interface":"eth0","address":"2001:db8::1/64"}],"sysctls":[]}`:               false,
 		strings.Replace(string(mustJSON(t, r)), `"server_mac": "02:00:00:00:0e:fe"`, `"server_mac": "02:00"`, 1):             false,
