@@ -162,7 +162,7 @@ func dispatch(r *Ruleset, chain func(string) string, m string) []Rule {
 	}
 	out = append(out,
 		rule(IifName{Name: r.Interface}, Vmap{Saddr, m}),
-		rule(IifName{Name: r.Interface}, NfProto{}, Jump(chain(UpstreamZone))))
+		rule(IifName{Name: r.Interface}, NfProtoIPv4{}, Jump(chain(UpstreamZone))))
 	if up := r.Upstream; up != nil {
 		out = append(out, rule(IifName{Name: up.Interface}, Jump(chain(UpstreamZone))))
 	}
@@ -189,17 +189,19 @@ func outputChain(r *Ruleset) Chain {
 
 // srcnatChain gives what is routed to the upstream the box's address. Out of
 // the WAN port everything gets its address (the box's own traffic from an
-// alias too, or its replies would never come back), except a DHCP client's
-// packets from 0.0.0.0, which masquerade would drop while the port has no
-// address. Out of the alias NIC only what leaves towards outside every zone,
-// and not the box's own, so replies keep leaving from the role's alias.
+// alias too, or its replies would never come back): the static one, or
+// masquerade for a DHCP one (the DHCP client's own packets, from 0.0.0.0
+// before it has a lease, leave through a packet socket and never meet
+// this chain). Out of the alias NIC only what leaves towards outside every
+// zone, and not the box's own, so replies keep leaving from the role's
+// alias.
 func srcnatChain(r *Ruleset, snat netip.Addr) Chain {
 	c := Chain{Name: "srcnat", Hook: "postrouting", Type: "nat", Priority: 100, Policy: "accept"}
 	if up := r.Upstream; up != nil {
 		if up.Addr.IsValid() {
 			c.Rules = append(c.Rules, rule(OifName{Name: up.Interface}, SNAT{up.Addr}))
 		} else {
-			c.Rules = append(c.Rules, rule(OifName{Name: up.Interface}, Addr{Field: Saddr, Prefix: single(anyAddr), Neg: true}, Masquerade{}))
+			c.Rules = append(c.Rules, rule(OifName{Name: up.Interface}, Masquerade{}))
 		}
 	}
 	var nat Expr = Masquerade{}

@@ -45,12 +45,15 @@
 //     IPv6 on the alias NIC) meets the closed rules at the end of the base
 //     chains.
 //   - Every origin first accepts ct state established,related and drops
-//     invalid, as fw4 does for every interface, so the admin's sessions
-//     survive a first start. Conntrack tracks nothing in a namespace until a
-//     ruleset uses it, so a TCP session opened before the first start
-//     reaches the box as ct state new without SYN: input picks such segments
-//     up (ACK without SYN, accepted, so that the box's answer lets conntrack
-//     place the connection); no connection opens without a SYN.
+//     invalid, as fw4 does for every interface. Conntrack tracks nothing in
+//     a namespace until a ruleset uses it, so a TCP session opened before
+//     the first start (the admin's SSH) reaches the box as ct state new
+//     without SYN. Nothing takes such segments up for their own sake: the
+//     service rules below match destination and port, not flags, so a
+//     session to a service its zone may reach survives the first start,
+//     and every other (from the upstream, a closed interface, or to a port
+//     its zone may not reach) is dropped as new: an ACK scan gets no reset
+//     and spoofed ACKs fill no conntrack table.
 //   - A zone's input chain then accepts exactly its services on the alias
 //     address that serves them, and its management services (ssh, ping:
 //     ZoneInfo.Manage) on the box's own addresses that are not aliases (the
@@ -62,15 +65,16 @@
 //     interfaces a target zone names, to the target's subnets on the alias
 //     NIC, and for "upstream" out of the WAN port and to outside every zone
 //     on the alias NIC. A closed interface is no one's upstream.
-//   - The upstream reaches the box only with replies (and, on a WAN port
-//     whose address DHCP learns, the DHCP server's answers, udp 67 → 68) and
-//     is forwarded nowhere; the closed interfaces likewise. What an origin is
+//   - The upstream reaches the box only with replies, and is forwarded
+//     nowhere; the closed interfaces likewise. A WAN port whose address DHCP
+//     learns needs no rule of its own: the router role's DHCP client sends
+//     and reads through a packet socket, past the table. What an origin is
 //     not allowed is logged with a rate limit ("gatewayd drop <zone>: ",
 //     "gatewayd drop, no zone: " for the closed rest; the kernel's line names
 //     the interface) and dropped, counted.
 //   - NAT, with the router role held here and masquerade on: out of the WAN
 //     port everything gets its address (snat to the static address, or
-//     masquerade for a DHCP one, never a DHCP client's 0.0.0.0); out of the
+//     masquerade for a DHCP one); out of the
 //     alias NIC what goes to outside every zone gets the router alias
 //     (Policy.SNAT; masquerade when unset), except the box's own traffic
 //     (fib saddr type local), so replies keep leaving from the role's alias.

@@ -68,26 +68,15 @@ func ruleUserData(r Rule) []byte {
 
 func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 	switch x := x.(type) {
-	case NfProto:
-		fam := byte(unix.NFPROTO_IPV4)
-		if x.V6 {
-			fam = unix.NFPROTO_IPV6
-		}
+	case NfProtoIPv4:
 		e.nfproto = 0 // an explicit match is always encoded
-		return e.needNfproto(fam), nil
+		return e.needNfproto(unix.NFPROTO_IPV4), nil
 	case Addr:
 		return e.addr(x)
 	case InSet, Vmap:
 		return e.lookup(x)
 	case Port:
 		return e.port(x)
-	case IPProto:
-		if x.Proto != "icmp" {
-			return nil, fmt.Errorf("unknown protocol %q", x.Proto)
-		}
-		return append(e.needNfproto(unix.NFPROTO_IPV4),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 9, Len: 1},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{unix.IPPROTO_ICMP}}), nil
 	case ICMPType:
 		fam, proto := byte(unix.NFPROTO_IPV4), byte(unix.IPPROTO_ICMP)
 		if x.V6 {
@@ -97,11 +86,6 @@ func (e *encoder) expr(x Expr) ([]expr.Any, error) {
 		return append(out,
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 0, Len: 1},
 			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Type}}), nil
-	case TCPFlags:
-		return append(e.needL4proto(unix.IPPROTO_TCP),
-			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 13, Len: 1},
-			&expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: 1, Mask: []byte{x.Mask}, Xor: []byte{0}},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{x.Value}}), nil
 	case HopLimit:
 		return append(e.needNfproto(unix.NFPROTO_IPV6),
 			&expr.Payload{DestRegister: 1, Base: expr.PayloadBaseNetworkHeader, Offset: 7, Len: 1},
@@ -119,25 +103,13 @@ func plain(x Expr) ([]expr.Any, error) {
 	case OifLo:
 		return metaCmp(expr.MetaKeyOIF, binaryutil.NativeEndian.PutUint32(1)), nil
 	case IifName:
-		out := metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name))
-		if x.Neg {
-			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
-		}
-		return out, nil
+		return metaCmp(expr.MetaKeyIIFNAME, ifname(x.Name)), nil
 	case OifName:
-		out := metaCmp(expr.MetaKeyOIFNAME, ifname(x.Name))
-		if x.Neg {
-			out[1].(*expr.Cmp).Op = expr.CmpOpNeq
-		}
-		return out, nil
-	case CtDirection:
-		dir := byte(0) // IP_CT_DIR_ORIGINAL
-		if x.Reply {
-			dir = 1
-		}
+		return metaCmp(expr.MetaKeyOIFNAME, ifname(x.Name)), nil
+	case CtOriginal:
 		return []expr.Any{
 			&expr.Ct{Register: 1, Key: expr.CtKeyDIRECTION},
-			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{dir}},
+			&expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: []byte{0}}, // IP_CT_DIR_ORIGINAL
 		}, nil
 	case CtState:
 		return []expr.Any{
@@ -237,11 +209,7 @@ func (e *encoder) addr(x Addr) ([]expr.Any, error) {
 		mask := netip.PrefixFrom(allOnes(p.Addr().BitLen()), p.Bits()).Masked().Addr().AsSlice()
 		out = append(out, &expr.Bitwise{SourceRegister: 1, DestRegister: 1, Len: uint32(len(mask)), Mask: mask, Xor: make([]byte, len(mask))})
 	}
-	op := expr.CmpOpEq
-	if x.Neg {
-		op = expr.CmpOpNeq
-	}
-	return append(out, &expr.Cmp{Op: op, Register: 1, Data: p.Addr().AsSlice()}), nil
+	return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: p.Addr().AsSlice()}), nil
 }
 
 func allOnes(bits int) netip.Addr {
@@ -280,11 +248,8 @@ func (e *encoder) port(x Port) ([]expr.Any, error) {
 	default:
 		return nil, fmt.Errorf("unknown protocol %q", x.Proto)
 	}
-	off := uint32(2)
-	if x.Src {
-		off = 0
-	}
-	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: off, Len: 2})
+	// The destination port, after the source port.
+	out := append(e.needL4proto(proto), &expr.Payload{DestRegister: 1, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2})
 	if x.From == x.To {
 		return append(out, &expr.Cmp{Op: expr.CmpOpEq, Register: 1, Data: binaryutil.BigEndian.PutUint16(x.From)}), nil
 	}

@@ -105,16 +105,6 @@ const (
 	CtInvalid     = 1
 	CtEstablished = 2
 	CtRelated     = 4
-	CtNew         = 8
-)
-
-// TCP flags (the header's bit values).
-const (
-	TCPFin = 0x01
-	TCPSyn = 0x02
-	TCPRst = 0x04
-	TCPPsh = 0x08
-	TCPAck = 0x10
 )
 
 type (
@@ -123,28 +113,21 @@ type (
 	// OifLo matches packets to the loopback interface.
 	OifLo struct{}
 	// IifName matches the input interface by name.
-	IifName struct {
-		Name string
-		Neg  bool
-	}
+	IifName struct{ Name string }
 	// OifName matches the output interface by name.
-	OifName struct {
-		Name string
-		Neg  bool
-	}
-	// NfProto matches the address family: IPv4, or IPv6 when V6.
-	NfProto struct{ V6 bool }
+	OifName struct{ Name string }
+	// NfProtoIPv4 matches IPv4 packets (an inet table sees both families).
+	NfProtoIPv4 struct{}
 	// CtState matches any of the conntrack states in Mask.
 	CtState struct{ Mask uint32 }
-	// CtDirection matches the packet's direction in its connection: the
-	// direction of the packet that opened it (original), or the replies.
-	CtDirection struct{ Reply bool }
+	// CtOriginal matches packets going the way of the one that opened
+	// their connection (ct direction original), not its replies.
+	CtOriginal struct{}
 	// Addr matches an IPv4 or IPv6 address field against a prefix (a
 	// single address when the prefix is full length).
 	Addr struct {
 		Field  Field
 		Prefix netip.Prefix
-		Neg    bool
 	}
 	// InSet matches an IPv4 address field against a named set.
 	InSet struct {
@@ -152,22 +135,16 @@ type (
 		Set   string
 		Neg   bool
 	}
-	// Port matches the TCP or UDP destination port range, or the source
-	// port range when Src.
+	// Port matches the TCP or UDP destination port range.
 	Port struct {
 		Proto    string // "tcp" or "udp"
 		From, To uint16
-		Src      bool
 	}
-	// IPProto matches the IPv4 protocol ("icmp").
-	IPProto struct{ Proto string }
 	// ICMPType matches an ICMP (V6 false) or ICMPv6 type.
 	ICMPType struct {
 		V6   bool
 		Type uint8
 	}
-	// TCPFlags matches the TCP flags under Mask against Value.
-	TCPFlags struct{ Value, Mask uint8 }
 	// HopLimit matches the IPv6 hop limit.
 	HopLimit struct{ Value uint8 }
 	// FibSaddrNotLocal matches packets whose source is not an address of

@@ -47,24 +47,25 @@ func (o origin) counters() []string { return []string{o.in, o.fwd, o.ret, o.drop
 // established accepts what belongs to allowed flows, counted by direction,
 // and drops what conntrack cannot place.
 //
-// To the box it also picks up TCP connections conntrack does not know: a
-// namespace tracks nothing until a ruleset uses conntrack, so a session
-// opened before the first start (the admin's SSH) reaches it as a segment
-// in state new without SYN, which would be dropped and the session hang.
-// Such a segment (ACK, no SYN) is accepted; the box's answer, the next
-// segment or a reset, lets conntrack place the connection. No connection
-// opens this way: that takes a SYN, which only the allowed services accept.
+// A namespace tracks nothing until a ruleset uses conntrack, so a TCP
+// session opened before the first start (the admin's SSH) reaches the box
+// as a segment in state new without SYN. Nothing here takes such segments
+// up: a zone's service rules match the destination and port, not the
+// flags, so a session to a service its zone may reach is accepted there and
+// conntrack places it; any other (from the upstream, a closed interface, or
+// to a port the zone may not reach) is dropped like a new connection. So an
+// ACK scan gets no reset, and a flood of spoofed ACKs creates no conntrack
+// entries, except on the services a zone may reach anyway.
 func (o origin) established(forward bool) []Rule {
 	ok := CtState{CtEstablished | CtRelated}
 	if !forward {
 		return []Rule{
 			rule(ok, Counter{o.in}, Accept),
 			rule(CtState{CtInvalid}, Counter{o.drop}, Drop),
-			rule(CtState{CtNew}, TCPFlags{Value: TCPAck, Mask: TCPSyn | TCPAck}, Counter{o.in}, Accept),
 		}
 	}
 	return []Rule{
-		rule(ok, CtDirection{}, Counter{o.fwd}, Accept),
+		rule(ok, CtOriginal{}, Counter{o.fwd}, Accept),
 		rule(ok, Counter{o.ret}, Accept),
 		rule(CtState{CtInvalid}, Counter{o.drop}, Drop),
 	}
@@ -94,19 +95,12 @@ func logPrefix(zone string) string {
 	return p
 }
 
-// upstreamInputChain: the upstream reaches the box only with replies, and
-// on a WAN port without a static address with the DHCP server's answers.
-func upstreamInputChain(r *Ruleset) Chain {
-	o := zoneOrigin(UpstreamZone)
-	c := Chain{Name: InChain(UpstreamZone), Rules: o.established(false)}
-	if up := r.Upstream; up != nil && !up.Addr.IsValid() {
-		c.Rules = append(c.Rules, Rule{Comment: "dhcp-client", Exprs: []Expr{
-			IifName{Name: up.Interface}, Port{Proto: "udp", From: 67, To: 67, Src: true}, Port{Proto: "udp", From: 68, To: 68},
-			Counter{o.in}, Accept,
-		}})
-	}
-	c.Rules = append(c.Rules, o.dropRules()...)
-	return c
+// upstreamInputChain: the upstream reaches the box only with replies. A
+// WAN port whose address DHCP learns needs no rule: the router's DHCP
+// client reads through a packet socket, which sees the server's answers
+// before netfilter does.
+func upstreamInputChain(*Ruleset) Chain {
+	return zoneOrigin(UpstreamZone).close(Chain{Name: InChain(UpstreamZone)}, false)
 }
 
 // upstreamForwardChain: the upstream is routed nowhere, replies aside.

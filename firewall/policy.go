@@ -34,13 +34,13 @@ type Policy struct {
 
 // Uplink is the WAN port: an interface of its own towards the ISP. What
 // arrives on it belongs to zone "upstream" and reaches nothing but the
-// replies of allowed flows (and the DHCP client's lease).
+// replies of allowed flows.
 type Uplink struct {
 	Interface string
 	// Addr is the WAN's static address, the source of everything routed
 	// out of it (snat). Invalid: a DHCP client learns the address, so
-	// traffic is masqueraded and the DHCP server's replies (udp 67 → 68)
-	// are accepted on the interface.
+	// traffic is masqueraded (the client itself needs no rule: it uses a
+	// packet socket, which netfilter does not see).
 	Addr netip.Addr
 	// AcceptRA accepts IPv6 router advertisements on this interface, and
 	// only here.

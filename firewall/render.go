@@ -7,8 +7,11 @@ import (
 )
 
 // Render prints the ruleset as nft syntax that `nft -f` loads. It is the
-// ruleset's identity: Firewall.Set skips a ruleset whose rendering equals the
-// one it applied last, and Diff compares renderings.
+// ruleset's identity: Diff compares renderings, and Firewall.Set skips the
+// kernel read only when the rendering equals the one it applied last and
+// the nftables generation is still the one it saw then (nothing has been
+// committed since, by anyone); otherwise it reads the table back and
+// compares each rule's fingerprint.
 //
 // Loading it with `nft -f` into a namespace that has no table inet gatewayd
 // gives the same table Firewall.Set builds; over an existing table nft would
@@ -101,31 +104,19 @@ func (r Rule) String() string {
 	return strings.Join(parts, " ")
 }
 
-func (IifLo) String() string     { return `iif "lo"` }
-func (OifLo) String() string     { return `oif "lo"` }
-func (e IifName) String() string { return "iifname " + neg(e.Neg) + strconv.Quote(e.Name) }
-func (e OifName) String() string { return "oifname " + neg(e.Neg) + strconv.Quote(e.Name) }
-
-func (e NfProto) String() string {
-	if e.V6 {
-		return "meta nfproto ipv6"
-	}
-	return "meta nfproto ipv4"
-}
-
-func (e CtDirection) String() string {
-	if e.Reply {
-		return "ct direction reply"
-	}
-	return "ct direction original"
-}
+func (IifLo) String() string       { return `iif "lo"` }
+func (OifLo) String() string       { return `oif "lo"` }
+func (e IifName) String() string   { return "iifname " + strconv.Quote(e.Name) }
+func (e OifName) String() string   { return "oifname " + strconv.Quote(e.Name) }
+func (NfProtoIPv4) String() string { return "meta nfproto ipv4" }
+func (CtOriginal) String() string  { return "ct direction original" }
 
 func (e CtState) String() string {
 	var names []string
 	for _, s := range []struct {
 		bit  uint32
 		name string
-	}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}, {CtNew, "new"}} {
+	}{{CtInvalid, "invalid"}, {CtEstablished, "established"}, {CtRelated, "related"}} {
 		if e.Mask&s.bit != 0 {
 			names = append(names, s.name)
 		}
@@ -142,7 +133,7 @@ func (e Addr) String() string {
 	if e.Prefix.IsSingleIP() {
 		val = e.Prefix.Addr().String()
 	}
-	return fmt.Sprintf("%s %s %s%s", fam, e.Field, neg(e.Neg), val)
+	return fmt.Sprintf("%s %s %s", fam, e.Field, val)
 }
 
 func (e InSet) String() string {
@@ -157,17 +148,11 @@ func neg(n bool) string {
 }
 
 func (e Port) String() string {
-	dir := "dport"
-	if e.Src {
-		dir = "sport"
-	}
 	if e.From == e.To {
-		return fmt.Sprintf("%s %s %d", e.Proto, dir, e.From)
+		return fmt.Sprintf("%s dport %d", e.Proto, e.From)
 	}
-	return fmt.Sprintf("%s %s %d-%d", e.Proto, dir, e.From, e.To)
+	return fmt.Sprintf("%s dport %d-%d", e.Proto, e.From, e.To)
 }
-
-func (e IPProto) String() string { return "ip protocol " + e.Proto }
 
 func (e ICMPType) String() string {
 	if e.V6 {
@@ -210,24 +195,6 @@ func icmpName(names map[uint8]string, t uint8) string {
 		return n
 	}
 	return strconv.Itoa(int(t))
-}
-
-// String prints the match as nft lists it: "tcp flags ack / syn,ack".
-func (e TCPFlags) String() string {
-	return "tcp flags " + tcpFlagNames(e.Value) + " / " + tcpFlagNames(e.Mask)
-}
-
-func tcpFlagNames(f uint8) string {
-	var names []string
-	for _, n := range []struct {
-		bit  uint8
-		name string
-	}{{TCPFin, "fin"}, {TCPSyn, "syn"}, {TCPRst, "rst"}, {TCPPsh, "psh"}, {TCPAck, "ack"}} {
-		if f&n.bit != 0 {
-			names = append(names, n.name)
-		}
-	}
-	return strings.Join(names, ",")
 }
 
 func (e HopLimit) String() string       { return fmt.Sprintf("ip6 hoplimit %d", e.Value) }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 )
 
 // Route is one route of the main table via a gateway.
@@ -44,6 +45,9 @@ type wan struct {
 	Interface string
 	Address   netip.Prefix
 	Gateway   netip.Addr
+	// Expires is when the lease ends, and the address with it; zero for a
+	// static address or an infinite lease.
+	Expires time.Time
 }
 
 // wantedRoutes are c's routes as Set compares them with the kernel's:
@@ -94,9 +98,18 @@ func wantedSysctls(c *Config) []sysctl {
 		if u.AcceptRA {
 			ra = "2"
 		}
-		out = append(out, sysctl{"net/ipv6/conf/" + u.Interface + "/accept_ra", ra})
+		out = append(out, promoteSysctl(u.Interface), sysctl{"net/ipv6/conf/" + u.Interface + "/accept_ra", ra})
 	}
 	return out
+}
+
+// promoteSysctl keeps the other addresses of a subnet when its primary is
+// deleted: with promote_secondaries = 0 the kernel deletes every secondary
+// with it, so moving the WAN address inside its subnet (the new one is
+// added first, as a secondary) would lose the new address and the default
+// route, and releasing it would take the addresses added by hand.
+func promoteSysctl(dev string) sysctl {
+	return sysctl{"net/ipv4/conf/" + dev + "/promote_secondaries", "1"}
 }
 
 // forwardingSysctls are the alias NIC's values. ip_forward comes first: the

@@ -264,3 +264,15 @@ func FuzzRecord(f *testing.F) {
 		}
 	})
 }
+
+// TestRecordNeedsTheStateDir: the role does not make the state directory:
+// statedir.Lock does, mode 0700, before the daemon opens the role.
+func TestRecordNeedsTheStateDir(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	if _, err := loadRecord(dir); err == nil || !strings.Contains(err.Error(), dir) {
+		t.Errorf("a missing state directory: %v", err)
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("loading the record made the state directory: %v", err)
+	}
+}

@@ -18,7 +18,7 @@ import (
 // The client's states (RFC 2131 §4.4), as Status shows them.
 const (
 	stateInit      = "init"        // no lease: DISCOVER
-	stateRebooting = "init-reboot" // a lease kept across a restart: REQUEST it again
+	stateRebooting = "init-reboot" // a lease kept across a restart or a new socket: REQUEST it again
 	stateBound     = "bound"
 	stateRenewing  = "renewing"  // past T1: REQUEST to the server that gave it
 	stateRebinding = "rebinding" // past T2: REQUEST to any server
@@ -50,7 +50,7 @@ type dhcpClient struct {
 	lease    *lease
 	hint     netip.Addr // the address to ask for: the last lease's
 	state    string
-	renewals int    // leases extended (renewed, rebound, confirmed after a restart)
+	renewals int    // leases extended (renewed, rebound, confirmed by INIT-REBOOT)
 	lastErr  string // the last exchange's failure, "" after a success
 	backoff  time.Duration
 }
@@ -192,7 +192,7 @@ func (c *dhcpClient) discover(ctx context.Context, tr *transport) time.Duration 
 	if err != nil {
 		return c.failed(ctx, err)
 	}
-	return c.bind(ctx, got.ACK, false)
+	return c.bind(ctx, tr, got.ACK, false)
 }
 
 // extend asks to keep lease l: confirming it after a restart (broadcast,
@@ -244,15 +244,18 @@ func (c *dhcpClient) extend(ctx context.Context, tr *transport, l *lease, st str
 		c.lose("the server refused the lease (DHCPNAK)")
 		return 0
 	}
-	return c.bind(ctx, resp, true)
+	return c.bind(ctx, tr, resp, true)
 }
 
-// bind takes ack as the lease.
-func (c *dhcpClient) bind(ctx context.Context, ack *dhcpv4.DHCPv4, extended bool) time.Duration {
+// bind takes ack, read on tr, as the lease; what goes to its server from
+// now on is unicast to the MAC address the ACK came from.
+func (c *dhcpClient) bind(ctx context.Context, tr *transport, ack *dhcpv4.DHCPv4, extended bool) time.Duration {
 	l, err := newLease(c.ifname, ack, time.Now())
 	if err != nil {
 		return c.failed(ctx, err)
 	}
+	l.serverMAC = tr.serverMAC(ack, l.server)
+	tr.unicastVia(l.server, l.serverMAC)
 	c.mu.Lock()
 	prev := c.lease
 	c.lease, c.hint, c.state, c.lastErr, c.backoff = l, l.addr.Addr(), stateBound, "", 0
@@ -330,12 +333,20 @@ func (c *dhcpClient) hasTransport(l link) bool {
 
 // setTransport hands the client its socket (nil, with why, while there can
 // be none). A lease given to another MAC address (the NIC was replaced) is
-// dropped: the server knows the client by it.
+// dropped: the server knows the client by it. Any other lease held when a
+// new socket comes (the link went down and up, the NIC was re-created) is
+// confirmed at once, INIT-REBOOT (RFC 2131 §3.2): the cable may now be in
+// another network, whose server refuses it, and the old address and
+// gateway must not stay until T1.
 func (c *dhcpClient) setTransport(tr *transport, why string) {
 	c.mu.Lock()
 	old := c.tr
 	c.tr, c.noTr = tr, why
 	lost := tr != nil && c.lease != nil && !bytes.Equal(c.lease.mac, tr.mac)
+	if tr != nil && tr != old && c.lease != nil && !lost {
+		c.state = stateRebooting
+		tr.unicastVia(c.lease.server, c.lease.serverMAC)
+	}
 	c.mu.Unlock()
 	if old != nil && old != tr {
 		old.close()
@@ -365,10 +376,7 @@ func (c *dhcpClient) stop(release bool) error {
 	case c.tr == nil:
 		err = errors.New(c.noTr)
 	default:
-		err = c.tr.nc.Release(&nclient4.Lease{ACK: c.lease.ack})
-		if err == nil {
-			c.log.Info("DHCP lease released", "addr", c.lease.addr)
-		}
+		err = c.tr.release(c.lease, c.log)
 	}
 	if release {
 		c.lease = nil

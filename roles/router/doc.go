@@ -18,12 +18,18 @@
 //
 // With an Uplink (a WAN port: an interface of its own towards the ISP) Set
 // also holds the WAN address on it, static or leased by the role's DHCPv4
-// client, the default route via the WAN gateway, and
+// client, the default route via the WAN gateway,
+// net.ipv4.conf.<wan>.promote_secondaries = 1 (so that deleting the WAN
+// address, when it moves inside its subnet or is released, never deletes
+// the subnet's other addresses with it: gatewayd's new one, or one added by
+// hand; where it cannot be set the delete waits), and
 // net.ipv6.conf.<wan>.accept_ra = 2 when the Uplink accepts router
 // advertisements, else 0. The client renews its lease at T1 and rebinds at
 // T2, keeps it in the state directory so a restart asks for the same
-// address, and releases it on Set(nil) and Purge. The ISP's DNS servers are
-// shown in Status; the role does not use them.
+// address, and releases it (DHCPRELEASE) on Set(nil) and Purge, and when the
+// uplink stops asking for it; a lease kept by a previous run is released
+// too, on a socket opened for it. The ISP's DNS servers are shown in Status;
+// the role does not use them.
 //
 // Masquerading is the firewall's job (the controller gives it the NAT
 // intent); this package owns no nftables state and never touches DNS.
@@ -42,12 +48,16 @@
 //
 // The WAN address: owned the same way, by the record alone (the kernel has
 // no ownership tag for addresses). An address already on the WAN interface
-// that gatewayd did not add is left alone, and never removed.
+// that gatewayd did not add is left alone, and never removed. A leased
+// address is given the lease's remaining time as its valid and preferred
+// lifetimes, refreshed on every renewal, so the kernel drops it when the
+// lease ends even if gatewayd is not running; a static one is permanent.
 //
 // Sysctls: written only when they differ, from the caller's network namespace
 // (through /proc/sys), and each value found is recorded before it is changed.
 // The netlink handle for routes and addresses is opened by Open in the
-// caller's namespace, and so is the DHCP client's packet socket, by Set.
+// caller's namespace, and so are the DHCP client's packet sockets, by Set
+// (and by Set(nil) or Purge for the release of a lease a previous run kept).
 //
 // # Links that come and go
 //
@@ -60,7 +70,9 @@
 // no subnet of its interface yet, no DHCP lease yet) is pending: listed in
 // Status, not an error, and applied by the first Set after it becomes
 // possible. The DHCP client's socket is opened again by Set when its
-// interface was re-created or went down and up. A lease the client gets,
+// interface was re-created or went down and up, and the lease it holds is
+// then confirmed at once (INIT-REBOOT), since the cable may have moved to
+// another network. A lease the client gets,
 // extends or loses is applied at once by the role's own goroutine, which
 // uses only the netlink handle and the record.
 //
@@ -73,7 +85,8 @@
 // # When the role leaves
 //
 // Set(nil) means the role is not held here ([router] is absent or its alias
-// is held by another box): Set releases the lease, removes the routes and
+// is held by another box): Set releases the lease (the previous run's
+// included, when this one never started a client), removes the routes and
 // addresses it owns and puts back every sysctl it changed to the value it
 // found, unless someone has changed it since (then it is left alone). So a
 // box that was not forwarding before gatewayd stops forwarding when the

@@ -23,6 +23,7 @@ type kernelState struct {
 	links  map[string]link
 	names  map[int]string               // interface names by index
 	addrs  map[string][]netip.Prefix    // IPv4 addresses by interface
+	valid  map[ownedAddr]uint32         // their remaining valid lifetimes, in seconds
 	routes map[netip.Prefix]kernelRoute // metric-0 unicast routes by destination
 	// onLink are the gateway-less link-scope routes (the connected
 	// subnets) by interface: a next hop is usable only inside one.
@@ -41,7 +42,7 @@ func (k kernelRoute) mine(o Route) bool { return k.Route == o && k.proto == rout
 
 // readKernel takes the dumps; addrs says whether addresses are needed.
 func (r *Router) readKernel(addrs bool) (*kernelState, error) {
-	k := &kernelState{links: map[string]link{}, names: map[int]string{}, addrs: map[string][]netip.Prefix{}}
+	k := &kernelState{links: map[string]link{}, names: map[int]string{}, addrs: map[string][]netip.Prefix{}, valid: map[ownedAddr]uint32{}}
 	links, err := r.h.LinkList()
 	if err != nil {
 		return nil, fmt.Errorf("listing interfaces: %w", err)
@@ -60,6 +61,7 @@ func (r *Router) readKernel(addrs bool) (*kernelState, error) {
 			p, ok := prefixOf(a.IPNet)
 			if name := k.names[a.LinkIndex]; ok && name != "" {
 				k.addrs[name] = append(k.addrs[name], p)
+				k.valid[ownedAddr{Interface: name, Address: p}] = uint32(a.ValidLft)
 			}
 		}
 	}

@@ -17,6 +17,9 @@ type storedLease struct {
 	Interface string    `json:"interface"`
 	ACK       []byte    `json:"ack"`
 	Acquired  time.Time `json:"acquired"`
+	// ServerMAC is where the ACK came from, so that a release after a
+	// restart is unicast too; "" if unknown.
+	ServerMAC string `json:"server_mac,omitempty"`
 }
 
 func (s *storedLease) lease() (*lease, error) {
@@ -28,6 +31,11 @@ func (s *storedLease) lease() (*lease, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lease on %s: %w", s.Interface, err)
 	}
+	if s.ServerMAC != "" {
+		if l.serverMAC, err = net.ParseMAC(s.ServerMAC); err != nil || len(l.serverMAC) != 6 {
+			return nil, fmt.Errorf("lease on %s: server MAC address %q", s.Interface, s.ServerMAC)
+		}
+	}
 	l.raw = s.ACK
 	return l, nil
 }
@@ -36,7 +44,7 @@ func (s *storedLease) equal(o *storedLease) bool {
 	if s == nil || o == nil {
 		return s == o
 	}
-	return s.Interface == o.Interface && bytes.Equal(s.ACK, o.ACK) && s.Acquired.Equal(o.Acquired)
+	return s.Interface == o.Interface && bytes.Equal(s.ACK, o.ACK) && s.Acquired.Equal(o.Acquired) && s.ServerMAC == o.ServerMAC
 }
 
 // lease is a DHCPv4 lease on the uplink, with what the role takes from it.
@@ -48,12 +56,19 @@ type lease struct {
 	addr     netip.Prefix // yiaddr with the subnet mask
 	gateway  netip.Addr   // invalid when the server gave none
 	server   netip.Addr   // the server identifier: renewals go there
-	dns      []netip.Addr
-	mac      net.HardwareAddr // the client hardware address it was given to
+	// serverMAC is the MAC address the ACK came from, where renewals and
+	// the release are unicast; nil if unknown (they are broadcast).
+	serverMAC net.HardwareAddr
+	dns       []netip.Addr
+	mac       net.HardwareAddr // the client hardware address it was given to
 	// t1, t2 and expires are when to renew (from the server), rebind
 	// (from any server) and give the address up.
 	t1, t2, expires time.Time
 }
+
+// minLeaseBits is the shortest prefix a lease may give the WAN address: a
+// server offering more than a /8 is broken or hostile.
+const minLeaseBits = 8
 
 // forever stands for an infinite lease time (0xffffffff seconds).
 const forever = 100 * 365 * 24 * time.Hour
@@ -72,8 +87,12 @@ func newLease(iface string, ack *dhcpv4.DHCPv4, acquired time.Time) (*lease, err
 		mask = ack.YourIPAddr.DefaultMask()
 	}
 	ones, bits := mask.Size()
-	if bits != 32 {
+	switch {
+	case bits != 32:
 		return nil, fmt.Errorf("subnet mask %s is not a mask", mask)
+	case ones < minLeaseBits:
+		// A /0 would make every address on-link through the WAN.
+		return nil, fmt.Errorf("subnet mask %s: /%d is shorter than /%d, refused", net.IP(mask), ones, minLeaseBits)
 	}
 	server, ok := netip.AddrFromSlice(ack.ServerIdentifier().To4())
 	if !ok {
@@ -129,6 +148,19 @@ func leaseGateway(ack *dhcpv4.DHCPv4) netip.Addr {
 	return netip.Addr{}
 }
 
+// validUntil is when the address goes with the lease: zero (never) for an
+// infinite one.
+func (l *lease) validUntil() time.Time {
+	if l.expires.Sub(l.acquired) >= forever {
+		return time.Time{}
+	}
+	return l.expires
+}
+
 func (l *lease) stored() *storedLease {
-	return &storedLease{Interface: l.iface, ACK: l.raw, Acquired: l.acquired}
+	s := &storedLease{Interface: l.iface, ACK: l.raw, Acquired: l.acquired}
+	if l.serverMAC != nil {
+		s.ServerMAC = l.serverMAC.String()
+	}
+	return s
 }

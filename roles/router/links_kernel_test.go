@@ -82,10 +82,11 @@ func TestLinksComeAndGo(t *testing.T) {
 		}
 	})
 	t.Run("WAN NIC deleted and re-created", func(t *testing.T) {
-		// The address, the route and accept_ra come back on the new NIC.
+		// The address, the route, promote_secondaries and accept_ra come
+		// back on the new NIC.
 		check(t, func() { rl.gw.MustRun(t, "ip", "link", "del", "eth0") },
 			Pending{What: "ip addr add 203.0.113.2/24 dev eth0", Reason: "interface eth0 is absent"},
-			func() { rl.linkISP(t, isp) }, 3)
+			func() { rl.linkISP(t, isp) }, 4)
 		if got := rl.sysctl(t, "net/ipv6/conf/eth0/accept_ra"); got != "0" {
 			t.Errorf("accept_ra on the new eth0 = %s", got)
 		}

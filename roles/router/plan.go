@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 )
 
 // Plan lists, as commands, what Set(c) would change now: sysctl writes,
@@ -37,7 +38,7 @@ func (r *Router) Plan(c *Config) []string {
 		return append(out, "# "+err.Error())
 	}
 	w := r.wan(c)
-	adds, dels, pending := planAddrs(wantedAddrs(w), k, r.rec)
+	adds, dels, pending := planAddrs(w, time.Now(), k, r.rec)
 	k.expect(adds)
 	var want []Route
 	if c != nil {

@@ -17,8 +17,9 @@ import (
 // recordFile is the record of what the router role changed, in the state dir.
 const recordFile = "router.json"
 
-// recordVersion is written; version 1 (no addresses, no lease) still loads.
-const recordVersion = 2
+// recordVersion is written; versions 1 (no addresses, no lease) and 2 (no
+// server MAC address with the lease) still load.
+const recordVersion = 3
 
 // changedSysctl is a sysctl the role changed: Was is the value it found, Set
 // the value it wrote.
@@ -47,8 +48,13 @@ func loadRecord(dir string) (*record, error) {
 	if dir == "" {
 		return nil, errors.New("no state directory to record owned routes in")
 	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating state directory %s: %w", dir, err)
+	// The directory is statedir.Lock's to make (mode 0700), and the daemon
+	// holds that lock before it opens the role.
+	switch st, err := os.Stat(dir); {
+	case err != nil:
+		return nil, fmt.Errorf("the state directory for the router record: %w", err)
+	case !st.IsDir():
+		return nil, fmt.Errorf("state directory %s is not a directory", dir)
 	}
 	r := &record{Version: recordVersion, path: filepath.Join(dir, recordFile)}
 	// Open runs under the state directory's lock: no write is in flight.
@@ -77,8 +83,8 @@ func loadRecord(dir string) (*record, error) {
 }
 
 func (r *record) check() error {
-	if r.Version != 1 && r.Version != recordVersion {
-		return fmt.Errorf("version %d, want %d", r.Version, recordVersion)
+	if r.Version < 1 || r.Version > recordVersion {
+		return fmt.Errorf("version %d, want %d at most", r.Version, recordVersion)
 	}
 	for i, rt := range r.Routes {
 		if !rt.To.IsValid() || !rt.Via.IsValid() || rt.Interface == "" {

@@ -39,9 +39,12 @@ type Router struct {
 	forwarding bool        // ip_forward as the last Set left it
 	sysPending []Pending   // from the last Set's sysctls
 	netPending []Pending   // from the last reconcile of addresses and routes
-	setErr     error       // the last Set's
-	leaseErr   error       // the last lease apply's, since that Set
-	closed     bool
+	// promoted are the interfaces on which the last Set saw
+	// promote_secondaries = 1: only there are owned addresses deleted.
+	promoted map[string]bool
+	setErr   error // the last Set's
+	leaseErr error // the last lease apply's, since that Set
+	closed   bool
 
 	wake     chan struct{} // the DHCP client's lease changed
 	quit     chan struct{}
@@ -87,8 +90,8 @@ type UplinkStatus struct {
 // LeaseStatus is the uplink's DHCP client and its lease.
 type LeaseStatus struct {
 	// State is the client's: init (asking for a lease), init-reboot
-	// (confirming the one kept across a restart), bound, renewing (past
-	// T1), rebinding (past T2).
+	// (confirming the one it has after a restart or on a new socket),
+	// bound, renewing (past T1), rebinding (past T2).
 	State  string     `json:"state"`
 	Server netip.Addr `json:"server,omitzero"`
 	// DNS are the name servers the ISP offers (option 6). The role does
@@ -99,7 +102,7 @@ type LeaseStatus struct {
 	Rebind   time.Time    `json:"rebind,omitzero"` // T2
 	Expires  time.Time    `json:"expires,omitzero"`
 	// Renewals counts the leases extended: renewed, rebound, or confirmed
-	// after a restart.
+	// after a restart or on a new socket.
 	Renewals int `json:"renewals"`
 	// Error is the last exchange's failure, cleared by a success.
 	Error string `json:"error,omitempty"`
@@ -175,19 +178,28 @@ func (r *Router) Set(ctx context.Context, c *Config) error {
 }
 
 // hold applies c: sysctls first (forwarding before routes that would be
-// useless without it), then the DHCP client, addresses and routes.
+// useless without it, promote_secondaries before any address is deleted),
+// then the DHCP client, addresses and routes.
 func (r *Router) hold(c *Config) error {
-	n, pending, errS := r.setSysctls(wantedSysctls(c))
-	r.sysPending = pending
-	k, err := r.readKernel(r.needAddrs(c))
-	if err != nil {
-		r.writes.Add(uint64(n))
-		return errors.Join(errS, err)
+	wanted := wantedSysctls(c)
+	want := wanted
+	k, errK := r.readKernel(r.needAddrs(c))
+	if errK == nil {
+		want = append(slices.Clone(wanted), r.promoting(k, wanted)...)
 	}
+	n, pending, errS := r.setSysctls(want)
+	r.sysPending = pending
+	if errK != nil {
+		r.writes.Add(uint64(n))
+		return errors.Join(errS, errK)
+	}
+	r.checkPromoted(c)
 	errC := r.setClient(c.Uplink, k)
 	m, errN := r.reconcileNet(c, k)
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errS, errC, errN)
+	// A previous uplink's promote_secondaries was for its address's delete.
+	p, errP := r.restoreSysctls(func(key string) bool { return !slices.ContainsFunc(wanted, keyIs(key)) && !r.stillPromoting(key) })
+	r.writes.Add(uint64(n + m + p))
+	return errors.Join(errS, errC, errN, errP)
 }
 
 // release gives the lease back, removes owned addresses and routes, and
@@ -196,15 +208,62 @@ func (r *Router) release() error {
 	if r.client != nil {
 		r.stopClient(true)
 	}
-	var m int
+	var m, p int
+	var errP error
 	k, errN := r.readKernel(r.needAddrs(nil))
+	if errN == nil && r.rec.Lease != nil {
+		r.releaseStored(k) // before its address goes
+	}
 	if errN == nil {
+		p, _, errP = r.applySysctls(r.promoting(k, nil))
+		r.checkPromoted(nil)
 		m, errN = r.reconcileNet(nil, k)
 	}
-	n, errS := r.restoreSysctls(func(string) bool { return true })
+	n, errS := r.restoreSysctls(func(key string) bool { return !r.stillPromoting(key) })
 	r.sysPending = nil
-	r.writes.Add(uint64(n + m))
-	return errors.Join(errN, errS)
+	r.writes.Add(uint64(p + n + m))
+	return errors.Join(errP, errN, errS)
+}
+
+// promoting are the promote_secondaries values that deleting the owned
+// addresses in k needs, on interfaces want has none for (a previous
+// uplink's): set for the delete, put back after it.
+func (r *Router) promoting(k *kernelState, want []sysctl) []sysctl {
+	var out []sysctl
+	for _, o := range r.rec.Addresses {
+		s := promoteSysctl(o.Interface)
+		if slices.Contains(k.addrs[o.Interface], o.Address) && !slices.ContainsFunc(want, keyIs(s.Key)) && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkPromoted notes the interfaces where owned addresses may be deleted:
+// those with an owned address, and c's uplink, on which
+// promote_secondaries is 1 now. Elsewhere it could not be set, and a
+// delete would take the subnet's other addresses with it.
+func (r *Router) checkPromoted(c *Config) {
+	r.promoted = map[string]bool{}
+	devs := []string{}
+	for _, o := range r.rec.Addresses {
+		devs = append(devs, o.Interface)
+	}
+	if c != nil && c.Uplink != nil {
+		devs = append(devs, c.Uplink.Interface)
+	}
+	for _, dev := range devs {
+		if _, done := r.promoted[dev]; !done {
+			v, err := r.sys.read(promoteSysctl(dev).Key)
+			r.promoted[dev] = err == nil && v == "1"
+		}
+	}
+}
+
+// stillPromoting reports whether key is the promote_secondaries of an
+// interface gatewayd still has an address on: it stays until the delete.
+func (r *Router) stillPromoting(key string) bool {
+	return slices.ContainsFunc(r.rec.Addresses, func(o ownedAddr) bool { return promoteSysctl(o.Interface).Key == key })
 }
 
 // needAddrs says whether a reconcile for c needs the address dump.
@@ -221,7 +280,9 @@ func (r *Router) reconcileNet(c *Config, k *kernelState) (int, error) {
 	r.syncLease()
 	w := r.wan(c)
 	r.forgetGoneAddrs(k)
-	adds, dels, pending := planAddrs(wantedAddrs(w), k, r.rec)
+	adds, dels, pending := planAddrs(w, time.Now(), k, r.rec)
+	dels, held := r.deletable(dels)
+	pending = append(pending, held...)
 	n, errA := r.addAddrs(adds)
 	var errL error
 	if n > 0 {
@@ -249,7 +310,7 @@ func (r *Router) wan(c *Config) wan {
 	w := wan{Interface: u.Interface}
 	if r.client != nil && r.client.ifname == u.Interface {
 		if l := r.client.current(); l != nil {
-			w.Address, w.Gateway = l.addr, l.gateway
+			w.Address, w.Gateway, w.Expires = l.addr, l.gateway, l.validUntil()
 		}
 	}
 	return w

@@ -56,12 +56,20 @@ func (p procSys) write(key, value string) error {
 // found first, and puts back the recorded ones no longer wanted. It returns
 // how many values it wrote, and the values of absent interfaces, which wait.
 func (r *Router) setSysctls(want []sysctl) (int, []Pending, error) {
+	writes, pending, err := r.applySysctls(want)
+	n, errR := r.restoreSysctls(func(key string) bool { return !slices.ContainsFunc(want, keyIs(key)) })
+	return writes + n, pending, errors.Join(err, errR)
+}
+
+func keyIs(key string) func(sysctl) bool { return func(s sysctl) bool { return s.Key == key } }
+
+// applySysctls writes each wanted value that differs, recording the value
+// it found first; it restores nothing.
+func (r *Router) applySysctls(want []sysctl) (int, []Pending, error) {
 	var errs []error
 	var pending []Pending
 	writes := 0
-	wanted := map[string]bool{}
 	for _, s := range want {
-		wanted[s.Key] = true
 		cur, err := r.sys.read(s.Key)
 		if errors.Is(err, os.ErrNotExist) {
 			if p, ok := r.absentSysctl(s); ok {
@@ -92,8 +100,7 @@ func (r *Router) setSysctls(want []sysctl) (int, []Pending, error) {
 		}
 		writes++
 	}
-	n, err := r.restoreSysctls(func(key string) bool { return !wanted[key] })
-	return writes + n, pending, errors.Join(append(errs, err)...)
+	return writes, pending, errors.Join(errs...)
 }
 
 // absentSysctl handles a wanted key that does not exist: its interface is

@@ -2,11 +2,13 @@ package router
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
+	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,13 +17,23 @@ import (
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
+
+	"gatewayd/ether"
 )
 
-// transport is the DHCP client's socket on one interface, by index. It is a
-// packet socket: a lease is asked for before the interface has an address,
-// and packet sockets see the replies before the firewall does, so no rule
-// has to let DHCP in. A BPF filter keeps every other packet crossing the WAN
-// out of the process.
+// transport is the DHCP client's sockets on one interface, by index: packet
+// sockets, since a lease is asked for before the interface has an address,
+// and they see the replies before the firewall does and send past it, so no
+// rule has to let DHCP in or out.
+//
+// Frames are sent through package ether, gatewayd's one encoder of
+// Ethernet, IPv4 and UDP headers. They are read on a socket of their own
+// (mdlayher/packet): ether's socket cannot carry them, being bound to
+// EtherType ARP, with one reader goroutine that parses every frame as ARP
+// for the probes waiting on it and hands nothing else out; reading DHCP
+// there would mean a second EtherType, a filter and a way to deliver IPv4
+// frames in package ether. This socket takes IPv4 only, and a BPF filter
+// keeps every packet but DHCP replies crossing the WAN out of the process.
 type transport struct {
 	index int
 	mac   net.HardwareAddr
@@ -30,16 +42,103 @@ type transport struct {
 }
 
 // dhcpConn is the client's net.PacketConn: reads through nclient4's raw UDP
-// parser; writes its own IPv4 and UDP headers with the message's ciaddr as
-// the source (nclient4's always say 0.0.0.0, and a kernel drops a unicast
+// parser over rx; writes each message through tx with the message's ciaddr
+// as the source (nclient4's say 0.0.0.0, and a kernel drops a unicast
 // packet from 0.0.0.0, so renewals and releases to the server would be
 // lost). It notes the socket's death: the kernel fails a packet socket's
 // read when its interface goes down or away, and nclient4's reader then
 // stops for good, so the role opens a new one.
 type dhcpConn struct {
-	net.PacketConn // nclient4's reader over raw
-	raw            *packet.Conn
+	net.PacketConn // nclient4's reader over rx
+	rx             *rxConn
+	tx             *ether.Conn
 	dead, closed   atomic.Bool
+
+	mu sync.Mutex
+	// servers are the MAC addresses unicasts to each server go to: the
+	// link-layer source of its ACK (RFC 2131 §4.4.5: renewals and
+	// releases are unicast). A server not here gets broadcast frames.
+	servers map[netip.Addr]net.HardwareAddr
+}
+
+// rxConn is the receiving socket as nclient4's parser reads it. It keeps
+// the link-layer sources of the last messages it read, so that the client
+// learns the MAC address each server answered from.
+type rxConn struct {
+	*packet.Conn
+	mu      sync.Mutex
+	sources [8]source // the last ones read, the oldest overwritten
+	next    int
+}
+
+// source is where one message came from.
+type source struct {
+	xid dhcpv4.TransactionID
+	ip  netip.Addr // the IPv4 source: the server, or the relay
+	mac net.HardwareAddr
+}
+
+func (c *rxConn) ReadFrom(b []byte) (int, net.Addr, error) {
+	n, a, err := c.Conn.ReadFrom(b)
+	pa, ok := a.(*packet.Addr)
+	if err != nil || !ok || n < 20 {
+		return n, a, err
+	}
+	// The filter passes only UDP: the BOOTP transaction ID is 4 bytes
+	// into the message, after the IP and UDP headers.
+	if off := int(b[0]&0x0f)*4 + 8 + 4; n >= off+4 {
+		c.mu.Lock()
+		c.sources[c.next] = source{xid: dhcpv4.TransactionID(b[off : off+4]), ip: netip.AddrFrom4([4]byte(b[12:16])), mac: slices.Clone(pa.HardwareAddr)}
+		c.next = (c.next + 1) % len(c.sources)
+		c.mu.Unlock()
+	}
+	return n, a, err
+}
+
+// sourceOf is the MAC address the message xid of server came from: the
+// newest from server's own address, else (a relayed answer) the newest;
+// nil when none was read.
+func (c *rxConn) sourceOf(xid dhcpv4.TransactionID, server netip.Addr) net.HardwareAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var relayed net.HardwareAddr
+	for i := range len(c.sources) {
+		s := c.sources[(c.next-1-i+2*len(c.sources))%len(c.sources)]
+		switch {
+		case s.mac == nil || s.xid != xid:
+		case s.ip == server:
+			return s.mac
+		case relayed == nil:
+			relayed = s.mac
+		}
+	}
+	return relayed
+}
+
+// unicastVia sends what goes to server to mac from now on (nil: broadcast).
+func (t *transport) unicastVia(server netip.Addr, mac net.HardwareAddr) {
+	t.conn.mu.Lock()
+	defer t.conn.mu.Unlock()
+	if mac == nil {
+		delete(t.conn.servers, server)
+	} else {
+		t.conn.servers[server] = mac
+	}
+}
+
+// serverMAC is the MAC address ack came from, nil if unknown.
+func (t *transport) serverMAC(ack *dhcpv4.DHCPv4, server netip.Addr) net.HardwareAddr {
+	return t.conn.rx.sourceOf(ack.TransactionID, server)
+}
+
+// macFor is the MAC address a datagram to ip goes to.
+func (c *dhcpConn) macFor(ip netip.Addr) net.HardwareAddr {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if mac := c.servers[ip]; mac != nil {
+		return mac
+	}
+	return ether.Broadcast
 }
 
 func (c *dhcpConn) ReadFrom(b []byte) (int, net.Addr, error) {
@@ -51,12 +150,17 @@ func (c *dhcpConn) ReadFrom(b []byte) (int, net.Addr, error) {
 }
 
 func (c *dhcpConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	var to netip.Addr
 	dst, ok := addr.(*net.UDPAddr)
-	if !ok || dst.IP.To4() == nil || len(b) < 16 {
+	if ok {
+		to, ok = netip.AddrFromSlice(dst.IP.To4())
+	}
+	if !ok || len(b) < 16 {
 		return 0, fmt.Errorf("DHCP client: cannot send %d bytes to %v", len(b), addr)
 	}
-	pkt := udp4(b[12:16], dst.IP.To4(), nclient4.ClientPort, dst.Port, b) // b[12:16] is ciaddr
-	if _, err := c.raw.WriteTo(pkt, &packet.Addr{HardwareAddr: nclient4.BroadcastMac}); err != nil {
+	ciaddr, _ := netip.AddrFromSlice(b[12:16])
+	src := netip.AddrPortFrom(ciaddr, nclient4.ClientPort)
+	if err := c.tx.SendUDP(c.macFor(to), src, netip.AddrPortFrom(to, uint16(dst.Port)), b); err != nil {
 		return 0, err
 	}
 	return len(b), nil
@@ -64,51 +168,7 @@ func (c *dhcpConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 
 func (c *dhcpConn) Close() error {
 	c.closed.Store(true)
-	return c.raw.Close()
-}
-
-// udp4 is payload in a UDP datagram in an IPv4 packet, checksums filled in.
-func udp4(src, dst net.IP, sport, dport int, payload []byte) []byte {
-	const ipLen, udpLen = 20, 8
-	p := make([]byte, ipLen+udpLen+len(payload))
-	ip, udp := p[:ipLen], p[ipLen:]
-	ip[0] = 0x45 // version 4, 5 words of header
-	binary.BigEndian.PutUint16(ip[2:], uint16(len(p)))
-	ip[8] = 64 // TTL
-	ip[9] = unix.IPPROTO_UDP
-	copy(ip[12:16], src)
-	copy(ip[16:20], dst)
-	binary.BigEndian.PutUint16(ip[10:], ^onesSum(0, ip))
-	binary.BigEndian.PutUint16(udp[0:], uint16(sport))
-	binary.BigEndian.PutUint16(udp[2:], uint16(dport))
-	binary.BigEndian.PutUint16(udp[4:], uint16(udpLen+len(payload)))
-	copy(udp[udpLen:], payload)
-	pseudo := make([]byte, 12)
-	copy(pseudo[0:4], src)
-	copy(pseudo[4:8], dst)
-	pseudo[9] = unix.IPPROTO_UDP
-	binary.BigEndian.PutUint16(pseudo[10:], uint16(len(udp)))
-	sum := ^onesSum(onesSum(0, pseudo), udp)
-	if sum == 0 {
-		sum = 0xffff // 0 means "no checksum" in UDP
-	}
-	binary.BigEndian.PutUint16(udp[6:], sum)
-	return p
-}
-
-// onesSum adds b to sum in 16-bit one's complement (RFC 1071).
-func onesSum(sum uint16, b []byte) uint16 {
-	s := uint32(sum)
-	for i := 0; i+1 < len(b); i += 2 {
-		s += uint32(b[i])<<8 | uint32(b[i+1])
-	}
-	if len(b)%2 == 1 {
-		s += uint32(b[len(b)-1]) << 8
-	}
-	for s > 0xffff {
-		s = s>>16 + s&0xffff
-	}
-	return uint16(s)
+	return errors.Join(c.rx.Close(), c.tx.Close())
 }
 
 // dhcpFilter passes unfragmented UDP to port 68 (offsets from the IP header:
@@ -137,11 +197,18 @@ func openTransport(ifname string, l link, log *slog.Logger) (*transport, error) 
 		return nil, fmt.Errorf("DHCP client on %s: the interface has no Ethernet address", ifname)
 	}
 	ifc := &net.Interface{Index: l.index, Name: ifname, HardwareAddr: l.mac}
-	raw, err := packet.Listen(ifc, packet.Datagram, unix.ETH_P_IP, &packet.Config{Filter: dhcpFilter})
+	rx, err := packet.Listen(ifc, packet.Datagram, unix.ETH_P_IP, &packet.Config{Filter: dhcpFilter})
 	if err != nil {
 		return nil, fmt.Errorf("DHCP client on %s: opening its socket: %w", ifname, err)
 	}
-	conn := &dhcpConn{PacketConn: nclient4.NewBroadcastUDPConn(raw, &net.UDPAddr{Port: nclient4.ClientPort}), raw: raw}
+	tx, err := ether.Open(l.index)
+	if err != nil {
+		_ = rx.Close()
+		return nil, fmt.Errorf("DHCP client on %s: opening its socket: %w", ifname, err)
+	}
+	r := &rxConn{Conn: rx}
+	conn := &dhcpConn{PacketConn: nclient4.NewBroadcastUDPConn(r, &net.UDPAddr{Port: nclient4.ClientPort}), rx: r, tx: tx,
+		servers: map[netip.Addr]net.HardwareAddr{}}
 	nc, err := nclient4.NewWithConn(conn, l.mac,
 		nclient4.WithTimeout(2*time.Second), nclient4.WithRetry(3), nclient4.WithLogger(dhcpLog{log}))
 	if err != nil {
@@ -152,6 +219,16 @@ func openTransport(ifname string, l link, log *slog.Logger) (*transport, error) 
 }
 
 func (t *transport) close() { _ = t.nc.Close() }
+
+// release gives l back to its server (DHCPRELEASE, RFC 2131 §4.4.6).
+func (t *transport) release(l *lease, log *slog.Logger) error {
+	t.unicastVia(l.server, l.serverMAC)
+	if err := t.nc.Release(&nclient4.Lease{ACK: l.ack}); err != nil {
+		return err
+	}
+	log.Info("DHCP lease released", "addr", l.addr)
+	return nil
+}
 
 // usable reports whether t is still the socket for the interface l.
 func (t *transport) usable(l link) bool {

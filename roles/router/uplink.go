@@ -1,5 +1,12 @@
 package router
 
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"time"
+)
+
 // setClient starts, stops or re-arms the uplink's DHCP client for u (none
 // unless u asks for DHCP). The socket is opened here, on the thread of the
 // caller of Set, and again whenever the interface was re-created (a new
@@ -10,6 +17,9 @@ func (r *Router) setClient(u *Uplink, k *kernelState) error {
 	want := u != nil && u.DHCP
 	if r.client != nil && (!want || r.client.ifname != u.Interface) {
 		r.stopClient(true)
+	}
+	if r.client == nil && r.rec.Lease != nil && (!want || r.rec.Lease.Interface != u.Interface) {
+		r.releaseStored(k)
 	}
 	if !want {
 		return nil
@@ -49,6 +59,40 @@ func (r *Router) stopClient(release bool) {
 	if release && r.rec.Lease != nil {
 		r.rec.Lease = nil
 		r.rec.dirty = true
+	}
+}
+
+// releaseStored gives back and forgets the recorded lease when no client
+// holds it: a previous run's, on a purge or a Set(nil) after a restart, or
+// when the uplink no longer takes it (no DHCP, another interface). A socket
+// is opened on its interface for the one DHCPRELEASE. One that cannot be
+// sent (the lease expired, the interface is absent, down or has another
+// MAC address) is only logged: the server takes the address back at expiry.
+func (r *Router) releaseStored(k *kernelState) {
+	ifname := r.rec.Lease.Interface
+	l := r.storedLease(ifname)
+	r.rec.Lease, r.rec.dirty = nil, true
+	if l == nil || !time.Now().Before(l.expires) {
+		return
+	}
+	lk, ok := k.links[ifname]
+	var err error
+	switch {
+	case !ok:
+		err = errors.New("interface " + ifname + " is absent")
+	case !lk.up:
+		err = errors.New("interface " + ifname + " is down")
+	case !bytes.Equal(lk.mac, l.mac):
+		err = errors.New("interface " + ifname + " has another MAC address")
+	default:
+		var tr *transport
+		if tr, err = openTransport(ifname, lk, r.log); err == nil {
+			err = tr.release(l, r.log)
+			tr.close()
+		}
+	}
+	if err != nil {
+		r.log.Warn("DHCP lease not released", "addr", l.addr, "err", fmt.Errorf("DHCP release on %s: %w", ifname, err))
 	}
 }
 

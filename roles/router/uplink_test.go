@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"encoding/json"
 	"net"
 	"net/netip"
@@ -45,7 +46,8 @@ func TestConfigCheck(t *testing.T) {
 }
 
 // TestDesiredWithUplink: the uplink gives the default route on its own
-// interface and accept_ra there; the alias NIC's values stay.
+// interface, promote_secondaries and accept_ra there; the alias NIC's values
+// stay.
 func TestDesiredWithUplink(t *testing.T) {
 	c := staticUplink()
 	w := wan{Interface: "eth0", Address: c.Uplink.Address, Gateway: c.Uplink.Gateway}
@@ -71,7 +73,7 @@ func TestDesiredWithUplink(t *testing.T) {
 		if last := s[len(s)-1]; last.name() != "net.ipv6.conf.eth0.accept_ra" || last.Value != want {
 			t.Errorf("AcceptRA %v: %s=%s", ra, last.name(), last.Value)
 		}
-		if len(s) != len(forwardingSysctls("eth1"))+1 {
+		if len(s) != len(forwardingSysctls("eth1"))+2 || s[len(s)-2] != (sysctl{"net/ipv4/conf/eth0/promote_secondaries", "1"}) {
 			t.Errorf("sysctls %v", s)
 		}
 	}
@@ -139,24 +141,91 @@ func TestPlanRoutesPending(t *testing.T) {
 }
 
 func TestPlanAddrs(t *testing.T) {
-	wan := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.2/24")}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	wan0 := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.2/24")}
 	old := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.3/24")}
+	static := wan{Interface: "eth0", Address: wan0.Address}
 	k := wire()
 	k.links["eth0"] = link{index: 9, up: true}
-	adds, dels, pending := planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	adds, dels, pending := planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 1 || adds[0].String() != "ip addr add 203.0.113.2/24 dev eth0" || len(dels) != 0 || len(pending) != 0 {
 		t.Errorf("missing: adds %v dels %v pending %v", adds, dels, pending)
 	}
-	k.addrs["eth0"] = []netip.Prefix{wan.Address, old.Address}
-	adds, dels, _ = planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	k.addrs["eth0"] = []netip.Prefix{wan0.Address, old.Address}
+	adds, dels, _ = planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 0 || len(dels) != 1 || dels[0].String() != "ip addr del 203.0.113.3/24 dev eth0" {
 		t.Errorf("present, not owned; old owned: adds %v dels %v", adds, dels)
 	}
 	delete(k.links, "eth0")
 	delete(k.addrs, "eth0")
-	adds, dels, pending = planAddrs([]ownedAddr{wan}, k, &record{Addresses: []ownedAddr{old}})
+	adds, dels, pending = planAddrs(static, now, k, &record{Addresses: []ownedAddr{old}})
 	if len(adds) != 0 || len(dels) != 0 || len(pending) != 1 || pending[0].Reason != "interface eth0 is absent" {
 		t.Errorf("absent: adds %v dels %v pending %v", adds, dels, pending)
+	}
+}
+
+// TestAddrLifetimes: a leased address lives as long as the lease, in the
+// kernel too; a renewal refreshes it, a static address is permanent, and
+// an address someone else added keeps the lifetime it has.
+func TestAddrLifetimes(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	a := ownedAddr{Interface: "eth0", Address: netip.MustParsePrefix("203.0.113.51/24")}
+	leased := wan{Interface: "eth0", Address: a.Address, Expires: now.Add(90*time.Second - time.Millisecond)}
+	k := wire()
+	k.links["eth0"] = link{index: 9, up: true}
+	mine := &record{Addresses: []ownedAddr{a}}
+	plan := func(w wan, rec *record) string {
+		adds, _, _ := planAddrs(w, now, k, rec)
+		var out []string
+		for _, s := range adds {
+			out = append(out, s.String())
+		}
+		return strings.Join(out, "; ")
+	}
+	if got := plan(leased, &record{}); got != "ip addr add 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90" {
+		t.Errorf("a leased address is added as %q", got)
+	}
+	k.addrs["eth0"] = []netip.Prefix{a.Address}
+	for _, tc := range []struct {
+		name string
+		has  uint32
+		w    wan
+		rec  *record
+		want string
+	}{
+		{"counting down with the lease", 88, leased, mine, ""},
+		{"renewed", 30, leased, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90"},
+		{"permanent, now leased", permanent, leased, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft 90 preferred_lft 90"},
+		{"leased, now static", 30, wan{Interface: "eth0", Address: a.Address}, mine, "ip addr change 203.0.113.51/24 dev eth0 valid_lft forever preferred_lft forever"},
+		{"static", permanent, wan{Interface: "eth0", Address: a.Address}, mine, ""},
+		{"not gatewayd's", 30, leased, &record{}, ""},
+	} {
+		k.valid = map[ownedAddr]uint32{a: tc.has}
+		if got := plan(tc.w, tc.rec); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	if got := lifetime(now.Add(-time.Minute), now); got != 1 {
+		t.Errorf("an expired lease's lifetime %d, want 1", got)
+	}
+}
+
+// TestDeleteNeedsPromotion: an owned address is deleted only where
+// promote_secondaries was seen at 1; elsewhere the delete waits, saying why.
+func TestDeleteNeedsPromotion(t *testing.T) {
+	sys := fakeProc(t, map[string]string{"net/ipv4/conf/eth0/promote_secondaries": "1", "net/ipv4/conf/eth2/promote_secondaries": "0"})
+	old := func(dev string) ownedAddr {
+		return ownedAddr{Interface: dev, Address: netip.MustParsePrefix("203.0.113.3/24")}
+	}
+	r := &Router{sys: sys, rec: &record{Addresses: []ownedAddr{old("eth0"), old("eth2")}}}
+	r.checkPromoted(nil)
+	ok, held := r.deletable([]addrStep{{op: "del", addr: old("eth0")}, {op: "del", addr: old("eth2")}})
+	if len(ok) != 1 || ok[0].addr != old("eth0") || len(held) != 1 || held[0].What != "ip addr del 203.0.113.3/24 dev eth2" ||
+		!strings.Contains(held[0].Reason, "net.ipv4.conf.eth2.promote_secondaries is not 1") {
+		t.Errorf("deletable: %v, held %+v", ok, held)
+	}
+	if !r.stillPromoting("net/ipv4/conf/eth2/promote_secondaries") || r.stillPromoting("net/ipv4/conf/eth1/promote_secondaries") {
+		t.Error("stillPromoting")
 	}
 }
 
@@ -212,10 +281,19 @@ func TestLease(t *testing.T) {
 		"no lease time":    ack(t, dhcpv4.WithoutOption(dhcpv4.OptionIPAddressLeaseTime)),
 		"no server":        ack(t, dhcpv4.WithoutOption(dhcpv4.OptionServerIdentifier)),
 		"a broadcast addr": ack(t, dhcpv4.WithYourIP(net.IPv4bcast)),
+		"a /0 mask":        ack(t, dhcpv4.WithNetmask(net.CIDRMask(0, 32))),
+		"a /7 mask":        ack(t, dhcpv4.WithNetmask(net.CIDRMask(7, 32))),
 	} {
 		if _, err := newLease("eth0", bad, at); err == nil {
 			t.Errorf("%s accepted", name)
 		}
+	}
+	// The log says why (the client logs the error of a refused ACK).
+	if _, err := newLease("eth0", ack(t, dhcpv4.WithNetmask(net.CIDRMask(0, 32))), at); err == nil || !strings.Contains(err.Error(), "/0 is shorter than /8") {
+		t.Errorf("a /0 mask: %v", err)
+	}
+	if l, err := newLease("eth0", ack(t, dhcpv4.WithNetmask(net.CIDRMask(8, 32))), at); err != nil || l.addr.Bits() != 8 {
+		t.Errorf("a /8 mask: %+v %v", l, err)
 	}
 }
 
@@ -253,8 +331,8 @@ func TestNextAction(t *testing.T) {
 	}
 }
 
-// TestRecordLease: a lease round-trips through the record; a version 1
-// record (no addresses, no lease) still loads; a damaged lease is refused.
+// TestRecordLease: a lease round-trips through the record; version 1 and 2
+// records still load, a newer one is refused; a damaged lease is refused.
 func TestRecordLease(t *testing.T) {
 	dir := t.TempDir()
 	r, err := loadRecord(dir)
@@ -265,6 +343,7 @@ func TestRecordLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	l.serverMAC = net.HardwareAddr{2, 0, 0, 0, 0xe, 0xfe}
 	r.Lease = l.stored()
 	r.rememberAddr(ownedAddr{Interface: "eth0", Address: l.addr})
 	if err := r.save(); err != nil {
@@ -275,13 +354,17 @@ func TestRecordLease(t *testing.T) {
 		t.Fatal(err)
 	}
 	got, err := back.Lease.lease()
-	if err != nil || !back.Lease.equal(r.Lease) || got.addr != l.addr || !got.expires.Equal(l.expires) || !slices.Equal(back.Addresses, r.Addresses) {
+	if err != nil || !back.Lease.equal(r.Lease) || got.addr != l.addr || !got.expires.Equal(l.expires) || !slices.Equal(back.Addresses, r.Addresses) ||
+		!bytes.Equal(got.serverMAC, l.serverMAC) {
 		t.Errorf("loaded %+v (%v), saved %+v", back, err, r)
 	}
 	for text, ok := range map[string]bool{
 		`{"version":1,"routes":[{"to":"0.0.0.0/0","via":"192.168.1.254","interface":"eth1"}],"sysctls":[]}`:                  true,
+		`{"version":2,"routes":[],"sysctls":[]}`:                                                                             true,
+		`{"version":4,"routes":[],"sysctls":[]}`:                                                                             false,
 		`{"version":2,"routes":[],"sysctls":[],"lease":{"interface":"eth0","ack":"AAAA","acquired":"2026-01-01T00:00:00Z"}}`: false,
 		`{"version":2,"routes":[],"addresses":[{"interface":"eth0","address":"2001:db8::1/64"}],"sysctls":[]}`:               false,
+		strings.Replace(string(mustJSON(t, r)), `"server_mac": "02:00:00:00:0e:fe"`, `"server_mac": "02:00"`, 1):             false,
 	} {
 		if err := os.WriteFile(filepath.Join(dir, recordFile), []byte(text), 0o644); err != nil {
 			t.Fatal(err)
@@ -290,6 +373,15 @@ func TestRecordLease(t *testing.T) {
 			t.Errorf("%s: %v", text, err)
 		}
 	}
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // TestDHCPFilter: the socket's BPF program lets through DHCP replies to the
@@ -303,38 +395,23 @@ func TestDHCPFilter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	src, dst := net.IPv4(203, 0, 113, 1).To4(), net.IPv4bcast.To4()
-	reply := udp4(src, dst, 67, 68, []byte("offer"))
-	toServer := udp4(src, dst, 68, 67, []byte("discover"))
-	fragment := append([]byte(nil), reply...)
+	// An IPv4 header of 20 bytes (checksums do not matter here), UDP from
+	// port 67 to dport, a payload.
+	packet := func(proto byte, dport uint16) []byte {
+		return []byte{0x45, 0, 0, 33, 0, 0, 0x40, 0, 64, proto, 0, 0, 203, 0, 113, 1, 255, 255, 255, 255,
+			0, 67, byte(dport >> 8), byte(dport), 0, 13, 0, 0, 'o', 'f', 'f', 'e', 'r'}
+	}
+	reply := packet(17, 68)
+	fragment := packet(17, 68)
 	fragment[7] = 1 // fragment offset 8 bytes
-	tcp := append([]byte(nil), reply...)
-	tcp[9] = 6
 	for name, tc := range map[string]struct {
 		pkt  []byte
 		pass bool
-	}{"reply to 68": {reply, true}, "to 67": {toServer, false}, "a fragment": {fragment, false}, "tcp": {tcp, false}} {
+	}{"reply to 68": {reply, true}, "to 67": {packet(17, 67), false}, "a fragment": {fragment, false}, "tcp": {packet(6, 68), false}} {
 		n, err := vm.Run(tc.pkt)
 		if err != nil || (n > 0) != tc.pass {
 			t.Errorf("%s: kept %d bytes (%v), want pass=%v", name, n, err, tc.pass)
 		}
-	}
-}
-
-// TestUDP4: the headers the client writes carry the ciaddr as the source and
-// checksums that verify.
-func TestUDP4(t *testing.T) {
-	src, dst := net.IPv4(203, 0, 113, 51).To4(), net.IPv4(203, 0, 113, 1).To4()
-	p := udp4(src, dst, 68, 67, []byte("request!x")) // odd length
-	if onesSum(0, p[:20]) != 0xffff {
-		t.Error("IP header checksum does not verify")
-	}
-	pseudo := append(append(append([]byte(nil), src...), dst...), 0, 17, 0, byte(len(p)-20))
-	if onesSum(onesSum(0, pseudo), p[20:]) != 0xffff {
-		t.Error("UDP checksum does not verify")
-	}
-	if !net.IP(p[12:16]).Equal(src) || !net.IP(p[16:20]).Equal(dst) || p[9] != 17 || int(p[2])<<8|int(p[3]) != len(p) {
-		t.Errorf("header % x", p[:28])
 	}
 }
 
