@@ -51,11 +51,18 @@ func startMonitor(t *testing.T, ns *lab.Namespace) *monitor {
 // mark makes a change no one else makes (a table added and deleted) and
 // waits until the monitor has shown it, so that what it shows between two
 // marks is exactly what happened between them.
+// The monitor may not have subscribed yet when the first mark is made,
+// and an event before that is never shown: the mark is made again until
+// it is seen (between counts from the last one).
 func (m *monitor) mark(t *testing.T, ns *lab.Namespace, name string) {
 	t.Helper()
-	ns.MustRun(t, "nft", "add", "table", "inet", name)
-	ns.MustRun(t, "nft", "delete", "table", "inet", name)
-	lab.Eventually(t, 5*time.Second, func() error {
+	lab.Eventually(t, 20*time.Second, func() error {
+		if m.index("delete table inet "+name) >= 0 {
+			return nil
+		}
+		ns.MustRun(t, "nft", "add", "table", "inet", name)
+		ns.MustRun(t, "nft", "delete", "table", "inet", name)
+		time.Sleep(200 * time.Millisecond)
 		if m.index("delete table inet "+name) < 0 {
 			return fmt.Errorf("nft monitor has not shown mark %s", name)
 		}
@@ -63,11 +70,12 @@ func (m *monitor) mark(t *testing.T, ns *lab.Namespace, name string) {
 	})
 }
 
+// index is where the monitor last showed line, or -1.
 func (m *monitor) index(line string) int {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for i, l := range m.lines {
-		if strings.TrimSpace(l) == line {
+	for i := len(m.lines) - 1; i >= 0; i-- {
+		if strings.TrimSpace(m.lines[i]) == line {
 			return i
 		}
 	}
@@ -77,9 +85,16 @@ func (m *monitor) index(line string) int {
 // between returns the events shown after mark a was deleted and before mark
 // b was added.
 func (m *monitor) between(a, b string) []string {
-	from, to := m.index("delete table inet "+a), m.index("add table inet "+b)
+	from := m.index("delete table inet " + a)
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	to := len(m.lines)
+	for i := from + 1; i < len(m.lines); i++ {
+		if strings.TrimSpace(m.lines[i]) == "add table inet "+b {
+			to = i
+			break
+		}
+	}
 	var out []string
 	for _, l := range m.lines[from+1 : to] {
 		if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
