@@ -19,7 +19,8 @@ const (
 // to mac, out of the bound interface: no neighbour entry, no route and no
 // local address are needed. It is how a DHCP server answers a client that
 // has no address yet (RFC 2131 section 4.1: unicast to chaddr and yiaddr)
-// without writing the client into the neighbour table. The datagram is not
+// without writing the client into the neighbour table, and how a DHCP
+// client sends before it has an address of its own. The datagram is not
 // fragmented: one larger than the interface's MTU is refused by the kernel.
 func (c *Conn) SendUDP(mac net.HardwareAddr, src, dst netip.AddrPort, payload []byte) error {
 	if len(mac) != 6 {
