@@ -115,23 +115,24 @@ func TestWebAgainstTraffic(t *testing.T) {
 	if err := guest.Ping(t.Context(), netip.MustParseAddr("192.0.2.1")); err != nil {
 		t.Fatalf("the guest zone allows ping: %v", err)
 	}
-	client := http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return guest.DialContext(ctx, &net.Dialer{}, network, addr)
-	}}}
-	_, err = client.Get("http://192.0.2.1:9253/metrics")
+	_, err = newNSClient(guest, 2*time.Second).Get("http://192.0.2.1:9253/metrics")
 	var ne net.Error
 	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 		t.Errorf("from the guest zone: %v, want a timeout (the firewall drops it)", err)
 	}
 }
 
+// newNSClient is an HTTP client whose connections start inside ns.
+func newNSClient(ns *lab.Namespace, timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return ns.DialContext(ctx, &net.Dialer{}, network, addr)
+	}}}
+}
+
 // httpGet fetches url from inside ns.
 func httpGet(t *testing.T, ns *lab.Namespace, url string, timeout time.Duration) string {
 	t.Helper()
-	client := http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-		return ns.DialContext(ctx, &net.Dialer{}, network, addr)
-	}}}
-	resp, err := client.Get(url)
+	resp, err := newNSClient(ns, timeout).Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
