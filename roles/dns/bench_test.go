@@ -30,8 +30,8 @@ const (
 	benchHosts     = 100    // local names
 	benchCached    = 1000   // names for the cache-hit runs
 	benchRSSNames  = 100000 // names cached before reading RSS
-	benchSeconds   = 4      // each fixed-rate dnsperf run
-	benchRounds    = 3      // the peers take turns this many times per run
+	benchSeconds   = 3      // each fixed-rate dnsperf run
+	benchRounds    = 5      // the peers take turns this many times per run
 )
 
 // peer is one server under test.
@@ -56,7 +56,8 @@ type peer struct {
 //	go test -run '^$' -bench BenchmarkPeers -benchtime 1x ./roles/dns/
 //
 // With GATEWAYD_DNS_BENCH_TRACE=DIR it also writes, per server, strace -c
-// and perf reports of one run at each rate into DIR.
+// and perf reports of local names at each rate and of forwarded names into
+// DIR (see trace).
 func BenchmarkPeers(b *testing.B) {
 	bl := newBenchLab(b)
 	rows := bl.fixedRate(b)

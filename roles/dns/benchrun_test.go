@@ -190,30 +190,41 @@ func (bl *benchLab) ceilings(b testing.TB) []ceiling {
 	return out
 }
 
-// trace writes, per server and rate, a perf profile, perf's count of
-// system calls and context switches, and (at the lower rate) strace -c.
+// trace writes, per server, for local names at each of benchRates and
+// for forwarded names at the lower forwarding rate: a perf profile, perf's
+// count of system calls and context switches, and strace -c (which slows
+// the server down: its counts are what to read, not its times).
 func (bl *benchLab) trace(b testing.TB, dir string) {
 	must(b, os.MkdirAll(dir, 0o755))
-	for _, rate := range benchRates {
+	type traced struct {
+		run  string
+		rate int
+	}
+	runs := []traced{{"local", benchRates[0]}, {"local", benchRates[1]}, {"forwarded", benchForwardRates[0]}}
+	for _, run := range runs {
 		for _, p := range bl.peers {
+			if run.run == "forwarded" && p.name == "echo" {
+				continue
+			}
 			pid := strconv.Itoa(p.cmd.Process.Pid)
-			base := filepath.Join(dir, fmt.Sprintf("%s-%dk", p.name, rate/1000))
-			tools := [][]string{
+			base := filepath.Join(dir, fmt.Sprintf("%s-%s-%dk", p.name, run.run, run.rate/1000))
+			for i, argv := range [][]string{
 				{"perf", "stat", "-e", "raw_syscalls:sys_enter,context-switches,task-clock", "-p", pid, "-o", base + ".perfstat.txt"},
 				{"perf", "record", "-e", "cpu-clock", "-g", "-p", pid, "-o", base + ".perf.data"},
-			}
-			if rate == benchRates[0] {
-				tools = append(tools, []string{"strace", "-c", "-f", "-p", pid, "-o", base + ".strace.txt"})
-			}
-			for _, argv := range tools {
+				{"strace", "-c", "-f", "-p", pid, "-o", base + ".strace.txt"},
+			} {
+				file := bl.files["local"]
+				if run.run == "forwarded" {
+					file = bl.forwardFile(b, fmt.Sprintf("t%d-%s", i, p.name), run.rate)
+				}
 				cmd := exec.Command(argv[0], argv[1:]...)
 				cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 				must(b, cmd.Start())
 				time.Sleep(500 * time.Millisecond) // attached
-				r := runDnsperf(b, bl.client, p.addr, bl.files["local"], "1", "-l", strconv.Itoa(benchSeconds), "-Q", strconv.Itoa(rate))
+				r := runDnsperf(b, bl.client, p.addr, file, "1", "-l", strconv.Itoa(benchSeconds), "-Q", strconv.Itoa(run.rate))
 				cmd.Process.Signal(syscall.SIGINT)
 				cmd.Wait()
-				note := fmt.Sprintf("%s %s at %d qps: completed %d, lost %d\n", argv[0], p.name, rate, r.completed, r.lost)
+				note := fmt.Sprintf("%s %s %s at %d qps: completed %d, lost %d\n", argv[0], p.name, run.run, run.rate, r.completed, r.lost)
 				appendFile(b, filepath.Join(dir, "runs.txt"), note)
 			}
 			out, err := exec.Command("perf", "report", "-i", base+".perf.data", "--stdio", "--no-children",

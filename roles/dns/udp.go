@@ -31,13 +31,15 @@ const udpBatch = 64
 // goes to a goroutine of its own and is answered from there.
 type udpServer struct {
 	s        *Server
-	socks    []*os.File // blocking sockets, outside the netpoller (listen.go)
-	wg       sync.WaitGroup
+	socks    []*os.File     // blocking sockets, outside the netpoller (listen.go)
+	wg       sync.WaitGroup // the read loops and the slow-query workers
 	stopping atomic.Bool
+	slow     chan slowQuery // to an idle worker (udplater.go)
+	done     chan struct{}  // closed by close: idle workers leave
 }
 
 func serveUDP(s *Server, socks []*os.File) *udpServer {
-	u := &udpServer{s: s, socks: socks}
+	u := &udpServer{s: s, socks: socks, slow: make(chan slowQuery), done: make(chan struct{})}
 	for _, f := range socks {
 		u.wg.Add(1)
 		go u.readLoop(f)
@@ -50,7 +52,7 @@ func serveUDP(s *Server, socks []*os.File) *udpServer {
 // preempts it every 10 ms, takes its P while it waits in recvmmsg, and
 // starts watching again at its fastest (every 20 µs), which costs more CPU
 // than the queries.
-const yieldEvery = 4 * time.Millisecond
+const yieldEvery = 8 * time.Millisecond
 
 // readLoop serves one socket until close. It holds the socket's read lock
 // (RawConn.Read) for its whole life, so the descriptor stays open until it
@@ -88,8 +90,7 @@ func (u *udpServer) readLoop(f *os.File) {
 					b.queue(k, i, reply)
 					k++
 				case later != nil:
-					u.wg.Add(1)
-					go u.answerLater(f, client, b.names[i], b.msgs[i].Hdr.Namelen, later)
+					u.answerLater(slowQuery{f, client, b.names[i], b.msgs[i].Hdr.Namelen, later})
 				}
 			}
 			b.send(fd, k, u.s)
@@ -156,41 +157,12 @@ func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []by
 	return pack(r, buf), nil
 }
 
-// answerLater runs a query that waits for an upstream and sends its reply
-// to the client's address as the kernel gave it (sa, of length salen).
-func (u *udpServer) answerLater(f *os.File, client netip.Addr, sa unix.RawSockaddrInet6, salen uint32, m *dns.Msg) {
-	defer u.wg.Done()
-	reply, _ := u.s.respond(client, false, m, false)
-	if reply == nil {
-		return
-	}
-	wire := pack(reply, nil)
-	if wire == nil {
-		return
-	}
-	rc, err := f.SyscallConn()
-	if err != nil {
-		return
-	}
-	var serr error
-	err = rc.Write(func(fd uintptr) bool {
-		_, _, errno := unix.Syscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&wire[0])), uintptr(len(wire)),
-			unix.MSG_DONTWAIT, uintptr(unsafe.Pointer(&sa)), uintptr(salen))
-		if errno != 0 {
-			serr = errno
-		}
-		return true
-	})
-	if err = errors.Join(err, serr); err != nil {
-		u.s.log.Debug("writing a DNS reply", "addr", client.String(), "err", err)
-	}
-}
-
 // close stops the read loops, lets the queries still waiting upstream
 // send their replies for up to shutdownWait, and closes the sockets (as
 // dns.Server.ShutdownContext does).
 func (u *udpServer) close() error {
 	u.stopping.Store(true)
+	close(u.done)
 	for _, f := range u.socks {
 		// A blocked recvmmsg returns when its socket is shut down for
 		// reading (the kernel wakes it, even unconnected).
