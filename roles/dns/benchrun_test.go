@@ -37,6 +37,8 @@ type cpuRow struct {
 	run, peer string
 	r         dnsperfResult
 	user, sys time.Duration // the server's, per completed query
+	failed    bool          // dnsperf died (every round, for a median row)
+	rounds    int           // for a median row: the rounds in which dnsperf died
 }
 
 func (r cpuRow) cpu() time.Duration { return r.user + r.sys }
@@ -91,13 +93,26 @@ func (bl *benchLab) rounds(b testing.TB, rate int, run benchRun) []cpuRow {
 	}
 	var out []cpuRow
 	for _, p := range run.peers {
-		rs := all[p.name]
+		var rs []cpuRow
+		failed := 0
+		for _, r := range all[p.name] {
+			if r.failed {
+				failed++
+			} else {
+				rs = append(rs, r)
+			}
+		}
+		if len(rs) == 0 {
+			out = append(out, cpuRow{rate: rate, run: run.name, peer: p.name, failed: true, rounds: failed})
+			continue
+		}
 		slices.SortFunc(rs, func(a, b cpuRow) int { return cmp.Compare(a.cpu(), b.cpu()) })
 		med := rs[len(rs)/2]
 		med.r.lost = 0
 		for _, r := range rs {
 			med.r.lost += r.r.lost
 		}
+		med.rounds = failed
 		out = append(out, med)
 	}
 	return out
@@ -107,9 +122,14 @@ func (bl *benchLab) rounds(b testing.TB, rate int, run benchRun) []cpuRow {
 func (bl *benchLab) measure(b testing.TB, p *peer, file string, rate int, args ...string) cpuRow {
 	pid := p.cmd.Process.Pid
 	u0, s0 := processCPU(pid)
-	r := runDnsperf(b, bl.client, p.addr, file, "1", append([]string{"-l", strconv.Itoa(benchSeconds), "-Q", strconv.Itoa(rate)}, args...)...)
+	r, err := tryDnsperf(bl.client, p.addr, file, "1", append([]string{"-l", strconv.Itoa(benchSeconds), "-Q", strconv.Itoa(rate)}, args...)...)
 	u1, s1 := processCPU(pid)
 	row := cpuRow{rate: rate, peer: p.name, r: r}
+	if err != nil {
+		b.Logf("%s at %d qps: %v", p.name, rate, err)
+		row.failed = true
+		return row
+	}
 	if n := time.Duration(r.completed); n > 0 {
 		row.user, row.sys = (u1-u0)/n, (s1-s0)/n
 	}
@@ -256,6 +276,9 @@ func printFixedRate(w io.Writer, rows []cpuRow) {
 	best := map[string]time.Duration{}
 	key := func(r cpuRow) string { return fmt.Sprint(r.rate, r.run) }
 	for _, r := range rows {
+		if r.failed {
+			continue
+		}
 		switch r.peer {
 		case "echo":
 			echo[r.rate] = r.cpu()
@@ -280,9 +303,16 @@ func printFixedRate(w io.Writer, rows []cpuRow) {
 		if !strings.Contains(r.run, "TCP") {
 			vsEcho = ratio(r.cpu(), echo[r.rate])
 		}
+		if r.failed {
+			fmt.Fprintf(w, "%-8d %-17s %-9s dnsperf died in all %d rounds\n", r.rate, r.run, r.peer, r.rounds)
+			continue
+		}
 		behind := "" // dnsperf held back: 100 queries were outstanding
 		if r.r.qps < 0.97*float64(r.rate) {
 			behind = " *"
+		}
+		if r.rounds > 0 {
+			behind += fmt.Sprintf(" (dnsperf died in %d rounds)", r.rounds)
 		}
 		fmt.Fprintf(w, "%-8d %-17s %-9s %6s µs %16s %7d %9.0f%-2s %10s %8s\n", r.rate, r.run, r.peer, us(r.cpu()),
 			"("+us(r.user)+" + "+us(r.sys)+")", r.r.lost, r.r.qps, behind, vsBest, vsEcho)
@@ -311,6 +341,15 @@ func printCeilings(w io.Writer, cs []ceiling) {
 
 // runDnsperf runs dnsperf in client, pinned to cores unless that is empty.
 func runDnsperf(b testing.TB, client *lab.Namespace, server, file, cores string, args ...string) dnsperfResult {
+	r, err := tryDnsperf(client, server, file, cores, args...)
+	must(b, err)
+	return r
+}
+
+// tryDnsperf is runDnsperf that returns dnsperf's failure. dnsperf 2.10
+// can die over TCP when a server closes connections under it ("failed to
+// receive packet: Bad file descriptor", against dnsmasq).
+func tryDnsperf(client *lab.Namespace, server, file, cores string, args ...string) (dnsperfResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	argv := append([]string{"dnsperf", "-s", server, "-d", file, "-t", "2"}, args...)
@@ -320,12 +359,20 @@ func runDnsperf(b testing.TB, client *lab.Namespace, server, file, cores string,
 	cmd := client.Command(ctx, argv...)
 	out, err := lab.CombinedOutput(cmd)
 	if err != nil {
-		b.Fatalf("dnsperf against %s: %v\n%s", server, err, out)
+		var last string
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			if !strings.Contains(l, "[Timeout]") {
+				last = l
+			}
+		}
+		return dnsperfResult{}, fmt.Errorf("dnsperf against %s: %w: %s", server, err, last)
 	}
 	r, err := parseDnsperf(string(out))
-	must(b, err)
+	if err != nil {
+		return r, err
+	}
 	r.clientCPU = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return r
+	return r, nil
 }
 
 // processCPU reads a process's user and system time from /proc (in clock

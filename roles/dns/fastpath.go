@@ -2,6 +2,8 @@ package dns
 
 import (
 	"net/netip"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -68,18 +70,28 @@ func (p *pipeline) answerWire(q *wireQuery, client netip.Addr, buf []byte, now t
 	return out, byCache, ok
 }
 
-// neverForwarded reports whether the special stage may answer name, or a
-// reverse zone holds it: the general path's to answer.
-func neverForwarded(name string) bool {
-	if inDomain(name, "localhost.") || inDomain(name, "arpa.") {
-		return true
-	}
+// neverForwardedTLDs are the top-level domains holding every name the
+// special stage answers (localhost. and specialDomains; home.arpa. is
+// under arpa.) and every reverse name: the general path's to answer.
+var neverForwardedTLDs = func() []string {
+	tlds := []string{"localhost.", "arpa."}
 	for _, d := range specialDomains {
-		if inDomain(name, d) {
-			return true
+		if t := topLevel(d); !slices.Contains(tlds, t) {
+			tlds = append(tlds, t)
 		}
 	}
-	return false
+	return tlds
+}()
+
+// neverForwarded reports whether name is under one of neverForwardedTLDs.
+func neverForwarded(name string) bool {
+	return slices.Contains(neverForwardedTLDs, topLevel(name))
+}
+
+// topLevel is the last label of an FQDN, with its dot: "arpa." of
+// "home.arpa.".
+func topLevel(name string) string {
+	return name[strings.LastIndexByte(name[:len(name)-1], '.')+1:]
 }
 
 // wireAddrs answers the addresses of the local name (a lower-case FQDN in

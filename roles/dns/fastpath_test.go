@@ -206,6 +206,23 @@ func TestFastPathAllocs(t *testing.T) {
 	}
 }
 
+// TestNeverForwarded: the fast path leaves every name the special stage
+// answers, and every reverse name, to the general path.
+func TestNeverForwarded(t *testing.T) {
+	for _, d := range append([]string{"localhost.", "in-addr.arpa.", "ip6.arpa."}, specialDomains...) {
+		for _, name := range []string{d, "x.y." + d} {
+			if !neverForwarded(name) {
+				t.Errorf("neverForwarded(%s) = false", name)
+			}
+		}
+	}
+	for _, name := range []string{"www.example.com.", "local.example.", "nas.", "arpa.example."} {
+		if neverForwarded(name) {
+			t.Errorf("neverForwarded(%s) = true", name)
+		}
+	}
+}
+
 func TestParseWireQuery(t *testing.T) {
 	pad := func(m *dns.Msg) {
 		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_PADDING{Padding: make([]byte, 7)})

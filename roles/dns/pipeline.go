@@ -85,6 +85,7 @@ func buildRoutes(cfg *Config, get func(netip.AddrPort) *upstream, stats *forward
 	for _, f := range cfg.Forward {
 		t.byDomain[f.Domain] = mk(f.Domain, f.Servers)
 	}
+	t.setScan()
 	return t
 }
 
