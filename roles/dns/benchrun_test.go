@@ -154,6 +154,7 @@ type ceiling struct {
 	peer    string
 	rate    int
 	r       dnsperfResult
+	cpu     time.Duration // the server's over the step
 	stopped string
 }
 
@@ -186,8 +187,10 @@ func (bl *benchLab) ceilings(b testing.TB) []ceiling {
 			}
 			var why string
 			for try := 0; try < 2; try++ { // one retry: a burst elsewhere may cost a query
+				u0, s0 := processCPU(p.cmd.Process.Pid)
 				r := runDnsperf(b, bl.client, p.addr, bl.files["local"], "",
 					"-l", "3", "-Q", strconv.Itoa(rate), "-c", "16", "-T", "2")
+				u1, s1 := processCPU(p.cmd.Process.Pid)
 				why = ""
 				switch sent := float64(r.sent) / 3; {
 				case r.lost > 0:
@@ -195,7 +198,7 @@ func (bl *benchLab) ceilings(b testing.TB) []ceiling {
 				case sent < 0.97*float64(rate):
 					why = fmt.Sprintf("dnsperf sent only %.0f qps at %d (its CPU %.2f cores)", sent, rate, r.clientCPU.Seconds()/3)
 				default:
-					out[i].rate, out[i].r = rate, r
+					out[i].rate, out[i].r, out[i].cpu = rate, r, u1-u0+s1-s0
 				}
 				if why == "" {
 					break
@@ -329,14 +332,16 @@ func printCeilings(w io.Writer, cs []ceiling) {
 			g = c.r.qps
 		}
 	}
-	fmt.Fprintf(w, "%-9s %9s %9s %11s %9s  %s\n", "server", "rate", "qps", "dnsperf cpu", "gatewayd/", "next step")
+	fmt.Fprintf(w, "%-9s %9s %9s %11s %11s %9s  %s\n", "server", "rate", "qps", "server cpu", "dnsperf cpu", "gatewayd/", "next step")
 	for _, c := range cs {
 		ratio := "—"
 		if c.r.qps > 0 {
 			ratio = fmt.Sprintf("%.2fx", g/c.r.qps)
 		}
-		fmt.Fprintf(w, "%-9s %9d %9.0f %11.2f %9s  %s\n", c.peer, c.rate, c.r.qps, c.r.clientCPU.Seconds()/3, ratio, c.stopped)
+		fmt.Fprintf(w, "%-9s %9d %9.0f %11.2f %11.2f %9s  %s\n", c.peer, c.rate, c.r.qps, c.cpu.Seconds()/3,
+			c.r.clientCPU.Seconds()/3, ratio, c.stopped)
 	}
+	fmt.Fprintf(w, "(cpu in cores over the 3 s step; the machine has 2)\n")
 }
 
 // runDnsperf runs dnsperf in client, pinned to cores unless that is empty.
