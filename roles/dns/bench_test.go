@@ -1,178 +1,193 @@
 package dns
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
-	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
-	"github.com/miekg/dns"
-
+	"gatewayd/firewall"
 	"gatewayd/lab"
 )
 
-// The peers' lab: one switch, dnsperf's client, the fake upstream, and one
-// namespace per server under test.
+// The peers' lab: one switch; dnsperf's client; the fake upstreams (the
+// bench responder, testdata/responder.c: one answering every name with a
+// TTL of a day, for the caches, one answering fwd.example. with a TTL of 0,
+// so every query there is forwarded); and one namespace per server under
+// test, each under gatewayd's ruleset for a DNS alias.
 const (
-	benchClient   = "192.168.1.50"
-	benchUpstream = "192.168.1.254"
-	benchHosts    = 100    // local names
-	benchCached   = 1000   // names for the cache-hit run
-	benchRSSNames = 100000 // names cached before reading RSS
-	benchSeconds  = "3"    // each dnsperf run
+	benchClient    = "192.168.1.50"
+	benchUpstream  = "192.168.1.254"
+	benchUncached  = "192.168.1.253"
+	benchFwdDomain = "fwd.example."
+	benchHosts     = 100    // local names
+	benchCached    = 1000   // names for the cache-hit runs
+	benchRSSNames  = 100000 // names cached before reading RSS
+	benchSeconds   = 3      // each fixed-rate dnsperf run
+	benchRounds    = 5      // the peers take turns this many times per run
 )
 
 // peer is one server under test.
 type peer struct {
-	name string
-	addr string
-	ns   *lab.Namespace
-	cmd  *exec.Cmd
+	name  string
+	addr  string
+	ns    *lab.Namespace
+	cmd   *exec.Cmd
+	cores string // taskset's CPU list
 }
 
-// BenchmarkPeers compares gatewayd's DNS server with dnsmasq and unbound
-// in one run: each server pinned to CPU 0 (taskset), dnsperf to CPU 1,
-// all inside lab namespaces, the peers forwarding to a fake upstream in a
-// namespace of its own. It reports local names, cache hits and TCP, and
-// the resident memory with 100,000 cached names. Run it with
+// BenchmarkPeers compares gatewayd's DNS server with dnsmasq, unbound and
+// a bare echo responder (the kernel's floor) in one run, inside lab
+// namespaces, every server under gatewayd's ruleset. First the server CPU
+// per query (user + system of the server process, from /proc/PID/stat)
+// over fixed-rate dnsperf runs, each server pinned to CPU 0 and dnsperf to
+// CPU 1: local names, cache hits, forwarded answers and local names over
+// TCP. Then the resident memory with 100,000 more cached names. Then every
+// server on both cores (unbound with two threads, the echo responder with
+// two) and the highest rate each answers without a loss. Run it with
 //
 //	go test -run '^$' -bench BenchmarkPeers -benchtime 1x ./roles/dns/
+//
+// With GATEWAYD_DNS_BENCH_TRACE=DIR it also writes, per server, strace -c
+// and perf reports of local names at each rate and of forwarded names into
+// DIR (see trace).
 func BenchmarkPeers(b *testing.B) {
 	bl := newBenchLab(b)
-	type row struct {
-		peer, run string
-		r         dnsperfResult
+	rows := bl.fixedRate(b)
+	rss := bl.resident(b)
+	if dir := os.Getenv(benchTraceEnv); dir != "" {
+		bl.trace(b, dir)
 	}
-	var rows []row
-	// TCP runs use 10 connections: dnsmasq serves each connection in a
-	// child process of its own, one query at a time, and with dnsperf's
-	// single pipelined connection it drops most of them.
-	for _, run := range []struct {
-		name, file string
-		args       []string
-	}{
-		{"local names", bl.files["local"], []string{"-m", "udp"}},
-		{"cache hits", bl.files["cached"], []string{"-m", "udp"}},
-		{"local names, TCP", bl.files["local"], []string{"-m", "tcp", "-c", "10"}},
-	} {
-		results := bl.rounds(b, run.file, run.args...)
-		for _, p := range bl.peers {
-			rows = append(rows, row{p.name, run.name, results[p.name]})
-		}
-	}
-	rss := map[string]string{}
-	for _, p := range bl.peers {
-		before := residentKB(p.cmd.Process.Pid)
-		runDnsperf(b, bl.client, p.addr, bl.files["rss"], "-n", "1", "-Q", "20000")
-		rss[p.name] = before + " → " + residentKB(p.cmd.Process.Pid)
-	}
-	// The table, with each run's ratio to dnsmasq.
+	ceilings := bl.ceilings(b)
+
 	var sb strings.Builder
-	fmt.Fprintf(&sb, "\n%-18s %-9s %10s %6s %12s %10s %10s\n", "run", "server", "qps", "lost", "avg latency", "cpu/query", "vs dnsmasq")
-	base := map[string]float64{}
-	for _, r := range rows {
-		if r.peer == "dnsmasq" {
-			base[r.run] = r.r.qps
-		}
-	}
-	for _, r := range rows {
-		ratio := r.r.qps / base[r.run]
-		fmt.Fprintf(&sb, "%-18s %-9s %10.0f %6d %12s %10s %9.2fx\n", r.run, r.peer, r.r.qps, r.r.lost,
-			r.r.avgLatency.Round(time.Microsecond), r.r.cpuPerQuery.Round(100*time.Nanosecond), ratio)
-		if r.peer == "gatewayd" {
-			b.ReportMetric(r.r.qps, strings.ReplaceAll(strings.ReplaceAll(r.run, ",", ""), " ", "_")+"_qps")
-		}
-	}
+	printFixedRate(&sb, rows)
 	fmt.Fprintf(&sb, "\nresident memory before → after caching %d more names:\n", benchRSSNames)
-	for _, p := range bl.peers {
+	for _, p := range bl.peers[:3] {
 		fmt.Fprintf(&sb, "  %-9s %s\n", p.name, rss[p.name])
 	}
+	printCeilings(&sb, ceilings)
 	// Printed, not logged: the testing package truncates long benchmark logs.
 	fmt.Println(sb.String())
+	for _, r := range rows {
+		if r.peer == "gatewayd" {
+			b.ReportMetric(float64(r.cpu())/1e3, fmt.Sprintf("µs/q_%s_%dk", metricName(r.run), r.rate/1000))
+		}
+	}
+}
+
+func metricName(run string) string {
+	return strings.NewReplacer(",", "", " ", "_").Replace(run)
 }
 
 // benchLab is the peers' lab, serving, with warm caches.
 type benchLab struct {
+	lab    *lab.Lab
+	dir    string
 	client *lab.Namespace
-	peers  []*peer
+	peers  []*peer // gatewayd, dnsmasq, unbound, echo
 	files  map[string]string
+	echo   string // the compiled responder
 }
 
 func newBenchLab(b testing.TB) *benchLab {
-	lab.RequireTools(b, "dnsperf", "dnsmasq", "unbound", "taskset", "dig")
-	dir := b.TempDir()
-	l := lab.New(b)
-	sw, err := l.Switch("lan")
+	lab.RequireTools(b, "dnsperf", "dnsmasq", "unbound", "taskset", "dig", "nft", "cc")
+	bl := &benchLab{lab: lab.New(b), dir: b.TempDir()}
+	bl.echo = buildResponder(b, bl.dir)
+	bl.files = benchFiles(b, bl.dir)
+	sw, err := bl.lab.Switch("lan")
 	must(b, err)
-	plug := func(name, addr string) *lab.Namespace {
-		ns, err := l.Namespace(name)
+	plug := func(name string, addrs ...string) *lab.Namespace {
+		ns, err := bl.lab.Namespace(name)
 		must(b, err)
-		_, err = l.Plug(sw, ns, "eth1")
+		_, err = bl.lab.Plug(sw, ns, "eth1")
 		must(b, err)
-		must(b, ns.Addr("eth1", addr+"/24"))
+		for _, a := range addrs {
+			must(b, ns.Addr("eth1", a+"/24"))
+		}
 		return ns
 	}
-	bl := &benchLab{client: plug("client", benchClient)}
-	startBenchUpstream(b, plug("up", benchUpstream))
+	bl.client = plug("client", benchClient)
+	up := plug("up", benchUpstream, benchUncached)
+	for _, u := range []struct{ addr, ttl string }{{benchUpstream, "86400"}, {benchUncached, "0"}} {
+		_, err := up.Start(context.Background(), "taskset", "-c", "1", bl.echo, u.addr, "53", "1", u.ttl)
+		must(b, err)
+	}
 	bl.peers = []*peer{
 		{name: "gatewayd", addr: "192.168.1.3"},
 		{name: "dnsmasq", addr: "192.168.1.4"},
 		{name: "unbound", addr: "192.168.1.5"},
+		{name: "echo", addr: "192.168.1.6"},
 	}
 	for _, p := range bl.peers {
 		p.ns = plug(p.name, p.addr)
-		p.cmd = startPeer(b, p, dir)
-	}
-	bl.files = benchFiles(b, dir)
-	for _, p := range bl.peers {
-		waitServing(b, bl.client, p.addr)
-		runDnsperf(b, bl.client, p.addr, bl.files["cached"], "-n", "1") // fill the cache
+		applyRuleset(b, p, bl.dir)
+		bl.start(b, p, "0")
 	}
 	return bl
 }
 
-// benchRounds runs of benchSeconds each, the peers taking turns, so a burst
-// of load from elsewhere on the shared machine hits them all alike.
-const benchRounds = 3
-
-// rounds runs dnsperf with file against every peer, benchRounds times in
-// turn, and keeps each peer's median run by qps; lost counts every round.
-func (bl *benchLab) rounds(b testing.TB, file string, args ...string) map[string]dnsperfResult {
-	all := map[string][]dnsperfResult{}
-	for range benchRounds {
-		for _, p := range bl.peers {
-			before := processCPU(p.cmd.Process.Pid)
-			r := runDnsperf(b, bl.client, p.addr, file, append([]string{"-l", benchSeconds}, args...)...)
-			if r.completed > 0 {
-				r.cpuPerQuery = (processCPU(p.cmd.Process.Pid) - before) / time.Duration(r.completed)
-			}
-			all[p.name] = append(all[p.name], r)
-		}
+// start starts p pinned to cores, waits until it answers, and fills its
+// cache with the cache-hit names.
+func (bl *benchLab) start(b testing.TB, p *peer, cores string) {
+	p.cores = cores
+	p.cmd = startPeer(b, p, bl.dir)
+	waitServing(b, bl.client, p.addr)
+	if p.name != "echo" {
+		runDnsperf(b, bl.client, p.addr, bl.files["cached"], "1", "-n", "1")
 	}
-	out := map[string]dnsperfResult{}
-	for name, rs := range all {
-		slices.SortFunc(rs, func(a, b dnsperfResult) int { return cmp.Compare(a.qps, b.qps) })
-		med := rs[len(rs)/2]
-		med.lost = 0
-		for _, r := range rs {
-			med.lost += r.lost
-		}
-		out[name] = med
+}
+
+// restart stops p and starts it again pinned to cores.
+func (bl *benchLab) restart(b testing.TB, p *peer, cores string) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { p.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		p.cmd.Process.Kill()
+		<-done
+	}
+	bl.start(b, p, cores)
+}
+
+// applyRuleset loads into p's namespace the ruleset gatewayd applies for a
+// DNS alias at p's address serving the lab's subnet.
+func applyRuleset(b testing.TB, p *peer, dir string) {
+	addr := netip.MustParseAddr(p.addr)
+	lan := netip.MustParsePrefix("192.168.1.0/24")
+	r := firewall.Build(firewall.Policy{
+		Interface: "eth1",
+		Aliases:   []firewall.AliasInfo{{Name: "dns", Addr: addr}},
+		Zones: []firewall.ZoneInfo{{Name: "lan", Subnets: []netip.Prefix{lan}, Access: []firewall.Access{
+			{Service: "dns", Addr: addr, Port: firewall.PortRange{Proto: "udp", From: 53, To: 53}},
+			{Service: "dns", Addr: addr, Port: firewall.PortRange{Proto: "tcp", From: 53, To: 53}},
+		}}},
+	})
+	path := filepath.Join(dir, p.name+".nft")
+	must(b, os.WriteFile(path, []byte(r.Render()), 0o644))
+	p.ns.MustRun(b, "nft", "-f", path)
+}
+
+// buildResponder compiles testdata/responder.c with the system compiler.
+func buildResponder(b testing.TB, dir string) string {
+	out := filepath.Join(dir, "responder")
+	cmd := exec.Command("cc", "-O2", "-Wall", "-pthread", "-o", out, "testdata/responder.c")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("compiling the bench responder: %v\n%s", err, msg)
 	}
 	return out
 }
 
-// startPeer starts one server pinned to CPU 0 in its namespace.
+// startPeer starts one server pinned to p.cores in its namespace.
 func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 	var argv []string
 	switch p.name {
@@ -181,8 +196,8 @@ func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 		js, err := json.Marshal(benchConfig(p.addr))
 		must(b, err)
 		must(b, os.WriteFile(path, js, 0o644))
-		cmd := p.ns.Command(context.Background(), "taskset", "-c", "0", os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), benchServeEnv+"="+path, "GOMAXPROCS=1")
+		cmd := p.ns.Command(context.Background(), "taskset", "-c", p.cores, os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), benchServeEnv+"="+path)
 		out := &strings.Builder{}
 		cmd.Stdout, cmd.Stderr = out, out
 		must(b, p.ns.StartCommand(cmd))
@@ -196,13 +211,16 @@ func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 		must(b, os.WriteFile(hosts, []byte(sb.String()), 0o644))
 		argv = []string{"dnsmasq", "-k", "--conf-file=/dev/null", "--no-resolv", "--no-hosts", "--pid-file=",
 			"--bind-interfaces", "--listen-address=" + p.addr, "--except-interface=lo", "--user=root",
-			"--server=" + benchUpstream, "--addn-hosts=" + hosts, "--cache-size=150000", "--dns-forward-max=1000"}
+			"--server=" + benchUpstream, "--server=/" + strings.TrimSuffix(benchFwdDomain, ".") + "/" + benchUncached,
+			"--addn-hosts=" + hosts, "--cache-size=150000", "--dns-forward-max=1000"}
 	case "unbound":
 		conf := filepath.Join(dir, "unbound.conf")
-		must(b, os.WriteFile(conf, []byte(unboundConfig(p.addr)), 0o644))
+		must(b, os.WriteFile(conf, []byte(unboundConfig(p.addr, strings.Count(p.cores, ",")+1)), 0o644))
 		argv = []string{"unbound", "-d", "-c", conf}
+	case "echo":
+		argv = []string{filepath.Join(dir, "responder"), p.addr, "53", fmt.Sprint(strings.Count(p.cores, ",") + 1), "-1"}
 	}
-	cmd, err := p.ns.Start(context.Background(), append([]string{"taskset", "-c", "0"}, argv...)...)
+	cmd, err := p.ns.Start(context.Background(), append([]string{"taskset", "-c", p.cores}, argv...)...)
 	must(b, err)
 	return cmd
 }
@@ -210,7 +228,8 @@ func startPeer(b testing.TB, p *peer, dir string) *exec.Cmd {
 func hostAddr(i int) string { return fmt.Sprintf("192.168.%d.%d", 10+i/200, 10+i%200) }
 
 // benchConfig is gatewayd's Config in the peers' lab: benchHosts local
-// names, a cache large enough for the RSS run, one upstream.
+// names, a cache large enough for the RSS run, the upstream, and
+// fwd.example. forwarded to the upstream whose answers are not cached.
 func benchConfig(addr string) *Config {
 	listen := netip.MustParseAddr(addr)
 	c := &Config{
@@ -218,8 +237,10 @@ func benchConfig(addr string) *Config {
 		Served:    []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")},
 		Allowed:   []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24"), netip.PrefixFrom(listen, 32)},
 		Upstreams: []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(benchUpstream), 53)},
-		Cache:     Cache{Size: 200000, MaxTTL: 24 * time.Hour, NegTTL: time.Hour},
-		Rebind:    true, Timeout: 4 * time.Second, MaxFlight: 1024,
+		Forward: []Forward{{Domain: benchFwdDomain, Servers: []netip.AddrPort{
+			netip.AddrPortFrom(netip.MustParseAddr(benchUncached), 53)}}},
+		Cache:  Cache{Size: 200000, MaxTTL: 24 * time.Hour, NegTTL: time.Hour},
+		Rebind: true, Timeout: 4 * time.Second, MaxFlight: 1024,
 	}
 	for i := range benchHosts {
 		c.Names = append(c.Names, Name{fmt.Sprintf("bench%d.home.arpa.", i), netip.MustParseAddr(hostAddr(i))})
@@ -228,12 +249,12 @@ func benchConfig(addr string) *Config {
 	return c
 }
 
-func unboundConfig(addr string) string {
+func unboundConfig(addr string, threads int) string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `server:
 	interface: %s
 	access-control: 192.168.1.0/24 allow
-	num-threads: 1
+	num-threads: %d
 	do-daemonize: no
 	chroot: ""
 	username: ""
@@ -246,31 +267,43 @@ func unboundConfig(addr string) string {
 	msg-cache-size: 128m
 	rrset-cache-size: 256m
 	local-zone: "home.arpa." static
-`, addr)
+`, addr, threads)
 	for i := range benchHosts {
 		fmt.Fprintf(&sb, "\tlocal-data: \"bench%d.home.arpa. 60 A %s\"\n", i, hostAddr(i))
 	}
-	fmt.Fprintf(&sb, "remote-control:\n\tcontrol-enable: no\nforward-zone:\n\tname: \".\"\n\tforward-addr: %s\n", benchUpstream)
+	fmt.Fprintf(&sb, "remote-control:\n\tcontrol-enable: no\n")
+	fmt.Fprintf(&sb, "forward-zone:\n\tname: \"%s\"\n\tforward-addr: %s\n", benchFwdDomain, benchUncached)
+	fmt.Fprintf(&sb, "forward-zone:\n\tname: \".\"\n\tforward-addr: %s\n", benchUpstream)
 	return sb.String()
 }
 
 // benchFiles writes dnsperf's data files.
 func benchFiles(b testing.TB, dir string) map[string]string {
-	write := func(name string, n int, line func(i int) string) string {
-		var sb strings.Builder
-		for i := range n {
-			sb.WriteString(line(i))
-			sb.WriteByte('\n')
-		}
-		path := filepath.Join(dir, name)
-		must(b, os.WriteFile(path, []byte(sb.String()), 0o644))
-		return path
-	}
 	return map[string]string{
-		"local":  write("local.txt", benchHosts, func(i int) string { return fmt.Sprintf("bench%d.home.arpa A", i) }),
-		"cached": write("cached.txt", benchCached, func(i int) string { return fmt.Sprintf("c%d.example.com A", i) }),
-		"rss":    write("rss.txt", benchRSSNames, func(i int) string { return fmt.Sprintf("r%d.example.net A", i) }),
+		"local":  writeNames(b, dir, "local.txt", benchHosts, func(i int) string { return fmt.Sprintf("bench%d.home.arpa A", i) }),
+		"cached": writeNames(b, dir, "cached.txt", benchCached, func(i int) string { return fmt.Sprintf("c%d.example.com A", i) }),
+		"rss":    writeNames(b, dir, "rss.txt", benchRSSNames, func(i int) string { return fmt.Sprintf("r%d.example.net A", i) }),
 	}
+}
+
+// forwardFile writes names under fwd.example. that no earlier run asked:
+// enough for one run at rate, every query a miss.
+func (bl *benchLab) forwardFile(b testing.TB, tag string, rate int) string {
+	n := rate * (benchSeconds + 1)
+	return writeNames(b, bl.dir, "fwd-"+tag+".txt", n, func(i int) string {
+		return fmt.Sprintf("%s-%d.%s A", tag, i, benchFwdDomain)
+	})
+}
+
+func writeNames(b testing.TB, dir, name string, n int, line func(i int) string) string {
+	var sb strings.Builder
+	for i := range n {
+		sb.WriteString(line(i))
+		sb.WriteByte('\n')
+	}
+	path := filepath.Join(dir, name)
+	must(b, os.WriteFile(path, []byte(sb.String()), 0o644))
+	return path
 }
 
 // waitServing waits until server answers a local name.
@@ -282,64 +315,4 @@ func waitServing(b testing.TB, client *lab.Namespace, server string) {
 		}
 		return nil
 	})
-}
-
-// runDnsperf runs dnsperf pinned to CPU 1.
-func runDnsperf(b testing.TB, client *lab.Namespace, server, file string, args ...string) dnsperfResult {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	argv := append([]string{"taskset", "-c", "1", "dnsperf", "-s", server, "-d", file, "-t", "2"}, args...)
-	out, err := client.Run(ctx, argv...)
-	must(b, err)
-	r, err := parseDnsperf(out)
-	must(b, err)
-	return r
-}
-
-// processCPU reads a process's user and system time from /proc (in clock
-// ticks of 10 ms, the USER_HZ Linux reports).
-func processCPU(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
-	if len(f) < 13 {
-		return 0
-	}
-	user, _ := strconv.Atoi(f[11])
-	sys, _ := strconv.Atoi(f[12])
-	return time.Duration(user+sys) * 10 * time.Millisecond
-}
-
-// residentKB reads a process's VmRSS.
-func residentKB(pid int) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			return strings.Join(strings.Fields(rest), " ")
-		}
-	}
-	return "?"
-}
-
-// startBenchUpstream answers every A query with one address and a day's
-// TTL, so the peers' caches stay warm for the whole run.
-func startBenchUpstream(b testing.TB, ns *lab.Namespace) {
-	pc, err := ns.ListenPacket(context.Background(), &net.ListenConfig{}, "udp", benchUpstream+":53")
-	must(b, err)
-	srv := &dns.Server{PacketConn: pc, UDPSize: 4096, Handler: dns.HandlerFunc(func(w dns.ResponseWriter, q *dns.Msg) {
-		m := new(dns.Msg).SetReply(q)
-		m.RecursionAvailable = true
-		if q.Question[0].Qtype == dns.TypeA {
-			m.Answer = []dns.RR{aRecord(q.Question[0].Name, netipAddr4(93, 184, 216, 34), 86400)}
-		}
-		w.WriteMsg(m)
-	})}
-	go srv.ActivateAndServe()
-	b.Cleanup(func() { srv.Shutdown() })
 }

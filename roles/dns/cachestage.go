@@ -41,13 +41,6 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 	if fresh {
 		c.store.hits.Add(1)
 		req.by = byCache
-		if req.raw != nil {
-			age := uint32((now.UnixNano() - e.stored) / int64(time.Second))
-			if w, ok := e.appendWire(req.wireBuf, req, req.raw, age); ok {
-				req.wire = w
-				return nil
-			}
-		}
 		return e.reply(req, now)
 	}
 	if req.inline {

@@ -136,48 +136,44 @@ func skipName(wire []byte, off int) int {
 	return -1
 }
 
-// appendWire writes req's reply from the entry into buf. raw is the
-// client's query as it came.
-func (e *cacheEntry) appendWire(buf []byte, req *request, raw []byte, age uint32) ([]byte, bool) {
+// appendWire writes q's reply from the entry into buf, its TTLs lowered
+// by age.
+func (e *cacheEntry) appendWire(buf []byte, q *wireQuery, age uint32) ([]byte, bool) {
 	l := e.layout
 	if l.ttls == nil && l.qnameEnd == 0 {
 		return nil, false
 	}
 	n := l.qnameEnd
-	if len(raw) < n || raw[n-1] != 0 || len(e.wire)+11 > cap(buf) {
+	if q.nameEnd != n || len(e.wire)+11 > cap(buf) {
 		return nil, false
 	}
 	out := append(buf[:0], e.wire...)
-	l.turn.rotate(out, e.wire, req.msg.Id)
-	copy(out[12:n], raw[12:n]) // the client's spelling; the same length, or the zero byte is elsewhere
+	l.turn.rotate(out, e.wire, q.id)
+	copy(out[12:n], q.raw[12:n]) // the client's spelling, of the same length
 	be := binary.BigEndian
-	be.PutUint16(out[0:], req.msg.Id)
+	be.PutUint16(out[0:], q.id)
 	const qr, rd, ra, ad, cd = 0x80, 0x01, 0x80, 0x20, 0x10
 	out[2] = qr
-	if req.msg.RecursionDesired {
+	if q.rd {
 		out[2] |= rd
 	}
 	flags := e.wire[3]
 	out[3] = ra | flags&0x0F // the stored rcode
-	if flags&ad != 0 && (req.do || req.ad) {
+	if flags&ad != 0 && (q.do || q.ad) {
 		out[3] |= ad
 	}
-	if req.cd {
+	if q.cd {
 		out[3] |= cd
 	}
 	for _, off := range l.ttls {
 		ttl := be.Uint32(out[off:])
 		be.PutUint32(out[off:], ttl-min(ttl, age))
 	}
-	if req.edns {
-		var do byte
-		if req.do {
-			do = 0x80
-		}
-		out = append(out, 0, 0, byte(dns.TypeOPT), udpSize>>8, udpSize&0xFF, 0, 0, do, 0, 0, 0)
+	if q.edns {
+		out = appendOPT(out, q.do)
 		be.PutUint16(out[10:], be.Uint16(out[10:])+1)
 	}
-	if len(out) > req.size {
+	if len(out) > q.size {
 		return nil, false
 	}
 	return out, true

@@ -34,6 +34,10 @@ type Config struct {
 	RebindAllow []string      `plan:"rebind protection"` // domains exempt from rebind protection (FQDNs)
 	Timeout     time.Duration `plan:"timeout"`
 	MaxFlight   int           `plan:"max_inflight"` // forwarded queries in flight at most
+
+	// LogQueries logs one line per query (client, name, type, rcode,
+	// stage), at most queryLogRate a second.
+	LogQueries bool `plan:"log_queries"`
 }
 
 // clone copies c deep enough that the caller's later edits of its slices

@@ -19,7 +19,7 @@ type dnsperfResult struct {
 	sent, completed, lost int
 	qps                   float64
 	avgLatency            time.Duration
-	cpuPerQuery           time.Duration // the server's CPU time per completed query (benchmarks)
+	clientCPU             time.Duration // dnsperf's own user + system time (benchmarks)
 }
 
 var (

@@ -31,7 +31,7 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case dns.MsgRejectNotImplemented:
 		m = h.s.errorReply(r.MsgHdr, r.Question, dns.RcodeNotImplemented, client)
 	default:
-		_, m, _ = h.s.respond(client, tcp, r, false, nil, nil)
+		m, _ = h.s.respond(client, tcp, r, false)
 	}
 	if m == nil {
 		return
@@ -44,11 +44,9 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // respond answers one parsed query from client; a nil reply means nothing
 // is sent. With inline set it must not block: a query that needs an
 // upstream stops where it would wait and comes back with slow set, to be
-// run again (inline clear) on a goroutine of its own. Given the raw UDP
-// query and a buffer, a stage may answer in wire format: then req.wire
-// holds the reply and m is nil. respond never panics: a panic in a stage
-// is counted and answered SERVFAIL.
-func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool, raw, buf []byte) (req *request, m *dns.Msg, slow bool) {
+// run again (inline clear) on a goroutine of its own. respond never
+// panics: a panic in a stage is counted and answered SERVFAIL.
+func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, slow bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
@@ -56,36 +54,33 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool, r
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
 			slow = false
-			if req != nil {
-				req.wire = nil
-			}
 		}
 	}()
 	p := s.pipe.Load()
 	if m := precheck(r); m != nil {
 		s.counters.count(byServer, m.Rcode)
 		m.RecursionAvailable = p.serves(client)
-		return nil, m, false
+		p.logQuestion(client, r.Question, m.Rcode, byServer)
+		return m, false
 	}
-	req = newRequest(r, client, tcp)
-	req.inline, req.raw, req.wireBuf = inline, raw, buf
+	req := newRequest(r, client, tcp)
+	req.inline = inline
 	if p == nil {
-		return req, nil, false // stopped between the read and now
+		return nil, false // stopped between the read and now
 	}
 	m = p.first.serve(s.ctx, req)
-	switch {
-	case req.slow:
-		return req, nil, true
-	case req.wire != nil:
-		s.counters.count(req.by, int(req.wire[3]&0x0F))
-		return req, nil, false
+	if req.slow {
+		return nil, true
 	}
 	s.counters.count(req.by, rcodeOf(m))
+	if p.qlog != nil {
+		p.qlog.query(client, req.name, req.q.Qtype, rcodeOf(m), req.by)
+	}
 	if m == nil {
-		return req, nil, false
+		return nil, false
 	}
 	s.finish(req, m)
-	return req, m, false
+	return m, false
 }
 
 // precheck answers what the pipeline must not see: more than one OPT
@@ -148,7 +143,9 @@ func (s *Server) errorReply(h dns.MsgHdr, q []dns.Question, rcode int, client ne
 	m := &dns.Msg{MsgHdr: dns.MsgHdr{Id: h.Id, Opcode: h.Opcode, RecursionDesired: h.RecursionDesired}}
 	m.Response, m.Rcode = true, rcode
 	m.Question = q[:min(1, len(q))]
-	m.RecursionAvailable = s.pipe.Load().serves(client)
+	p := s.pipe.Load()
+	m.RecursionAvailable = p.serves(client)
+	p.logQuestion(client, m.Question, rcode, byServer)
 	return m
 }
 

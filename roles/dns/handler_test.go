@@ -14,10 +14,16 @@ import (
 // edits) and no listeners; its upstreams are on fn.
 func testServer(t testing.TB, fn *fakeNet, edits ...func(*Config)) *Server {
 	t.Helper()
+	return testServerAt(t, fn, time.Now, edits...)
+}
+
+// testServerAt is testServer with the pipeline's clock.
+func testServerAt(t testing.TB, fn *fakeNet, now func() time.Time, edits ...func(*Config)) *Server {
+	t.Helper()
 	s := New(Options{Logger: discard})
 	var ups []*upstream
 	p := build(siteConfig(edits...), parts{
-		leases: s.leases, cache: newCacheStore(1000), flight: s.flight, counters: &s.counters, now: time.Now,
+		leases: s.leases, cache: newCacheStore(1000), flight: s.flight, counters: &s.counters, now: now, qlog: s.qlog,
 		upstreams: func(a netip.AddrPort) *upstream {
 			u := newUpstream(a, fn, discard)
 			ups = append(ups, u)
@@ -87,7 +93,7 @@ func TestRespondFlags(t *testing.T) {
 		{"chaos", lanClient, newQuery("version.bind.", dns.TypeTXT, func(m *dns.Msg) { m.Question[0].Qclass = dns.ClassCHAOS }), dns.RcodeRefused, true, false, false, false, false, 0},
 	}
 	for _, tt := range tests {
-		_, m := respondTo(s, tt.from, tt.q)
+		m := respondTo(s, tt.from, tt.q)
 		if m == nil {
 			t.Errorf("%s: no reply", tt.name)
 			continue
@@ -137,7 +143,7 @@ func TestRespondRecoversPanics(t *testing.T) {
 		m["boom"]++ // a nil map write
 		return nil
 	})})
-	_, m := respondTo(s, lanClient, newQuery("x.example.", dns.TypeA))
+	m := respondTo(s, lanClient, newQuery("x.example.", dns.TypeA))
 	if m == nil || m.Rcode != dns.RcodeServerFailure {
 		t.Fatalf("a panicking stage: %v", m)
 	}
@@ -204,13 +210,13 @@ func TestAcceptQuery(t *testing.T) {
 
 // respondTo answers q as the listeners do: inline first, and again on the
 // slow path when the query must wait for an upstream.
-func respondTo(s *Server, from net.Addr, q *dns.Msg) (*request, *dns.Msg) {
+func respondTo(s *Server, from net.Addr, q *dns.Msg) *dns.Msg {
 	client, tcp := clientAddr(from)
-	req, m, slow := s.respond(client, tcp, q, !tcp, nil, nil)
+	m, slow := s.respond(client, tcp, q, !tcp)
 	if slow {
-		req, m, _ = s.respond(client, tcp, q, false, nil, nil)
+		m, _ = s.respond(client, tcp, q, false)
 	}
-	return req, m
+	return m
 }
 
 // recorder is a dns.ResponseWriter that keeps what is written.
@@ -229,7 +235,6 @@ func (r *recorder) LocalAddr() net.Addr         { return lanTCP }
 // question and, for a served client, RA; over UDP and TCP alike.
 func TestErrorReplies(t *testing.T) {
 	s := testServer(t, upstreamSite())
-	u := &udpServer{s: s}
 	tests := []struct {
 		name  string
 		q     *dns.Msg
@@ -246,7 +251,8 @@ func TestErrorReplies(t *testing.T) {
 	for _, tt := range tests {
 		raw, err := tt.q.Pack()
 		must(t, err)
-		out := u.handle(raw, tt.from, nil)
+		client, _ := clientAddr(tt.from)
+		out, _ := s.handleUDP(raw, client, new(wireQuery), nil, time.Now())
 		got := new(dns.Msg)
 		if err := got.Unpack(out); err != nil {
 			t.Errorf("%s over UDP: %v", tt.name, err)

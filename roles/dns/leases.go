@@ -86,9 +86,14 @@ func (t *leaseTable) removeLocked(label string, addr netip.Addr) {
 
 // addrs returns a copy of the addresses held under label.
 func (t *leaseTable) addrs(label string) []netip.Addr {
+	return t.appendAddrs(nil, label)
+}
+
+// appendAddrs appends the addresses held under label to dst.
+func (t *leaseTable) appendAddrs(dst []netip.Addr, label string) []netip.Addr {
 	t.mu.RLock()
 	defer t.mu.RUnlock()
-	return slices.Clone(t.byName[label])
+	return append(dst, t.byName[label]...)
 }
 
 // name returns the label holding addr.

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -31,24 +33,22 @@ type listeners struct {
 }
 
 // listen opens UDP and TCP port 53 on addr through n and starts serving
-// them. The sockets are bound with IP_FREEBIND, so they come up even before
-// the alias is on the NIC. When listen returns, both sockets are bound and
-// being served.
+// them: one UDP socket and read loop per core (see udpLoops), one TCP
+// socket. The sockets are bound with IP_FREEBIND, so they come up even
+// before the alias is on the NIC. When listen returns, every socket is
+// bound and being served.
 func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
 	lc := &net.ListenConfig{Control: freebind}
 	ctx := context.Background()
-	pc, errU := n.ListenPacket(ctx, lc, "udp", addr.String())
+	loops := udpLoops()
+	udp, errU := listenUDP(n, addr, loops)
 	var ln net.Listener
 	var errT error
 	if errU == nil {
 		ln, errT = n.Listen(ctx, lc, "tcp", addr.String())
 	}
-	udp, ok := pc.(*net.UDPConn)
-	if errU == nil && !ok {
-		errU = fmt.Errorf("the UDP socket is a %T, not a *net.UDPConn", pc)
-	}
 	if err := errors.Join(errU, errT); err != nil {
-		closeAll(pc, ln)
+		closeFiles(udp)
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
 	// TCP: pipelined queries on one connection without a cap (miekg's
@@ -71,10 +71,105 @@ func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
 		events <- fmt.Errorf("serving TCP on %s: %w", addr, err)
 	}()
 	if err := <-events; err != nil {
-		closeAll(pc, ln)
+		closeFiles(udp)
+		ln.Close()
 		return nil, err
 	}
-	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, udp, addr)}, nil
+	reserveProcs(loops)
+	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, udp)}, nil
+}
+
+// maxUDPLoops bounds the UDP read loops, whatever the core count.
+const maxUDPLoops = 16
+
+// udpLoops is how many UDP sockets and read loops serve the address: one
+// per core the process may run on, as unbound's num-threads.
+func udpLoops() int {
+	return max(1, min(runtime.NumCPU(), maxUDPLoops))
+}
+
+// reserveProcs makes room for the read loops in the Go scheduler. A loop
+// blocked in recvmmsg keeps its P (the scheduler's right to run Go code):
+// with no P left over, the runtime would take it back after every short
+// wait, waking a thread each time, and the rest of the daemon would run
+// only in those gaps. One more P than loops leaves the rest of the process
+// its own; a P held by a blocked loop costs no CPU.
+func reserveProcs(loops int) {
+	if runtime.GOMAXPROCS(0) <= loops {
+		runtime.GOMAXPROCS(loops + 1)
+	}
+}
+
+// listenUDP opens n sockets on addr through nt: the first bound alone, so
+// that a port another program holds is an error as it always was, then
+// opened to SO_REUSEPORT for the others, which the kernel joins to it and
+// spreads queries over by their source. Each is taken out of Go's
+// netpoller (detach).
+func listenUDP(nt Net, addr netip.AddrPort, n int) ([]*os.File, error) {
+	var files []*os.File
+	for i := range n {
+		lc := &net.ListenConfig{Control: freebind}
+		if i > 0 {
+			lc.Control = func(network, address string, c syscall.RawConn) error {
+				return errors.Join(freebind(network, address, c), reusePort(c))
+			}
+		}
+		pc, err := nt.ListenPacket(context.Background(), lc, "udp", addr.String())
+		if err == nil {
+			var f *os.File
+			f, err = detach(pc, i == 0 && n > 1)
+			files = append(files, f)
+		}
+		if err != nil {
+			closeFiles(files)
+			return nil, fmt.Errorf("UDP socket %d of %d: %w", i+1, n, err)
+		}
+	}
+	return files, nil
+}
+
+// detach takes a socket out of Go's hands: a duplicate descriptor in
+// blocking mode, and pc closed, which also removes it from the netpoller's
+// epoll set (else every query would wake the netpoller's thread too).
+// With reuse the socket is opened to SO_REUSEPORT first.
+func detach(pc net.PacketConn, reuse bool) (*os.File, error) {
+	defer pc.Close()
+	sc, ok := pc.(syscall.Conn)
+	if !ok {
+		return nil, fmt.Errorf("the UDP socket is a %T, not a socket", pc)
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	fd := -1
+	var serr error
+	err = rc.Control(func(s uintptr) {
+		if reuse {
+			if serr = unix.SetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); serr != nil {
+				return
+			}
+		}
+		fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
+	})
+	if err = errors.Join(err, serr); err == nil {
+		err = unix.SetNonblock(fd, false)
+	}
+	if err != nil {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "udp "+pc.LocalAddr().String()), nil
+}
+
+func closeFiles(files []*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
+	}
 }
 
 // close stops both servers, letting queries being answered finish for up
@@ -93,13 +188,13 @@ func (l *listeners) close() error {
 	return nil
 }
 
-func closeAll(pc net.PacketConn, ln net.Listener) {
-	if pc != nil {
-		pc.Close()
-	}
-	if ln != nil {
-		ln.Close()
-	}
+// reusePort opens a socket to SO_REUSEPORT.
+func reusePort(c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+	})
+	return errors.Join(err, serr)
 }
 
 // freebind lets a socket bind an address the host does not have yet.

@@ -86,24 +86,12 @@ func (z *localZone) answer(ctx context.Context, req *request) *dns.Msg {
 	case n.cname != "":
 		z.follow(ctx, req, m, req.q.Name, n)
 	default:
-		if w, ok := z.wire(req, n); ok {
-			req.wire = w
-			return nil
-		}
 		m.Answer = z.addrRecords(req.q.Name, n, qt, req.msg.Id)
 		if len(m.Answer) == 0 {
 			m.Ns = []dns.RR{z.soa}
 		}
 	}
 	return m
-}
-
-// wire answers addresses in wire format when the query came over UDP.
-func (z *localZone) wire(req *request, n *localName) ([]byte, bool) {
-	if req.raw == nil {
-		return nil, false
-	}
-	return appendAddrWire(req.wireBuf, req, n.addrs, req.q.Qtype, z.ttl)
 }
 
 // lookup finds a name of the zone: config names first, then the lease
@@ -241,10 +229,6 @@ func (z *localZone) bare(ctx context.Context, req *request) *dns.Msg {
 		if n.cname != "" {
 			z.follow(ctx, req, m, req.q.Name, n)
 			return m
-		}
-		if w, ok := z.wire(req, n); ok {
-			req.wire = w
-			return nil
 		}
 		m.Answer = z.addrRecords(req.q.Name, n, qt, req.msg.Id)
 		if len(m.Answer) == 0 {

@@ -8,23 +8,13 @@ import (
 )
 
 // appendAddrWire writes a local answer of addresses over UDP straight into
-// buf, the way the general path would pack it (owner names point at the
-// question), without building a message. It reports false when the query's
-// question cannot be copied as it came or the answer would not fit the
-// client: then the general path answers.
-func appendAddrWire(buf []byte, req *request, addrs []netip.Addr, qt uint16, ttl uint32) ([]byte, bool) {
-	raw := req.raw
-	end := 12
-	for end < len(raw) && raw[end] != 0 {
-		if raw[end]&0xC0 != 0 {
-			return nil, false
-		}
-		end += 1 + int(raw[end])
-	}
-	end += 5 // the zero byte, type and class
-	if end > len(raw) {
-		return nil, false
-	}
+// buf, the way the general path packs it (owner names point at the
+// question, which keeps the client's spelling), without building a
+// message. It reports false when no address has the asked type or the
+// answer would not fit the client: then the general path answers.
+func appendAddrWire(buf []byte, q *wireQuery, addrs []netip.Addr, ttl uint32) ([]byte, bool) {
+	raw := q.raw
+	end := q.nameEnd + 4 // the type and class
 	be := binary.BigEndian
 	out := append(buf[:0], raw[:end]...)
 	const qr, aa, rd, ra, cd = 0x80, 0x04, 0x01, 0x80, 0x10
@@ -34,7 +24,8 @@ func appendAddrWire(buf []byte, req *request, addrs []netip.Addr, qt uint16, ttl
 	be.PutUint32(out[6:], 0) // answer count below, no authority
 	out[10], out[11] = 0, 0
 	count := 0
-	start := turnStart(addrs, qt, req.msg.Id)
+	qt := q.qtype
+	start := turnStart(addrs, qt, q.id)
 	for k := range addrs {
 		a := addrs[(start+k)%len(addrs)]
 		t := addrType(a)
@@ -55,16 +46,21 @@ func appendAddrWire(buf []byte, req *request, addrs []netip.Addr, qt uint16, ttl
 		count++
 	}
 	be.PutUint16(out[6:], uint16(count))
-	if req.edns {
-		var do byte
-		if req.do {
-			do = 0x80
-		}
-		out = append(out, 0, 0, byte(dns.TypeOPT), udpSize>>8, udpSize&0xFF, 0, 0, do, 0, 0, 0)
+	if q.edns {
+		out = appendOPT(out, q.do)
 		be.PutUint16(out[10:], 1)
 	}
-	if count == 0 || len(out) > req.size {
+	if count == 0 || len(out) > q.size {
 		return nil, false
 	}
 	return out, true
+}
+
+// appendOPT appends our OPT record: a 1232-byte buffer and the client's DO.
+func appendOPT(out []byte, do bool) []byte {
+	var flags byte
+	if do {
+		flags = 0x80
+	}
+	return append(out, 0, 0, byte(dns.TypeOPT), udpSize>>8, udpSize&0xFF, 0, 0, flags, 0, 0, 0)
 }

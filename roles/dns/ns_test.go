@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -242,19 +243,23 @@ func TestLabListenerMove(t *testing.T) {
 	if s.srv.pipe.Load() != p {
 		t.Fatal("Set with an unchanged config built a new pipeline")
 	}
-	// A move to an address whose port 53 is taken fails and keeps serving.
+	// A move to an address whose port 53 is taken fails and keeps serving,
+	// also when the other program's socket allows SO_REUSEPORT (unbound's
+	// do): the server's first socket binds alone.
 	s.gw.MustRun(t, "ip", "addr", "add", "192.168.1.4/24", "dev", "eth1")
-	squatter, err := s.gw.ListenPacket(context.Background(), &net.ListenConfig{}, "udp", "192.168.1.4:53")
-	must(t, err)
 	moved := s.config(moveDNSAlias(netip.MustParseAddr("192.168.1.4")))
-	err = s.srv.Set(context.Background(), moved)
-	if err == nil || !strings.Contains(err.Error(), "192.168.1.4:53") {
-		t.Fatalf("Set onto a taken port: %v", err)
+	for _, lc := range []*net.ListenConfig{{}, {Control: func(_, _ string, c syscall.RawConn) error { return reusePort(c) }}} {
+		squatter, err := s.gw.ListenPacket(context.Background(), lc, "udp", "192.168.1.4:53")
+		must(t, err)
+		err = s.srv.Set(context.Background(), moved)
+		if err == nil || !strings.Contains(err.Error(), "192.168.1.4:53") {
+			t.Fatalf("Set onto a taken port: %v", err)
+		}
+		if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" || s.srv.pipe.Load() != p {
+			t.Fatalf("after the failed move the old state must keep serving: %s", r.out)
+		}
+		squatter.Close()
 	}
-	if r := dig(t, s.lan, dnsAlias, "nas.home.arpa"); r.status != "NOERROR" || s.srv.pipe.Load() != p {
-		t.Fatalf("after the failed move the old state must keep serving: %s", r.out)
-	}
-	squatter.Close()
 	s.set(t, moved)
 	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "NOERROR" {
 		t.Fatalf("on the new address: %s", r.out)
@@ -265,10 +270,18 @@ func TestLabListenerMove(t *testing.T) {
 	if st := s.srv.Status(); st.Addr != "192.168.1.4:53" {
 		t.Fatalf("status addr %s", st.Addr)
 	}
-	// Stopping: the alias now belongs to another box.
+	// Stopping: the alias now belongs to another box. Every socket is
+	// closed (the read loops woke and let go of theirs): the port binds.
 	s.set(t, nil)
 	if r := dig(t, s.lan, "192.168.1.4", "nas.home.arpa"); r.status != "" || s.srv.Status().Running {
 		t.Fatalf("after the role left: %s", r.out)
+	}
+	for _, addr := range []string{dnsAlias, "192.168.1.4"} {
+		pc, err := s.gw.ListenPacket(context.Background(), &net.ListenConfig{}, "udp", addr+":53")
+		if err != nil {
+			t.Fatalf("port 53 of %s after the role stopped: %v", addr, err)
+		}
+		pc.Close()
 	}
 }
 

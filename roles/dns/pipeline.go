@@ -18,6 +18,7 @@ type pipeline struct {
 	cache  *cacheStore // nil when the cache is off
 	zone   *localZone
 	access *access
+	qlog   *queryLog // nil unless cfg.LogQueries
 }
 
 // parts are what outlives one pipeline: the lease names, the cache, the
@@ -29,12 +30,16 @@ type parts struct {
 	upstreams func(netip.AddrPort) *upstream
 	counters  *counters
 	now       func() time.Time
+	qlog      *queryLog
 }
 
 // build assembles the stages for cfg:
 // access → special → local → conditional → cache → rebind → forward.
 func build(cfg *Config, pt parts) *pipeline {
 	p := &pipeline{cfg: cfg, cache: pt.cache}
+	if cfg.LogQueries {
+		p.qlog = pt.qlog
+	}
 	p.routes = buildRoutes(cfg, pt.upstreams, &pt.counters.forward)
 	var tail stage = &forwarder{
 		slots: make(chan struct{}, max(1, cfg.MaxFlight)), timeout: cfg.Timeout,
@@ -80,6 +85,7 @@ func buildRoutes(cfg *Config, get func(netip.AddrPort) *upstream, stats *forward
 	for _, f := range cfg.Forward {
 		t.byDomain[f.Domain] = mk(f.Domain, f.Servers)
 	}
+	t.setScan()
 	return t
 }
 

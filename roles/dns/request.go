@@ -38,9 +38,6 @@ type request struct {
 	// inline requests are answered on the read loop and must not wait:
 	// a stage that would wait sets slow and returns nil instead.
 	inline, slow bool
-	// raw is the query as it came over UDP, wireBuf a buffer for the reply:
-	// a stage may then answer with wire bytes (into wire) and a nil reply.
-	raw, wireBuf, wire []byte
 
 	// set along the way
 	refused bool    // the access stage refused the client: RA stays clear

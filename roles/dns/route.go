@@ -1,7 +1,9 @@
 package dns
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -18,11 +20,39 @@ type route struct {
 type routeTable struct {
 	byDomain map[string]*route
 	def      *route
+	// scan is byDomain's routes, the longest domain first, when they are
+	// few (scanRoutes at most): then a scan of them beats hashing every
+	// suffix of the name.
+	scan []*route
 }
 
-// match returns the conditional route whose domain holds name, or nil.
+// scanRoutes is the most conditional routes match scans.
+const scanRoutes = 16
+
+// setScan fills t.scan when byDomain is small enough.
+func (t *routeTable) setScan() {
+	t.scan = nil
+	if len(t.byDomain) > scanRoutes {
+		return
+	}
+	for _, r := range t.byDomain {
+		t.scan = append(t.scan, r)
+	}
+	slices.SortFunc(t.scan, func(a, b *route) int { return cmp.Or(len(b.domain)-len(a.domain), strings.Compare(a.domain, b.domain)) })
+}
+
+// match returns the conditional route whose domain holds name, the most
+// specific one, or nil.
 func (t *routeTable) match(name string) *route {
 	if t == nil || len(t.byDomain) == 0 {
+		return nil
+	}
+	if t.scan != nil {
+		for _, r := range t.scan {
+			if inDomain(name, r.domain) {
+				return r
+			}
+		}
 		return nil
 	}
 	for i := 0; i < len(name); {

@@ -31,6 +31,7 @@ type Server struct {
 	log      *slog.Logger
 	net      Net
 	leases   *leaseTable
+	qlog     *queryLog
 	counters counters
 	ctx      context.Context // ends with Close: in-flight forwards give up
 	cancel   context.CancelFunc
@@ -62,6 +63,7 @@ func New(opts Options) *Server {
 		flight:    &flight[cacheKey, flightResult]{},
 		upstreams: map[netip.AddrPort]*upstream{},
 	}
+	s.qlog = newQueryLog(s.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -133,7 +135,7 @@ func (s *Server) swap(c *Config) {
 	}
 	p := build(c, parts{
 		leases: s.leases, cache: s.cache, flight: s.flight, upstreams: get,
-		counters: &s.counters, now: time.Now,
+		counters: &s.counters, now: time.Now, qlog: s.qlog,
 	})
 	s.pipe.Store(p)
 	for a, u := range s.upstreams {

@@ -3,160 +3,173 @@ package dns
 import (
 	"encoding/binary"
 	"errors"
-	"net"
 	"net/netip"
+	"os"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
+	"golang.org/x/sys/unix"
 )
 
 // udpBatch is how many datagrams one recvmmsg/sendmmsg call moves.
 const udpBatch = 64
 
-// batchConn reads and writes datagrams in batches (recvmmsg and sendmmsg
-// on Linux); ipv4.PacketConn and ipv6.PacketConn both are one.
-type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
-}
-
-// udpServer answers DNS over UDP on one socket. It does not use
-// dns.Server: on the machines gatewayd targets a system call costs more
-// than answering a local name, and dns.Server makes two per query plus a
-// goroutine. One loop here reads up to udpBatch queries per call, answers
-// those it can answer at once (local names, cache hits, refusals, errors)
-// and sends their replies in one call; a query that must wait for an
-// upstream goes to a goroutine of its own and is answered from there.
+// udpServer answers DNS over UDP on the sockets of one address, one read
+// loop per socket. It does not use dns.Server, nor Go's netpoller: on the
+// machines gatewayd targets the kernel's cost of a query is most of the
+// cost of answering it, and a read through the netpoller adds a failed
+// read, an epoll_wait and a wake-up between threads to every batch. Each
+// loop blocks in recvmmsg on a thread of its own, answers the queries it
+// can at once (local names and cache hits straight from the datagram's
+// bytes, then refusals and errors through the general path) and sends
+// their replies with one sendmmsg. A query that must wait for an upstream
+// goes to a goroutine of its own and is answered from there.
 type udpServer struct {
 	s        *Server
-	conn     *net.UDPConn
-	pc       batchConn
-	wg       sync.WaitGroup // the read loop and the queries waiting upstream
+	socks    []*os.File     // blocking sockets, outside the netpoller (listen.go)
+	wg       sync.WaitGroup // the read loops and the slow-query workers
 	stopping atomic.Bool
+	slow     chan slowQuery // to an idle worker (udplater.go)
+	done     chan struct{}  // closed by close: idle workers leave
 }
 
-func serveUDP(s *Server, conn *net.UDPConn, addr netip.AddrPort) *udpServer {
-	u := &udpServer{s: s, conn: conn}
-	if addr.Addr().Is4() {
-		u.pc = ipv4.NewPacketConn(conn)
-	} else {
-		u.pc = ipv6.NewPacketConn(conn)
+func serveUDP(s *Server, socks []*os.File) *udpServer {
+	u := &udpServer{s: s, socks: socks, slow: make(chan slowQuery), done: make(chan struct{})}
+	for _, f := range socks {
+		u.wg.Add(1)
+		go u.readLoop(f)
 	}
-	u.wg.Add(1)
-	go u.readLoop()
 	return u
 }
 
-// readLoop runs until the socket is closed.
-func (u *udpServer) readLoop() {
+// yieldEvery is how often a busy read loop passes through the scheduler.
+// A goroutine that never does looks stuck to the runtime's monitor: it
+// preempts it every 10 ms, takes its P while it waits in recvmmsg, and
+// starts watching again at its fastest (every 20 µs), which costs more CPU
+// than the queries.
+const yieldEvery = 8 * time.Millisecond
+
+// readLoop serves one socket until close. It holds the socket's read lock
+// (RawConn.Read) for its whole life, so the descriptor stays open until it
+// returns, whatever close does meanwhile. It blocks in recvmmsg, which
+// keeps its thread: the goroutine is not locked to it, as locking would
+// only turn each of its rare reschedulings into a wake-up of that thread.
+func (u *udpServer) readLoop(f *os.File) {
 	defer u.wg.Done()
-	in := make([]ipv4.Message, udpBatch)
-	out := make([]ipv4.Message, udpBatch)
-	bufs := make([][]byte, udpBatch)
-	for i := range in {
-		in[i].Buffers = [][]byte{make([]byte, readBuffer)}
-		out[i].Buffers = [][]byte{nil}
-		bufs[i] = make([]byte, readBuffer)
+	rc, err := f.SyscallConn()
+	if err != nil {
+		u.s.log.Error("serving DNS over UDP", "err", err)
+		return
 	}
-	for {
-		n, err := u.pc.ReadBatch(in, 0)
-		if err != nil {
-			if u.stopping.Load() || errors.Is(err, net.ErrClosed) {
-				return
+	b := newBatch()
+	yielded := time.Now()
+	err = rc.Read(func(fd uintptr) bool {
+		for !u.stopping.Load() {
+			n, err := b.recv(fd)
+			if u.stopping.Load() {
+				break
 			}
-			u.s.log.Warn("reading DNS queries", "err", err)
-			continue
-		}
-		k := 0
-		for i := range in[:n] {
-			from, _ := in[i].Addr.(*net.UDPAddr)
-			if from == nil {
+			if err != nil {
+				if !errors.Is(err, unix.EINTR) {
+					u.s.log.Warn("reading DNS queries", "err", err)
+				}
 				continue
 			}
-			if reply := u.handle(in[i].Buffers[0][:in[i].N], from, bufs[k][:0]); reply != nil {
-				out[k].Buffers[0], out[k].Addr = reply, from
-				k++
+			now := time.Now()
+			k := 0
+			for i := range n {
+				client := b.from(i).Addr().Unmap()
+				reply, later := u.s.handleUDP(b.datagram(i), client, &b.q, b.replies[k][:0], now)
+				switch {
+				case reply != nil:
+					b.queue(k, i, reply)
+					k++
+				case later != nil:
+					u.answerLater(slowQuery{f, client, b.names[i], b.msgs[i].Hdr.Namelen, later})
+				}
+			}
+			b.send(fd, k, u.s)
+			if now.Sub(yielded) > yieldEvery {
+				runtime.Gosched()
+				yielded = now
 			}
 		}
-		u.send(out[:k])
+		return true
+	})
+	if err != nil && !u.stopping.Load() {
+		u.s.log.Error("serving DNS over UDP", "err", err)
 	}
 }
 
-// send writes the replies, in as few calls as the kernel takes them.
-func (u *udpServer) send(out []ipv4.Message) {
-	for len(out) > 0 {
-		n, err := u.pc.WriteBatch(out, 0)
-		if err != nil {
-			u.s.log.Debug("writing DNS replies", "err", err)
-			n = max(n, 1) // skip the datagram that failed
+// handleUDP answers one datagram from client at once, into buf; or it
+// returns the parsed query for a goroutine to answer (it waits for an
+// upstream); or neither, for a datagram that gets no reply. q is the read
+// loop's own.
+func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
+	defer func() {
+		if v := recover(); v != nil { // respond recovers its own; this is the fast path's
+			s.counters.panics.Add(1)
+			s.log.Error("panic answering a query", "err", v)
+			reply, later = nil, nil
 		}
-		out = out[n:]
+	}()
+	if parseWireQuery(raw, q) {
+		p := s.pipe.Load()
+		if out, by, ok := p.answerWire(q, client, buf, now); ok {
+			rcode := int(out[3] & 0x0F)
+			s.counters.count(by, rcode)
+			if p.qlog != nil {
+				p.qlog.query(client, strings.Clone(q.lowerName()), q.qtype, rcode, by)
+			}
+			return out, nil
+		}
 	}
-}
-
-// handle answers one datagram at once, into buf, or hands it to a
-// goroutine and returns nil. It also returns nil for datagrams that get no
-// reply at all.
-func (u *udpServer) handle(raw []byte, from *net.UDPAddr, buf []byte) []byte {
-	s := u.s
 	if len(raw) < 12 {
 		s.counters.malformed.Add(1)
-		return nil
+		return nil, nil
 	}
 	h := readHeader(raw)
-	client := from.AddrPort().Addr().Unmap()
 	switch s.acceptQuery(h) {
 	case dns.MsgIgnore:
-		return nil
+		return nil, nil
 	case dns.MsgReject:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil
 	case dns.MsgRejectNotImplemented:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf), nil
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil {
 		s.invalidQuery(raw, err)
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf)
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil
 	}
-	req, reply, slow := s.respond(client, false, m, true, raw, buf)
+	r, slow := s.respond(client, false, m, true)
 	if slow {
-		u.wg.Add(1)
-		go u.answerLater(client, from, m)
-		return nil
+		return nil, m
 	}
-	if reply == nil {
-		if req != nil {
-			return req.wire
-		}
-		return nil
+	if r == nil {
+		return nil, nil
 	}
-	return pack(reply, buf)
+	return pack(r, buf), nil
 }
 
-// answerLater runs a query that waits for an upstream and sends its reply.
-func (u *udpServer) answerLater(client netip.Addr, from *net.UDPAddr, m *dns.Msg) {
-	defer u.wg.Done()
-	_, reply, _ := u.s.respond(client, false, m, false, nil, nil)
-	if reply == nil {
-		return
-	}
-	if wire := pack(reply, nil); wire != nil {
-		if _, err := u.conn.WriteToUDP(wire, from); err != nil {
-			u.s.log.Debug("writing a DNS reply", "addr", from.String(), "err", err)
-		}
-	}
-}
-
-// close stops reading, lets the queries still waiting upstream send their
-// replies for up to shutdownWait, and closes the socket (as
+// close stops the read loops, lets the queries still waiting upstream
+// send their replies for up to shutdownWait, and closes the sockets (as
 // dns.Server.ShutdownContext does).
 func (u *udpServer) close() error {
 	u.stopping.Store(true)
-	u.conn.SetReadDeadline(time.Unix(1, 0)) // unblocks the read loop
+	close(u.done)
+	for _, f := range u.socks {
+		// A blocked recvmmsg returns when its socket is shut down for
+		// reading (the kernel wakes it, even unconnected).
+		if rc, err := f.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RD) })
+		}
+	}
 	done := make(chan struct{})
 	go func() { u.wg.Wait(); close(done) }()
 	t := time.NewTimer(shutdownWait)
@@ -165,7 +178,93 @@ func (u *udpServer) close() error {
 	case <-done:
 	case <-t.C:
 	}
-	return u.conn.Close()
+	var errs []error
+	for _, f := range u.socks {
+		errs = append(errs, f.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// batch is one read loop's memory for recvmmsg and sendmmsg, allocated
+// once: the datagrams, their senders, the replies, and the system calls'
+// headers pointing at them.
+type batch struct {
+	msgs    [udpBatch]unix.Mmsghdr
+	iovs    [udpBatch]unix.Iovec
+	names   [udpBatch]unix.RawSockaddrInet6 // room for either family
+	bufs    [udpBatch][readBuffer]byte
+	out     [udpBatch]unix.Mmsghdr
+	outIovs [udpBatch]unix.Iovec
+	replies [udpBatch][readBuffer]byte
+	q       wireQuery
+}
+
+func newBatch() *batch {
+	b := new(batch)
+	for i := range b.msgs {
+		b.iovs[i].Base = &b.bufs[i][0]
+		b.iovs[i].SetLen(readBuffer)
+		h := &b.msgs[i].Hdr
+		h.Name = (*byte)(unsafe.Pointer(&b.names[i]))
+		h.Iov = &b.iovs[i]
+		h.SetIovlen(1)
+		b.out[i].Hdr.Iov = &b.outIovs[i]
+		b.out[i].Hdr.SetIovlen(1)
+	}
+	return b
+}
+
+// recv blocks until at least one datagram is there and takes up to
+// udpBatch (MSG_WAITFORONE: the rest only if already queued).
+func (b *batch) recv(fd uintptr) (int, error) {
+	for i := range b.msgs {
+		b.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+	}
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
+	if errno != 0 {
+		return 0, errno
+	}
+	return int(n), nil
+}
+
+func (b *batch) datagram(i int) []byte { return b.bufs[i][:b.msgs[i].Len] }
+
+// from is the sender of datagram i.
+func (b *batch) from(i int) netip.AddrPort {
+	sa := &b.names[i]
+	port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+	switch sa.Family {
+	case unix.AF_INET:
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
+		return netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), port)
+	case unix.AF_INET6:
+		return netip.AddrPortFrom(netip.AddrFrom16(sa.Addr), port)
+	}
+	return netip.AddrPort{}
+}
+
+// queue makes reply the k-th datagram to send, to the sender of datagram i.
+func (b *batch) queue(k, i int, reply []byte) {
+	b.outIovs[k].Base = &reply[0]
+	b.outIovs[k].SetLen(len(reply))
+	b.out[k].Hdr.Name = b.msgs[i].Hdr.Name
+	b.out[k].Hdr.Namelen = b.msgs[i].Hdr.Namelen
+}
+
+// send writes the first k queued replies, in as few calls as the kernel
+// takes them; a reply the kernel refuses is skipped.
+func (b *batch) send(fd uintptr, k int, s *Server) {
+	for off := 0; off < k; {
+		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), 0, 0, 0)
+		switch {
+		case errno == unix.EINTR:
+		case errno != 0:
+			s.log.Debug("writing DNS replies", "err", errno)
+			off++
+		default:
+			off += max(int(n), 1)
+		}
+	}
 }
 
 // readHeader reads the 12-byte DNS header.
