@@ -33,13 +33,14 @@ DESTDIR  ?=
 # Debian packages for the lab: namespaces and nftables, the DHCP and DNS
 # clients the tests drive, the peers the benchmarks compare against, promtool
 # (package prometheus) to lint /metrics, chromium to load the status page, and
-# lintian and systemd-analyze for the packaging tests.
+# lintian and systemd-analyze for the packaging tests, and a C compiler for
+# the DNS benchmark's echo responder (the kernel's floor for one query).
 DEPS_PKGS := iproute2 nftables dnsutils udhcpc isc-dhcp-client dhcpcd-base \
 	iputils-arping tcpdump dnsmasq-base unbound kea-dhcp4-server kea-admin \
-	dnsperf procps util-linux prometheus chromium lintian systemd
+	dnsperf procps util-linux prometheus chromium lintian systemd gcc
 # One binary per package above, to tell whether they are all installed.
 DEPS_BINS := ip nft dig udhcpc dhclient dhcpcd arping tcpdump dnsmasq unbound \
-	kea-dhcp4 perfdhcp dnsperf sysctl unshare promtool chromium lintian systemd-analyze
+	kea-dhcp4 perfdhcp dnsperf sysctl unshare promtool chromium lintian systemd-analyze cc
 
 .PHONY: build install deb man deps test bench demo fuzz clean
 

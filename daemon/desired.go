@@ -337,11 +337,12 @@ func dnsConfig(c *config.Config, pol firewall.Policy) *dns.Config {
 		Upstreams: slices.Clone(d.Upstreams),
 		Cache: dns.Cache{Size: d.Cache.Size, MinTTL: d.Cache.MinTTL, MaxTTL: d.Cache.MaxTTL,
 			NegTTL: d.Cache.NegTTL, ServeStale: d.Cache.ServeStale, StaleAnswer: d.Cache.StaleAnswerAfter},
-		Rebind:    d.Rebind,
-		Timeout:   d.Timeout,
-		MaxFlight: d.MaxFlight,
-		Served:    servedSubnets(c),
-		Allowed:   allowedClients(c, pol),
+		Rebind:     d.Rebind,
+		Timeout:    d.Timeout,
+		MaxFlight:  d.MaxFlight,
+		LogQueries: d.LogQueries,
+		Served:     servedSubnets(c),
+		Allowed:    allowedClients(c, pol),
 	}
 	for _, dom := range d.RebindAllow {
 		dc.RebindAllow = append(dc.RebindAllow, dns.FQDN(dom))

@@ -191,6 +191,14 @@ func TestDNSConfig(t *testing.T) {
 		t.Errorf("forward = %+v", sp.Forward)
 	}
 
+	logging := *c
+	d := *c.DNS
+	d.LogQueries = true
+	logging.DNS = &d
+	if !desire(&logging, facts{}).DNS.LogQueries {
+		t.Error("[dns] log_queries does not reach the role")
+	}
+
 	// No DNS here: no [dns] section, or its alias on another host.
 	noDNS := *c
 	noDNS.DNS = nil
