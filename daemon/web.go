@@ -138,6 +138,11 @@ func (r *reloadLog) read() web.Reloads {
 	return web.Reloads{Total: r.total, Failed: r.failed, LastSuccess: r.lastOK, Recent: append([]web.Reload(nil), r.recent...)}
 }
 
+// restoreObject is the metric label of each kind of drift repair.
+var restoreObject = map[string]string{
+	driftAddresses: "addresses", driftFirewall: "ruleset", driftRouter: "routes", driftDHCP: "dhcp",
+}
+
 // webSource is the daemon as the web package reads it.
 type webSource struct{ d *Daemon }
 
@@ -158,7 +163,10 @@ func (s webSource) Status() web.Status {
 	out := web.Status{
 		Host: st.Host, Interface: st.Interface, Config: st.Config,
 		Generation: st.Generation, Applied: st.Applied, Degraded: st.Degraded,
-		Reloads: s.d.web.reloads.read(),
+		Reloads: s.d.web.reloads.read(), Restores: web.Restores{},
+	}
+	for kind, r := range st.Repairs {
+		out.Restores[restoreObject[kind]] = uint64(r.Restores)
 	}
 	for _, a := range st.Aliases {
 		out.Aliases = append(out.Aliases, web.Alias{Name: a.Name, Address: a.Address, Label: a.Label,

@@ -51,7 +51,6 @@ func (f *fakeSource) set(fn func(st *Status)) {
 // testNow is the fake clock of every test.
 var testNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-func u64(n uint64) *uint64 { return &n }
 
 // hostile is a name a DHCP client or a config may carry.
 const hostile = `<script>alert("x")</script>`
@@ -114,7 +113,7 @@ func newFake() *fakeSource {
 			{At: testNow.Add(-10 * time.Minute), OK: true, Changes: 3},
 			{At: testNow.Add(-20 * time.Minute), Error: "config refused: gateway.toml:12:3: " + hostile},
 		}},
-		Restores: Restores{Aliases: u64(1)},
+		Restores: Restores{"addresses": 1},
 	}
 	leases := []dhcp.Lease{
 		{Address: netip.MustParseAddr("192.168.1.101"), MAC: "02:00:00:00:00:01", Hostname: "zebra", Expires: testNow.Add(2 * time.Hour), State: dhcp.StateActive},

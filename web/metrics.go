@@ -1,6 +1,7 @@
 package web
 
 import (
+	"maps"
 	"runtime/debug"
 	"slices"
 	"sort"
@@ -195,11 +196,8 @@ func (c *collector) collectDaemon(e emitter, st Status) {
 	if !st.Reloads.LastSuccess.IsZero() {
 		e.emit(fReloadOK, unix(st.Reloads.LastSuccess))
 	}
-	if n := st.Restores.Aliases; n != nil {
-		e.emit(fRestores, float64(*n), "alias")
-	}
-	if n := st.Restores.Ruleset; n != nil {
-		e.emit(fRestores, float64(*n), "ruleset")
+	for _, object := range slices.Sorted(maps.Keys(st.Restores)) {
+		e.emit(fRestores, float64(st.Restores[object]), object)
 	}
 }
 

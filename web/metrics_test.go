@@ -96,7 +96,7 @@ func TestMetricsValues(t *testing.T) {
 		{"gatewayd_reloads_total", nil, 2},
 		{"gatewayd_reloads_failed_total", nil, 1},
 		{"gatewayd_reload_last_success_timestamp_seconds", nil, float64(testNow.Unix() - 600)},
-		{"gatewayd_restores_total", []string{"object", "alias"}, 1},
+		{"gatewayd_restores_total", []string{"object", "addresses"}, 1},
 		{"gatewayd_alias_info", []string{"alias", "lab", "address", "10.0.0.1/24", "host", "gw2"}, 1},
 		{"gatewayd_alias_held", []string{"alias", "lab"}, 0},
 		{"gatewayd_alias_present", []string{"alias", "dns"}, 1},
@@ -145,7 +145,7 @@ func TestMetricsValues(t *testing.T) {
 	}
 	// Not counted yet by the firewall: left out, not reported as zero.
 	if got := value(t, fams, "gatewayd_restores_total"); got != 1 || len(fams["gatewayd_restores_total"].GetMetric()) != 1 {
-		t.Errorf("restores_total: want only the alias series, got %v", fams["gatewayd_restores_total"].GetMetric())
+		t.Errorf("restores_total: want only the addresses series, got %v", fams["gatewayd_restores_total"].GetMetric())
 	}
 	for _, absent := range []string{"gatewayd_dns_query_duration_seconds", "gatewayd_dhcp_lease_store_fsync_duration_seconds"} {
 		if fams[absent] != nil {

@@ -90,13 +90,10 @@ type Reload struct {
 	Error   string // why it failed; "" when OK
 }
 
-// Restores count what the watches put back after someone else changed it.
-// Nil means the part does not count them (yet): the metric is left out
-// rather than reported as zero.
-type Restores struct {
-	Aliases *uint64 // alias addresses put back on the NIC
-	Ruleset *uint64 // table inet gatewayd rebuilt after an outside change
-}
+// Restores count, by object ("addresses", "ruleset", "routes", "dhcp"),
+// what the daemon's drift loop and the aliases' watch put back after
+// someone else changed it. An object not in the map is not counted.
+type Restores map[string]uint64
 
 // Histograms are the latency distributions the roles keep. Each is optional;
 // a nil or empty one is left out of the metrics.
