@@ -107,8 +107,9 @@ type exchange struct {
 	last     *dns.Msg  // the latest error answer (SERVFAIL, REFUSED, ...)
 	lastErr  error
 
-	// Room for the usual few upstreams and attempts, so that an exchange
-	// is one allocation, not four.
+	// Room for the query and the usual few upstreams and attempts, so
+	// that an exchange is one allocation, not five.
+	wireBuf   [320]byte
 	orderBuf  [4]*upstream
 	failedBuf [4]bool
 	triesBuf  [2]*attempt
@@ -116,11 +117,12 @@ type exchange struct {
 
 // newExchange makes the exchange of q over t, which ends at deadline.
 func (p *pool) newExchange(q *dns.Msg, t transport, deadline time.Time) (*exchange, error) {
-	wire, err := q.Pack()
+	x := &exchange{p: p, t: t, q: q, deadline: deadline}
+	wire, err := q.PackBuffer(x.wireBuf[:])
 	if err != nil {
 		return nil, err
 	}
-	x := &exchange{p: p, t: t, q: q, wire: wire, deadline: deadline}
+	x.wire = wire
 	x.order = p.appendOrder(x.orderBuf[:0])
 	x.failed = x.failedBuf[:0]
 	x.failed = append(x.failed, make([]bool, len(x.order))...)

@@ -235,10 +235,12 @@ func (b *batch) queue(k int, sa *unix.RawSockaddrInet6, salen uint32, reply []by
 }
 
 // send writes the first k queued replies, in as few calls as the kernel
-// takes them; a reply the kernel refuses is skipped.
+// takes them; a reply the kernel refuses is skipped. It never blocks (a
+// full send buffer drops the rest, as a full network would), so it needs
+// no word with the scheduler (RawSyscall): the reply leaves sooner.
 func (b *batch) send(fd uintptr, k int, s *Server) {
 	for off := 0; off < k; {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 		case errno != 0:
@@ -279,10 +281,10 @@ func firstQuestion(raw []byte, h dns.Header) []dns.Question {
 	return []dns.Question{{Name: name, Qtype: be.Uint16(raw[off:]), Qclass: be.Uint16(raw[off+2:])}}
 }
 
-// pack packs m into buf (or a new buffer when it is too small); nil when m
-// cannot be packed.
+// pack packs m into buf's capacity (or a new buffer when it is too
+// small); nil when m cannot be packed.
 func pack(m *dns.Msg, buf []byte) []byte {
-	wire, err := m.PackBuffer(buf)
+	wire, err := m.PackBuffer(buf[:cap(buf)]) // PackBuffer goes by the length
 	if err != nil {
 		return nil
 	}
