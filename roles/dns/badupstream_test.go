@@ -33,6 +33,7 @@ type badUpstream struct {
 	dropFirst   bool          // the first copy of each question is lost
 	slowBy      time.Duration // how late slow* names are answered
 	blackhole   bool          // nothing is answered
+	lateBy      time.Duration // every answer is sent this late (an upstream, or a box, under load)
 	formerrEDNS bool          // FORMERR to every query with an OPT record
 	topBitTTL   bool          // TTLs of 2^31+1
 	extra       bool          // out-of-bailiwick records ride along
@@ -79,7 +80,7 @@ func (b *badUpstream) serve(w dns.ResponseWriter, q *dns.Msg) {
 	b.ports[from.Addr()] = append(b.ports[from.Addr()], int(from.Port()))
 	drop := b.blackhole || b.dropFirst && first
 	formerr := b.formerrEDNS && q.IsEdns0() != nil
-	ttl, extra, slow := uint32(300), b.extra, b.slowBy
+	ttl, extra, slow, late := uint32(300), b.extra, b.slowBy, b.lateBy
 	if b.topBitTTL {
 		ttl = 1<<31 + 1
 	}
@@ -87,6 +88,7 @@ func (b *badUpstream) serve(w dns.ResponseWriter, q *dns.Msg) {
 	if drop {
 		return
 	}
+	time.Sleep(late) // the server runs each query on a goroutine of its own
 	m := new(dns.Msg).SetReply(q)
 	m.RecursionAvailable = true
 	if formerr {

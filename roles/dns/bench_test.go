@@ -57,23 +57,32 @@ type peer struct {
 //
 // With GATEWAYD_DNS_BENCH_TRACE=DIR it also writes, per server, strace -c
 // and perf reports of local names at each rate and of forwarded names into
-// DIR (see trace).
+// DIR (see trace). GATEWAYD_DNS_BENCH_ONLY=WORD runs only the fixed-rate
+// runs whose name holds WORD ("forwarded", "TCP", ...), for iterating on
+// one path.
 func BenchmarkPeers(b *testing.B) {
 	bl := newBenchLab(b)
-	rows := bl.fixedRate(b)
-	rss := bl.resident(b)
-	if dir := os.Getenv(benchTraceEnv); dir != "" {
-		bl.trace(b, dir)
+	only := os.Getenv(benchOnlyEnv)
+	rows := bl.fixedRate(b, only)
+	var rss map[string]string
+	var ceilings []ceiling
+	if only == "" {
+		rss = bl.resident(b)
+		if dir := os.Getenv(benchTraceEnv); dir != "" {
+			bl.trace(b, dir)
+		}
+		ceilings = bl.ceilings(b)
 	}
-	ceilings := bl.ceilings(b)
 
 	var sb strings.Builder
 	printFixedRate(&sb, rows)
-	fmt.Fprintf(&sb, "\nresident memory before → after caching %d more names:\n", benchRSSNames)
-	for _, p := range bl.peers[:3] {
-		fmt.Fprintf(&sb, "  %-9s %s\n", p.name, rss[p.name])
+	if only == "" {
+		fmt.Fprintf(&sb, "\nresident memory before → after caching %d more names:\n", benchRSSNames)
+		for _, p := range bl.peers[:3] {
+			fmt.Fprintf(&sb, "  %-9s %s\n", p.name, rss[p.name])
+		}
+		printCeilings(&sb, ceilings)
 	}
-	printCeilings(&sb, ceilings)
 	// Printed, not logged: the testing package truncates long benchmark logs.
 	fmt.Println(sb.String())
 	for _, r := range rows {

@@ -26,9 +26,12 @@ var (
 	benchForwardRates = []int{10000, 30000}
 )
 
-// benchTraceEnv names a directory for strace and perf reports (see
-// BenchmarkPeers).
-const benchTraceEnv = "GATEWAYD_DNS_BENCH_TRACE"
+// benchTraceEnv names a directory for strace and perf reports, and
+// benchOnlyEnv a word that picks the fixed-rate runs (see BenchmarkPeers).
+const (
+	benchTraceEnv = "GATEWAYD_DNS_BENCH_TRACE"
+	benchOnlyEnv  = "GATEWAYD_DNS_BENCH_ONLY"
+)
 
 // cpuRow is one server's figures for one run at one rate: its median round
 // by CPU per query, with the queries lost in every round.
@@ -51,8 +54,9 @@ type benchRun struct {
 	args  []string
 }
 
-// fixedRate measures every server's CPU per query at each of benchRates.
-func (bl *benchLab) fixedRate(b testing.TB) []cpuRow {
+// fixedRate measures every server's CPU per query at each of benchRates,
+// in the runs whose name holds only (all when it is empty).
+func (bl *benchLab) fixedRate(b testing.TB, only string) []cpuRow {
 	var rows []cpuRow
 	servers := bl.peers[:3] // the echo responder answers the local run only
 	file := func(name string) func(int) string { return func(int) string { return bl.files[name] } }
@@ -67,10 +71,15 @@ func (bl *benchLab) fixedRate(b testing.TB) []cpuRow {
 			runs = append(runs, benchRun{name: "local names, TCP", file: file("local"), peers: servers, args: []string{"-m", "tcp", "-c", "10"}})
 		}
 		for _, run := range runs {
-			rows = append(rows, bl.rounds(b, rate, run)...)
+			if strings.Contains(run.name, only) {
+				rows = append(rows, bl.rounds(b, rate, run)...)
+			}
 		}
 	}
 	for _, rate := range benchForwardRates {
+		if !strings.Contains("forwarded", only) {
+			break
+		}
 		rows = append(rows, bl.rounds(b, rate, benchRun{name: "forwarded", peers: servers, file: func(round int) string {
 			return bl.forwardFile(b, fmt.Sprintf("r%d-%dk", round, rate/1000), rate)
 		}})...)

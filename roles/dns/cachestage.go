@@ -20,8 +20,9 @@ type cachePolicy struct {
 
 // flightResult is a merged miss's answer and the stage that gave it.
 type flightResult struct {
-	m  *dns.Msg
-	by stageID
+	m        *dns.Msg
+	by       stageID
+	timedOut bool // every upstream was silent until the deadline
 }
 
 // cacheStage is stage 5: answers from the cache, and, on a miss, one
@@ -44,8 +45,11 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		return e.reply(req, now)
 	}
 	if req.inline {
-		req.slow = true
-		return nil
+		if e != nil || req.loop == nil {
+			req.slow = true
+			return nil
+		}
+		return c.park(ctx, req, key, now)
 	}
 	c.store.misses.Add(1)
 	var stop <-chan time.Time
@@ -65,10 +69,8 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 	res, joined, stopped := c.flight.do(ctx, key, func(kick <-chan struct{}) flightResult {
 		sub.kick = kick
 		m := c.next.serve(ctx, &sub)
-		if ne := c.entry(m, now); ne != nil {
-			c.store.put(key, ne)
-		}
-		return flightResult{m, sub.by}
+		c.keep(key, m, now)
+		return flightResult{m, sub.by, sub.timedOut}
 	}, stop)
 	if joined {
 		c.store.merged.Add(1)
@@ -80,6 +82,7 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		req.by = byStale
 		return e.staleReply(req)
 	}
+	req.timedOut = res.timedOut
 	if m == nil {
 		if joined || stopped {
 			req.by = byForward
@@ -88,6 +91,49 @@ func (c *cacheStage) serve(ctx context.Context, req *request) *dns.Msg {
 		return nil
 	}
 	return adopt(req, m)
+}
+
+// park forwards a miss from the read loop without waiting: it begins the
+// flight for key and leaves the parked query the rest (settle). A miss
+// whose flight runs already waits for it on a worker instead.
+func (c *cacheStage) park(ctx context.Context, req *request, key cacheKey, now time.Time) *dns.Msg {
+	call, ok := c.flight.begin(key)
+	if !ok {
+		req.slow = true
+		return nil
+	}
+	c.store.misses.Add(1)
+	m := c.next.serve(ctx, req)
+	if pk := req.parked; pk != nil {
+		pk.cache, pk.key, pk.call, pk.start = c, key, call, now
+		c.flight.own(call, pk)
+		return nil
+	}
+	return c.settle(req, key, call, now, m) // answered at once
+}
+
+// settle ends the flight of a parked miss with m, the answer to req asked
+// at now: m is cached, and the callers that joined the flight get it.
+func (c *cacheStage) settle(req *request, key cacheKey, call *flightCall[flightResult], now time.Time, m *dns.Msg) *dns.Msg {
+	ended := false
+	defer func() {
+		if !ended { // a panic: the callers that joined must not wait for ever
+			c.flight.end(key, call, flightResult{})
+		}
+	}()
+	c.keep(key, m, now)
+	ended = true
+	if !c.flight.end(key, call, flightResult{m, req.by, req.timedOut}) || m == nil {
+		return m
+	}
+	return adopt(req, m) // shared: the others read it
+}
+
+// keep caches m, the answer to key asked at now, when it may be cached.
+func (c *cacheStage) keep(key cacheKey, m *dns.Msg, now time.Time) {
+	if ne := c.entry(m, now); ne != nil {
+		c.store.put(key, ne)
+	}
 }
 
 // entry turns an upstream answer into a cache entry, or nil when it must

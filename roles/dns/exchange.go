@@ -1,9 +1,7 @@
 package dns
 
 import (
-	"context"
 	"errors"
-	"net"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -15,8 +13,14 @@ import (
 // retransmissions, hedges and EDNS fallbacks together.
 const maxAttempts = 12
 
-// errNoUpstream is returned when every upstream failed the query.
-var errNoUpstream = errors.New("no upstream answered")
+var (
+	// errNoUpstream is returned when every upstream failed the query.
+	errNoUpstream = errors.New("no upstream answered")
+	// errSilent is returned when the deadline passed and every attempt
+	// merely went unanswered: no upstream refused, failed or answered
+	// with an error. A UDP client is sent nothing then (see respond).
+	errSilent = errors.New("no upstream answered in time")
+)
 
 // pool is the upstreams of one route, in failover order.
 type pool struct {
@@ -31,6 +35,7 @@ type forwardStats struct {
 	clientRetries atomic.Uint64 // a client's retry that made us ask again at once
 	ednsFallbacks atomic.Uint64 // a query asked again without EDNS after FORMERR or NOTIMP
 	scrubbed      atomic.Uint64 // records dropped from upstream answers
+	timeouts      atomic.Uint64 // queries whose deadline passed with every upstream silent
 }
 
 // allDown reports whether every upstream of p is marked down.
@@ -43,125 +48,153 @@ func (p *pool) allDown() bool {
 	return len(p.upstreams) > 0
 }
 
-// attempt is one UDP query sent upstream. Each has its own socket (a
-// fresh random port) and ID, so an answer tells which one it answers and
-// its round trip is measured without ambiguity (Karn's problem).
+// transport carries an exchange's attempts: it sends each one from a
+// random port with an ID of its own and reports what comes back to the
+// exchange's handlers, on the goroutine that drives the exchange.
+// exchangeconn.go has the socket-per-attempt one any Net serves; the UDP
+// read loops carry their own attempts (loopforward.go).
+type transport interface {
+	// send sends wire (a packed query) to a.u as attempt a.
+	send(a *attempt, wire []byte) error
+	// tcp asks q of a.u over TCP after a's answer came truncated.
+	tcp(a *attempt, q *dns.Msg)
+	// release forgets a: the exchange is over.
+	release(a *attempt)
+}
+
+// attempt is one UDP query sent upstream, with an ID of its own on its
+// socket, so an answer tells which attempt it answers and its round trip
+// is measured without ambiguity (Karn's problem).
 type attempt struct {
+	x       *exchange
 	u       *upstream
-	conn    net.Conn
+	id      uint16
 	plain   bool // sent without EDNS
 	sent    time.Time
 	wait    time.Duration // how long before asking again
 	full    bool          // wait was u's whole timeout
 	counted bool          // its loss was recorded
-	done    bool          // its reader reported
+	done    bool          // its answer or error came
+	io      any           // the transport's own (its socket)
 }
 
-// reply is what an attempt's reader reports: an answer or an error.
-type reply struct {
-	a   *attempt
-	r   *dns.Msg
-	err error
-	at  time.Time
-}
-
-// exchange is one client question being forwarded: the attempts so far
-// and what the upstreams said.
+// exchange is one client question being forwarded, with the discipline of
+// unbound's infrastructure cache: the first upstream (by tier, then config
+// order) is asked; when its retransmission timeout passes without an
+// answer the next one is asked too (a hedge), or the same one again when
+// it is the only one (a retransmission), and the first good answer from
+// any attempt wins. An attempt refused by the host, or answered with
+// SERVFAIL, REFUSED, NOTIMP or FORMERR, moves on to the next upstream at
+// once. A kick (a client asking again) asks again at once. The exchange is
+// a state machine: its driver feeds it the transport's reports, the timer
+// (wake) and kicks, and ends it at the deadline of the whole query.
 type exchange struct {
-	p       *pool
-	q       *dns.Msg // with EDNS, as upstreamQuery made it
-	plainQ  *dns.Msg // q without EDNS, made when needed
-	wire    []byte
-	plainW  []byte
-	order   []*upstream
-	next    int                // index in order of the next upstream to ask
-	failed  map[*upstream]bool // refused, or answered with an error rcode
-	tries   []*attempt
-	replies chan reply
-	last    *dns.Msg // the latest error answer (SERVFAIL, REFUSED, ...)
-	lastErr error
+	p        *pool
+	t        transport
+	q        *dns.Msg // with EDNS, as upstreamQuery made it
+	plainQ   *dns.Msg // q without EDNS, made when needed
+	wire     []byte
+	plainW   []byte
+	order    []*upstream
+	failed   []bool // by index in order: refused, or answered with an error rcode
+	next     int    // index in order of the next upstream to ask
+	tries    []*attempt
+	deadline time.Time // zero: none
+	wake     time.Time // when to ask again; zero: not armed
+	tcpBusy  bool      // a TCP retry runs: the timer and kicks wait for it
+	kicked   bool      // a kick came while it ran
+	answer   *dns.Msg  // the good answer, once there
+	last     *dns.Msg  // the latest error answer (SERVFAIL, REFUSED, ...)
+	lastErr  error
+
+	// Room for the query and the usual few upstreams and attempts, so
+	// that an exchange is one allocation, not five.
+	wireBuf   [320]byte
+	orderBuf  [4]*upstream
+	failedBuf [4]bool
+	triesBuf  [2]*attempt
 }
 
-// exchange forwards q with the discipline of unbound's infrastructure
-// cache: the first upstream (by tier, then config order) is asked; when
-// its retransmission timeout passes without an answer the next one is
-// asked too (a hedge), or the same one again when it is the only one (a
-// retransmission), each attempt on a socket of its own, and the first
-// good answer from any of them wins. An attempt refused by the host, or
-// answered with SERVFAIL, REFUSED or NOTIMP, moves on to the next
-// upstream at once. A receive on kick (a client asking again) asks again
-// at once. It runs until ctx ends: the whole query's deadline.
-func (p *pool) exchange(ctx context.Context, q *dns.Msg, kick <-chan struct{}) (*dns.Msg, error) {
-	wire, err := q.Pack()
+// newExchange makes the exchange of q over t, which ends at deadline.
+func (p *pool) newExchange(q *dns.Msg, t transport, deadline time.Time) (*exchange, error) {
+	x := &exchange{p: p, t: t, q: q, deadline: deadline}
+	wire, err := q.PackBuffer(x.wireBuf[:])
 	if err != nil {
 		return nil, err
 	}
-	x := &exchange{
-		p: p, q: q, wire: wire, order: p.order(), failed: map[*upstream]bool{},
-		replies: make(chan reply, maxAttempts),
-	}
-	defer x.close()
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	x.askNext(ctx, timer)
-	for {
-		if x.exhausted() {
-			return x.result()
-		}
-		select {
-		case rp := <-x.replies:
-			if r, done := x.handle(ctx, rp, timer); done {
-				return r, nil
-			}
-		case <-timer.C:
-			x.expire(time.Now())
-			x.askNext(ctx, timer)
-		case <-kick:
-			if n := len(x.tries); n > 0 && n < maxAttempts && time.Since(x.tries[n-1].sent) >= minRTO {
-				p.stats.clientRetries.Add(1)
-				x.askNext(ctx, timer)
-			}
-		case <-ctx.Done():
-			x.expire(time.Now())
-			r, err := x.result()
-			if err != nil {
-				err = errors.Join(ctx.Err(), err)
-			}
-			return r, err
-		}
-	}
+	x.wire = wire
+	x.order = p.appendOrder(x.orderBuf[:0])
+	x.failed = x.failedBuf[:0]
+	x.failed = append(x.failed, make([]bool, len(x.order))...)
+	x.tries = x.triesBuf[:0]
+	return x, nil
 }
 
-// order is p's upstreams sorted by tier, config order within a tier.
-func (p *pool) order() []*upstream {
-	out := slices.Clone(p.upstreams)
-	if len(out) > 1 {
-		tiers := make(map[*upstream]int, len(out))
-		for _, u := range out {
-			tiers[u] = u.tier()
+// appendOrder appends p's upstreams sorted by tier, config order within a
+// tier.
+func (p *pool) appendOrder(out []*upstream) []*upstream {
+	out = append(out, p.upstreams...)
+	if len(out) < 2 {
+		return out
+	}
+	var held [4]int
+	tiers := held[:0]
+	for _, u := range out {
+		tiers = append(tiers, u.tier())
+	}
+	// An insertion sort: stable, and the lists are short.
+	for i := 1; i < len(out); i++ {
+		for j := i; j > 0 && tiers[j] < tiers[j-1]; j-- {
+			out[j], out[j-1] = out[j-1], out[j]
+			tiers[j], tiers[j-1] = tiers[j-1], tiers[j]
 		}
-		slices.SortStableFunc(out, func(a, b *upstream) int { return tiers[a] - tiers[b] })
 	}
 	return out
 }
 
+// finished reports whether the exchange has its answer, or cannot get a
+// better one: every upstream failed it.
+func (x *exchange) finished() bool {
+	if x.answer != nil {
+		return true
+	}
+	for _, f := range x.failed {
+		if !f {
+			return false
+		}
+	}
+	return true
+}
+
+// due is when the driver is to call timer (wake) or end the exchange
+// (its deadline), whichever comes first.
+func (x *exchange) due() time.Time {
+	if !x.wake.IsZero() && (x.deadline.IsZero() || x.wake.Before(x.deadline)) {
+		return x.wake
+	}
+	return x.deadline
+}
+
+// begin sends the first attempt.
+func (x *exchange) begin() { x.askNext() }
+
 // askNext sends the next attempt: to the next upstream in order that has
 // not failed this query, wrapping around (so a single upstream is asked
-// again), and arms timer for the one after. A socket that cannot be
+// again), and arms the timer for the one after. A socket that cannot be
 // opened or written fails that upstream and the next one is tried.
-func (x *exchange) askNext(ctx context.Context, timer *time.Timer) {
-	timer.Stop()
+func (x *exchange) askNext() {
+	x.wake = time.Time{}
 	for len(x.tries) < maxAttempts {
 		u := x.pick()
 		if u == nil {
 			return
 		}
-		a, err := x.send(ctx, u, u.plain())
+		a, err := x.send(u, u.plain())
 		if err != nil {
 			x.fail(u, err)
 			continue
 		}
-		timer.Reset(a.wait)
+		x.wake = a.sent.Add(a.wait)
 		return
 	}
 }
@@ -169,10 +202,10 @@ func (x *exchange) askNext(ctx context.Context, timer *time.Timer) {
 // pick returns the next upstream to ask, nil when all failed the query.
 func (x *exchange) pick() *upstream {
 	for range x.order {
-		u := x.order[x.next%len(x.order)]
+		i := x.next % len(x.order)
 		x.next++
-		if !x.failed[u] {
-			return u
+		if !x.failed[i] {
+			return x.order[i]
 		}
 	}
 	return nil
@@ -180,23 +213,23 @@ func (x *exchange) pick() *upstream {
 
 // send asks u, with EDNS or without, and counts a retransmission or a
 // hedge when it is not the first attempt.
-func (x *exchange) send(ctx context.Context, u *upstream, plain bool) (*attempt, error) {
+func (x *exchange) send(u *upstream, plain bool) (*attempt, error) {
 	wire := x.wire
 	if plain {
 		wire = x.plainWire()
 	}
-	conn, id, err := u.sendUDP(ctx, wire)
-	if err != nil {
+	a := &attempt{x: x, u: u, plain: plain}
+	if err := x.t.send(a, wire); err != nil {
 		return nil, err
 	}
+	a.sent = time.Now()
 	rto := u.timeout()
-	a := &attempt{u: u, conn: conn, plain: plain, sent: time.Now(), wait: rto, full: true}
-	if dl, ok := ctx.Deadline(); ok {
+	a.wait, a.full = rto, true
+	if !x.deadline.IsZero() {
 		// Leave the deadline room for one more attempt after this one.
-		if half := time.Until(dl) / 2; half < rto {
+		if half := x.deadline.Sub(a.sent) / 2; half < rto {
 			a.wait, a.full = max(half, minRTO), false
 		}
-		conn.SetDeadline(dl)
 	}
 	switch {
 	case len(x.tries) == 0:
@@ -206,11 +239,6 @@ func (x *exchange) send(ctx context.Context, u *upstream, plain bool) (*attempt,
 		x.p.stats.hedges.Add(1)
 	}
 	x.tries = append(x.tries, a)
-	q := x.q.Question[0]
-	go func() {
-		r, err := readAnswer(conn, id, q)
-		x.replies <- reply{a: a, r: r, err: err, at: time.Now()}
-	}()
 	return a, nil
 }
 
@@ -223,72 +251,129 @@ func (x *exchange) plainWire() []byte {
 	return x.plainW
 }
 
-// handle takes one attempt's report. It returns the answer and true when
-// the query is done.
-func (x *exchange) handle(ctx context.Context, rp reply, timer *time.Timer) (*dns.Msg, bool) {
-	a := rp.a
-	a.done = true
-	if rp.err != nil {
-		if ctx.Err() == nil {
-			x.fail(a.u, rp.err)
-			x.askNext(ctx, timer)
-		}
-		return nil, false
+// failedAttempt takes an attempt's error (a refusal, a socket error).
+func (x *exchange) failedAttempt(a *attempt, err error) {
+	if a.done || x.finished() {
+		return
 	}
-	a.u.answered(rp.at.Sub(a.sent))
-	r := rp.r
+	a.done = true
+	x.fail(a.u, err)
+	x.askAgain()
+}
+
+// answered takes the answer r to attempt a, which came at at.
+func (x *exchange) answered(a *attempt, r *dns.Msg, at time.Time) {
+	if a.done || x.finished() {
+		return
+	}
+	a.done = true
+	a.u.answered(at.Sub(a.sent))
 	if !a.plain && (r.Rcode == dns.RcodeFormatError || r.Rcode == dns.RcodeNotImplemented) {
 		// The upstream (or a box on the way) may not take EDNS: ask it
 		// again without (RFC 6891 §7), and remember if that works.
 		if len(x.tries) < maxAttempts {
 			x.p.stats.ednsFallbacks.Add(1)
-			b, err := x.send(ctx, a.u, true)
+			b, err := x.send(a.u, true)
 			if err != nil {
 				x.fail(a.u, err)
-				x.askNext(ctx, timer)
-				return nil, false
+				x.askAgain()
+				return
 			}
-			timer.Stop()
-			timer.Reset(b.wait)
+			x.wake = b.sent.Add(b.wait)
 		}
-		return nil, false
+		return
 	}
 	if r.Truncated {
 		tq := x.q
 		if a.plain {
 			tq = x.plainQ
 		}
-		tr, err := a.u.exchangeTCP(ctx, tq)
-		if err != nil {
-			x.fail(a.u, err)
-			x.askNext(ctx, timer)
-			return nil, false
-		}
-		r = tr
+		x.tcpBusy, x.wake = true, time.Time{}
+		x.t.tcp(a, tq)
+		return
 	}
+	x.settle(a, r)
+}
+
+// answeredTCP takes the result of the TCP retry of attempt a.
+func (x *exchange) answeredTCP(a *attempt, r *dns.Msg, err error) {
+	if !x.tcpBusy || x.finished() {
+		return
+	}
+	x.tcpBusy = false
+	if err != nil {
+		x.fail(a.u, err)
+		x.askAgain()
+		return
+	}
+	x.settle(a, r)
+	if !x.finished() && x.kicked {
+		x.kick()
+	}
+}
+
+// settle takes a whole answer to a: a good one ends the exchange, an
+// error rcode fails the upstream for this query.
+func (x *exchange) settle(a *attempt, r *dns.Msg) {
 	switch r.Rcode {
 	case dns.RcodeServerFailure, dns.RcodeRefused, dns.RcodeNotImplemented, dns.RcodeFormatError:
 		x.last = r
-		x.failed[a.u] = true
-		x.askNext(ctx, timer)
-		return nil, false
+		x.failed[x.index(a.u)] = true
+		x.askAgain()
+		return
 	}
 	if a.plain {
 		a.u.needsPlain()
 	} else {
 		a.u.ednsAnswered()
 	}
-	return r, true
+	x.answer, x.wake = r, time.Time{}
+}
+
+// askAgain asks the next upstream unless a TCP retry is running.
+func (x *exchange) askAgain() {
+	if !x.tcpBusy && !x.finished() {
+		x.askNext()
+	}
+}
+
+// timer is called when wake has passed: the losses due are recorded and
+// the next upstream is asked.
+func (x *exchange) timer(now time.Time) {
+	if x.tcpBusy || x.finished() {
+		return
+	}
+	x.expire(now)
+	x.askNext()
+}
+
+// kick asks again at once, if the last attempt is at least minRTO old: a
+// client asked the same question again.
+func (x *exchange) kick() {
+	if x.finished() {
+		return
+	}
+	if x.tcpBusy {
+		x.kicked = true
+		return
+	}
+	x.kicked = false
+	if n := len(x.tries); n > 0 && n < maxAttempts && time.Since(x.tries[n-1].sent) >= minRTO {
+		x.p.stats.clientRetries.Add(1)
+		x.askNext()
+	}
 }
 
 // fail marks u as failed for this query; a refusal marks it down too.
 func (x *exchange) fail(u *upstream, err error) {
-	x.failed[u] = true
+	x.failed[x.index(u)] = true
 	x.lastErr = err
 	if isRefusal(err) {
 		u.refused(err)
 	}
 }
+
+func (x *exchange) index(u *upstream) int { return slices.Index(x.order, u) }
 
 // expire records a loss for every attempt whose wait has passed without
 // an answer, once each, before the next attempt is sent: so its timeout is
@@ -302,27 +387,26 @@ func (x *exchange) expire(now time.Time) {
 	}
 }
 
-// exhausted reports whether the query cannot get a better answer: every
-// upstream failed it.
-func (x *exchange) exhausted() bool {
-	return len(x.failed) == len(x.order)
-}
-
-func (x *exchange) result() (*dns.Msg, error) {
-	if x.last != nil {
-		return x.last, nil
-	}
-	if x.lastErr != nil {
-		return nil, x.lastErr
-	}
-	return nil, errNoUpstream
-}
-
-// close records the losses due by now and closes every socket: their
-// readers end and report into the buffered channel.
-func (x *exchange) close() {
-	x.expire(time.Now())
+// end closes the exchange, when it finished or its deadline came: the
+// losses due by now are recorded, the attempts released. It returns the
+// good answer; or the latest error answer, which is the client's SERVFAIL;
+// or the error that failed the query: errSilent when every attempt went
+// unanswered.
+func (x *exchange) end(now time.Time) (*dns.Msg, error) {
+	x.expire(now)
 	for _, a := range x.tries {
-		a.conn.Close()
+		x.t.release(a)
 	}
+	x.wake = time.Time{}
+	switch {
+	case x.answer != nil:
+		return x.answer, nil
+	case x.last != nil:
+		return x.last, nil
+	case x.lastErr != nil:
+		return nil, x.lastErr
+	case x.finished():
+		return nil, errNoUpstream
+	}
+	return nil, errSilent
 }

@@ -10,7 +10,9 @@ import (
 // key, the others with the same key wait for its result instead of running
 // fn again (the idea of x/sync/singleflight, kept to what the cache needs).
 // Each caller that joins a running call kicks it: fn sees that as a sign
-// that its result is late (a client asking again) and may hurry.
+// that its result is late (a client asking again) and may hurry. A read
+// loop runs a call without waiting (begin, own, end): it is kicked through
+// its kicker instead.
 type flight[K comparable, V any] struct {
 	mu    sync.Mutex
 	calls map[K]*flightCall[V]
@@ -19,10 +21,14 @@ type flight[K comparable, V any] struct {
 type flightCall[V any] struct {
 	done     chan struct{}
 	kick     chan struct{} // one pending kick at most
+	kicker   kicker        // set by an owner that does not wait; guarded by flight.mu
 	val      V
 	panicked any // what fn panicked with
 	waiters  int // callers that joined; guarded by flight.mu
 }
+
+// kicker is told of a kick by a caller that joins the call.
+type kicker interface{ kick() }
 
 // do runs fn for key unless a call for key is running, in which case it
 // kicks that call and waits for its result. It returns early, with the
@@ -37,17 +43,17 @@ func (g *flight[K, V]) do(ctx context.Context, key K, fn func(kick <-chan struct
 	c, joined := g.calls[key]
 	if joined {
 		c.waiters++
-		g.mu.Unlock()
 		select {
 		case c.kick <- struct{}{}:
 		default:
 		}
-	} else {
-		if g.calls == nil {
-			g.calls = map[K]*flightCall[V]{}
+		k := c.kicker
+		g.mu.Unlock()
+		if k != nil {
+			k.kick()
 		}
-		c = &flightCall[V]{done: make(chan struct{}), kick: make(chan struct{}, 1)}
-		g.calls[key] = c
+	} else {
+		c = g.addLocked(key, make(chan struct{}, 1))
 		g.mu.Unlock()
 		if stop == nil {
 			g.run(key, c, fn)
@@ -68,6 +74,15 @@ func (g *flight[K, V]) do(ctx context.Context, key K, fn func(kick <-chan struct
 	return zero, joined, true
 }
 
+func (g *flight[K, V]) addLocked(key K, kick chan struct{}) *flightCall[V] {
+	if g.calls == nil {
+		g.calls = map[K]*flightCall[V]{}
+	}
+	c := &flightCall[V]{done: make(chan struct{}), kick: kick}
+	g.calls[key] = c
+	return c
+}
+
 // run runs fn for c and releases c's waiters, even when fn panics.
 func (g *flight[K, V]) run(key K, c *flightCall[V], fn func(kick <-chan struct{}) V) {
 	defer func() {
@@ -78,6 +93,38 @@ func (g *flight[K, V]) run(key K, c *flightCall[V], fn func(kick <-chan struct{}
 		close(c.done)
 	}()
 	c.val = fn(c.kick)
+}
+
+// begin starts a call for key that the caller runs without waiting, or
+// reports false when one is running already (join it with do). Until own
+// names its kicker, kicks are lost: the call has just begun, too soon for
+// a kick to ask again.
+func (g *flight[K, V]) begin(key K) (*flightCall[V], bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if _, ok := g.calls[key]; ok {
+		return nil, false
+	}
+	return g.addLocked(key, nil), true
+}
+
+// own makes k the kicker of c, begun by the caller.
+func (g *flight[K, V]) own(c *flightCall[V], k kicker) {
+	g.mu.Lock()
+	c.kicker = k
+	g.mu.Unlock()
+}
+
+// end publishes v as c's result and releases its waiters. It reports
+// whether any caller joined (and so shares v).
+func (g *flight[K, V]) end(key K, c *flightCall[V], v V) bool {
+	g.mu.Lock()
+	delete(g.calls, key)
+	c.val = v
+	shared := c.waiters > 0
+	g.mu.Unlock()
+	close(c.done)
+	return shared
 }
 
 // waiting is how many callers wait on the call for key (for tests).

@@ -2,6 +2,7 @@ package dns
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/miekg/dns"
@@ -10,7 +11,9 @@ import (
 // forwarder is stage 6: it sends the query to the route's upstreams with a
 // deadline for the whole query (exchange.go), scrubs the answer
 // (scrub.go), and answers SERVFAIL when the upstreams fail or when
-// MaxFlight queries are already in flight.
+// MaxFlight queries are already in flight. On a UDP read loop it does not
+// wait: it starts the exchange on the loop and parks the query there
+// (loopforward.go), which finishes it when the exchange ends.
 type forwarder struct {
 	slots   chan struct{} // one per query in flight
 	timeout time.Duration
@@ -19,22 +22,71 @@ type forwarder struct {
 
 func (f *forwarder) serve(ctx context.Context, req *request) *dns.Msg {
 	if req.inline {
-		req.slow = true
-		return nil
+		if req.loop == nil {
+			req.slow = true
+			return nil
+		}
+		return f.park(req)
 	}
-	select {
-	case f.slots <- struct{}{}:
-		defer func() { <-f.slots }()
-	default:
+	if !f.acquire() {
 		req.by = byOverload
 		return req.reply(dns.RcodeServerFailure)
 	}
+	defer f.release()
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	p := req.route.pool
-	r, err := p.exchange(ctx, upstreamQuery(req), req.kick)
+	r, err := req.route.pool.exchange(ctx, upstreamQuery(req), req.kick)
+	return f.reply(req, r, err)
+}
+
+// park starts forwarding req on its read loop. It returns nil with
+// req.parked set, or the reply when there is one at once (overload, or no
+// upstream could be asked).
+func (f *forwarder) park(req *request) *dns.Msg {
+	if !f.acquire() {
+		req.by = byOverload
+		return req.reply(dns.RcodeServerFailure)
+	}
+	pk := req.loop.newParked(req, f)
+	x, err := req.route.pool.newExchange(upstreamQuery(req), pk, time.Now().Add(f.timeout))
+	var r *dns.Msg
+	if err == nil {
+		pk.x = x
+		x.begin()
+		if !x.finished() {
+			req.loop.park(pk)
+			req.parked = pk
+			return nil
+		}
+		r, err = x.end(time.Now())
+	}
+	f.release()
+	return f.reply(req, r, err)
+}
+
+func (f *forwarder) acquire() bool {
+	select {
+	case f.slots <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (f *forwarder) release() { <-f.slots }
+
+// reply is the client's reply to req from what the exchange gave: the
+// upstream's answer, scrubbed; or SERVFAIL. A query whose deadline passed
+// with every upstream silent is marked timedOut: over UDP the client is
+// then sent nothing, and its own retry asks again (see respond).
+func (f *forwarder) reply(req *request, r *dns.Msg, err error) *dns.Msg {
 	req.by = byForward
+	p := req.route.pool
 	if err != nil || !passed(r.Rcode) {
+		if errors.Is(err, errSilent) && !errors.Is(err, context.Canceled) {
+			req.timedOut = true
+			p.stats.timeouts.Add(1)
+		}
 		// An upstream's SERVFAIL, REFUSED, NOTIMP or FORMERR is about our
 		// query to it, not the client's to us: the client gets SERVFAIL.
 		return req.reply(dns.RcodeServerFailure)

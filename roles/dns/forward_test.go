@@ -452,3 +452,29 @@ func TestUpstreamQuery(t *testing.T) {
 		t.Fatalf("question %q: the client's spelling must go upstream (0x20)", q.Question[0].Name)
 	}
 }
+
+// TestRespondSilentTimeout: a query whose deadline passes with every
+// upstream silent gets no reply over UDP (the client asks again) and
+// SERVFAIL over TCP; one the upstreams refuse is SERVFAIL either way.
+func TestRespondSilentTimeout(t *testing.T) {
+	fn := newFakeNet()
+	fn.add("192.168.1.254:53", &fakeServer{}) // drops everything
+	fn.add("192.168.1.253:53", &fakeServer{refused: true})
+	s := testServer(t, fn, func(c *Config) {
+		c.Timeout = 200 * time.Millisecond
+		c.Forward = append(c.Forward, Forward{Domain: "refused.example.", Servers: []netip.AddrPort{netip.MustParseAddrPort("192.168.1.253:53")}})
+	})
+	if m := respondTo(s, lanClient, newQuery("silent.example.com.", dns.TypeA)); m != nil {
+		t.Fatalf("UDP, every upstream silent: %v", m)
+	}
+	if m := respondTo(s, lanTCP, newQuery("silent2.example.com.", dns.TypeA)); m == nil || m.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("TCP, every upstream silent: %v", m)
+	}
+	if m := respondTo(s, lanClient, newQuery("www.refused.example.", dns.TypeA)); m == nil || m.Rcode != dns.RcodeServerFailure {
+		t.Fatalf("UDP, the upstream refusing: %v", m)
+	}
+	st := s.Status()
+	if st.ByStage["dropped"] != 1 || st.Forward.Timeouts != 2 {
+		t.Fatalf("dropped %d (want 1), timeouts %d (want 2)", st.ByStage["dropped"], st.Forward.Timeouts)
+	}
+}

@@ -46,14 +46,22 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 // upstream stops where it would wait and comes back with slow set, to be
 // run again (inline clear) on a goroutine of its own. respond never
 // panics: a panic in a stage is counted and answered SERVFAIL.
-func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, slow bool) {
+func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (*dns.Msg, bool) {
+	m, slow, _ := s.respondOn(nil, client, tcp, r, inline)
+	return m, slow
+}
+
+// respondOn is respond on the UDP read loop l (nil: none), which forwards
+// a query without waiting: such a query comes back parked, without a reply
+// yet; the loop sends it when the upstreams have answered.
+func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, slow bool, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
 			s.log.Error("panic answering a query", "err", v)
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
-			slow = false
+			slow, pk = false, nil
 		}
 	}()
 	p := s.pipe.Load()
@@ -61,26 +69,43 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (
 		s.counters.count(byServer, m.Rcode)
 		m.RecursionAvailable = p.serves(client)
 		p.logQuestion(client, r.Question, m.Rcode, byServer)
-		return m, false
+		return m, false, nil
 	}
 	req := newRequest(r, client, tcp)
-	req.inline = inline
+	req.inline, req.loop = inline, l
 	if p == nil {
-		return nil, false // stopped between the read and now
+		return nil, false, nil // stopped between the read and now
 	}
 	m = p.first.serve(s.ctx, req)
-	if req.slow {
-		return nil, true
+	switch {
+	case req.slow:
+		return nil, true, nil
+	case req.parked != nil:
+		req.parked.pipe = p
+		return nil, false, req.parked
+	}
+	return s.settle(p, req, m), false, nil
+}
+
+// settle counts and logs m, the reply of pipeline p to req, and makes it
+// ready for the wire (finish). It returns nil when nothing is to be sent:
+// for a stage's nil, and for a UDP query whose deadline passed with every
+// upstream silent. That client asks again by itself (every stub does, and
+// a retry kicks a query still in flight); a SERVFAIL would only stop it
+// from asking, as dnsmasq's silence does not.
+func (s *Server) settle(p *pipeline, req *request, m *dns.Msg) *dns.Msg {
+	if req.timedOut && !req.tcp {
+		m, req.by = nil, byNone
 	}
 	s.counters.count(req.by, rcodeOf(m))
 	if p.qlog != nil {
-		p.qlog.query(client, req.name, req.q.Qtype, rcodeOf(m), req.by)
+		p.qlog.query(req.client, req.name, req.q.Qtype, rcodeOf(m), req.by)
 	}
 	if m == nil {
-		return nil, false
+		return nil
 	}
 	s.finish(req, m)
-	return m, false
+	return m
 }
 
 // precheck answers what the pipeline must not see: more than one OPT

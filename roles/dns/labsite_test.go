@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -155,8 +156,16 @@ func dig(t testing.TB, ns *lab.Namespace, server string, args ...string) digResu
 // fakeUpstream is an in-test DNS server in its own namespace that logs
 // every query it sees.
 type fakeUpstream struct {
-	mu   sync.Mutex
-	seen []string // "name type"
+	mu    sync.Mutex
+	seen  []string // "name type"
+	ports []int    // the source ports of the UDP queries
+}
+
+// sourcePorts is where the UDP queries came from.
+func (f *fakeUpstream) sourcePorts() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.ports)
 }
 
 func startFakeUpstream(t *testing.T, ns *lab.Namespace, addr string) *fakeUpstream {
@@ -179,6 +188,9 @@ func (f *fakeUpstream) serve(w dns.ResponseWriter, q *dns.Msg) {
 	name, qtype := strings.ToLower(q.Question[0].Name), q.Question[0].Qtype
 	f.mu.Lock()
 	f.seen = append(f.seen, name+" "+dns.TypeToString[qtype])
+	if a, ok := w.RemoteAddr().(*net.UDPAddr); ok {
+		f.ports = append(f.ports, a.Port)
+	}
 	f.mu.Unlock()
 	m := new(dns.Msg).SetReply(q)
 	m.RecursionAvailable = true

@@ -138,21 +138,17 @@ func detach(pc net.PacketConn, reuse bool) (*os.File, error) {
 	if !ok {
 		return nil, fmt.Errorf("the UDP socket is a %T, not a socket", pc)
 	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return nil, err
-	}
-	fd := -1
-	var serr error
-	err = rc.Control(func(s uintptr) {
-		if reuse {
-			if serr = unix.SetsockoptInt(int(s), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); serr != nil {
-				return
-			}
+	if reuse {
+		rc, err := sc.SyscallConn()
+		if err == nil {
+			err = reusePort(rc)
 		}
-		fd, serr = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0)
-	})
-	if err = errors.Join(err, serr); err == nil {
+		if err != nil {
+			return nil, err
+		}
+	}
+	fd, err := dupSocket(sc)
+	if err == nil {
 		err = unix.SetNonblock(fd, false)
 	}
 	if err != nil {

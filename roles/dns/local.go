@@ -204,6 +204,7 @@ func (z *localZone) followOut(ctx context.Context, req *request, m *dns.Msg, tar
 		req.slow = true
 		return
 	}
+	req.timedOut = req.timedOut || sub.timedOut
 	if r == nil {
 		m.Rcode = dns.RcodeServerFailure
 		return

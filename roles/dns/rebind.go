@@ -27,6 +27,16 @@ type rebind struct {
 
 func (r *rebind) serve(ctx context.Context, req *request) *dns.Msg {
 	m := r.next.serve(ctx, req)
+	if req.parked != nil {
+		req.parked.rebind = r // filters the answer when it comes
+		return nil
+	}
+	return r.filter(req, m)
+}
+
+// filter drops the records of m, the answer to req, that rebinding
+// protection does not let through.
+func (r *rebind) filter(req *request, m *dns.Msg) *dns.Msg {
 	if m == nil || len(m.Answer) == 0 || r.allowed(req.name) {
 		return m
 	}

@@ -36,8 +36,16 @@ type request struct {
 	size int  // the largest UDP reply the client takes
 
 	// inline requests are answered on the read loop and must not wait:
-	// a stage that would wait sets slow and returns nil instead.
+	// a stage that would wait sets slow and returns nil instead. With loop
+	// set, the loop forwards it without waiting: the forwarder sets parked
+	// and the stages above it return nil, leaving it their part of the
+	// work when the answer comes (loopforward.go).
 	inline, slow bool
+	loop         *loop
+	parked       *parked
+	// timedOut is set when the query's deadline passed with every upstream
+	// silent: a UDP client is sent nothing (it asks again).
+	timedOut bool
 
 	// set along the way
 	refused bool    // the access stage refused the client: RA stays clear
@@ -112,5 +120,6 @@ func (req *request) derive(name string) *request {
 	sub := *req
 	sub.msg, sub.q, sub.name = m, m.Question[0], lowerName(name)
 	sub.route, sub.matched, sub.match, sub.kick = nil, false, nil, nil
+	sub.loop, sub.parked = nil, nil // the caller waits for its answer: a worker's job
 	return &sub
 }

@@ -74,6 +74,7 @@ type ForwardStatus struct {
 	ClientRetries uint64 `json:"client_retries"` // a client's retry of a query in flight that made us ask again
 	EDNSFallbacks uint64 `json:"edns_fallbacks"` // a query asked again without EDNS after FORMERR or NOTIMP
 	Scrubbed      uint64 `json:"scrubbed"`       // records dropped from upstream answers (out of bailiwick, or the site's own names)
+	Timeouts      uint64 `json:"timeouts"`       // queries whose deadline passed with every upstream silent (UDP clients get no reply)
 }
 
 // CacheStatus describes the answer cache.
@@ -128,6 +129,6 @@ func (c *counters) snapshot(s *Status) {
 	f := &c.forward
 	s.Forward = ForwardStatus{
 		Retransmits: f.retransmits.Load(), Hedges: f.hedges.Load(), ClientRetries: f.clientRetries.Load(),
-		EDNSFallbacks: f.ednsFallbacks.Load(), Scrubbed: f.scrubbed.Load(),
+		EDNSFallbacks: f.ednsFallbacks.Load(), Scrubbed: f.scrubbed.Load(), Timeouts: f.timeouts.Load(),
 	}
 }

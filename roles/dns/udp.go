@@ -5,7 +5,6 @@ import (
 	"errors"
 	"net/netip"
 	"os"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,15 +19,17 @@ import (
 const udpBatch = 64
 
 // udpServer answers DNS over UDP on the sockets of one address, one read
-// loop per socket. It does not use dns.Server, nor Go's netpoller: on the
-// machines gatewayd targets the kernel's cost of a query is most of the
-// cost of answering it, and a read through the netpoller adds a failed
-// read, an epoll_wait and a wake-up between threads to every batch. Each
-// loop blocks in recvmmsg on a thread of its own, answers the queries it
-// can at once (local names and cache hits straight from the datagram's
-// bytes, then refusals and errors through the general path) and sends
-// their replies with one sendmmsg. A query that must wait for an upstream
-// goes to a goroutine of its own and is answered from there.
+// loop per socket (loop.go). It does not use dns.Server, nor Go's
+// netpoller: on the machines gatewayd targets the kernel's cost of a query
+// is most of the cost of answering it, and a read through the netpoller
+// adds a failed read, an epoll_wait and a wake-up between threads to every
+// batch. Each loop blocks in recvmmsg on a thread of its own, answers the
+// queries it can at once (local names and cache hits straight from the
+// datagram's bytes, then refusals and errors through the general path),
+// forwards the cache misses itself, and sends the replies with one
+// sendmmsg. A query that must wait for something else (a serve-stale
+// refresh, a flight that runs already, a CNAME target outside the zone)
+// goes to a worker goroutine and is answered from there (udplater.go).
 type udpServer struct {
 	s        *Server
 	socks    []*os.File     // blocking sockets, outside the netpoller (listen.go)
@@ -56,8 +57,8 @@ const yieldEvery = 8 * time.Millisecond
 
 // readLoop serves one socket until close. It holds the socket's read lock
 // (RawConn.Read) for its whole life, so the descriptor stays open until it
-// returns, whatever close does meanwhile. It blocks in recvmmsg, which
-// keeps its thread: the goroutine is not locked to it, as locking would
+// returns, whatever close does meanwhile. It blocks in system calls, which
+// keep its thread: the goroutine is not locked to it, as locking would
 // only turn each of its rare reschedulings into a wake-up of that thread.
 func (u *udpServer) readLoop(f *os.File) {
 	defer u.wg.Done()
@@ -66,38 +67,11 @@ func (u *udpServer) readLoop(f *os.File) {
 		u.s.log.Error("serving DNS over UDP", "err", err)
 		return
 	}
-	b := newBatch()
-	yielded := time.Now()
 	err = rc.Read(func(fd uintptr) bool {
-		for !u.stopping.Load() {
-			n, err := b.recv(fd)
-			if u.stopping.Load() {
-				break
-			}
-			if err != nil {
-				if !errors.Is(err, unix.EINTR) {
-					u.s.log.Warn("reading DNS queries", "err", err)
-				}
-				continue
-			}
-			now := time.Now()
-			k := 0
-			for i := range n {
-				client := b.from(i).Addr().Unmap()
-				reply, later := u.s.handleUDP(b.datagram(i), client, &b.q, b.replies[k][:0], now)
-				switch {
-				case reply != nil:
-					b.queue(k, i, reply)
-					k++
-				case later != nil:
-					u.answerLater(slowQuery{f, client, b.names[i], b.msgs[i].Hdr.Namelen, later})
-				}
-			}
-			b.send(fd, k, u.s)
-			if now.Sub(yielded) > yieldEvery {
-				runtime.Gosched()
-				yielded = now
-			}
+		var l *loop
+		if l, err = newLoop(u, f, int(fd)); err == nil {
+			l.run()
+			l.close()
 		}
 		return true
 	})
@@ -111,11 +85,18 @@ func (u *udpServer) readLoop(f *os.File) {
 // upstream); or neither, for a datagram that gets no reply. q is the read
 // loop's own.
 func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
+	reply, later, _ = s.handleOn(nil, raw, client, q, buf, now)
+	return reply, later
+}
+
+// handleOn is handleUDP on the read loop l, which forwards the queries it
+// can itself: those come back parked, their reply to be sent later.
+func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil { // respond recovers its own; this is the fast path's
 			s.counters.panics.Add(1)
 			s.log.Error("panic answering a query", "err", v)
-			reply, later = nil, nil
+			reply, later, pk = nil, nil, nil
 		}
 	}()
 	if parseWireQuery(raw, q) {
@@ -126,35 +107,35 @@ func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []by
 			if p.qlog != nil {
 				p.qlog.query(client, strings.Clone(q.lowerName()), q.qtype, rcode, by)
 			}
-			return out, nil
+			return out, nil, nil
 		}
 	}
 	if len(raw) < 12 {
 		s.counters.malformed.Add(1)
-		return nil, nil
+		return nil, nil, nil
 	}
 	h := readHeader(raw)
 	switch s.acceptQuery(h) {
 	case dns.MsgIgnore:
-		return nil, nil
+		return nil, nil, nil
 	case dns.MsgReject:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil, nil
 	case dns.MsgRejectNotImplemented:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf), nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf), nil, nil
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil {
 		s.invalidQuery(raw, err)
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil, nil
 	}
-	r, slow := s.respond(client, false, m, true)
-	if slow {
-		return nil, m
+	r, slow, pk := s.respondOn(l, client, false, m, true)
+	switch {
+	case slow:
+		return nil, m, nil
+	case r == nil:
+		return nil, nil, pk
 	}
-	if r == nil {
-		return nil, nil
-	}
-	return pack(r, buf), nil
+	return pack(r, buf), nil, nil
 }
 
 // close stops the read loops, lets the queries still waiting upstream
@@ -215,12 +196,13 @@ func newBatch() *batch {
 }
 
 // recv blocks until at least one datagram is there and takes up to
-// udpBatch (MSG_WAITFORONE: the rest only if already queued).
-func (b *batch) recv(fd uintptr) (int, error) {
+// udpBatch (MSG_WAITFORONE: the rest only if already queued); with
+// MSG_DONTWAIT in flags it does not block.
+func (b *batch) recv(fd int, flags int) (int, error) {
 	for i := range b.msgs {
 		b.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 	}
-	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[0])), udpBatch, unix.MSG_WAITFORONE, 0, 0)
+	n, _, errno := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(fd), uintptr(unsafe.Pointer(&b.msgs[0])), udpBatch, uintptr(unix.MSG_WAITFORONE|flags), 0, 0)
 	if errno != 0 {
 		return 0, errno
 	}
@@ -243,19 +225,22 @@ func (b *batch) from(i int) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// queue makes reply the k-th datagram to send, to the sender of datagram i.
-func (b *batch) queue(k, i int, reply []byte) {
+// queue makes reply the k-th datagram to send, to the address sa of
+// length salen (a sender's, as recvmmsg gave it).
+func (b *batch) queue(k int, sa *unix.RawSockaddrInet6, salen uint32, reply []byte) {
 	b.outIovs[k].Base = &reply[0]
 	b.outIovs[k].SetLen(len(reply))
-	b.out[k].Hdr.Name = b.msgs[i].Hdr.Name
-	b.out[k].Hdr.Namelen = b.msgs[i].Hdr.Namelen
+	b.out[k].Hdr.Name = (*byte)(unsafe.Pointer(sa))
+	b.out[k].Hdr.Namelen = salen
 }
 
 // send writes the first k queued replies, in as few calls as the kernel
-// takes them; a reply the kernel refuses is skipped.
+// takes them; a reply the kernel refuses is skipped. It never blocks (a
+// full send buffer drops the rest, as a full network would), so it needs
+// no word with the scheduler (RawSyscall): the reply leaves sooner.
 func (b *batch) send(fd uintptr, k int, s *Server) {
 	for off := 0; off < k; {
-		n, _, errno := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), 0, 0, 0)
+		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), unix.MSG_DONTWAIT, 0, 0)
 		switch {
 		case errno == unix.EINTR:
 		case errno != 0:
@@ -296,10 +281,10 @@ func firstQuestion(raw []byte, h dns.Header) []dns.Question {
 	return []dns.Question{{Name: name, Qtype: be.Uint16(raw[off:]), Qclass: be.Uint16(raw[off+2:])}}
 }
 
-// pack packs m into buf (or a new buffer when it is too small); nil when m
-// cannot be packed.
+// pack packs m into buf's capacity (or a new buffer when it is too
+// small); nil when m cannot be packed.
 func pack(m *dns.Msg, buf []byte) []byte {
-	wire, err := m.PackBuffer(buf)
+	wire, err := m.PackBuffer(buf[:cap(buf)]) // PackBuffer goes by the length
 	if err != nil {
 		return nil
 	}

@@ -145,6 +145,7 @@ func TestLabUnreliableUpstream(t *testing.T) {
 		{"source ports and rotation", flakyPortsAndRotation},
 		{"stale answers before the client gives up", flakyStale},
 		{"a blackhole costs no SERVFAIL", flakyBlackhole},
+		{"late answers after a blackhole cost no SERVFAIL", flakyBlackholeLate},
 		{"a dead first upstream costs no client retry", flakyDeadFirst},
 	} {
 		// Each case starts a fresh gatewayd: what one taught it about the

@@ -375,6 +375,16 @@ func (u *upstream) needsPlain() {
 // close stops the health probe.
 func (u *upstream) close() { u.stopOnce.Do(func() { close(u.stop) }) }
 
+// closed reports whether no route names u any more.
+func (u *upstream) closed() bool {
+	select {
+	case <-u.stop:
+		return true
+	default:
+		return false
+	}
+}
+
 func (u *upstream) status(domain string) UpstreamStatus {
 	u.mu.Lock()
 	now := time.Now()
