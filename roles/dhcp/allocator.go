@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -453,24 +454,38 @@ func (a *allocator) settleNames(now int64) {
 // sweep ends what has run out: offers, leases (their names are withdrawn)
 // and quarantines. Expired bindings inside a pool are remembered so the
 // client gets the address again; those outside every pool are forgotten.
+// What ends is ended in the order it ran out (then by address), so the
+// free queue (lru.go) and the name changes do not follow map order.
 func (a *allocator) sweep(now, nowNs int64) []nameChange {
-	var names []nameChange
+	var offers []uint32
 	for addr, o := range a.offers {
 		if o.until <= nowNs {
-			delete(a.offers, addr)
-			if a.offerOf[o.key] == addr {
-				delete(a.offerOf, o.key)
-			}
-			a.refresh(addr)
+			offers = append(offers, addr)
 		}
 	}
-	for addr, b := range a.byAddr {
-		if b.state == bindExpired || b.expires > now {
-			if b.state == bindExpired && a.poolOf(addr) == nil {
-				a.forget(addr)
-			}
-			continue
+	slices.Sort(offers)
+	for _, addr := range offers {
+		o := a.offers[addr]
+		delete(a.offers, addr)
+		if a.offerOf[o.key] == addr {
+			delete(a.offerOf, o.key)
 		}
+		a.refresh(addr)
+	}
+	var ended []*binding
+	for addr, b := range a.byAddr {
+		if b.state == bindExpired && a.poolOf(addr) == nil {
+			a.forget(addr)
+		} else if b.state != bindExpired && b.expires <= now {
+			ended = append(ended, b)
+		}
+	}
+	slices.SortFunc(ended, func(x, y *binding) int {
+		return cmp.Or(cmp.Compare(x.expires, y.expires), cmp.Compare(x.addr, y.addr))
+	})
+	var names []nameChange
+	for _, b := range ended {
+		addr := b.addr
 		if b.state == bindActive && a.holdsName(b, b.expires-1) {
 			names = append(names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 		}
