@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"syscall"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"gatewayd/ether"
@@ -22,8 +21,8 @@ import (
 // whole frames to chaddr, as ISC dhcpd and Kea do, so the role never
 // writes the neighbour table, and for the ARP probes before an offer.
 type conn struct {
-	pc      *ipv4.PacketConn
-	raw     syscall.RawConn // the UDP socket, to ask it about its NIC
+	pc      net.PacketConn
+	raw     syscall.RawConn // the UDP socket: batches of datagrams, its NIC
 	eth     *ether.Conn     // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
@@ -80,6 +79,7 @@ func listen(ifname string) (*conn, error) {
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
+				unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_PKTINFO, 1),
 			)
 			if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
 				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
@@ -99,12 +99,7 @@ func listen(ifname string) (*conn, error) {
 		pc.Close()
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
-	p := ipv4.NewPacketConn(pc)
-	if err := p.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("enabling IP_PKTINFO on the DHCP socket on %s: %w", ifname, err)
-	}
-	c := &conn{pc: p, raw: raw, ifname: ifname, ifindex: index}
+	c := &conn{pc: pc, raw: raw, ifname: ifname, ifindex: index}
 	if c.eth, err = ether.Open(index); err != nil {
 		// Not Ethernet, say: replies that would go to chaddr are broadcast.
 		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
@@ -140,45 +135,6 @@ type inPacket struct {
 	dst netip.Addr // invalid when the kernel did not say
 }
 
-// reader reads datagrams in batches (recvmmsg).
-type reader struct {
-	ms []ipv4.Message
-}
-
-func newReader() *reader {
-	r := &reader{ms: make([]ipv4.Message, batchSize)}
-	for i := range r.ms {
-		r.ms[i].Buffers = [][]byte{make([]byte, 2048)}
-		r.ms[i].OOB = ipv4.NewControlMessage(ipv4.FlagDst | ipv4.FlagInterface)
-	}
-	return r
-}
-
-// read returns the next batch of datagrams; their bytes are valid until
-// the next call.
-func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
-	n, err := c.pc.ReadBatch(r.ms, 0)
-	if err != nil {
-		return out, err
-	}
-	var cm ipv4.ControlMessage
-	for i := range n {
-		m := &r.ms[i]
-		p := inPacket{b: m.Buffers[0][:m.N]}
-		if u, ok := m.Addr.(*net.UDPAddr); ok {
-			a := u.AddrPort()
-			p.src = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		}
-		if cm.Parse(m.OOB[:m.NN]) == nil {
-			if d, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
-				p.dst = d
-			}
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // datagram is one reply ready to leave: from src (the alias) to dst; with
 // mac, as a frame straight to that MAC address (sendFrame).
 type datagram struct {
@@ -199,31 +155,6 @@ func (c *conn) sendFrame(d datagram) error {
 		return fmt.Errorf("on %s: %w", c.ifname, err)
 	}
 	return nil
-}
-
-// write sends datagrams out of the NIC in batches (sendmmsg). A datagram
-// the kernel refuses is skipped; write returns how many were sent and the
-// first error.
-func (c *conn) write(ds []datagram) (int, error) {
-	ms := make([]ipv4.Message, len(ds))
-	for i, d := range ds {
-		cm := ipv4.ControlMessage{Src: d.src.AsSlice(), IfIndex: c.ifindex}
-		ms[i] = ipv4.Message{Buffers: [][]byte{d.b}, OOB: cm.Marshal(), Addr: net.UDPAddrFromAddrPort(d.dst)}
-	}
-	sent := 0
-	var first error
-	for len(ms) > 0 {
-		n, err := c.pc.WriteBatch(ms, 0)
-		sent += n
-		ms = ms[n:]
-		if err != nil && n == 0 {
-			if first == nil {
-				first = fmt.Errorf("sending to %s on %s: %w", ms[0].Addr, c.ifname, err)
-			}
-			ms = ms[1:]
-		}
-	}
-	return sent, first
 }
 
 func (c *conn) close() error {

@@ -194,18 +194,6 @@ func u32Addr(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
 
-// ipU32 converts a packet field; ok is false for a missing or zero address.
-func ipU32(ip net.IP) (uint32, bool) {
-	ip4 := ip.To4()
-	if ip4 == nil {
-		return 0, false
-	}
-	v := uint32(ip4[0])<<24 | uint32(ip4[1])<<16 | uint32(ip4[2])<<8 | uint32(ip4[3])
-	return v, v != 0
-}
-
-func u32IP(v uint32) net.IP { return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4() }
-
 // parseAddr4 reads a dotted-quad IPv4 address.
 func parseAddr4(s string) (uint32, error) {
 	a, err := netip.ParseAddr(s)

@@ -58,6 +58,11 @@ type Server struct {
 	pendMu sync.Mutex
 	pend   []pending // replies of the log batch being written
 	spare  []pending
+	// flushing is the writer goroutine's: the replies of a batch and the
+	// sender that writes them.
+	flushing []datagram
+	flushSnd *sender
+	replies  sync.Pool // of *awaitReply
 }
 
 // New opens (or creates) the lease log under opts.StateDir/dhcp and loads it.
@@ -78,7 +83,8 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
-	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit()}
+	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit(), wires: &wirePool{}}
+	s.flushSnd = newSender()
 	a := s.h.alloc
 	for _, b := range binds {
 		a.load(b)
@@ -247,7 +253,7 @@ func (s *Server) stop() {
 // It reads datagrams in batches, handles them under one lock, and sends the
 // replies that need no disk write together.
 func (s *Server) serve(cn *conn) {
-	r := newReader()
+	r, snd := newReader(), newSender()
 	var pkts []inPacket
 	var now []outcome
 	for {
@@ -277,7 +283,7 @@ func (s *Server) serve(cn *conn) {
 			now = s.route(cn, out, p.b, p.src, 1, now)
 		}
 		s.mu.Unlock()
-		s.sendNow(cn, now)
+		s.sendNow(cn, now, snd)
 	}
 }
 
@@ -291,17 +297,37 @@ func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, at
 		s.namesInOrder(out.names)
 		go s.probeOffer(cn, out, append([]byte(nil), raw...), src, attempt)
 	case len(out.commit) > 0 || len(out.names) > 0:
-		s.store.append(out.commit, func(err error) {
-			if d, ok := s.prepare(cn, out, err); ok {
-				s.pendMu.Lock()
-				s.pend = append(s.pend, pending{cn, d})
-				s.pendMu.Unlock()
-			}
-		})
-	case out.reply != nil:
+		w, _ := s.replies.Get().(*awaitReply)
+		if w == nil {
+			w = &awaitReply{s: s}
+		}
+		w.cn, w.out = cn, out
+		s.store.await(out.commit, w)
+	case out.mt != 0:
 		now = append(now, out)
 	}
 	return now
+}
+
+// awaitReply is an outcome waiting for its bindings to be on disk (a
+// waiter of the lease log); reused.
+type awaitReply struct {
+	s   *Server
+	cn  *conn
+	out outcome
+}
+
+// written runs on the log's writer once the outcome's bindings are on
+// disk (or failed): the reply joins its batch's, sent together (flush).
+func (w *awaitReply) written(err error) {
+	s := w.s
+	if d, ok := s.prepare(w.cn, w.out, err); ok {
+		s.pendMu.Lock()
+		s.pend = append(s.pend, pending{w.cn, d})
+		s.pendMu.Unlock()
+	}
+	w.cn, w.out = nil, outcome{}
+	s.replies.Put(w)
 }
 
 // pending is a reply whose bindings are on disk, waiting for the end of
@@ -319,7 +345,7 @@ func (s *Server) flush() {
 	s.pendMu.Unlock()
 	for len(list) > 0 {
 		cn := list[0].cn
-		var ds []datagram
+		ds := s.flushing[:0]
 		rest := list[:0]
 		for _, p := range list {
 			if p.cn == cn {
@@ -328,7 +354,9 @@ func (s *Server) flush() {
 				rest = append(rest, p)
 			}
 		}
-		s.send(cn, ds)
+		s.send(cn, ds, s.flushSnd)
+		clear(ds)
+		s.flushing = ds[:0]
 		list = rest
 	}
 	s.pendMu.Lock()
@@ -336,18 +364,20 @@ func (s *Server) flush() {
 	s.pendMu.Unlock()
 }
 
-// sendNow sends replies that wait for nothing.
-func (s *Server) sendNow(cn *conn, outs []outcome) {
+// sendNow sends replies that wait for nothing, with snd, the caller's.
+func (s *Server) sendNow(cn *conn, outs []outcome, snd *sender) {
 	if len(outs) == 0 {
 		return
 	}
-	ds := make([]datagram, 0, len(outs))
+	ds := snd.ready[:0]
 	for _, out := range outs {
 		if d, ok := s.prepare(cn, out, nil); ok {
 			ds = append(ds, d)
 		}
 	}
-	s.send(cn, ds)
+	s.send(cn, ds, snd)
+	clear(ds)
+	snd.ready = ds[:0]
 }
 
 // probeOffer ARP-probes the offered address (RFC 5227 probes on the
@@ -355,7 +385,7 @@ func (s *Server) sendNow(cn *conn, outs []outcome) {
 // leaves, a taken one is quarantined and the DISCOVER handled again, a few
 // times.
 func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) {
-	addr, _ := ipU32(out.reply.YourIPAddr)
+	addr := out.yiaddr
 	holder, err := cn.eth.Probe(context.Background(), u32Addr(addr), probeWait)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("probing before an offer; offering anyway", "addr", u32Addr(addr), "err", err)
@@ -375,7 +405,7 @@ func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPor
 		}
 	}
 	s.mu.Unlock()
-	s.sendNow(cn, now)
+	s.sendNow(cn, now, newSender())
 }
 
 // probeWait is how long an offer waits for an answer to its ARP probes.
@@ -409,35 +439,34 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 	if err != nil {
 		s.cnt.storeErrors.Add(1)
-		if out.reply != nil {
+		if out.mt != 0 {
 			s.h.event(slog.LevelDebug, evNoReply, "no reply: its lease could not be written", out.req.attrs("reason", err.Error())...)
 		}
 		return datagram{}, false
 	}
 	applyNames(s.names, out.names)
 	s.h.logAck(&out)
-	if out.reply == nil {
+	if out.mt == 0 {
 		if out.why != "" {
 			s.h.event(slog.LevelDebug, evNoReply, "no reply", out.req.attrs("reason", out.why)...)
 		}
 		return datagram{}, false
 	}
-	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
-	d := datagram{b: out.wire, src: src, dst: out.to, mt: uint8(out.reply.MessageType())}
+	d := datagram{b: out.wire, src: u32Addr(out.from), dst: out.to, mt: out.mt}
 	if out.direct {
-		d.mac = out.reply.ClientHWAddr
+		d.mac = out.hw[:]
 	}
 	return d, true
 }
 
 // send writes replies and counts them: frames to a client's MAC first (one
-// the packet socket refuses is broadcast instead), then the rest in one
-// batch.
-func (s *Server) send(cn *conn, ds []datagram) {
+// the packet socket refuses is broadcast instead), then the rest in
+// batches, with snd. Their buffers then serve the next replies.
+func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 	if len(ds) == 0 {
 		return
 	}
-	rest := ds[:0:0]
+	rest := snd.rest[:0]
 	for _, d := range ds {
 		if d.mac == nil {
 			rest = append(rest, d)
@@ -451,18 +480,22 @@ func (s *Server) send(cn *conn, ds []datagram) {
 		}
 		s.cnt.out[d.mt].Add(1)
 	}
-	if len(rest) == 0 {
-		return
-	}
-	sent, err := cn.write(rest)
-	if err != nil {
-		s.cnt.sendErrors.Add(uint64(len(rest) - sent))
-		s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
-	}
-	if sent == len(rest) {
-		for _, d := range rest {
-			s.cnt.out[d.mt].Add(1)
+	if len(rest) > 0 {
+		sent, err := cn.write(snd, rest)
+		if err != nil {
+			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
+			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
 		}
+		if sent == len(rest) {
+			for _, d := range rest {
+				s.cnt.out[d.mt].Add(1)
+			}
+		}
+	}
+	clear(rest)
+	snd.rest = rest[:0]
+	for _, d := range ds {
+		s.h.wires.put(d.b)
 	}
 }
 

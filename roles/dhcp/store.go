@@ -88,7 +88,7 @@ type store struct {
 	mu      sync.Mutex
 	buf     []byte
 	recs    []*binding // the records in buf, for settle
-	waiters []func(error)
+	waiters []waiter
 	closed  bool
 	wake    chan struct{}
 	exited  chan struct{}
@@ -96,14 +96,15 @@ type store struct {
 	unlock func() // releases the directory's lock when the log is closed
 
 	// Owned by the writer goroutine (and open, before it starts).
-	f          *os.File
-	size       int64
-	records    int64
-	lastLive   int64
-	spare      []byte
-	spareRecs  []*binding
-	health     health
-	compacting compactState
+	f            *os.File
+	size         int64
+	records      int64
+	lastLive     int64
+	spare        []byte
+	spareRecs    []*binding
+	spareWaiters []waiter
+	health       health
+	compacting   compactState
 	// snapshot returns every binding to keep, in an order compaction writes.
 	// It is called on the writer goroutine; nil disables compaction.
 	snapshot func() []*binding

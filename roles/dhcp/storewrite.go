@@ -13,18 +13,36 @@ import (
 	"gatewayd/statedir"
 )
 
+// A waiter is told, on the writer goroutine, when the records queued with
+// it are on disk (nil) or could not be written.
+type waiter interface{ written(err error) }
+
+// waitFunc is a func as a waiter.
+type waitFunc func(error)
+
+func (f waitFunc) written(err error) { f(err) }
+
 // append queues records; done runs on the writer goroutine once they are on
 // disk (err nil) or could not be written. It never blocks on the disk.
 func (s *store) append(recs []*binding, done func(error)) {
+	var w waiter
+	if done != nil {
+		w = waitFunc(done)
+	}
+	s.await(recs, w)
+}
+
+// await is append with a waiter (nil: none).
+func (s *store) await(recs []*binding, w waiter) {
 	s.mu.Lock()
 	if s.closed || s.readOnly {
 		s.mu.Unlock()
-		if done != nil {
+		if w != nil {
 			err := errStoreClosed
 			if s.readOnly {
 				err = errReadOnly
 			}
-			done(err)
+			w.written(err)
 		}
 		return
 	}
@@ -32,8 +50,8 @@ func (s *store) append(recs []*binding, done func(error)) {
 		s.buf = encodeRecord(s.buf, b)
 	}
 	s.recs = append(s.recs, recs...)
-	if done != nil {
-		s.waiters = append(s.waiters, done)
+	if w != nil {
+		s.waiters = append(s.waiters, w)
 	}
 	s.mu.Unlock()
 	s.kick()
@@ -73,7 +91,7 @@ func (s *store) writer() {
 			// The spare buffers take the appends while these are written;
 			// they become the spares again afterwards. Swap only when there
 			// is work, or buf and spare would end up the same array.
-			s.buf, s.recs, s.waiters = s.spare[:0], s.spareRecs[:0], nil
+			s.buf, s.recs, s.waiters = s.spare[:0], s.spareRecs[:0], s.spareWaiters[:0]
 		}
 		s.mu.Unlock()
 		if work {
@@ -88,13 +106,14 @@ func (s *store) writer() {
 				s.settle(recs, err)
 			}
 			for _, w := range waiters {
-				w(err)
+				w.written(err)
 			}
 			if s.afterBatch != nil {
 				s.afterBatch()
 			}
 			clear(recs)
-			s.spare, s.spareRecs = buf[:0], recs[:0]
+			clear(waiters)
+			s.spare, s.spareRecs, s.spareWaiters = buf[:0], recs[:0], waiters[:0]
 			if err == nil && s.snapshot != nil && s.records > 2*s.lastLive+8192 && s.compacting.due(s.now()) {
 				s.compacting.note(s.rewrite(s.snapshot()), s.now(), s.log, s.path)
 			}

@@ -45,15 +45,15 @@ func TestRollbackKeepsMemoryEqualToDisk(t *testing.T) {
 			var out outcome
 			switch rng.IntN(10) {
 			case 0:
-				out = hs.send(msg(rel, mac, ci(addr), sid(srv))())
+				out = hs.send(msg(rel, mac, ci(addr), sid(srv))()).outcome
 			case 1:
-				out = hs.send(msg(dec, mac, wantIP(addr), sid(srv))())
+				out = hs.send(msg(dec, mac, wantIP(addr), sid(srv))()).outcome
 			case 2:
 				out = outcome{commit: []*binding{a.remove(addrU32(mustAddr(addr)))}}
 			case 3:
-				out = hs.send(msg(R, mac, wantIP(addr), host(fmt.Sprintf("h%d", rng.IntN(3))))())
+				out = hs.send(msg(R, mac, wantIP(addr), host(fmt.Sprintf("h%d", rng.IntN(3))))()).outcome
 			default:
-				out = hs.send(msg(R, mac, wantIP(addr))())
+				out = hs.send(msg(R, mac, wantIP(addr))()).outcome
 			}
 			open = append(open, out.commit...)
 			if rng.IntN(3) == 0 {
