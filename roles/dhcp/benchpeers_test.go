@@ -29,8 +29,10 @@ type perfResult struct {
 	completed float64 // ACKs received per second of the run
 	dropDO    float64 // DISCOVER-OFFER drops, percent
 	dropRA    float64 // REQUEST-ACK drops, percent
-	// user and sys are the server process's CPU time over the run.
+	// user and sys are the server process's CPU time over the run;
+	// switches its context switches (all threads, voluntary or not).
 	user, sys time.Duration
+	switches  int
 	// rcvbufErr counts replies the kernel dropped because perfdhcp's socket
 	// buffer was full: drops the load generator, not the server, caused.
 	rcvbufErr int
@@ -180,16 +182,60 @@ func stopServer(cmd *exec.Cmd) {
 
 // runPerf runs perfdhcp, a relay, on its core at rate for period seconds
 // with the given number of distinct clients (-R: perfdhcp draws each
-// exchange's client at random among them).
+// exchange's client at random among them), its socket's receive buffer
+// enlarged (n.rcvbuf).
 func runPerf(n *perfNet, rate, period, clients int) (perfResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(period+30)*time.Second)
 	defer cancel()
-	out, err := n.perf.Run(ctx, pinned(loadCPU, "perfdhcp", "-4", "-r", strconv.Itoa(rate), "-R", strconv.Itoa(clients),
+	cmd := n.perf.Command(ctx, pinned(loadCPU, "perfdhcp", "-4", "-r", strconv.Itoa(rate), "-R", strconv.Itoa(clients),
 		"-p", strconv.Itoa(period), "-W", "1000000", "-l", perfRelay, perfAlias)...)
+	if n.rcvbuf != "" {
+		cmd.Env = append(os.Environ(), "LD_PRELOAD="+n.rcvbuf)
+	}
+	b, err := lab.CombinedOutput(cmd)
+	out := string(b)
 	if err != nil && !strings.Contains(out, "drops ratio") {
-		return perfResult{}, err
+		return perfResult{}, fmt.Errorf("perfdhcp: %w\n%s", err, out)
 	}
 	return parsePerf(out, rate, period)
+}
+
+// rcvbufShim is a library perfdhcp is run with (LD_PRELOAD): every UDP
+// socket it opens gets a receive buffer of 4 MiB. perfdhcp has no option
+// for it, its default (212,992 bytes, a few hundred replies) overflows
+// when a server answers a burst faster than perfdhcp, busy sending on its
+// one core, reads them, and net.core.rmem_default cannot be set in a
+// network namespace: those drops would be the load generator's, not the
+// server's. Kea's replies come one by one and never filled it; gatewayd's
+// come in batches (a read's OFFERs, a sync's ACKs).
+const rcvbufShim = `#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <sys/socket.h>
+int socket(int domain, int type, int protocol) {
+	static int (*real)(int, int, int);
+	if (!real) real = (int (*)(int, int, int))dlsym(RTLD_NEXT, "socket");
+	int fd = real(domain, type, protocol);
+	if (fd >= 0 && (type & 0xf) == SOCK_DGRAM) {
+		int size = 4 << 20;
+		if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof size) != 0)
+			setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, sizeof size);
+	}
+	return fd;
+}
+`
+
+// buildRcvbufShim compiles rcvbufShim with the system's C compiler into
+// dir; "" (perfdhcp as it is) when there is none.
+func buildRcvbufShim(tb testing.TB, dir string) string {
+	src, so := filepath.Join(dir, "rcvbuf.c"), filepath.Join(dir, "rcvbuf.so")
+	if err := os.WriteFile(src, []byte(rcvbufShim), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	if out, err := exec.Command("cc", "-shared", "-fPIC", "-O2", "-o", so, src, "-ldl").CombinedOutput(); err != nil {
+		tb.Logf("perfdhcp keeps its socket's default receive buffer: cannot build the shim: %v\n%s", err, out)
+		return ""
+	}
+	return so
 }
 
 // benchOne runs perfdhcp against a fresh instance of srv (empty lease
@@ -201,10 +247,12 @@ func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period, clients i
 		b.Fatalf("starting %s: %v", srv.name, err)
 	}
 	u0, s0 := cpuTimes(cmd.Process.Pid)
+	cs0 := contextSwitches(cmd.Process.Pid)
 	rcv0 := udpRcvbufErrors(n.perf)
 	res, err := runPerf(n, rate, period, clients)
 	u1, s1 := cpuTimes(cmd.Process.Pid)
 	res.user, res.sys = u1-u0, s1-s0
+	res.switches = contextSwitches(cmd.Process.Pid) - cs0
 	res.rcvbufErr = udpRcvbufErrors(n.perf) - rcv0
 	stopServer(cmd)
 	if err != nil {
@@ -230,6 +278,26 @@ func cpuTimes(pid int) (user, sys time.Duration) {
 	stime, _ := strconv.Atoi(f[12])
 	const tick = time.Second / 100 // USER_HZ
 	return time.Duration(utime) * tick, time.Duration(stime) * tick
+}
+
+// contextSwitches sums the voluntary and involuntary context switches of
+// every thread of process pid so far.
+func contextSwitches(pid int) int {
+	dirs, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	n := 0
+	for _, path := range dirs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			if f := strings.Fields(line); len(f) == 2 && strings.HasSuffix(f[0], "ctxt_switches:") {
+				v, _ := strconv.Atoi(f[1])
+				n += v
+			}
+		}
+	}
+	return n
 }
 
 // memory reads a process's VmRSS and VmHWM in KiB.

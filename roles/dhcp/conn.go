@@ -1,11 +1,12 @@
 package dhcp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -21,9 +22,10 @@ import (
 // whole frames to chaddr, as ISC dhcpd and Kea do, so the role never
 // writes the neighbour table, and for the ARP probes before an offer.
 type conn struct {
-	pc      net.PacketConn
-	raw     syscall.RawConn // the UDP socket: batches of datagrams, its NIC
-	eth     *ether.Conn     // nil when the NIC has none (ethErr says why)
+	f       *os.File        // the UDP socket
+	raw     syscall.RawConn // f's: batches of datagrams, its NIC
+	closed  atomic.Bool
+	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
 	ifindex int // the NIC the sockets are bound to
@@ -52,6 +54,33 @@ func nicIndex(fd int, name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
+// openUDP opens the UDP socket 0.0.0.0:67 bound to the NIC of index, in
+// blocking mode and outside Go's poller (mmsg.go says why): an os.File,
+// so that closing it waits for the calls in progress.
+func openUDP(index int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	err = errors.Join(
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1),
+	)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Port: serverPort})
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "dhcp"), nil
+}
+
 // lookupNIC is nicIndex through a socket of its own, in the network
 // namespace of the calling goroutine.
 func lookupNIC(name string) (int, error) {
@@ -71,35 +100,19 @@ func listen(ifname string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			s := int(fd)
-			serr = errors.Join(
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
-				unix.SetsockoptInt(s, unix.IPPROTO_IP, unix.IP_PKTINFO, 1),
-			)
-			if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
-			}
-		})
-		return errors.Join(err, serr)
-	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:67")
+	f, err := openUDP(index)
 	if errors.Is(err, unix.ENODEV) {
 		err = fmt.Errorf("interface %s: %w", ifname, errNoNIC) // gone since the lookup
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket 0.0.0.0:67 on %s: %w", ifname, err)
 	}
-	raw, err := pc.(syscall.Conn).SyscallConn()
+	raw, err := f.SyscallConn()
 	if err != nil {
-		pc.Close()
+		f.Close()
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
-	c := &conn{pc: pc, raw: raw, ifname: ifname, ifindex: index}
+	c := &conn{f: f, raw: raw, ifname: ifname, ifindex: index}
 	if c.eth, err = ether.Open(index); err != nil {
 		// Not Ethernet, say: replies that would go to chaddr are broadcast.
 		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
@@ -157,11 +170,16 @@ func (c *conn) sendFrame(d datagram) error {
 	return nil
 }
 
+// close closes the sockets. A read waiting for a datagram is woken by a
+// shutdown and returns net.ErrClosed; the file is closed once the calls
+// in progress have returned.
 func (c *conn) close() error {
 	if c.eth != nil {
 		c.eth.Close()
 	}
-	if err := c.pc.Close(); err != nil {
+	c.closed.Store(true)
+	c.raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("closing DHCP socket on %s: %w", c.ifname, err)
 	}
 	return nil

@@ -31,6 +31,7 @@ const (
 type perfNet struct {
 	lab      *lab.Lab
 	gw, perf *lab.Namespace
+	rcvbuf   string // a library perfdhcp is preloaded with (benchpeers_test.go); "": none
 }
 
 func newPerfNet(t testing.TB, l *lab.Lab) *perfNet {

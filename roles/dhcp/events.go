@@ -156,7 +156,7 @@ func (h *handler) logReceived(out *outcome) {
 
 // logAck is the info line of an ACK whose lease is on disk.
 func (h *handler) logAck(out *outcome) {
-	if out.ack == nil {
+	if out.ack == nil || !h.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	h.event(slog.LevelInfo, evAck, "DHCPACK: lease granted", out.ack.attrs("lease", out.lease)...)

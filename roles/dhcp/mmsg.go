@@ -2,8 +2,11 @@ package dhcp
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"net"
 	"net/netip"
+	"os"
 	"syscall"
 	"unsafe"
 
@@ -14,8 +17,14 @@ import (
 // addresses and control messages allocated once per reader or sender and
 // reused: a lease storm moves tens of thousands of datagrams a second, and
 // a general batch API (golang.org/x/net/ipv4) allocates its headers and
-// an address per datagram on every call. The calls go through the
-// socket's RawConn, so the read loop still waits in Go's poller.
+// an address per datagram on every call.
+//
+// The socket is blocking and kept out of Go's poller. In the poller, every
+// datagram that arrives wakes the thread waiting there, even while the read
+// loop lets requests gather (Server.serve reads at most every readEvery):
+// a context switch per datagram, which costs more than the datagram. Out
+// of it, the read loop takes what has gathered without waiting (one
+// recvmmsg for a batch), and waits in recvmmsg only when nothing has.
 
 // pktinfoSpace is the room one IP_PKTINFO control message takes.
 var pktinfoSpace = unix.CmsgSpace(unix.SizeofInet4Pktinfo)
@@ -57,12 +66,26 @@ func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
 	var n int
 	var errno syscall.Errno
 	err := c.raw.Read(func(fd uintptr) bool {
-		r1, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs)), 0, 0, 0)
-		n, errno = int(r1), e
-		return e != unix.EAGAIN
+		hdrs, vlen := uintptr(unsafe.Pointer(&r.hdrs[0])), uintptr(len(r.hdrs))
+		for {
+			r1, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, hdrs, vlen, unix.MSG_DONTWAIT, 0, 0)
+			if e == unix.EAGAIN && !c.closed.Load() {
+				// Nothing has gathered: wait for the next datagram (close
+				// wakes this with a shutdown).
+				r1, _, e = unix.Syscall6(unix.SYS_RECVMMSG, fd, hdrs, vlen, unix.MSG_WAITFORONE, 0, 0)
+			}
+			if e == unix.EINTR {
+				continue
+			}
+			n, errno = int(r1), e
+			return true
+		}
 	})
+	if c.closed.Load() || errors.Is(err, os.ErrClosed) {
+		return out, net.ErrClosed
+	}
 	if err != nil {
-		return out, err
+		return out, fmt.Errorf("receiving on %s: %w", c.ifname, err)
 	}
 	if errno != 0 {
 		return out, fmt.Errorf("receiving on %s: %w", c.ifname, errno)
@@ -146,9 +169,18 @@ func (c *conn) write(s *sender, ds []datagram) (int, error) {
 		var n int
 		var errno syscall.Errno
 		err := c.raw.Write(func(fd uintptr) bool {
-			r1, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&s.hdrs[0])), uintptr(k), 0, 0, 0)
-			n, errno = int(r1), e
-			return e != unix.EAGAIN
+			hdrs := uintptr(unsafe.Pointer(&s.hdrs[0]))
+			for {
+				r1, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, hdrs, uintptr(k), unix.MSG_DONTWAIT, 0, 0)
+				if e == unix.EAGAIN { // the send buffer is full: wait for room
+					r1, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, hdrs, uintptr(k), 0, 0, 0)
+				}
+				if e == unix.EINTR {
+					continue
+				}
+				n, errno = int(r1), e
+				return true
+			}
 		})
 		if err == nil && errno != 0 {
 			err = errno

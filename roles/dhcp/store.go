@@ -90,6 +90,8 @@ type store struct {
 	recs    []*binding // the records in buf, for settle
 	waiters []waiter
 	closed  bool
+	pacing  bool          // the writer waits for the end of the sync gap
+	full    chan struct{} // ends that wait: syncBatch records are queued
 	wake    chan struct{}
 	exited  chan struct{}
 
@@ -130,7 +132,7 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 		o.now = time.Now
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
-		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{})}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()

@@ -53,8 +53,25 @@ func (s *store) await(recs []*binding, w waiter) {
 	if w != nil {
 		s.waiters = append(s.waiters, w)
 	}
+	if s.pacing && len(s.recs) >= syncBatch {
+		s.pacing = false
+		select {
+		case s.full <- struct{}{}:
+		default:
+		}
+	}
 	s.mu.Unlock()
 	s.kick()
+}
+
+// pace reports whether the writer should wait for the sync gap's end:
+// fewer than syncBatch records wait. While it waits, an append that
+// brings them to syncBatch ends the wait (s.full).
+func (s *store) pace() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pacing = len(s.recs) < syncBatch && !s.closed
+	return s.pacing
 }
 
 // commit appends and waits until the records are on disk.
@@ -64,25 +81,44 @@ func (s *store) commit(recs []*binding) error {
 	return <-ch
 }
 
-// syncGap is the least time from one fdatasync to the next. A record
-// queued sooner waits for the gap's end, and so do those queued meanwhile:
-// they all go in one write and one fdatasync. An fdatasync of an append
-// costs about 100 µs of CPU (the journal commit it waits for costs the
-// disk a millisecond), whatever it carries, so under load the gap turns
-// one sync per few ACKs into one per many; an ACK waits a few milliseconds
-// more (a DHCP client waits seconds before it asks again). A record after
-// a quiet spell is written at once.
-const syncGap = 5 * time.Millisecond
+// syncGap is the least time from one fdatasync to the next, unless
+// syncBatch records are waiting. A record queued sooner waits for the
+// gap's end, and so do those queued meanwhile: they all go in one write
+// and one fdatasync. An fdatasync of an append costs about 100 µs of CPU
+// (and the disk a millisecond of journal commit), whatever it carries, so
+// under load the gap turns one sync per few ACKs into one per many; an ACK
+// waits a few milliseconds more (a DHCP client waits seconds before it
+// asks again). A record after a quiet spell is written at once. The batch
+// bound keeps the ACKs of one sync few enough that a relay or a client's
+// socket takes them in one burst.
+const (
+	syncGap   = 10 * time.Millisecond
+	syncBatch = 64
+)
 
 // writer is the single goroutine that writes the log: every wake-up takes
 // all queued records and writes them with one write and one fdatasync, at
-// most one every syncGap.
+// most one every syncGap unless syncBatch records wait.
 func (s *store) writer() {
 	defer close(s.exited)
 	var last time.Time // the start of the last write (monotonic)
+	gap := time.NewTimer(time.Hour)
+	gap.Stop()
 	for range s.wake {
-		if wait := syncGap - time.Since(last); wait > 0 && !last.IsZero() {
-			time.Sleep(wait)
+		if wait := syncGap - time.Since(last); wait > 0 && !last.IsZero() && s.pace() {
+			gap.Reset(wait)
+			select {
+			case <-gap.C:
+			case <-s.full:
+				gap.Stop()
+			}
+			s.mu.Lock()
+			s.pacing = false
+			s.mu.Unlock()
+			select { // a token sent as the timer fired
+			case <-s.full:
+			default:
+			}
 		}
 		s.mu.Lock()
 		buf, recs, waiters, closed := s.buf, s.recs, s.waiters, s.closed
