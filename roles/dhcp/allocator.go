@@ -35,6 +35,8 @@ type allocator struct {
 	// earliest expiry moves earlier.
 	nameq     nameQueue
 	onEarlier func()
+	// loading is set while load installs bindings from the log.
+	loading bool
 }
 
 // pool is one configured range and its bitmaps.
@@ -80,12 +82,15 @@ func (st *staticLease) owns(b *binding) bool {
 // noClient is a key no client has (real keys start with "h" or "i").
 const noClient = "\x00"
 
-func newAllocator() *allocator {
+// newAllocator makes an allocator for about leases bindings, names of
+// them with a host name: maps made to their size from the start hold them
+// in a third less memory than maps grown to it.
+func newAllocator(leases, names int) *allocator {
 	return &allocator{
-		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
+		byAddr: make(map[uint32]*binding, leases), byClient: make(map[string]*binding, leases),
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
-		byName: map[string]*binding{}, tombs: map[uint32]*binding{},
+		byName: make(map[string]*binding, names), tombs: map[uint32]*binding{},
 	}
 }
 
@@ -361,12 +366,15 @@ func (a *allocator) refresh(addr uint32) {
 func (a *allocator) put(b *binding) (moved *binding) {
 	k := b.key()
 	old := a.byAddr[b.addr]
-	b.was, b.wasClient, b.setsClient, b.pending, b.failed = old, nil, k != "", true, false
-	if old == nil {
-		b.was = a.tombs[b.addr]
-	}
-	if k != "" {
-		b.wasClient = a.byClient[k]
+	if !a.loading {
+		u := &undo{was: old, setsClient: k != ""}
+		b.undo = u
+		if old == nil {
+			u.was = a.tombs[b.addr]
+		}
+		if k != "" {
+			u.wasClient = a.byClient[k]
+		}
 	}
 	if old != nil {
 		if ok := old.key(); ok != "" && a.byClient[ok] == old {
@@ -383,7 +391,9 @@ func (a *allocator) put(b *binding) (moved *binding) {
 			if prev.state == bindActive {
 				m := *prev
 				m.state = bindExpired
-				m.was, m.wasClient, m.setsClient, m.pending = prev, nil, false, true
+				if m.undo = nil; !a.loading {
+					m.undo = &undo{was: prev}
+				}
 				a.dropName(prev)
 				a.byAddr[prev.addr] = &m
 				moved = &m
@@ -518,8 +528,9 @@ func (a *allocator) bindings() []*binding {
 	return out
 }
 
-// load installs bindings read from the log or imported, before or after
-// configure. Only the newest binding of a client keeps the client's key.
+// load installs a binding read from the log, before configure: it is on
+// disk, so nothing is kept to undo it. Only the newest binding of a client
+// keeps the client's key.
 func (a *allocator) load(b *binding) {
 	if k := b.key(); k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr && prev.expires > b.expires {
@@ -528,5 +539,7 @@ func (a *allocator) load(b *binding) {
 			return
 		}
 	}
+	a.loading = true
 	a.put(b)
+	a.loading = false
 }

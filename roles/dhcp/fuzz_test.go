@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -90,6 +91,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(encodeRecord(nil, testBinding(1)))
 	f.Add([]byte("00000000 1.2.3.4 a 1 - - -\n"))
 	f.Fuzz(func(t *testing.T, line []byte) {
+		var buf [8][]byte
+		got, want := splitFields(buf[:0], line), bytes.Fields(line)
+		if len(want) <= len(buf) && !slices.EqualFunc(got, want, bytes.Equal) || len(want) > len(buf) && len(got) <= len(buf) {
+			t.Fatalf("%q: fields %q, bytes.Fields %q", line, got, want)
+		}
 		b, ok := decodeRecord(line)
 		if !ok {
 			return

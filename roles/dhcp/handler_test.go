@@ -21,7 +21,7 @@ type harness struct {
 func newHarness(t testing.TB, c *Config) *harness {
 	t.Helper()
 	hs := &harness{t: t, now: time.Unix(1_700_000_000, 0)}
-	hs.h = &handler{alloc: newAllocator(), counters: &hs.cnt, log: quietLog()}
+	hs.h = &handler{alloc: newAllocator(0, 0), counters: &hs.cnt, log: quietLog()}
 	hs.configure(c)
 	return hs
 }

@@ -75,7 +75,7 @@ func TestDuplicateHostNames(t *testing.T) {
 }
 
 func TestDuplicateHostNamesInAnOldLog(t *testing.T) {
-	a := newAllocator()
+	a := newAllocator(0, 0)
 	now := int64(1_700_000_000)
 	for _, b := range []*binding{
 		{addr: 30, state: bindActive, expires: now + 60, mac: "a", hostname: "dup"},

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -83,23 +84,38 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
-	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit(), wires: &wirePool{}}
+	names := 0
+	for _, b := range binds {
+		if b.hostname != "" {
+			names++
+		}
+	}
+	s.h = &handler{alloc: newAllocator(len(binds), names), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit(), wires: &wirePool{}}
 	s.flushSnd = newSender()
 	a := s.h.alloc
 	for _, b := range binds {
 		a.load(b)
 	}
-	a.settled(a.bindings())
 	a.settleNames(s.now().Unix())
+	loaded := len(binds)
+	if binds = nil; loaded >= freeAfterLoad {
+		// Reading a log allocates several times what its leases keep; the
+		// runtime would give that back to the kernel over minutes.
+		debug.FreeOSMemory()
+	}
 	a.onEarlier = s.nameSooner
 	st.snapshot, st.settle, st.afterBatch = s.snapshot, s.settle, s.flush
 	level := slog.LevelInfo
 	if opts.ReadOnly {
 		level = slog.LevelDebug
 	}
-	log.Log(context.Background(), level, "lease log opened", "path", st.path, "leases", len(binds), "read_only", opts.ReadOnly)
+	log.Log(context.Background(), level, "lease log opened", "path", st.path, "leases", loaded, "read_only", opts.ReadOnly)
 	return s, nil
 }
+
+// freeAfterLoad is how many leases make New return the memory their
+// loading used at once.
+const freeAfterLoad = 10000
 
 // settle runs on the log's writer once a batch is written or has failed:
 // a written batch's records lose their undo, a failed one's are rolled
@@ -123,7 +139,7 @@ func (s *Server) snapshot() []*binding {
 	out := make([]*binding, len(list))
 	for i, b := range list {
 		copies[i] = *b
-		copies[i].was, copies[i].wasClient = nil, nil
+		copies[i].undo = nil
 		out[i] = &copies[i]
 	}
 	return out
@@ -205,7 +221,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 // activeNames lists the names of every live lease, to publish or withdraw.
 func (s *Server) activeNames(publish bool) []nameChange {
 	now := s.now().Unix()
-	var out []nameChange
+	out := make([]nameChange, 0, len(s.h.alloc.byName)) // its holders, or fewer
 	for _, b := range s.h.alloc.byAddr {
 		if s.h.alloc.holdsName(b, now) {
 			out = append(out, nameChange{publish: publish, host: b.hostname, addr: u32Addr(b.addr)})

@@ -168,7 +168,7 @@ func (s *store) open(dir string, o storeOptions) (map[uint32]*binding, error) {
 		return nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	s.f = f
-	binds, rep, err := readLog(f)
+	binds, rep, err := readLog(f, fileSize(f))
 	if err != nil {
 		return nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
@@ -203,7 +203,7 @@ func (s *store) openReadOnly() (*store, map[uint32]*binding, error) {
 		return nil, nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	defer f.Close()
-	binds, rep, err := readLog(f)
+	binds, rep, err := readLog(f, fileSize(f))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
@@ -213,6 +213,14 @@ func (s *store) openReadOnly() (*store, map[uint32]*binding, error) {
 	s.size, s.records = rep.size, rep.records
 	s.publishStats()
 	return s, binds, nil
+}
+
+// fileSize is f's size, 0 when unknown.
+func fileSize(f *os.File) int64 {
+	if st, err := f.Stat(); err == nil {
+		return st.Size()
+	}
+	return 0
 }
 
 func bindingList(binds map[uint32]*binding) []*binding {

@@ -88,9 +88,11 @@ func (s *store) commit(recs []*binding) error {
 // (and the disk a millisecond of journal commit), whatever it carries, so
 // under load the gap turns one sync per few ACKs into one per many; an ACK
 // waits a few milliseconds more (a DHCP client waits seconds before it
-// asks again). A record after a quiet spell is written at once. The batch
-// bound keeps the ACKs of one sync few enough that a relay or a client's
-// socket takes them in one burst.
+// asks again). Only a batch after one that several waited for waits for
+// the gap: a record after a quiet spell, or a caller committing one batch
+// after another, is written at once. The batch bound keeps the ACKs of one
+// sync few enough that a relay or a client's socket takes them in one
+// burst.
 const (
 	syncGap   = 10 * time.Millisecond
 	syncBatch = 64
@@ -102,10 +104,11 @@ const (
 func (s *store) writer() {
 	defer close(s.exited)
 	var last time.Time // the start of the last write (monotonic)
+	busy := false      // several waited for the last write
 	gap := time.NewTimer(time.Hour)
 	gap.Stop()
 	for range s.wake {
-		if wait := syncGap - time.Since(last); wait > 0 && !last.IsZero() && s.pace() {
+		if wait := syncGap - time.Since(last); wait > 0 && busy && s.pace() {
 			gap.Reset(wait)
 			select {
 			case <-gap.C:
@@ -132,7 +135,7 @@ func (s *store) writer() {
 		s.mu.Unlock()
 		if work {
 			if len(buf) > 0 {
-				last = time.Now()
+				last, busy = time.Now(), len(waiters) > 1
 			}
 			err := s.writeBatch(buf, len(recs))
 			if len(buf) > 0 {

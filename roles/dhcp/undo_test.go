@@ -100,7 +100,7 @@ func checkMemoryIsDisk(t *testing.T, when string, a *allocator, disk map[uint32]
 		}
 	}
 	for name, b := range a.byName {
-		if a.byAddr[b.addr] == b && b.failed {
+		if a.byAddr[b.addr] == b && b.failed() {
 			t.Fatalf("%s: name %s held by a failed binding", when, name)
 		}
 	}
