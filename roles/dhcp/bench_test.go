@@ -167,7 +167,7 @@ func (bl *benchLab) ladder(part string, srvs []benchServer, rates []int, clients
 
 // storm is the fresh-client ladder.
 func (bl *benchLab) storm() string {
-	rates := envInts("BENCH_STORM_RATES", []int{4000, 8000, 12000, 16000, 20000, 25000, 30000})
+	rates := envInts("BENCH_STORM_RATES", []int{5000, 8000, 10000, 12000, 14000, 16000, 20000, 25000, 30000, 35000, 40000})
 	best := bl.ladder("storm", servers("gatewayd", "kea-dhcp4"), rates, envInt("BENCH_STORM_CLIENTS", stormClients))
 	if best["kea-dhcp4"] > 0 {
 		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-storm")

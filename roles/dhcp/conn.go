@@ -20,11 +20,12 @@ import (
 // source to the DHCP alias; and a packet socket on the NIC (package ether)
 // for the replies unicast to a client that has no address yet, built as
 // whole frames to chaddr, as ISC dhcpd and Kea do, so the role never
-// writes the neighbour table, and for the ARP probes before an offer.
+// writes the neighbour table, and for the ARP probes before an offer. The
+// UDP socket is blocking and outside Go's poller (mmsg.go says why).
 type conn struct {
 	f       *os.File        // the UDP socket
 	raw     syscall.RawConn // f's: batches of datagrams, its NIC
-	closed  atomic.Bool
+	closed  atomic.Bool     // set by close before it wakes a waiting read
 	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
@@ -32,7 +33,7 @@ type conn struct {
 }
 
 // readBuffer is the socket receive buffer: room for a burst of requests
-// while the handler waits on the lock.
+// while the handler waits on the lock, or the read loop lets them gather.
 const readBuffer = 4 << 20
 
 // errNoNIC means the interface does not exist (yet, or any more).

@@ -50,18 +50,6 @@ func (o *options) reset() {
 	o.has = [4]uint64{}
 }
 
-// codes appends the codes present, in ascending order.
-func (o *options) codes(dst []uint8) []uint8 {
-	for w, bm := range o.has {
-		for bm != 0 {
-			i := bits.TrailingZeros64(bm)
-			bm &= bm - 1
-			dst = append(dst, uint8(w*64+i))
-		}
-	}
-	return dst
-}
-
 // packet is a received message. Its slices point into the received bytes
 // (or into its own buffer, for an option sent in several instances): they
 // are valid until the next parse.
