@@ -26,7 +26,7 @@ type conn struct {
 	f       *os.File        // the UDP socket
 	raw     syscall.RawConn // f's: batches of datagrams, its NIC
 	closed  atomic.Bool     // set by close before it wakes a waiting read
-	eth     *ether.Conn // nil when the NIC has none (ethErr says why)
+	eth     *ether.Conn     // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
 	ifindex int // the NIC the sockets are bound to
