@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"cmp"
 	"math/bits"
 	"slices"
 )
@@ -34,6 +35,8 @@ type allocator struct {
 	// earliest expiry moves earlier.
 	nameq     nameQueue
 	onEarlier func()
+	// loading is set while load installs bindings from the log.
+	loading bool
 }
 
 // pool is one configured range and its bitmaps.
@@ -79,12 +82,15 @@ func (st *staticLease) owns(b *binding) bool {
 // noClient is a key no client has (real keys start with "h" or "i").
 const noClient = "\x00"
 
-func newAllocator() *allocator {
+// newAllocator makes an allocator for about leases bindings, names of
+// them with a host name: maps made to their size from the start hold them
+// in a third less memory than maps grown to it.
+func newAllocator(leases, names int) *allocator {
 	return &allocator{
-		byAddr: map[uint32]*binding{}, byClient: map[string]*binding{},
+		byAddr: make(map[uint32]*binding, leases), byClient: make(map[string]*binding, leases),
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
-		byName: map[string]*binding{}, tombs: map[uint32]*binding{},
+		byName: make(map[string]*binding, names), tombs: map[uint32]*binding{},
 	}
 }
 
@@ -360,12 +366,15 @@ func (a *allocator) refresh(addr uint32) {
 func (a *allocator) put(b *binding) (moved *binding) {
 	k := b.key()
 	old := a.byAddr[b.addr]
-	b.was, b.wasClient, b.setsClient, b.pending, b.failed = old, nil, k != "", true, false
-	if old == nil {
-		b.was = a.tombs[b.addr]
-	}
-	if k != "" {
-		b.wasClient = a.byClient[k]
+	if !a.loading {
+		u := &undo{was: old, setsClient: k != ""}
+		b.undo = u
+		if old == nil {
+			u.was = a.tombs[b.addr]
+		}
+		if k != "" {
+			u.wasClient = a.byClient[k]
+		}
 	}
 	if old != nil {
 		if ok := old.key(); ok != "" && a.byClient[ok] == old {
@@ -382,7 +391,9 @@ func (a *allocator) put(b *binding) (moved *binding) {
 			if prev.state == bindActive {
 				m := *prev
 				m.state = bindExpired
-				m.was, m.wasClient, m.setsClient, m.pending = prev, nil, false, true
+				if m.undo = nil; !a.loading {
+					m.undo = &undo{was: prev}
+				}
 				a.dropName(prev)
 				a.byAddr[prev.addr] = &m
 				moved = &m
@@ -453,24 +464,38 @@ func (a *allocator) settleNames(now int64) {
 // sweep ends what has run out: offers, leases (their names are withdrawn)
 // and quarantines. Expired bindings inside a pool are remembered so the
 // client gets the address again; those outside every pool are forgotten.
+// What ends is ended in the order it ran out (then by address), so the
+// free queue (lru.go) and the name changes do not follow map order.
 func (a *allocator) sweep(now, nowNs int64) []nameChange {
-	var names []nameChange
+	var offers []uint32
 	for addr, o := range a.offers {
 		if o.until <= nowNs {
-			delete(a.offers, addr)
-			if a.offerOf[o.key] == addr {
-				delete(a.offerOf, o.key)
-			}
-			a.refresh(addr)
+			offers = append(offers, addr)
 		}
 	}
-	for addr, b := range a.byAddr {
-		if b.state == bindExpired || b.expires > now {
-			if b.state == bindExpired && a.poolOf(addr) == nil {
-				a.forget(addr)
-			}
-			continue
+	slices.Sort(offers)
+	for _, addr := range offers {
+		o := a.offers[addr]
+		delete(a.offers, addr)
+		if a.offerOf[o.key] == addr {
+			delete(a.offerOf, o.key)
 		}
+		a.refresh(addr)
+	}
+	var ended []*binding
+	for addr, b := range a.byAddr {
+		if b.state == bindExpired && a.poolOf(addr) == nil {
+			a.forget(addr)
+		} else if b.state != bindExpired && b.expires <= now {
+			ended = append(ended, b)
+		}
+	}
+	slices.SortFunc(ended, func(x, y *binding) int {
+		return cmp.Or(cmp.Compare(x.expires, y.expires), cmp.Compare(x.addr, y.addr))
+	})
+	var names []nameChange
+	for _, b := range ended {
+		addr := b.addr
 		if b.state == bindActive && a.holdsName(b, b.expires-1) {
 			names = append(names, nameChange{host: b.hostname, addr: u32Addr(addr)})
 		}
@@ -503,8 +528,9 @@ func (a *allocator) bindings() []*binding {
 	return out
 }
 
-// load installs bindings read from the log or imported, before or after
-// configure. Only the newest binding of a client keeps the client's key.
+// load installs a binding read from the log, before configure: it is on
+// disk, so nothing is kept to undo it. Only the newest binding of a client
+// keeps the client's key.
 func (a *allocator) load(b *binding) {
 	if k := b.key(); k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr && prev.expires > b.expires {
@@ -513,5 +539,7 @@ func (a *allocator) load(b *binding) {
 			return
 		}
 	}
+	a.loading = true
 	a.put(b)
+	a.loading = false
 }

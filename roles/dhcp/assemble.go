@@ -2,9 +2,7 @@ package dhcp
 
 import (
 	"encoding/binary"
-	"slices"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
+	"math/bits"
 )
 
 // Sizes of a DHCP message (RFC 2131 §2) and of what carries it.
@@ -41,9 +39,9 @@ const (
 
 // replyLimit is the largest IP datagram the client takes: its option 57,
 // never less than 576 (RFC 2132 §9.10), 576 without one.
-func replyLimit(req *dhcpv4.DHCPv4) int {
+func replyLimit(req *packet) int {
 	limit := minMessage
-	if v := req.Options[optMaxMessageSize]; len(v) == 2 {
+	if v := req.opts.get(optMaxMessageSize); len(v) == 2 {
 		limit = max(limit, int(binary.BigEndian.Uint16(v)))
 	}
 	return min(limit, maxMessage)
@@ -55,15 +53,20 @@ func replyLimit(req *dhcpv4.DHCPv4) int {
 // information (RFC 3046; written last) and client identifier (RFC 6842).
 var head = [...]uint8{optMessageType, optServerID, optLeaseTime, optRelayAgentInfo, optClientID}
 
-// replyOrder lists a reply's options by priority: the head, then what the
-// client asked for in the order of its parameter request list (RFC 2132
-// §9.8), then the rest by code. What does not fit is dropped from the end.
-func replyOrder(opts dhcpv4.Options, prl []byte) []uint8 {
-	order := make([]uint8, 0, len(opts))
+// inHead reports whether c is one of head.
+func inHead(c uint8) bool {
+	return c == optMessageType || c == optServerID || c == optLeaseTime || c == optRelayAgentInfo || c == optClientID
+}
+
+// replyOrder appends a reply's option codes to order by priority: the
+// head, then what the client asked for in the order of its parameter
+// request list (RFC 2132 §9.8), then the rest by code. What does not fit
+// is dropped from the end.
+func replyOrder(order []uint8, opts *options, prl []byte) []uint8 {
 	var seen [256]bool
 	seen[optPad], seen[optEnd], seen[optOverload] = true, true, true
 	add := func(c uint8) {
-		if _, ok := opts[c]; ok && !seen[c] {
+		if opts.present(c) && !seen[c] {
 			seen[c] = true
 			order = append(order, c)
 		}
@@ -74,11 +77,13 @@ func replyOrder(opts dhcpv4.Options, prl []byte) []uint8 {
 	for _, c := range prl {
 		add(c)
 	}
-	rest := len(order)
-	for c := range opts {
-		add(c)
+	for w, bm := range opts.has { // by code
+		for bm != 0 {
+			i := bits.TrailingZeros64(bm)
+			bm &= bm - 1
+			add(uint8(w*64 + i))
+		}
 	}
-	slices.Sort(order[rest:])
 	return order
 }
 
@@ -91,18 +96,26 @@ func optionLen(v []byte) int {
 	return len(v) + 2*((len(v)+254)/255)
 }
 
+// The fields that may carry a reply's options.
+const (
+	inMain = iota + 1
+	inFile
+	inSname
+	inNone // fits nowhere: dropped
+)
+
 // layout says which field carries each option of a reply.
 type layout struct {
-	main, file, sname []uint8 // codes, in priority order
-	dropped           []uint8 // what fits nowhere, in priority order
+	where                [256]uint8 // inMain, inFile, inSname or inNone, by code
+	file, sname, dropped int        // how many options each holds
 }
 
 func (l *layout) overload() byte {
 	var v byte
-	if len(l.file) > 0 {
+	if l.file > 0 {
 		v |= overloadFile
 	}
-	if len(l.sname) > 0 {
+	if l.sname > 0 {
 		v |= overloadSname
 	}
 	return v
@@ -114,24 +127,28 @@ func (l *layout) overload() byte {
 // to the first of the options field, file and sname (those free) with
 // room for it; what fits nowhere is dropped. An option is never split
 // across fields. The head goes only in the options field.
-func arrange(opts dhcpv4.Options, order []uint8, limit int, fileFree, snameFree bool) layout {
+func arrange(l *layout, opts *options, order []uint8, limit int, fileFree, snameFree bool) {
 	room := limit - ipUDPHeaders - fixedLen - cookieLen - 1 // END
 	total := 0
 	for _, c := range order {
-		total += optionLen(opts[c])
+		total += optionLen(opts.get(c))
 	}
 	if total <= room {
-		return layout{main: order}
+		l.file, l.sname, l.dropped = 0, 0, 0
+		for _, c := range order {
+			l.where[c] = inMain
+		}
+		return
 	}
-	if l := fill(opts, order, room-3, fileFree, snameFree); l.overload() != 0 {
-		return l
+	if fill(l, opts, order, room-3, fileFree, snameFree); l.overload() != 0 {
+		return
 	}
 	// Nothing went to file or sname: keep the three bytes of option 52.
-	return fill(opts, order, room, false, false)
+	fill(l, opts, order, room, false, false)
 }
 
-func fill(opts dhcpv4.Options, order []uint8, room int, useFile, useSname bool) layout {
-	var l layout
+func fill(l *layout, opts *options, order []uint8, room int, useFile, useSname bool) {
+	l.file, l.sname, l.dropped = 0, 0, 0
 	free := [3]int{room, -1, -1}
 	if useFile {
 		free[1] = fileLen - 1 // END
@@ -139,84 +156,96 @@ func fill(opts dhcpv4.Options, order []uint8, room int, useFile, useSname bool) 
 	if useSname {
 		free[2] = snameLen - 1
 	}
-	fields := [3]*[]uint8{&l.main, &l.file, &l.sname}
+	counts := [3]*int{nil, &l.file, &l.sname}
 	for _, c := range order {
-		n := optionLen(opts[c])
-		where := 3
-		if slices.Contains(head[:], c) {
-			where = 1
+		n := optionLen(opts.get(c))
+		fields := 3
+		if inHead(c) {
+			fields = 1
 		}
-		placed := false
-		for i := range where {
+		l.where[c] = inNone
+		for i := range fields {
 			if n <= free[i] {
 				free[i] -= n
-				*fields[i] = append(*fields[i], c)
-				placed = true
+				l.where[c] = uint8(inMain + i)
+				if counts[i] != nil {
+					*counts[i]++
+				}
 				break
 			}
 		}
-		if !placed {
-			l.dropped = append(l.dropped, c)
+		if l.where[c] == inNone {
+			l.dropped++
 		}
 	}
-	return l
 }
 
-// marshalReply writes the reply in the given layout: the BOOTP header, the
-// options field (option 52 after the message type, option 82 last, END),
-// padded to 300 bytes, and the file and sname fields with their options.
-func marshalReply(r *dhcpv4.DHCPv4, l layout) []byte {
-	b := make([]byte, 0, fixedLen+cookieLen+64)
-	hw := r.ClientHWAddr
-	if len(hw) > 16 {
-		hw = hw[:16]
-	}
-	b = append(b, byte(r.OpCode), byte(r.HWType), byte(len(hw)), r.HopCount)
-	b = append(b, r.TransactionID[:]...)
-	b = binary.BigEndian.AppendUint16(b, r.NumSeconds)
-	b = binary.BigEndian.AppendUint16(b, r.Flags)
-	for _, a := range []([]byte){r.ClientIPAddr, r.YourIPAddr, r.ServerIPAddr, r.GatewayIPAddr} {
-		b = appendIP4(b, a)
-	}
+// marshalReply appends the reply in the given layout to b: the BOOTP
+// header, the options field (option 52 after the message type, option 82
+// last, END), padded to 300 bytes, and the file and sname fields with
+// their options.
+func marshalReply(b []byte, r *reply, order []uint8, l *layout) []byte {
+	hw := r.chaddr
+	start := len(b)
+	b = append(b, opBootReply, r.htype, byte(len(hw)), 0)
+	b = append(b, r.xid[:]...)
+	b = append(b, 0, 0) // secs
+	b = binary.BigEndian.AppendUint16(b, r.flags)
+	b = binary.BigEndian.AppendUint32(b, r.ciaddr)
+	b = binary.BigEndian.AppendUint32(b, r.yiaddr)
+	b = append(b, 0, 0, 0, 0) // siaddr
+	b = binary.BigEndian.AppendUint32(b, r.giaddr)
 	b = append(b, hw...)
-	b = append(b, make([]byte, 16-len(hw))...)
-	b = appendField(b, r.Options, l.sname, r.ServerHostName, snameLen)
-	b = appendField(b, r.Options, l.file, r.BootFileName, fileLen)
+	b = appendZeros(b, 16-len(hw))
+	b = appendField(b, &r.opts, order, l, inSname, snameLen)
+	b = appendField(b, &r.opts, order, l, inFile, fileLen)
 	b = append(b, magicCookie[:]...)
-	relay := false
-	for i, c := range l.main {
-		if c == optRelayAgentInfo {
-			relay = true
+	first := true
+	for _, c := range order {
+		if l.where[c] != inMain || c == optRelayAgentInfo {
 			continue
 		}
-		b = appendOption(b, c, r.Options[c])
-		if i == 0 && l.overload() != 0 {
+		b = appendOption(b, c, r.opts.get(c))
+		if first && l.overload() != 0 {
 			b = append(b, optOverload, 1, l.overload())
 		}
+		first = false
 	}
-	if relay {
-		b = appendOption(b, optRelayAgentInfo, r.Options[optRelayAgentInfo])
+	if r.opts.present(optRelayAgentInfo) && l.where[optRelayAgentInfo] == inMain {
+		b = appendOption(b, optRelayAgentInfo, r.opts.get(optRelayAgentInfo))
 	}
 	b = append(b, optEnd)
-	for len(b) < bootpMinLen {
-		b = append(b, optPad)
+	if n := len(b) - start; n < bootpMinLen {
+		b = appendZeros(b, bootpMinLen-n) // pad
 	}
 	return b
 }
 
+// opBootReply is the op of every reply (RFC 951).
+const opBootReply = 2
+
 // appendField writes the sname or file field: the options put there and
-// END, or the text it holds, padded with zeros to size bytes.
-func appendField(b []byte, opts dhcpv4.Options, codes []uint8, text string, size int) []byte {
+// END, or zeros, size bytes in all.
+func appendField(b []byte, opts *options, order []uint8, l *layout, field uint8, size int) []byte {
 	start := len(b)
-	if len(codes) > 0 {
-		for _, c := range codes {
-			b = appendOption(b, c, opts[c])
+	placed := false
+	for _, c := range order {
+		if l.where[c] == field {
+			b = appendOption(b, c, opts.get(c))
+			placed = true
 		}
-		b = append(b, optEnd)
-	} else {
-		b = append(b, text[:min(len(text), size-1)]...)
 	}
-	return append(b, make([]byte, size-(len(b)-start))...)
+	if placed {
+		b = append(b, optEnd)
+	}
+	return appendZeros(b, size-(len(b)-start))
+}
+
+func appendZeros(b []byte, n int) []byte {
+	for range n {
+		b = append(b, 0)
+	}
+	return b
 }
 
 // appendOption writes one option, as several instances when it is longer
@@ -234,48 +263,43 @@ func appendOption(b []byte, code uint8, v []byte) []byte {
 	return b
 }
 
-func appendIP4(b []byte, ip []byte) []byte {
-	if len(ip) == 16 {
-		ip = ip[12:]
-	}
-	if len(ip) != 4 {
-		return append(b, 0, 0, 0, 0)
-	}
-	return append(b, ip...)
-}
-
-// encode writes the reply in the size the client takes, its options in
-// priority order (replyOrder); options that fit nowhere are dropped from
-// the reply and logged.
-func (h *handler) encode(req, r *dhcpv4.DHCPv4) []byte {
+// encode writes the reply into a buffer of its own, in the size the
+// client takes, its options in priority order (replyOrder); options that
+// fit nowhere are dropped from the reply and logged.
+func (h *handler) encode(req *packet, r *reply) []byte {
 	limit := replyLimit(req)
-	l := arrange(r.Options, replyOrder(r.Options, req.Options[optParamRequest]), limit, r.ServerHostName == "", r.BootFileName == "")
-	if len(l.dropped) > 0 {
-		for _, c := range l.dropped {
-			delete(r.Options, c)
+	h.order = replyOrder(h.order[:0], &r.opts, req.opts.get(optParamRequest))
+	arrange(&h.layout, &r.opts, h.order, limit, true, true)
+	if h.layout.dropped > 0 {
+		var dropped []uint8
+		for _, c := range h.order {
+			if h.layout.where[c] == inNone {
+				dropped = append(dropped, c)
+				r.opts.del(c)
+			}
 		}
-		h.logDropped(req, l.dropped, limit)
+		h.logDropped(req, dropped, limit)
 	}
-	return marshalReply(r, l)
+	return marshalReply(h.wires.get(), r, h.order, &h.layout)
 }
 
 // maxDropLogged bounds the clients remembered as logged; past it, drops
 // are only counted.
 const maxDropLogged = 4096
 
-func (h *handler) logDropped(req *dhcpv4.DHCPv4, codes []uint8, limit int) {
+func (h *handler) logDropped(req *packet, codes []uint8, limit int) {
 	h.counters.optionsDropped.Add(uint64(len(codes)))
 	if h.dropLogged == nil {
 		h.dropLogged = map[string]struct{}{}
 	}
-	k := string(req.ClientHWAddr) + "/" + string(codes)
+	k := string(req.chaddr) + "/" + string(codes)
 	if _, done := h.dropLogged[k]; done || len(h.dropLogged) >= maxDropLogged {
 		return
 	}
 	h.dropLogged[k] = struct{}{}
 	for _, c := range codes {
 		h.log.Warn("an option does not fit in the reply the client takes; dropped",
-			"option", c, "mac", macString(req.ClientHWAddr), "limit", limit)
+			"option", c, "mac", macString(req.chaddr), "limit", limit)
 	}
 }
 
@@ -286,7 +310,9 @@ func (h *handler) logDropped(req *dhcpv4.DHCPv4, codes []uint8, limit int) {
 // first, and logs it; `gatewayd check` warns with Fits(576).
 func (p Pool) Fits(limit int) (overflow []uint8) {
 	o := buildPoolOptions(&p)
-	r := dhcpv4.Options{optMessageType: {byte(dhcpv4.MessageTypeAck)}, optServerID: make([]byte, 4)}
+	var r reply
+	r.opts.set(optMessageType, []byte{ackType})
+	r.opts.set(optServerID, make([]byte, 4))
 	prl := make([]byte, 0, len(o.fixed)+3)
 	for _, f := range o.fixed {
 		prl = append(prl, f.code)
@@ -294,6 +320,14 @@ func (p Pool) Fits(limit int) (overflow []uint8) {
 	if o.routes != nil {
 		prl = append(prl, optClasslessRoute)
 	}
-	o.apply(r, prl, true)
-	return arrange(r, replyOrder(r, prl), limit, true, true).dropped
+	o.apply(&r, prl, true)
+	order := replyOrder(nil, &r.opts, prl)
+	var l layout
+	arrange(&l, &r.opts, order, limit, true, true)
+	for _, c := range order {
+		if l.where[c] == inNone {
+			overflow = append(overflow, c)
+		}
+	}
+	return overflow
 }

@@ -315,7 +315,11 @@ func TestReplyLimit(t *testing.T) {
 		{[]dhcpv4.Modifier{maxSize(65535)}, 1500},
 		{[]dhcpv4.Modifier{dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionMaximumDHCPMessageSize, []byte{9}))}, 576},
 	} {
-		if got := replyLimit(msg(dhcpv4.MessageTypeDiscover, macA, tc.mods...)()); got != tc.want {
+		var p packet
+		if err := p.parse(msg(dhcpv4.MessageTypeDiscover, macA, tc.mods...)().ToBytes()); err != nil {
+			t.Fatal(err)
+		}
+		if got := replyLimit(&p); got != tc.want {
 			t.Errorf("limit %d, want %d", got, tc.want)
 		}
 	}

@@ -1,252 +1,294 @@
 package dhcp
 
 import (
-	"context"
+	"bytes"
+	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"gatewayd/lab"
 )
 
-// The DHCP benchmark: perfdhcp full exchanges (DISCOVER-OFFER-REQUEST-ACK,
-// a new client each) against gatewayd, kea-dhcp4 (memfile) and dnsmasq, in
-// the same lab and the same run, at rising rates. Every server gets a fresh
-// lease database for every rate. Run it as root:
+// The DHCP benchmark: perfdhcp full exchanges (DISCOVER-OFFER-REQUEST-ACK)
+// against gatewayd, kea-dhcp4 (memfile) and dnsmasq, in the same lab and
+// the same run, each server pinned to one core and perfdhcp to the other.
+// Every server gets a fresh lease database for every run. Run it as root:
 //
 //	go test -run '^$' -bench BenchmarkPeers -benchtime 1x ./roles/dhcp/
 //
-// BENCH_RATES ("1000,2000,4000"), BENCH_PERIOD (seconds per rate),
-// BENCH_ROUNDS (repetitions), BENCH_CLIENTS (distinct clients, default 1000)
-// and BENCH_SERVERS ("gatewayd,dnsmasq") tune it.
+// Four parts, in this order (BENCH_PARTS picks some: "storm,cpu"):
+//
+//   - storm: fresh clients (BENCH_STORM_CLIENTS, default 400,000: nearly
+//     every exchange a new lease, the storm after a power cut) at rising
+//     rates (BENCH_STORM_RATES); the score is the most ACK/s at ≤ 1 %
+//     drops.
+//   - cpu: the server's CPU time (user + system, /proc) per completed
+//     exchange at a fixed rate (BENCH_CPU_RATE, default 4000/s) with fresh
+//     clients.
+//   - renew: 1000 clients (BENCH_CLIENTS) at rising rates (BENCH_RATES):
+//     a site's steady state where most exchanges renew a known lease.
+//   - rss: gatewayd's and Kea's resident memory holding 400,000 leases.
+//
+// BENCH_PERIOD (seconds per run), BENCH_ROUNDS (repeat each part; a
+// server keeps its best run of each rate), BENCH_SERVERS
+// ("gatewayd,kea-dhcp4") and BENCH_PROFILE (a directory for gatewayd's CPU
+// profiles, one per run) tune it.
 
-// perfResult is one perfdhcp run.
-type perfResult struct {
-	rate      int     // asked exchanges/s
-	completed float64 // ACKs received per second of the run
-	dropDO    float64 // DISCOVER-OFFER drops, percent
-	dropRA    float64 // REQUEST-ACK drops, percent
-	cpuPerK   float64 // server CPU milliseconds per 1000 completed exchanges
-	// rcvbufErr counts replies the kernel dropped because perfdhcp's socket
-	// buffer was full: drops the load generator, not the server, caused.
-	rcvbufErr int
-}
-
-func (r perfResult) ok() bool { return r.dropDO <= 1 && r.dropRA <= 1 }
-
-var (
-	reDrops    = regexp.MustCompile(`drops ratio: ([0-9.]+) %`)
-	reReceived = regexp.MustCompile(`(?s)Statistics for: REQUEST-ACK\*\*\*\s*sent packets: \d+\s*received packets: (\d+)`)
-)
-
-// parsePerf reads perfdhcp's final report.
-func parsePerf(out string, rate, period int) (perfResult, error) {
-	r := perfResult{rate: rate}
-	drops := reDrops.FindAllStringSubmatch(out, -1)
-	recv := reReceived.FindStringSubmatch(out)
-	if len(drops) < 2 || recv == nil {
-		return r, fmt.Errorf("cannot read perfdhcp's report:\n%s", out)
-	}
-	r.dropDO, _ = strconv.ParseFloat(drops[0][1], 64)
-	r.dropRA, _ = strconv.ParseFloat(drops[1][1], 64)
-	acks, _ := strconv.Atoi(recv[1])
-	r.completed = float64(acks) / float64(period)
-	return r, nil
-}
-
-// benchServer starts one DHCP server in n.gw on fresh state and returns
-// how to stop it and its pid.
-type benchServer struct {
-	name  string
-	start func(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error)
-}
-
-var benchServers = []benchServer{
-	{"gatewayd", func(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
-		return startChild(tb, n.gw, benchConfig(), dir), nil
-	}},
-	{"kea-dhcp4", startKea},
-	{"dnsmasq", startDnsmasq},
-}
-
-// keaConfig: memfile with persistence (Kea's default lease store), UDP
-// sockets (perfdhcp is a relay), the same pool and options as benchConfig.
-const keaConfig = `{"Dhcp4": {
-  "interfaces-config": {"interfaces": ["eth1/198.18.0.2"], "dhcp-socket-type": "udp"},
-  "lease-database": {"type": "memfile", "persist": true, "name": "{{dir}}/kea-leases4.csv", "lfc-interval": 0},
-  "valid-lifetime": 43200,
-  "subnet4": [{"id": 1, "subnet": "198.18.0.0/15",
-    "pools": [{"pool": "198.18.1.0 - 198.19.255.250"}],
-    "option-data": [{"name": "routers", "data": "198.18.0.1"}, {"name": "domain-name-servers", "data": "198.18.0.1"}]}],
-  "loggers": [{"name": "kea-dhcp4", "severity": "WARN", "output_options": [{"output": "stderr"}]}]
-}}`
-
-func startKea(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
-	cfg := filepath.Join(dir, "kea-dhcp4.conf")
-	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(keaConfig, "{{dir}}", dir)), 0o644); err != nil {
-		return nil, err
-	}
-	cmd := n.gw.Command(context.Background(), "kea-dhcp4", "-c", cfg)
-	cmd.Env = append(os.Environ(), "KEA_LOCKFILE_DIR="+dir, "KEA_PIDFILE_DIR="+dir)
-	return startAndWait(n, cmd, "udp 198.18.0.2:67", dir)
-}
-
-func startDnsmasq(tb testing.TB, n *perfNet, dir string) (*exec.Cmd, error) {
-	cmd := n.gw.Command(context.Background(), "dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--port=0",
-		"--interface=eth1", "--dhcp-range=198.18.1.0,198.19.255.250,255.254.0.0,12h", "--dhcp-option=3,198.18.0.1",
-		"--dhcp-option=6,198.18.0.1", "--dhcp-leasefile="+filepath.Join(dir, "dnsmasq.leases"), "--dhcp-authoritative",
-		"--no-ping", "--dhcp-lease-max=250000", "--user=root", "--pid-file="+filepath.Join(dir, "dnsmasq.pid"),
-		"--quiet-dhcp", "--log-facility="+filepath.Join(dir, "dnsmasq.log"))
-	return startAndWait(n, cmd, "udp 0.0.0.0:67", dir)
-}
-
-// startAndWait starts a peer server, its output going to dir/server.log,
-// and waits until it listens on port 67.
-func startAndWait(n *perfNet, cmd *exec.Cmd, listen, dir string) (*exec.Cmd, error) {
-	logf, err := os.Create(filepath.Join(dir, "server.log"))
-	if err != nil {
-		return nil, err
-	}
-	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := n.gw.StartCommand(cmd); err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-	defer cancel()
-	err = lab.Poll(ctx, func() error {
-		out, err := n.gw.Run(ctx, "ss", "-uanpH", "sport", "= :67")
-		if err != nil || !strings.Contains(out, strings.Fields(listen)[1]) {
-			return fmt.Errorf("%s does not listen on %s yet: %s %v", cmd.Args, listen, out, err)
-		}
-		return nil
-	})
-	return cmd, err
-}
-
-// stopServer ends a server gracefully (SIGTERM) and reaps it.
-func stopServer(cmd *exec.Cmd) {
-	cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		cmd.Process.Kill()
-		<-done
-	}
-}
-
-// runPerf runs perfdhcp as a relay at rate for period seconds.
-func runPerf(n *perfNet, rate, period int) (perfResult, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(period+30)*time.Second)
-	defer cancel()
-	out, err := n.perf.Run(ctx, "perfdhcp", "-4", "-r", strconv.Itoa(rate), "-R", benchClients(), "-p", strconv.Itoa(period),
-		"-W", "1000000", "-l", "198.18.0.70", "198.18.0.2")
-	if err != nil && !strings.Contains(out, "drops ratio") {
-		return perfResult{}, err
-	}
-	return parsePerf(out, rate, period)
-}
-
-// benchClients is how many distinct clients perfdhcp simulates: 1000 by
-// default (a site's steady state: most exchanges renew a known client's
-// lease); BENCH_CLIENTS=100000000 makes every exchange a new lease.
-func benchClients() string {
-	if v, err := strconv.Atoi(os.Getenv("BENCH_CLIENTS")); err == nil && v > 0 {
-		return strconv.Itoa(v)
-	}
-	return "1000"
-}
-
-func benchRates() ([]int, int) {
-	rates := []int{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000}
-	if s := os.Getenv("BENCH_RATES"); s != "" {
-		rates = nil
-		for _, f := range strings.Split(s, ",") {
-			if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil {
-				rates = append(rates, v)
-			}
+// benchParts are the parts BENCH_PARTS asks for, all by default.
+func benchParts() map[string]bool {
+	parts := map[string]bool{"storm": true, "cpu": true, "renew": true, "rss": true}
+	if s := os.Getenv("BENCH_PARTS"); s != "" {
+		clear(parts)
+		for _, p := range strings.Split(s, ",") {
+			parts[strings.TrimSpace(p)] = true
 		}
 	}
-	period := 5
-	if v, err := strconv.Atoi(os.Getenv("BENCH_PERIOD")); err == nil && v > 0 {
-		period = v
-	}
-	return rates, period
+	return parts
 }
+
+// envInts reads a comma-separated list of numbers, or def.
+func envInts(name string, def []int) []int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		if v, err := strconv.Atoi(strings.TrimSpace(f)); err == nil && v > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func envInt(name string, def int) int { return envInts(name, []int{def})[0] }
+
+// stormClients is how many distinct clients the storm and cpu parts use.
+const stormClients = 400000
+
+// rssLeases is how many leases the rss part loads.
+const rssLeases = 400000
 
 // BenchmarkPeers is the DHCP benchmark (see the top of this file). The
 // servers take turns at each rate, so a noisy neighbour on a shared machine
-// hits them alike; with BENCH_ROUNDS > 1 each server keeps its best run of
-// each rate.
+// hits them alike.
 func BenchmarkPeers(b *testing.B) {
 	if os.Geteuid() != 0 {
 		b.Skip("the DHCP benchmark needs root for its namespaces")
 	}
-	lab.RequireTools(b, "perfdhcp", "kea-dhcp4", "dnsmasq", "ss")
-	rates, period := benchRates()
-	rounds := 1
-	if v, err := strconv.Atoi(os.Getenv("BENCH_ROUNDS")); err == nil && v > 0 {
-		rounds = v
-	}
-	var servers []benchServer
-	for _, srv := range benchServers {
-		if only := os.Getenv("BENCH_SERVERS"); only == "" || strings.Contains(","+only+",", ","+srv.name+",") {
-			servers = append(servers, srv)
-		}
-	}
+	lab.RequireTools(b, "perfdhcp", "kea-dhcp4", "dnsmasq", "ss", "taskset")
+	parts := benchParts()
 	for range b.N {
 		l := lab.New(b)
 		n := newPerfNet(b, l)
-		// results[server][rate] is the best run.
-		results := map[string]map[int]perfResult{}
-		for _, srv := range servers {
-			results[srv.name] = map[int]perfResult{}
+		n.rcvbuf = buildRcvbufShim(b, b.TempDir())
+		bl := &benchLab{b: b, n: n, period: envInt("BENCH_PERIOD", 5), rounds: envInt("BENCH_ROUNDS", 1)}
+		var sum []string
+		if parts["storm"] {
+			sum = append(sum, bl.storm())
 		}
-		report("%-10s %7s %12s %8s %8s %10s %11s", "server", "rate", "completed/s", "drop DO", "drop RA", "cpu-ms/1k", "perf-rcvbuf")
-		for round := range rounds {
-			for _, rate := range rates {
-				for _, srv := range servers {
-					res := benchOne(b, n, srv, rate, period)
-					report("%-10s %7d %12.0f %7.2f%% %7.2f%% %10.0f %11d   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA, res.cpuPerK, res.rcvbufErr, round+1)
-					if old, ok := results[srv.name][rate]; !ok || better(res, old) {
-						results[srv.name][rate] = res
-					}
-				}
-			}
+		if parts["cpu"] {
+			sum = append(sum, bl.cpu())
 		}
-		best := map[string]float64{}
-		for _, srv := range servers {
-			for _, res := range results[srv.name] {
-				if res.ok() && res.completed > best[srv.name] {
-					best[srv.name] = res.completed
-				}
-			}
-			b.ReportMetric(best[srv.name], srv.name+"-exch/s")
+		if parts["renew"] {
+			sum = append(sum, bl.renew())
 		}
-		if best["kea-dhcp4"] > 0 {
-			b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea")
+		if parts["rss"] {
+			sum = append(sum, bl.rss()...)
 		}
-		report("completed exchanges/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f; gatewayd/kea %.2f",
-			best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
-		if results["gatewayd"] != nil {
-			rss, hwm := residentWith50k(b, n)
-			b.ReportMetric(float64(rss)/1024, "MiB-rss-50k")
-			report("gatewayd with 50,000 leases: RSS %.1f MiB (peak %.1f MiB)", float64(rss)/1024, float64(hwm)/1024)
+		report("")
+		for _, s := range sum {
+			report("%s", s)
 		}
 		l.Close()
 	}
 }
 
-// report prints a line of the benchmark's table on stdout (benchmark logs
+// benchLab runs the parts in one lab.
+type benchLab struct {
+	b              *testing.B
+	n              *perfNet
+	period, rounds int
+}
+
+// servers are the servers of BENCH_SERVERS among the names given.
+func servers(names ...string) []benchServer {
+	var out []benchServer
+	for _, srv := range benchServers {
+		only := os.Getenv("BENCH_SERVERS")
+		if strings.Contains(","+strings.Join(names, ",")+",", ","+srv.name+",") &&
+			(only == "" || strings.Contains(","+only+",", ","+srv.name+",")) {
+			out = append(out, srv)
+		}
+	}
+	return out
+}
+
+// ladder runs every server at every rate, rounds times, and returns each
+// server's best completed rate within the drop limit.
+func (bl *benchLab) ladder(part string, srvs []benchServer, rates []int, clients int) map[string]float64 {
+	results := map[string]map[int]perfResult{}
+	for _, srv := range srvs {
+		results[srv.name] = map[int]perfResult{}
+	}
+	report("%s: %d distinct clients, %d s per run", part, clients, bl.period)
+	report("%-10s %7s %9s %8s %8s %12s %11s", "server", "rate", "ACK/s", "drop DO", "drop RA", "µs/exchange", "perf-rcvbuf")
+	for round := range bl.rounds {
+		for _, rate := range rates {
+			for _, srv := range srvs {
+				tag := fmt.Sprintf("%s-%d-r%d", part, rate, round+1)
+				res := benchOne(bl.b, bl.n, srv, rate, bl.period, clients, tag)
+				u, s := res.perExchange()
+				report("%-10s %7d %9.0f %7.2f%% %7.2f%% %12.1f %11d   (round %d)", srv.name, rate, res.completed, res.dropDO, res.dropRA,
+					micros(u+s), res.rcvbufErr, round+1)
+				if old, ok := results[srv.name][rate]; !ok || better(res, old) {
+					results[srv.name][rate] = res
+				}
+			}
+		}
+	}
+	best := map[string]float64{}
+	for _, srv := range srvs {
+		for _, res := range results[srv.name] {
+			if res.ok() && res.completed > best[srv.name] {
+				best[srv.name] = res.completed
+			}
+		}
+		bl.b.ReportMetric(best[srv.name], srv.name+"-"+part+"-ack/s")
+	}
+	return best
+}
+
+// storm is the fresh-client ladder.
+func (bl *benchLab) storm() string {
+	rates := envInts("BENCH_STORM_RATES", []int{5000, 8000, 10000, 12000, 14000, 16000, 20000, 25000, 30000, 35000, 40000})
+	best := bl.ladder("storm", servers("gatewayd", "kea-dhcp4"), rates, envInt("BENCH_STORM_CLIENTS", stormClients))
+	if best["kea-dhcp4"] > 0 {
+		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-storm")
+	}
+	return fmt.Sprintf("fresh clients, ACK/s at <=1%% drops: gatewayd %.0f (every ACK fdatasynced), kea-dhcp4 %.0f (memfile, no fsync); gatewayd/kea %.2f",
+		best["gatewayd"], best["kea-dhcp4"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+}
+
+// renew is the steady-state ladder of a small client population.
+func (bl *benchLab) renew() string {
+	rates := envInts("BENCH_RATES", []int{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000})
+	best := bl.ladder("renew", servers("gatewayd", "kea-dhcp4", "dnsmasq"), rates, envInt("BENCH_CLIENTS", 1000))
+	if best["kea-dhcp4"] > 0 {
+		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-renew")
+	}
+	return fmt.Sprintf("renewals, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f (fsync per lease); gatewayd/kea %.2f",
+		best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+}
+
+// cpu measures CPU per exchange at a fixed rate with fresh clients; each
+// server keeps its lowest run.
+func (bl *benchLab) cpu() string {
+	rate := envInt("BENCH_CPU_RATE", 4000)
+	period := max(bl.period, 10)
+	srvs := servers("gatewayd", "kea-dhcp4")
+	report("cpu: %d/s, %d distinct clients, %d s per run", rate, stormClients, period)
+	report("%-10s %9s %8s %8s %10s %10s %10s %10s", "server", "ACK/s", "drop DO", "drop RA", "user µs", "sys µs", "total µs", "switches")
+	best := map[string]time.Duration{}
+	split := map[string][2]time.Duration{}
+	for round := range bl.rounds {
+		for _, srv := range srvs {
+			res := benchOne(bl.b, bl.n, srv, rate, period, envInt("BENCH_STORM_CLIENTS", stormClients), fmt.Sprintf("cpu-%d-r%d", rate, round+1))
+			u, s := res.perExchange()
+			report("%-10s %9.0f %7.2f%% %7.2f%% %10.1f %10.1f %10.1f %10.2f   (round %d)", srv.name, res.completed, res.dropDO, res.dropRA,
+				micros(u), micros(s), micros(u+s), float64(res.switches)/float64(max(res.acks, 1)), round+1)
+			if old, ok := best[srv.name]; res.acks > 0 && (!ok || u+s < old) {
+				best[srv.name], split[srv.name] = u+s, [2]time.Duration{u, s}
+			}
+		}
+	}
+	for name, d := range best {
+		bl.b.ReportMetric(micros(d), name+"-µs/exchange")
+	}
+	g, k := split["gatewayd"], split["kea-dhcp4"]
+	ratio := 0.0
+	if best["kea-dhcp4"] > 0 {
+		ratio = float64(best["gatewayd"]) / float64(best["kea-dhcp4"])
+	}
+	return fmt.Sprintf("CPU per exchange at %d/s, fresh clients: gatewayd %.1f µs (%.1f user + %.1f sys), kea-dhcp4 %.1f µs (%.1f + %.1f); gatewayd/kea %.2f",
+		rate, micros(g[0]+g[1]), micros(g[0]), micros(g[1]), micros(k[0]+k[1]), micros(k[0]), micros(k[1]), ratio)
+}
+
+func micros(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }
+
+// rss loads rssLeases leases into each server, serves perfdhcp for a few
+// seconds and reads its resident memory.
+func (bl *benchLab) rss() []string {
+	var out []string
+	for _, srv := range servers("gatewayd", "kea-dhcp4") {
+		dir := bl.b.TempDir()
+		switch srv.name {
+		case "gatewayd":
+			writeLeaseLog(bl.b, dir, rssLeases)
+		case "kea-dhcp4":
+			writeKeaLeases(bl.b, dir, rssLeases)
+		}
+		cmd, err := srv.start(bl.b, bl.n, dir, "rss")
+		if err != nil {
+			bl.b.Fatalf("starting %s: %v", srv.name, err)
+		}
+		if _, err := runPerf(bl.n, 1000, 3, stormClients); err != nil {
+			bl.b.Fatal(err)
+		}
+		rss, hwm := memory(cmd.Process.Pid)
+		stopServer(cmd)
+		bl.b.ReportMetric(float64(rss)/1024, srv.name+"-MiB-rss-400k")
+		out = append(out, fmt.Sprintf("%s with %d leases: RSS %.1f MiB (peak %.1f MiB)", srv.name, rssLeases, float64(rss)/1024, float64(hwm)/1024))
+	}
+	return out
+}
+
+// writeLeaseLog writes a lease log of n active leases, each with a host
+// name, into state dir dir.
+func writeLeaseLog(tb testing.TB, dir string, n int) {
+	st, _, err := openStore(filepath.Join(dir, "dhcp"), quietLog(), storeOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	start := addrU32(mustAddr(perfFirst))
+	exp := time.Now().Add(12 * time.Hour).Unix()
+	batch := make([]*binding, 0, n)
+	for i := range n {
+		batch = append(batch, &binding{addr: start + uint32(i), state: bindActive, expires: exp,
+			mac: string(benchMAC(i)), hostname: fmt.Sprintf("host-%d", i)})
+	}
+	if err := st.commit(batch); err != nil {
+		tb.Fatal(err)
+	}
+	st.close()
+}
+
+func benchMAC(i int) []byte {
+	return []byte{0x02, 0x50, byte(i >> 24), byte(i >> 16), byte(i >> 8), byte(i)}
+}
+
+// writeKeaLeases writes Kea's memfile (leases4.csv, the columns of Kea
+// 2.2) with the same n leases.
+func writeKeaLeases(tb testing.TB, dir string, n int) {
+	var sb strings.Builder
+	sb.WriteString("address,hwaddr,client_id,valid_lifetime,expire,subnet_id,fqdn_fwd,fqdn_rev,hostname,state,user_context\n")
+	start := addrU32(mustAddr(perfFirst))
+	exp := time.Now().Add(12 * time.Hour).Unix()
+	for i := range n {
+		fmt.Fprintf(&sb, "%s,%s,,43200,%d,1,0,0,host-%d,0,\n", u32Addr(start+uint32(i)), macString(benchMAC(i)), exp, i)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "kea-leases4.csv"), []byte(sb.String()), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// report prints a line of the benchmark's tables on stdout (benchmark logs
 // are cut short).
 func report(format string, args ...any) { fmt.Printf(format+"\n", args...) }
 
@@ -258,108 +300,42 @@ func better(a, b perfResult) bool {
 	return a.completed > b.completed
 }
 
-// benchOne runs perfdhcp at rate against a fresh instance of srv.
-func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period int) perfResult {
-	dir := b.TempDir()
-	cmd, err := srv.start(b, n, dir)
-	if err != nil {
-		b.Fatalf("starting %s: %v", srv.name, err)
-	}
-	cpu0, rcv0 := cpuTime(cmd.Process.Pid), udpRcvbufErrors(n.perf)
-	res, err := runPerf(n, rate, period)
-	cpu := cpuTime(cmd.Process.Pid) - cpu0
-	res.rcvbufErr = udpRcvbufErrors(n.perf) - rcv0
-	stopServer(cmd)
-	if err != nil {
-		b.Fatalf("perfdhcp against %s: %v", srv.name, err)
-	}
-	if res.completed > 0 {
-		res.cpuPerK = float64(cpu.Milliseconds()) / (res.completed * float64(period) / 1000)
-	}
-	return res
-}
-
-// residentWith50k starts gatewayd on a lease log of 50,000 active leases,
-// serves perfdhcp for a while, and returns its VmRSS and VmHWM in KiB.
-func residentWith50k(tb testing.TB, n *perfNet) (rss, hwm int) {
-	dir := tb.TempDir()
-	st, _, err := openStore(filepath.Join(dir, "dhcp"), quietLog(), storeOptions{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	start := addrU32(mustAddr("198.18.1.0"))
-	exp := time.Now().Add(12 * time.Hour).Unix()
-	var batch []*binding
-	for i := range 50000 {
-		batch = append(batch, &binding{addr: start + uint32(i), state: bindActive, expires: exp,
-			mac: string([]byte{0x02, 0x50, byte(i >> 16), byte(i >> 8), byte(i), 0}), hostname: fmt.Sprintf("host-%d", i)})
-	}
-	if err := st.commit(batch); err != nil {
-		tb.Fatal(err)
-	}
-	st.close()
-	cmd := startChild(tb, n.gw, benchConfig(), dir)
-	defer stopServer(cmd)
-	if _, err := runPerf(n, 1000, 3); err != nil {
-		tb.Fatal(err)
-	}
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, line := range strings.Split(string(status), "\n") {
-		f := strings.Fields(line)
-		if len(f) >= 2 && f[0] == "VmRSS:" {
-			rss, _ = strconv.Atoi(f[1])
+// BenchmarkExchange: the handler's cost of a DISCOVER and a REQUEST from a
+// fresh client (perfdhcp's: relayed, client id 01+MAC, parameter list 1 3
+// 6), the lease log and sockets aside.
+func BenchmarkExchange(b *testing.B) {
+	hs := newHarness(b, benchConfig())
+	tmpl := func(mt byte, extra ...[]byte) []byte {
+		m := &rawMsg{op: 1, htype: 1, chaddr: []byte{2, 0x50, 0, 0, 0, 0}, giaddr: mustAddr(perfRelay)}
+		m.opt(optMessageType, mt)
+		m.opt(optClientID, 1, 2, 0x50, 0, 0, 0, 0)
+		m.opt(optParamRequest, 1, 3, 6)
+		for _, e := range extra {
+			m.opt(e[0], e[1:]...)
 		}
-		if len(f) >= 2 && f[0] == "VmHWM:" {
-			hwm, _ = strconv.Atoi(f[1])
+		return m.bytes(true)
+	}
+	disc := tmpl(1)
+	req := tmpl(3, []byte{optServerID, 10, 0, 0, 2}, []byte{optRequestedIP, 0xee, 0xee, 0xee, 0xee})
+	at := bytes.Index(req, []byte{0xee, 0xee, 0xee, 0xee})
+	patch := func(p []byte, i int) {
+		binary.BigEndian.PutUint32(p[30:34], uint32(i))
+		binary.BigEndian.PutUint32(p[fixedLen+4+3+2+3:], uint32(i)) // in option 61
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		hs.now = hs.now.Add(time.Microsecond)
+		patch(disc, i)
+		o := hs.h.handleBytes(hs.now, disc, netip.AddrPort{})
+		if len(o.wire) == 0 {
+			b.Fatal(o.why)
+		}
+		patch(req, i)
+		copy(req[at:at+4], o.wire[16:20])
+		o = hs.h.handleBytes(hs.now, req, netip.AddrPort{})
+		if len(o.wire) == 0 || len(o.commit) != 1 {
+			b.Fatal(o.why)
 		}
 	}
-	return rss, hwm
-}
-
-// cpuTime is the user and system CPU time process pid has used so far.
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name (which may hold spaces) start at ") ".
-	_, rest, _ := strings.Cut(string(b), ") ")
-	f := strings.Fields(rest)
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.Atoi(f[11])
-	stime, _ := strconv.Atoi(f[12])
-	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
-}
-
-// udpRcvbufErrors reads the UDP RcvbufErrors counter of namespace ns.
-func udpRcvbufErrors(ns *lab.Namespace) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	out, err := ns.Run(ctx, "cat", "/proc/net/snmp")
-	if err != nil {
-		return 0
-	}
-	var names []string
-	for _, line := range strings.Split(out, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 || f[0] != "Udp:" {
-			continue
-		}
-		if names == nil {
-			names = f
-			continue
-		}
-		for i, name := range names {
-			if name == "RcvbufErrors" && i < len(f) {
-				v, _ := strconv.Atoi(f[i])
-				return v
-			}
-		}
-	}
-	return 0
 }

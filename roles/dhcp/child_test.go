@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"reflect"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -52,6 +53,19 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
+	if path := os.Getenv(profileEnv); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer pprof.StopCPUProfile()
+	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	fmt.Println("ready")
@@ -89,12 +103,24 @@ func readConfig(path string) (*Config, error) {
 // state directory, and waits until it serves.
 func startChild(t testing.TB, ns *lab.Namespace, c *Config, stateDir string) *exec.Cmd {
 	t.Helper()
+	return startChildWith(t, ns, c, stateDir, []string{os.Args[0], "-test.run=^$"}, nil)
+}
+
+// startChildPinned is startChild on the benchmark's server core, with env
+// added to the child's environment.
+func startChildPinned(t testing.TB, ns *lab.Namespace, c *Config, stateDir string, env []string) *exec.Cmd {
+	t.Helper()
+	return startChildWith(t, ns, c, stateDir, pinned(serverCPU, os.Args[0], "-test.run=^$"), env)
+}
+
+func startChildWith(t testing.TB, ns *lab.Namespace, c *Config, stateDir string, argv, env []string) *exec.Cmd {
+	t.Helper()
 	cfgPath := filepath.Join(stateDir, "dhcp.json")
 	if err := writeConfig(cfgPath, c); err != nil {
 		t.Fatal(err)
 	}
-	cmd := ns.Command(context.Background(), os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+cfgPath+","+stateDir)
+	cmd := ns.Command(context.Background(), argv...)
+	cmd.Env = append(append(os.Environ(), env...), childEnv+"="+cfgPath+","+stateDir)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -117,8 +143,8 @@ func startChild(t testing.TB, ns *lab.Namespace, c *Config, stateDir string) *ex
 		if err != nil {
 			t.Fatalf("child server: %v", err)
 		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("child server not ready after 20 s")
+	case <-time.After(60 * time.Second):
+		t.Fatal("child server not ready after 60 s")
 	}
 	return cmd
 }

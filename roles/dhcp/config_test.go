@@ -113,22 +113,22 @@ func netConfig(edits ...func(*Config)) *Config {
 	}, edits)
 }
 
-// benchConfig is the crash test's and the benchmark's config: the DHCP
-// alias 198.18.0.2/15, the router 198.18.0.1, a large pool for perfdhcp,
-// which acts as a relay on the wire at 198.18.0.70 (giaddr): the pool is
-// chosen by giaddr.
+// benchConfig is the crash test's and the benchmark's config (perfNet):
+// the DHCP alias, the router, a pool of a million addresses for perfdhcp,
+// which acts as a relay on the wire (giaddr perfRelay): the pool is chosen
+// by giaddr.
 func benchConfig() *Config {
 	return &Config{
 		Interface:     "eth1",
-		Server:        mustPrefix("198.18.0.2/15"),
+		Server:        mustPrefix(perfAlias + "/12"),
 		Authoritative: true,
 		DeclineTime:   24 * time.Hour,
 		OfferTime:     time.Minute,
 		Pools: []Pool{{
-			Range:      span("198.18.1.0", "198.19.255.250"),
-			Subnet:     mustPrefix("198.18.0.0/15"),
-			Router:     mustAddr("198.18.0.1"),
-			DNS:        []netip.Addr{mustAddr("198.18.0.1")},
+			Range:      span(perfFirst, perfLast),
+			Subnet:     mustPrefix(perfSubnet),
+			Router:     mustAddr(perfRouter),
+			DNS:        []netip.Addr{mustAddr(perfRouter)},
 			LeaseTime:  12 * time.Hour,
 			RenewTime:  6 * time.Hour,
 			RebindTime: 10*time.Hour + 30*time.Minute,

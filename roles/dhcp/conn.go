@@ -1,14 +1,14 @@
 package dhcp
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
+	"sync/atomic"
 	"syscall"
 
-	"golang.org/x/net/ipv4"
 	"golang.org/x/sys/unix"
 
 	"gatewayd/ether"
@@ -20,10 +20,12 @@ import (
 // source to the DHCP alias; and a packet socket on the NIC (package ether)
 // for the replies unicast to a client that has no address yet, built as
 // whole frames to chaddr, as ISC dhcpd and Kea do, so the role never
-// writes the neighbour table, and for the ARP probes before an offer.
+// writes the neighbour table, and for the ARP probes before an offer. The
+// UDP socket is blocking and outside Go's poller (mmsg.go says why).
 type conn struct {
-	pc      *ipv4.PacketConn
-	raw     syscall.RawConn // the UDP socket, to ask it about its NIC
+	f       *os.File        // the UDP socket
+	raw     syscall.RawConn // f's: batches of datagrams, its NIC
+	closed  atomic.Bool     // set by close before it wakes a waiting read
 	eth     *ether.Conn     // nil when the NIC has none (ethErr says why)
 	ethErr  error
 	ifname  string
@@ -31,7 +33,7 @@ type conn struct {
 }
 
 // readBuffer is the socket receive buffer: room for a burst of requests
-// while the handler waits on the lock.
+// while the handler waits on the lock, or the read loop lets them gather.
 const readBuffer = 4 << 20
 
 // errNoNIC means the interface does not exist (yet, or any more).
@@ -53,6 +55,33 @@ func nicIndex(fd int, name string) (int, error) {
 	return int(ifr.Uint32()), nil
 }
 
+// openUDP opens the UDP socket 0.0.0.0:67 bound to the NIC of index, in
+// blocking mode and outside Go's poller (mmsg.go says why): an os.File,
+// so that closing it waits for the calls in progress.
+func openUDP(index int) (*os.File, error) {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, err
+	}
+	err = errors.Join(
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
+		unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_PKTINFO, 1),
+	)
+	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
+	}
+	if err == nil {
+		err = unix.Bind(fd, &unix.SockaddrInet4{Port: serverPort})
+	}
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), "dhcp"), nil
+}
+
 // lookupNIC is nicIndex through a socket of its own, in the network
 // namespace of the calling goroutine.
 func lookupNIC(name string) (int, error) {
@@ -72,39 +101,19 @@ func listen(ifname string) (*conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
-	lc := net.ListenConfig{Control: func(_, _ string, rc syscall.RawConn) error {
-		var serr error
-		err := rc.Control(func(fd uintptr) {
-			s := int(fd)
-			serr = errors.Join(
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1),
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BINDTOIFINDEX, index),
-			)
-			if unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, readBuffer) != nil {
-				unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_RCVBUF, readBuffer)
-			}
-		})
-		return errors.Join(err, serr)
-	}}
-	pc, err := lc.ListenPacket(context.Background(), "udp4", "0.0.0.0:67")
+	f, err := openUDP(index)
 	if errors.Is(err, unix.ENODEV) {
 		err = fmt.Errorf("interface %s: %w", ifname, errNoNIC) // gone since the lookup
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening DHCP socket 0.0.0.0:67 on %s: %w", ifname, err)
 	}
-	raw, err := pc.(syscall.Conn).SyscallConn()
+	raw, err := f.SyscallConn()
 	if err != nil {
-		pc.Close()
+		f.Close()
 		return nil, fmt.Errorf("opening DHCP socket on %s: %w", ifname, err)
 	}
-	p := ipv4.NewPacketConn(pc)
-	if err := p.SetControlMessage(ipv4.FlagDst|ipv4.FlagInterface, true); err != nil {
-		pc.Close()
-		return nil, fmt.Errorf("enabling IP_PKTINFO on the DHCP socket on %s: %w", ifname, err)
-	}
-	c := &conn{pc: p, raw: raw, ifname: ifname, ifindex: index}
+	c := &conn{f: f, raw: raw, ifname: ifname, ifindex: index}
 	if c.eth, err = ether.Open(index); err != nil {
 		// Not Ethernet, say: replies that would go to chaddr are broadcast.
 		c.ethErr = fmt.Errorf("opening a packet socket on %s: %w", ifname, err)
@@ -140,45 +149,6 @@ type inPacket struct {
 	dst netip.Addr // invalid when the kernel did not say
 }
 
-// reader reads datagrams in batches (recvmmsg).
-type reader struct {
-	ms []ipv4.Message
-}
-
-func newReader() *reader {
-	r := &reader{ms: make([]ipv4.Message, batchSize)}
-	for i := range r.ms {
-		r.ms[i].Buffers = [][]byte{make([]byte, 2048)}
-		r.ms[i].OOB = ipv4.NewControlMessage(ipv4.FlagDst | ipv4.FlagInterface)
-	}
-	return r
-}
-
-// read returns the next batch of datagrams; their bytes are valid until
-// the next call.
-func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
-	n, err := c.pc.ReadBatch(r.ms, 0)
-	if err != nil {
-		return out, err
-	}
-	var cm ipv4.ControlMessage
-	for i := range n {
-		m := &r.ms[i]
-		p := inPacket{b: m.Buffers[0][:m.N]}
-		if u, ok := m.Addr.(*net.UDPAddr); ok {
-			a := u.AddrPort()
-			p.src = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		}
-		if cm.Parse(m.OOB[:m.NN]) == nil {
-			if d, ok := netip.AddrFromSlice(cm.Dst.To4()); ok {
-				p.dst = d
-			}
-		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
 // datagram is one reply ready to leave: from src (the alias) to dst; with
 // mac, as a frame straight to that MAC address (sendFrame).
 type datagram struct {
@@ -201,36 +171,16 @@ func (c *conn) sendFrame(d datagram) error {
 	return nil
 }
 
-// write sends datagrams out of the NIC in batches (sendmmsg). A datagram
-// the kernel refuses is skipped; write returns how many were sent and the
-// first error.
-func (c *conn) write(ds []datagram) (int, error) {
-	ms := make([]ipv4.Message, len(ds))
-	for i, d := range ds {
-		cm := ipv4.ControlMessage{Src: d.src.AsSlice(), IfIndex: c.ifindex}
-		ms[i] = ipv4.Message{Buffers: [][]byte{d.b}, OOB: cm.Marshal(), Addr: net.UDPAddrFromAddrPort(d.dst)}
-	}
-	sent := 0
-	var first error
-	for len(ms) > 0 {
-		n, err := c.pc.WriteBatch(ms, 0)
-		sent += n
-		ms = ms[n:]
-		if err != nil && n == 0 {
-			if first == nil {
-				first = fmt.Errorf("sending to %s on %s: %w", ms[0].Addr, c.ifname, err)
-			}
-			ms = ms[1:]
-		}
-	}
-	return sent, first
-}
-
+// close closes the sockets. A read waiting for a datagram is woken by a
+// shutdown and returns net.ErrClosed; the file is closed once the calls
+// in progress have returned.
 func (c *conn) close() error {
 	if c.eth != nil {
 		c.eth.Close()
 	}
-	if err := c.pc.Close(); err != nil {
+	c.closed.Store(true)
+	c.raw.Control(func(fd uintptr) { unix.Shutdown(int(fd), unix.SHUT_RDWR) })
+	if err := c.f.Close(); err != nil {
 		return fmt.Errorf("closing DHCP socket on %s: %w", c.ifname, err)
 	}
 	return nil

@@ -56,16 +56,16 @@ func (c *counters) snapshot() Counters {
 	}
 	for i := range c.in {
 		if v := c.in[i].Load(); v > 0 {
-			out.In[typeName(dhcpv4.MessageType(i))] = v
+			out.In[typeName(uint8(i))] = v
 		}
 		if v := c.out[i].Load(); v > 0 {
-			out.Out[typeName(dhcpv4.MessageType(i))] = v
+			out.Out[typeName(uint8(i))] = v
 		}
 	}
 	return out
 }
 
 // typeName is "discover", "ack", ... for a message type.
-func typeName(t dhcpv4.MessageType) string {
-	return strings.ToLower(strings.TrimPrefix(t.String(), "DHCP"))
+func typeName(t uint8) string {
+	return strings.ToLower(strings.TrimPrefix(dhcpv4.MessageType(t).String(), "DHCP"))
 }

@@ -12,11 +12,26 @@ import (
 	"gatewayd/lab"
 )
 
-// perfNet is the benchmark topology: namespace gw (eth1, 198.18.0.250
-// primary, aliases .1 and .2) and namespace perf (198.18.0.70) on a switch.
+// The benchmark's and the crash test's network, 10.0.0.0/12: large enough
+// for a pool of a million addresses, so perfdhcp's 400,000 fresh clients
+// never exhaust it.
+const (
+	perfPrimary = "10.0.0.250/12" // gw's own address on eth1
+	perfRouter  = "10.0.0.1"      // the router alias
+	perfAlias   = "10.0.0.2"      // the DHCP alias
+	perfRelay   = "10.0.0.70"     // perfdhcp, a relay (giaddr)
+	perfSubnet  = "10.0.0.0/12"
+	perfFirst   = "10.0.1.0" // the pool
+	perfLast    = "10.15.255.250"
+)
+
+// perfNet is the benchmark topology: namespace gw (eth1, perfPrimary,
+// aliases perfRouter and perfAlias) and namespace perf (perfRelay) on a
+// switch.
 type perfNet struct {
 	lab      *lab.Lab
 	gw, perf *lab.Namespace
+	rcvbuf   string // a library perfdhcp is preloaded with (benchpeers_test.go); "": none
 }
 
 func newPerfNet(t testing.TB, l *lab.Lab) *perfNet {
@@ -41,10 +56,10 @@ func newPerfNet(t testing.TB, l *lab.Lab) *perfNet {
 			n.perf = ns
 		}
 	}
-	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.250/15", "dev", "eth1")
-	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.1/15", "dev", "eth1", "label", "eth1:0")
-	n.gw.MustRun(t, "ip", "addr", "add", "198.18.0.2/15", "dev", "eth1", "label", "eth1:1")
-	n.perf.MustRun(t, "ip", "addr", "add", "198.18.0.70/15", "dev", "eth0")
+	n.gw.MustRun(t, "ip", "addr", "add", perfPrimary, "dev", "eth1")
+	n.gw.MustRun(t, "ip", "addr", "add", perfRouter+"/12", "dev", "eth1", "label", "eth1:0")
+	n.gw.MustRun(t, "ip", "addr", "add", perfAlias+"/12", "dev", "eth1", "label", "eth1:1")
+	n.perf.MustRun(t, "ip", "addr", "add", perfRelay+"/12", "dev", "eth0")
 	return n
 }
 
@@ -83,7 +98,7 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	// -R: a new client per exchange; -p: run 4 s; the server dies at ~1.5 s.
-	perf := n.perf.Command(ctx, "perfdhcp", "-4", "-r", "400", "-R", "1000000", "-p", "4", "-l", "198.18.0.70", "-x", "l", "198.18.0.2")
+	perf := n.perf.Command(ctx, "perfdhcp", "-4", "-r", "400", "-R", "1000000", "-p", "4", "-l", perfRelay, "-x", "l", perfAlias)
 	done := make(chan struct{})
 	var out []byte
 	var perfErr error

@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // The role's decision log, for an admin asking "why does my phone get no
@@ -104,7 +102,7 @@ func (h *handler) event(level slog.Level, kind, msg string, attrs ...any) {
 
 // request is what a log line says about the request an outcome answers.
 type request struct {
-	mt       dhcpv4.MessageType
+	mt       uint8
 	mac      string
 	clientID string
 	relay    netip.Addr // giaddr; invalid when on the wire
@@ -131,10 +129,10 @@ func (r *request) attrs(more ...any) []any {
 }
 
 // requestOf summarises a request for the log.
-func requestOf(req *dhcpv4.DHCPv4, c client) request {
-	r := request{mt: req.MessageType(), mac: c.mac, clientID: c.clientID, hostname: c.hostname}
-	if gi, ok := ipU32(req.GatewayIPAddr); ok {
-		r.relay = u32Addr(gi)
+func requestOf(req *packet, c client) request {
+	r := request{mt: req.messageType(), mac: c.mac, clientID: c.clientID, hostname: c.hostname}
+	if req.giaddr != 0 {
+		r.relay = u32Addr(req.giaddr)
 	}
 	return r
 }
@@ -151,14 +149,14 @@ func (h *handler) logReceived(out *outcome) {
 		typ = typeName(r.mt)
 	}
 	h.event(slog.LevelDebug, evRequest, "request received", append([]any{"type", typ}, r.attrs()...)...)
-	if out.reply == nil && len(out.commit) == 0 && len(out.names) == 0 && !out.probe && out.why != "" {
+	if out.mt == 0 && len(out.commit) == 0 && len(out.names) == 0 && !out.probe && out.why != "" {
 		h.event(slog.LevelDebug, evNoReply, "no reply", append([]any{"type", typ, "reason", out.why}, r.attrs()...)...)
 	}
 }
 
 // logAck is the info line of an ACK whose lease is on disk.
 func (h *handler) logAck(out *outcome) {
-	if out.ack == nil {
+	if out.ack == nil || !h.log.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	h.event(slog.LevelInfo, evAck, "DHCPACK: lease granted", out.ack.attrs("lease", out.lease)...)

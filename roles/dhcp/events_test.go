@@ -49,13 +49,13 @@ func TestDecisionLog(t *testing.T) {
 	hs, rec, _ := logHarness(t, testConfig())
 
 	out := hs.send(msg(R, macA, wantIP("192.0.2.100"), host("pc"))())
-	hs.h.logAck(&out) // the server logs it once the lease is on disk
+	hs.h.logAck(&out.outcome) // the server logs it once the lease is on disk
 	want(t, rec, "DHCPACK", 1, "level", "INFO", "mac", macA, "addr", "192.0.2.100", "hostname", "pc", "lease", "1h0m0s")
 	if _, relayed := rec.find("DHCPACK")[0]["relay"]; relayed {
 		t.Error("an ACK on the wire names a relay")
 	}
 	out = hs.send(msg(R, macB, gi("198.51.100.1"), wantIP("198.51.100.10"))())
-	hs.h.logAck(&out)
+	hs.h.logAck(&out.outcome)
 	want(t, rec, "DHCPACK", 2, "mac", macB, "addr", "198.51.100.10", "relay", "198.51.100.1")
 
 	hs.send(msg(R, macC, wantIP("10.9.9.9"))())
@@ -73,11 +73,11 @@ func TestDecisionLog(t *testing.T) {
 
 	// Debug: each request, and why one got no reply.
 	out = hs.send(msg(R, macB, wantIP("192.0.2.100"), sid("192.0.2.99"))())
-	hs.h.logReceived(&out) // as the server's read loop does
+	hs.h.logReceived(&out.outcome) // as the server's read loop does
 	want(t, rec, "request received", 1, "level", "DEBUG", "type", "request", "mac", macB)
 	want(t, rec, "no reply", 1, "level", "DEBUG", "type", "request", "mac", macB, "reason", "the client chose another server")
-	out = hs.h.handleBytes(hs.now, []byte{1, 1, 6}, netip.AddrPort{})
-	hs.h.logReceived(&out)
+	out = hs.readBack(hs.h.handleBytes(hs.now, []byte{1, 1, 6}, netip.AddrPort{}))
+	hs.h.logReceived(&out.outcome)
 	want(t, rec, "request received", 2, "type", "malformed")
 	if got := rec.find("no reply"); len(got) != 2 || !strings.HasPrefix(got[1]["reason"], "malformed: ") {
 		t.Errorf("no reply for a malformed packet: %v", got)

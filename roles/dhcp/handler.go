@@ -1,16 +1,11 @@
 package dhcp
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"time"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
-	"github.com/insomniacslk/dhcp/iana"
 )
 
 // handler is the protocol: it turns one request into at most one reply, the
@@ -33,6 +28,17 @@ type handler struct {
 	// pendingLogged holds the static addresses logged as held by another
 	// client, so the conflict is logged once until it ends.
 	pendingLogged map[uint32]bool
+
+	// Scratch of one request at a time (the server's lock guards it): the
+	// request read in place, the reply being built, its layout, the
+	// candidate pools.
+	in     packet
+	rep    reply
+	order  []uint8
+	layout layout
+	cands  []*pool
+	// wires hands out the buffers replies are encoded into; nil: new ones.
+	wires *wirePool
 }
 
 // configure applies a new desired state, keeping every binding and offer.
@@ -55,20 +61,17 @@ func (h *handler) configure(d *Config) {
 	clear(h.dropLogged)
 }
 
-// inbound is one received request.
-type inbound struct {
-	pkt *dhcpv4.DHCPv4
-	src netip.AddrPort
-}
-
 // outcome is what the server does about a request.
 type outcome struct {
-	reply *dhcpv4.DHCPv4
-	wire  []byte // the reply as sent: fitted to the client, options ordered
-	to    netip.AddrPort
+	mt     uint8  // the reply's message type; 0: no reply
+	wire   []byte // the reply as sent: fitted to the client, options ordered
+	from   uint32 // the reply's source address: the server identifier
+	yiaddr uint32
+	to     netip.AddrPort
 	// direct sends the reply as a frame to chaddr (packet socket): a
 	// unicast to a client that cannot answer ARP for yiaddr yet.
 	direct bool
+	hw     [6]byte // chaddr, for direct
 	// probe asks for an ARP probe of yiaddr before the OFFER leaves.
 	probe  bool
 	commit []*binding   // on disk before the reply leaves
@@ -104,54 +107,50 @@ func (h *handler) handleBytes(now time.Time, b []byte, src netip.AddrPort) (out 
 			out = outcome{why: "panic"}
 		}
 	}()
-	pkt, err := dhcpv4.FromBytes(b)
-	if errors.Is(err, io.ErrUnexpectedEOF) {
-		// The options end without END: some clients send that, and Kea
-		// answers them. Everything else malformed is still refused.
-		pkt, err = dhcpv4.FromBytes(append(b[:len(b):len(b)], optEnd))
-	}
-	if err != nil {
+	if err := h.in.parse(b); err != nil {
 		h.counters.malformed.Add(1)
 		return outcome{why: "malformed: " + err.Error()}
 	}
-	return h.handle(now, inbound{pkt: pkt, src: src})
+	return h.handle(now, &h.in, src)
 }
 
 // handle dispatches on the message type.
-func (h *handler) handle(now time.Time, in inbound) outcome {
-	req := in.pkt
-	mt := req.MessageType()
+func (h *handler) handle(now time.Time, req *packet, src netip.AddrPort) outcome {
+	mt := req.messageType()
 	c, err := clientOf(req)
-	if err == nil && req.OpCode != dhcpv4.OpcodeBootRequest {
-		err = fmt.Errorf("op %d is not a request", req.OpCode)
+	if err == nil && req.op != opBootRequest {
+		err = fmt.Errorf("op %d is not a request", req.op)
 	}
-	if err == nil && (mt < dhcpv4.MessageTypeDiscover || mt > dhcpv4.MessageTypeInform) {
+	if err == nil && (mt < discoverType || mt > informType) {
 		err = fmt.Errorf("message type %d is not a client message", mt)
 	}
 	if err != nil {
 		h.counters.malformed.Add(1)
-		return outcome{why: "malformed: " + err.Error(), req: request{mac: string(req.ClientHWAddr)}}
+		return outcome{why: "malformed: " + err.Error(), req: request{mac: string(req.chaddr)}}
 	}
 	h.counters.in[mt].Add(1)
 	cands := h.candidates(req)
 	var out outcome
 	switch mt {
-	case dhcpv4.MessageTypeDiscover:
+	case discoverType:
 		out = h.discover(now, req, c, cands)
-	case dhcpv4.MessageTypeRequest:
+	case requestType:
 		out = h.request(now, req, c, cands)
-	case dhcpv4.MessageTypeDecline:
+	case declineType:
 		out = h.decline(now, req, c)
-	case dhcpv4.MessageTypeRelease:
+	case releaseType:
 		out = h.release(now, req, c)
-	case dhcpv4.MessageTypeInform:
-		out = h.inform(req, cands, in.src)
+	case informType:
+		out = h.inform(req, cands, src)
 	default: // OFFER, ACK, NAK come from servers
 		out = h.ignore("a server message")
 	}
 	out.req = requestOf(req, c)
 	return out
 }
+
+// opBootRequest is the op of every request (RFC 951).
+const opBootRequest = 1
 
 func (h *handler) ignore(why string) outcome {
 	h.counters.ignored.Add(1)
@@ -164,37 +163,38 @@ func (h *handler) malformed(why string) outcome {
 }
 
 // clientOf identifies the sender: option 61, else chaddr.
-func clientOf(req *dhcpv4.DHCPv4) (client, error) {
-	c := client{mac: string(req.ClientHWAddr), clientID: string(req.Options[optClientID])}
+func clientOf(req *packet) (client, error) {
+	c := client{mac: string(req.chaddr), clientID: string(req.opts.get(optClientID))}
 	if c.mac == "" && c.clientID == "" {
 		return c, fmt.Errorf("no hardware address and no client identifier")
 	}
 	c.key = clientKey(c.clientID, c.mac)
-	if name := req.Options[optHostName]; len(name) > 0 {
+	if name := req.opts.get(optHostName); len(name) > 0 {
 		c.hostname = sanitizeHostname(string(name))
-	} else if fqdn := req.Options[optClientFQDN]; len(fqdn) > 0 {
+	} else if fqdn := req.opts.get(optClientFQDN); len(fqdn) > 0 {
 		c.hostname = sanitizeHostname(fqdnFirstLabel(fqdn))
 	}
 	return c, nil
 }
 
 // candidates are the pools that may serve the request: for a relayed request
-// those whose subnet holds giaddr, else every pool on the wire.
-func (h *handler) candidates(req *dhcpv4.DHCPv4) []*pool {
-	gi, relayed := ipU32(req.GatewayIPAddr)
-	if !relayed {
+// those whose subnet holds giaddr, else every pool on the wire. The list is
+// valid while the request is handled.
+func (h *handler) candidates(req *packet) []*pool {
+	if req.giaddr == 0 {
 		return h.onLink
 	}
-	var out []*pool
+	out := h.cands[:0]
 	for _, p := range h.alloc.pools {
-		if p.onSubnet(gi) {
+		if p.onSubnet(req.giaddr) {
 			out = append(out, p)
 		}
 	}
+	h.cands = out
 	return out
 }
 
-func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*pool) outcome {
+func (h *handler) discover(now time.Time, req *packet, c client, cands []*pool) outcome {
 	if len(cands) == 0 {
 		return h.ignore("no pool serves the client's network")
 	}
@@ -224,12 +224,13 @@ func (h *handler) discover(now time.Time, req *dhcpv4.DHCPv4, c client, cands []
 	probe := h.probe && !free && a.byAddr[addr] == nil && a.offers[addr] == nil
 	a.hold(addr, c.key, nowNs+int64(h.offerTime))
 	a.offers[addr].probing = probe
-	r := h.newReply(req, dhcpv4.MessageTypeOffer)
-	r.YourIPAddr = u32IP(addr)
-	p.opts.apply(r.Options, req.Options[optParamRequest], true)
+	r := &h.rep
+	r.start(req, offerType, h.serverID)
+	r.yiaddr = addr
+	p.opts.apply(r, req.opts.get(optParamRequest), true)
 	name := c.hostname
 	if st != nil && st.hostname != "" {
-		r.Options[optHostName] = []byte(st.hostname)
+		r.opts.set(optHostName, r.str(st.hostname))
 		name = st.hostname
 	}
 	if _, keeps := a.rival(name, st != nil, c.key, addr, nowS); keeps {
@@ -263,7 +264,7 @@ func (h *handler) probed(now time.Time, addr uint32, holder net.HardwareAddr) *b
 
 // choose picks an address for a DISCOVER: the client's previous address, its
 // held offer, the address it asks for, or the next free one.
-func (h *handler) choose(req *dhcpv4.DHCPv4, c client, cands []*pool, nowS, nowNs int64) (uint32, *pool, bool, []nameChange) {
+func (h *handler) choose(req *packet, c client, cands []*pool, nowS, nowNs int64) (uint32, *pool, bool, []nameChange) {
 	a := h.alloc
 	try := func(addr uint32) *pool {
 		if p := inRange(cands, addr); p != nil && a.available(addr, c.key, nowS, nowNs) {
@@ -281,7 +282,7 @@ func (h *handler) choose(req *dhcpv4.DHCPv4, c client, cands []*pool, nowS, nowN
 			return addr, p, true, nil
 		}
 	}
-	if addr, ok := optAddr(req, optRequestedIP); ok {
+	if addr, ok := req.addrOption(optRequestedIP); ok {
 		if p := try(addr); p != nil {
 			return addr, p, true, nil
 		}
@@ -289,20 +290,11 @@ func (h *handler) choose(req *dhcpv4.DHCPv4, c client, cands []*pool, nowS, nowN
 	return a.nextFree(cands, nowS, nowNs)
 }
 
-// optAddr reads a 4-byte address option.
-func optAddr(req *dhcpv4.DHCPv4, code uint8) (uint32, bool) {
-	v := req.Options[code]
-	if len(v) != 4 {
-		return 0, false
-	}
-	return ipU32(net.IP(v))
-}
-
 // request handles the four REQUEST states of RFC 2131 §4.3.2.
-func (h *handler) request(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*pool) outcome {
-	sid, hasSID := optAddr(req, optServerID)
-	asked, hasAsked := optAddr(req, optRequestedIP)
-	ci, hasCI := ipU32(req.ClientIPAddr)
+func (h *handler) request(now time.Time, req *packet, c client, cands []*pool) outcome {
+	sid, hasSID := req.addrOption(optServerID)
+	asked, hasAsked := req.addrOption(optRequestedIP)
+	ci, hasCI := req.ciaddr, req.ciaddr != 0
 	switch {
 	case hasSID: // SELECTING
 		if sid != h.serverID {
@@ -326,7 +318,7 @@ func (h *handler) request(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*
 
 // grant ACKs addr for the client when it may have it, else NAKs (or stays
 // silent when not authoritative and the client is unknown).
-func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*pool, addr uint32) outcome {
+func (h *handler) grant(now time.Time, req *packet, c client, cands []*pool, addr uint32) outcome {
 	nowS, nowNs := now.Unix(), now.UnixNano()
 	a := h.alloc
 	prev := a.byClient[c.key]
@@ -390,12 +382,12 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 	if hostname != "" && hostname != oldName {
 		out.names = append(out.names, nameChange{publish: true, host: hostname, addr: u32Addr(addr)})
 	}
-	r := h.newReply(req, dhcpv4.MessageTypeAck)
-	r.YourIPAddr = u32IP(addr)
-	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r.Options, req.Options[optParamRequest], true)
+	r := &h.rep
+	r.start(req, ackType, h.serverID)
+	r.yiaddr, r.ciaddr = addr, req.ciaddr
+	p.opts.apply(r, req.opts.get(optParamRequest), true)
 	if st != nil && st.hostname != "" {
-		r.Options[optHostName] = []byte(st.hostname)
+		r.opts.set(optHostName, r.str(st.hostname))
 	}
 	answerFQDN(req, r, hostname, p.cfg.Domain)
 	ack := requestOf(req, c)
@@ -405,26 +397,27 @@ func (h *handler) grant(now time.Time, req *dhcpv4.DHCPv4, c client, cands []*po
 }
 
 // nak refuses a REQUEST for addr.
-func (h *handler) nak(req *dhcpv4.DHCPv4, c client, addr uint32, why string) outcome {
+func (h *handler) nak(req *packet, c client, addr uint32, why string) outcome {
 	h.counters.naks.Add(1)
 	rq := requestOf(req, c)
 	rq.asked = u32Addr(addr)
 	h.event(slog.LevelInfo, evNak, "DHCPNAK: request refused", rq.attrs("reason", why)...)
-	r := h.newReply(req, dhcpv4.MessageTypeNak)
-	r.Options[optMessage] = []byte(why)
-	if _, relayed := ipU32(req.GatewayIPAddr); relayed {
-		r.SetBroadcast()
+	r := &h.rep
+	r.start(req, nakType, h.serverID)
+	r.opts.set(optMessage, r.str(why))
+	if req.giaddr != 0 {
+		r.flags |= flagBroadcast
 	}
 	return h.send(req, r, outcome{why: why})
 }
 
 // decline quarantines an address the client found in use (RFC 2131 §4.3.3).
 // Only the client the address is bound or offered to may decline it.
-func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
-	if sid, ok := optAddr(req, optServerID); ok && sid != h.serverID {
+func (h *handler) decline(now time.Time, req *packet, c client) outcome {
+	if sid, ok := req.addrOption(optServerID); ok && sid != h.serverID {
 		return h.ignore("a DECLINE for another server")
 	}
-	addr, ok := optAddr(req, optRequestedIP)
+	addr, ok := req.addrOption(optRequestedIP)
 	if !ok {
 		return h.malformed("no address in the request")
 	}
@@ -460,12 +453,12 @@ func (h *handler) decline(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 
 // release ends the client's lease early; the binding is remembered, expired,
 // so the client gets the address again if it is still free.
-func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
-	if sid, ok := optAddr(req, optServerID); ok && sid != h.serverID {
+func (h *handler) release(now time.Time, req *packet, c client) outcome {
+	if sid, ok := req.addrOption(optServerID); ok && sid != h.serverID {
 		return h.ignore("a RELEASE for another server")
 	}
-	addr, ok := ipU32(req.ClientIPAddr)
-	if !ok {
+	addr := req.ciaddr
+	if addr == 0 {
 		return h.malformed("no address in the request")
 	}
 	nowS := now.Unix()
@@ -488,55 +481,31 @@ func (h *handler) release(now time.Time, req *dhcpv4.DHCPv4, c client) outcome {
 	return out
 }
 
-// newReply starts a reply: header fields from the request, message type,
-// server identifier, and the echoed client identifier (RFC 6842) and relay
-// agent information (RFC 3046).
-func (h *handler) newReply(req *dhcpv4.DHCPv4, mt dhcpv4.MessageType) *dhcpv4.DHCPv4 {
-	r := &dhcpv4.DHCPv4{
-		OpCode:        dhcpv4.OpcodeBootReply,
-		HWType:        req.HWType,
-		TransactionID: req.TransactionID,
-		Flags:         req.Flags,
-		ClientIPAddr:  net.IPv4zero,
-		YourIPAddr:    net.IPv4zero,
-		ServerIPAddr:  net.IPv4zero,
-		GatewayIPAddr: req.GatewayIPAddr,
-		ClientHWAddr:  req.ClientHWAddr,
-		Options:       dhcpv4.Options{optMessageType: {byte(mt)}, optServerID: u32IP(h.serverID)},
-	}
-	if v := req.Options[optClientID]; len(v) > 0 {
-		r.Options[optClientID] = v
-	}
-	if v := req.Options[optRelayAgentInfo]; len(v) > 0 {
-		r.Options[optRelayAgentInfo] = v
-	}
-	return r
-}
-
 // send addresses the reply per RFC 2131 §4.1: to the relay, where the
 // message chose (INFORM), by broadcast for a NAK, to ciaddr, by broadcast
 // when the client asks for it, else unicast to yiaddr at chaddr, as a frame
 // built for chaddr, since the client cannot answer ARP for an address it
 // does not have yet. Then it encodes the reply.
-func (h *handler) send(req, r *dhcpv4.DHCPv4, out outcome) outcome {
-	out.reply = r
-	gi, relayed := ipU32(req.GatewayIPAddr)
-	ci, hasCI := ipU32(req.ClientIPAddr)
-	yi, hasYI := ipU32(r.YourIPAddr)
+func (h *handler) send(req *packet, r *reply, out outcome) outcome {
+	out.mt, out.from, out.yiaddr = r.mt, h.serverID, r.yiaddr
 	switch {
-	case relayed:
-		out.to = netip.AddrPortFrom(u32Addr(gi), serverPort)
+	case req.giaddr != 0:
+		out.to = netip.AddrPortFrom(u32Addr(req.giaddr), serverPort)
 	case out.to.IsValid(): // chosen by the message (INFORM)
-	case r.MessageType() == dhcpv4.MessageTypeNak:
+	case r.mt == nakType:
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
-	case hasCI:
-		out.to = netip.AddrPortFrom(u32Addr(ci), clientPort)
-	case req.IsBroadcast() || !hasYI || req.HWType != iana.HWTypeEthernet || len(req.ClientHWAddr) != 6:
+	case req.ciaddr != 0:
+		out.to = netip.AddrPortFrom(u32Addr(req.ciaddr), clientPort)
+	case req.broadcast() || r.yiaddr == 0 || req.htype != htypeEthernet || len(req.chaddr) != 6:
 		out.to = netip.AddrPortFrom(bcast4, clientPort)
 	default:
-		out.to = netip.AddrPortFrom(u32Addr(yi), clientPort)
+		out.to = netip.AddrPortFrom(u32Addr(r.yiaddr), clientPort)
 		out.direct = true
+		out.hw = [6]byte(req.chaddr)
 	}
 	out.wire = h.encode(req, r)
 	return out
 }
+
+// htypeEthernet is the hardware type of Ethernet (RFC 1700).
+const htypeEthernet = 1

@@ -21,7 +21,7 @@ type harness struct {
 func newHarness(t testing.TB, c *Config) *harness {
 	t.Helper()
 	hs := &harness{t: t, now: time.Unix(1_700_000_000, 0)}
-	hs.h = &handler{alloc: newAllocator(), counters: &hs.cnt, log: quietLog()}
+	hs.h = &handler{alloc: newAllocator(0, 0), counters: &hs.cnt, log: quietLog()}
 	hs.configure(c)
 	return hs
 }
@@ -36,8 +36,36 @@ func (hs *harness) configure(c *Config) {
 }
 
 // send runs one packet through the wire format and the handler.
-func (hs *harness) send(p *dhcpv4.DHCPv4) outcome {
-	return hs.h.handleBytes(hs.now, p.ToBytes(), netip.AddrPort{})
+func (hs *harness) send(p *dhcpv4.DHCPv4) sent {
+	return hs.readBack(hs.h.handleBytes(hs.now, p.ToBytes(), netip.AddrPort{}))
+}
+
+// sent is an outcome with its reply read back from the wire as a client
+// reads it: the library's message, with the options of every field that
+// carries them (file and sname too, by option 52).
+type sent struct {
+	outcome
+	reply *dhcpv4.DHCPv4 // nil: no reply
+}
+
+func (hs *harness) readBack(o outcome) sent {
+	hs.t.Helper()
+	s := sent{outcome: o}
+	if o.mt == 0 {
+		return s
+	}
+	r, err := dhcpv4.FromBytes(o.wire)
+	if err != nil {
+		hs.t.Fatalf("the reply does not parse: %v", err)
+	}
+	_, opts, err := parseWire(o.wire)
+	if err != nil {
+		hs.t.Fatalf("the reply's options do not parse: %v", err)
+	}
+	delete(opts, optOverload)
+	r.Options = opts
+	s.reply = r
+	return s
 }
 
 // packet builders
@@ -86,7 +114,7 @@ type step struct {
 	to      string
 	commit  int // bindings made durable before the reply
 	names   []nameChange
-	check   func(t *testing.T, o outcome)
+	check   func(t *testing.T, o sent)
 }
 
 func TestHandlerExchanges(t *testing.T) {
@@ -176,7 +204,7 @@ func TestHandlerExchanges(t *testing.T) {
 		})},
 		{name: "decline quarantines the address", steps: cat(dora(macA, "192.0.2.100"), []step{
 			{pkt: msg(dhcpv4.MessageTypeDecline, macA, wantIP("192.0.2.100"), sid(srv)), commit: 1,
-				check: func(t *testing.T, o outcome) {
+				check: func(t *testing.T, o sent) {
 					if o.commit[0].state != bindDeclined {
 						t.Errorf("committed state %c, want declined", o.commit[0].state)
 					}
@@ -191,7 +219,7 @@ func TestHandlerExchanges(t *testing.T) {
 		})},
 		{name: "inform gets options without a lease", steps: []step{
 			{pkt: msg(dhcpv4.MessageTypeInform, macA, ci("192.0.2.50")), reply: ACK, to: "192.0.2.50:68",
-				check: func(t *testing.T, o outcome) {
+				check: func(t *testing.T, o sent) {
 					if o.reply.Options.Has(dhcpv4.OptionIPAddressLeaseTime) || !o.reply.YourIPAddr.Equal(net.IPv4zero) {
 						t.Errorf("INFORM ACK has a lease: %s", o.reply.Summary())
 					}
@@ -204,7 +232,7 @@ func TestHandlerExchanges(t *testing.T) {
 		{name: "relayed requests use the pool of giaddr and go back to the relay", steps: []step{
 			{pkt: msg(D, macA, gi("198.51.100.1"), dhcpv4.WithOption(dhcpv4.OptGeneric(dhcpv4.OptionRelayAgentInformation, []byte{1, 3, 'p', '0', '1'}))),
 				reply: OFFER, yiaddr: "198.51.100.10", to: "198.51.100.1:67",
-				check: func(t *testing.T, o outcome) {
+				check: func(t *testing.T, o sent) {
 					if got := o.reply.Options.Get(dhcpv4.OptionRelayAgentInformation); !bytes.Equal(got, []byte{1, 3, 'p', '0', '1'}) {
 						t.Errorf("option 82 not echoed: %x", got)
 					}
@@ -217,7 +245,7 @@ func TestHandlerExchanges(t *testing.T) {
 				}},
 			{pkt: msg(R, macA, gi("198.51.100.1"), wantIP("198.51.100.10"), sid(srv)), reply: ACK, yiaddr: "198.51.100.10", to: "198.51.100.1:67", commit: 1},
 			{pkt: msg(R, macB, gi("198.51.100.1"), wantIP("192.0.2.100")), reply: NAK, to: "198.51.100.1:67",
-				check: func(t *testing.T, o outcome) {
+				check: func(t *testing.T, o sent) {
 					if !o.reply.IsBroadcast() {
 						t.Error("a NAK through a relay must have the broadcast flag")
 					}
@@ -226,7 +254,7 @@ func TestHandlerExchanges(t *testing.T) {
 		}},
 		{name: "a static lease by MAC with its host name", steps: []step{
 			{pkt: msg(D, macS), reply: OFFER, yiaddr: "192.0.2.10",
-				check: func(t *testing.T, o outcome) {
+				check: func(t *testing.T, o sent) {
 					if o.reply.HostName() != "printer" {
 						t.Errorf("static OFFER host name %q", o.reply.HostName())
 					}
@@ -326,7 +354,7 @@ func equalNames(a, b []nameChange) bool {
 }
 
 // checkReplyHeader checks what every reply must carry.
-func checkReplyHeader(t *testing.T, i int, req *dhcpv4.DHCPv4, o outcome) {
+func checkReplyHeader(t *testing.T, i int, req *dhcpv4.DHCPv4, o sent) {
 	t.Helper()
 	r := o.reply
 	if r.OpCode != dhcpv4.OpcodeBootReply || r.TransactionID != req.TransactionID || !bytes.Equal(r.ClientHWAddr, req.ClientHWAddr) {

@@ -2,8 +2,6 @@ package dhcp
 
 import (
 	"net/netip"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // inform answers a client that has an address and wants only the options
@@ -12,15 +10,15 @@ import (
 // subnet's network or broadcast address, an address of another network)
 // to the packet's IP source, as Kea does, so one spoofed INFORM cannot make
 // the server broadcast to the LAN. A relayed INFORM goes back to the relay.
-func (h *handler) inform(req *dhcpv4.DHCPv4, cands []*pool, src netip.AddrPort) outcome {
+func (h *handler) inform(req *packet, cands []*pool, src netip.AddrPort) outcome {
 	var p *pool
 	var to netip.AddrPort
-	if ci, ok := ipU32(req.ClientIPAddr); ok {
+	if ci := req.ciaddr; ci != 0 {
 		if p = onSubnet(cands, ci); p != nil && unicastOn(p.cfg.Subnet, ci) {
 			to = netip.AddrPortFrom(u32Addr(ci), clientPort)
 		}
 	}
-	_, relayed := ipU32(req.GatewayIPAddr)
+	relayed := req.giaddr != 0
 	switch {
 	case relayed && p == nil && len(cands) > 0:
 		p = cands[0] // the pools of giaddr's subnet
@@ -37,9 +35,10 @@ func (h *handler) inform(req *dhcpv4.DHCPv4, cands []*pool, src netip.AddrPort) 
 	if p == nil {
 		return h.ignore("an INFORM from a network no pool serves")
 	}
-	r := h.newReply(req, dhcpv4.MessageTypeAck)
-	r.ClientIPAddr = req.ClientIPAddr
-	p.opts.apply(r.Options, req.Options[optParamRequest], false)
+	r := &h.rep
+	r.start(req, ackType, h.serverID)
+	r.ciaddr = req.ciaddr
+	p.opts.apply(r, req.opts.get(optParamRequest), false)
 	return h.send(req, r, outcome{to: to})
 }
 

@@ -53,22 +53,42 @@ func (s bindState) String() string {
 // binding is the allocator's record of one address. mac and clientID hold the
 // raw bytes; expires is Unix seconds.
 type binding struct {
-	addr     uint32
-	state    bindState
-	expires  int64
+	addr    uint32
+	state   bindState
+	static  bool // granted from a [[dhcp.static]] entry
+	expires int64
+	// freed is the number of the binding's entry in its pool's free queue.
+	freed    uint64
 	mac      string
 	clientID string
 	hostname string
-	static   bool // granted from a [[dhcp.static]] entry
-	// freed is the number of the binding's entry in its pool's free queue.
-	freed uint64
+	// undo is set while the binding's record is not on disk yet (undo.go);
+	// nil once it is written. Kept apart, it costs a binding nothing once
+	// written: hundreds of thousands of them are.
+	undo *undo
+}
 
-	// While the binding's record is not on disk yet: what it replaced in
-	// memory, put back if the write fails (undo.go). Cleared once written.
+// undo is what a binding replaced in memory, to put back if its record
+// cannot be written.
+type undo struct {
 	was, wasClient *binding
 	setsClient     bool // put made it its client's binding (byClient)
-	pending        bool // its record is not written yet
 	failed         bool // its record could not be written
+}
+
+// pending reports whether the binding's record is not written yet.
+func (b *binding) pending() bool { return b.undo != nil }
+
+// failed reports whether the binding's record could not be written.
+func (b *binding) failed() bool { return b.undo != nil && b.undo.failed }
+
+// was is the binding of the address that b replaced, while b's record is
+// not written.
+func (b *binding) was() *binding {
+	if b.undo == nil {
+		return nil
+	}
+	return b.undo.was
 }
 
 // key identifies the binding's client: option 61 when the client sent one,
@@ -193,18 +213,6 @@ func addrU32(a netip.Addr) uint32 {
 func u32Addr(v uint32) netip.Addr {
 	return netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})
 }
-
-// ipU32 converts a packet field; ok is false for a missing or zero address.
-func ipU32(ip net.IP) (uint32, bool) {
-	ip4 := ip.To4()
-	if ip4 == nil {
-		return 0, false
-	}
-	v := uint32(ip4[0])<<24 | uint32(ip4[1])<<16 | uint32(ip4[2])<<8 | uint32(ip4[3])
-	return v, v != 0
-}
-
-func u32IP(v uint32) net.IP { return net.IPv4(byte(v>>24), byte(v>>16), byte(v>>8), byte(v)).To4() }
 
 // parseAddr4 reads a dotted-quad IPv4 address.
 func parseAddr4(s string) (uint32, error) {

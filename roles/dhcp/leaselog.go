@@ -119,10 +119,10 @@ func (r *logReport) framing() string {
 // readLog reads every record of the log; the last one of each address wins
 // and a deletion removes the address. Damaged lines are counted, not
 // returned: lines before the last good record are skipped, those after it
-// are the tail to cut.
-func readLog(rd io.Reader) (map[uint32]*binding, *logReport, error) {
+// are the tail to cut. size, the file's, sizes the map of bindings.
+func readLog(rd io.Reader, size int64) (map[uint32]*binding, *logReport, error) {
 	rep := &logReport{terminated: true}
-	binds := map[uint32]*binding{}
+	binds := make(map[uint32]*binding, min(size/recordGuess, 1<<24))
 	var pend struct{ lines, bytes, zeroLines, zero, like int64 }
 	err := eachLine(rd, func(l rawLine) {
 		rep.size = l.end
@@ -316,6 +316,10 @@ func appendHex(dst []byte, s string) []byte {
 	return dst
 }
 
+// recordGuess is about the size of a record, to guess how many a log of
+// some size holds.
+const recordGuess = 64
+
 // decodeRecord parses one line (a trailing newline is ignored); ok is false
 // for a damaged one.
 func decodeRecord(line []byte) (*binding, bool) {
@@ -327,7 +331,8 @@ func decodeRecord(line []byte) (*binding, bool) {
 	if err != nil || crc32.Checksum(line[9:], crcTable) != uint32(want) {
 		return nil, false
 	}
-	f := bytes.Fields(line[9:])
+	var fields [8][]byte // a log of hundreds of thousands of records is read at start
+	f := splitFields(fields[:0], line[9:])
 	if len(f) != 6 && len(f) != 7 {
 		return nil, false
 	}
@@ -354,9 +359,48 @@ func unhexField(f []byte) (string, bool) {
 	if string(f) == "-" {
 		return "", true
 	}
-	out := make([]byte, len(f)/2)
+	var buf [64]byte
+	out := buf[:0]
+	if len(f)/2 > len(buf) {
+		out = make([]byte, 0, len(f)/2)
+	}
+	out = out[:len(f)/2]
 	if _, err := hex.Decode(out, f); err != nil {
 		return "", false
 	}
 	return string(out), true
+}
+
+// splitFields appends the fields of b separated by white space to dst, as
+// bytes.Fields finds them, up to cap(dst)+1: a line with more is not a
+// record, whatever the rest. A record is ASCII; a line that is not goes
+// through bytes.Fields, whose white space is Unicode's.
+func splitFields(dst [][]byte, b []byte) [][]byte {
+	for _, c := range b {
+		if c >= 0x80 {
+			return append(dst, bytes.Fields(b)...)
+		}
+	}
+	limit := cap(dst)
+	for i := 0; i < len(b); {
+		for i < len(b) && asciiSpace(b[i]) {
+			i++
+		}
+		j := i
+		for j < len(b) && !asciiSpace(b[j]) {
+			j++
+		}
+		if j > i {
+			if len(dst) == limit {
+				return append(dst, b[i:j]) // one too many: the caller refuses
+			}
+			dst = append(dst, b[i:j])
+		}
+		i = j
+	}
+	return dst
+}
+
+func asciiSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'
 }

@@ -343,7 +343,7 @@ func FuzzReadLog(f *testing.F) {
 	f.Add(append(logWith(2), encodeRecord(nil, &binding{addr: testBinding(1).addr, state: bindDeleted})...))
 	f.Add([]byte("\x00\x00\n" + string(logWith(1)) + "  \n\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		binds, rep, err := readLog(bytes.NewReader(data))
+		binds, rep, err := readLog(bytes.NewReader(data), int64(len(data)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,8 +3,6 @@ package dhcp
 import (
 	"net/netip"
 	"strings"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // Names receives the host names of leases, for the DNS role to answer. The DNS
@@ -146,8 +144,8 @@ const (
 // answers the names of leases, A and PTR, and that is all), O set when the
 // client asked for S, the client's encoding, RCODEs 255, and the name the
 // lease holds, qualified with the pool's domain; empty when it holds none.
-func answerFQDN(req, r *dhcpv4.DHCPv4, host, domain string) {
-	q := req.Options[optClientFQDN]
+func answerFQDN(req *packet, r *reply, host, domain string) {
+	q := req.opts.get(optClientFQDN)
 	if len(q) < 3 {
 		return
 	}
@@ -161,7 +159,7 @@ func answerFQDN(req, r *dhcpv4.DHCPv4, host, domain string) {
 		name = host + "." + strings.TrimSuffix(domain, ".")
 	}
 	if flags&fqdnE == 0 {
-		r.Options[optClientFQDN] = append(v, name...)
+		r.opts.set(optClientFQDN, r.bytes(append(v, name...)...))
 		return
 	}
 	for _, l := range strings.Split(name, ".") {
@@ -173,5 +171,5 @@ func answerFQDN(req, r *dhcpv4.DHCPv4, host, domain string) {
 	if host != "" && domain != "" {
 		v = append(v, 0) // fully qualified; a bare host name is a partial name
 	}
-	r.Options[optClientFQDN] = v
+	r.opts.set(optClientFQDN, r.bytes(v...))
 }

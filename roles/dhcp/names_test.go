@@ -39,7 +39,7 @@ func TestDuplicateHostNames(t *testing.T) {
 		{pkt: msg(R, macC, wantIP("192.0.2.102"), host("printer")), reply: ACK, commit: 1, names: []nameChange{pub("printer", "192.0.2.102")}},
 		{pkt: msg(R, macS, wantIP("192.0.2.10")), reply: ACK, commit: 2,
 			names: []nameChange{wd("printer", "192.0.2.102"), pub("printer", "192.0.2.10")},
-			check: func(t *testing.T, o outcome) {
+			check: func(t *testing.T, o sent) {
 				if o.commit[1].addr != addrU32(mustAddr("192.0.2.102")) || o.commit[1].hostname != "" || o.commit[1].state != bindActive {
 					t.Errorf("the dynamic lease is not stored without the name: %+v", o.commit[1])
 				}
@@ -75,7 +75,7 @@ func TestDuplicateHostNames(t *testing.T) {
 }
 
 func TestDuplicateHostNamesInAnOldLog(t *testing.T) {
-	a := newAllocator()
+	a := newAllocator(0, 0)
 	now := int64(1_700_000_000)
 	for _, b := range []*binding{
 		{addr: 30, state: bindActive, expires: now + 60, mac: "a", hostname: "dup"},

@@ -3,8 +3,6 @@ package dhcp
 import (
 	"encoding/binary"
 	"net/netip"
-
-	"github.com/insomniacslk/dhcp/dhcpv4"
 )
 
 // Option codes the server writes itself.
@@ -135,22 +133,22 @@ func appendRoute(b []byte, to netip.Prefix, via netip.Addr) []byte {
 // apply writes the pool's options into a reply's options: those sent to
 // every client and those the client asks for in prl. withLease adds the
 // lease times (not for INFORM).
-func (o *poolOptions) apply(opts dhcpv4.Options, prl []byte, withLease bool) {
+func (o *poolOptions) apply(r *reply, prl []byte, withLease bool) {
 	var asked [256]bool
 	for _, c := range prl {
 		asked[c] = true
 	}
 	for _, f := range o.fixed {
 		if f.always || asked[f.code] {
-			opts[f.code] = f.val
+			r.opts.set(f.code, f.val)
 		}
 	}
 	if o.routes != nil && asked[optClasslessRoute] {
-		opts[optClasslessRoute] = o.routes
+		r.opts.set(optClasslessRoute, o.routes)
 	}
 	if withLease {
-		opts[optLeaseTime] = binary.BigEndian.AppendUint32(nil, o.lease)
-		opts[optRenewalTime] = binary.BigEndian.AppendUint32(nil, o.renew)
-		opts[optRebindingTime] = binary.BigEndian.AppendUint32(nil, o.rebind)
+		r.opts.set(optLeaseTime, r.seconds(o.lease))
+		r.opts.set(optRenewalTime, r.seconds(o.renew))
+		r.opts.set(optRebindingTime, r.seconds(o.rebind))
 	}
 }

@@ -57,12 +57,12 @@ func TestStaticLeaseWaitsForTheHolder(t *testing.T) {
 			// The reserved client gets a pool address while the holder's
 			// lease is live; asking for its reserved address is refused.
 			run(
-				step{pkt: msg(D, macB), reply: OFFER, yiaddr: "192.0.2.100", check: func(t *testing.T, o outcome) {
+				step{pkt: msg(D, macB), reply: OFFER, yiaddr: "192.0.2.100", check: func(t *testing.T, o sent) {
 					if o.reply.HostName() != "reserved" {
 						t.Errorf("the static lease's host name is not sent meanwhile: %q", o.reply.HostName())
 					}
 				}},
-				step{pkt: msg(R, macB, wantIP("192.0.2.100"), sid(srv)), reply: ACK, yiaddr: "192.0.2.100", check: func(t *testing.T, o outcome) {
+				step{pkt: msg(R, macB, wantIP("192.0.2.100"), sid(srv)), reply: ACK, yiaddr: "192.0.2.100", check: func(t *testing.T, o sent) {
 					if o.commit[0].static {
 						t.Error("the pool address was recorded as the static lease")
 					}
@@ -96,7 +96,7 @@ func TestStaticLeaseWaitsForTheHolder(t *testing.T) {
 			run(
 				step{pkt: msg(R, macB, ci("192.0.2.100")), reply: NAK},
 				step{pkt: msg(D, macB), reply: OFFER, yiaddr: "192.0.2.102"},
-				step{pkt: msg(R, macB, wantIP("192.0.2.102"), sid(srv)), reply: ACK, yiaddr: "192.0.2.102", check: func(t *testing.T, o outcome) {
+				step{pkt: msg(R, macB, wantIP("192.0.2.102"), sid(srv)), reply: ACK, yiaddr: "192.0.2.102", check: func(t *testing.T, o sent) {
 					if !o.commit[0].static || len(o.commit) != 2 {
 						t.Errorf("commit %+v: want the static lease and the end of the pool lease", o.commit)
 					}

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"reflect"
+	"runtime/debug"
 	"sync"
 	"time"
 )
@@ -58,6 +59,11 @@ type Server struct {
 	pendMu sync.Mutex
 	pend   []pending // replies of the log batch being written
 	spare  []pending
+	// flushing is the writer goroutine's: the replies of a batch and the
+	// sender that writes them.
+	flushing []datagram
+	flushSnd *sender
+	replies  sync.Pool // of *awaitReply
 }
 
 // New opens (or creates) the lease log under opts.StateDir/dhcp and loads it.
@@ -78,22 +84,38 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.store = st
-	s.h = &handler{alloc: newAllocator(), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit()}
+	names := 0
+	for _, b := range binds {
+		if b.hostname != "" {
+			names++
+		}
+	}
+	s.h = &handler{alloc: newAllocator(len(binds), names), counters: &s.cnt, log: log, authoritative: true, logs: newLogLimit(), wires: &wirePool{}}
+	s.flushSnd = newSender()
 	a := s.h.alloc
 	for _, b := range binds {
 		a.load(b)
 	}
-	a.settled(a.bindings())
 	a.settleNames(s.now().Unix())
+	loaded := len(binds)
+	if binds = nil; loaded >= freeAfterLoad {
+		// Reading a log allocates several times what its leases keep; the
+		// runtime would give that back to the kernel over minutes.
+		debug.FreeOSMemory()
+	}
 	a.onEarlier = s.nameSooner
 	st.snapshot, st.settle, st.afterBatch = s.snapshot, s.settle, s.flush
 	level := slog.LevelInfo
 	if opts.ReadOnly {
 		level = slog.LevelDebug
 	}
-	log.Log(context.Background(), level, "lease log opened", "path", st.path, "leases", len(binds), "read_only", opts.ReadOnly)
+	log.Log(context.Background(), level, "lease log opened", "path", st.path, "leases", loaded, "read_only", opts.ReadOnly)
 	return s, nil
 }
+
+// freeAfterLoad is how many leases make New return the memory their
+// loading used at once.
+const freeAfterLoad = 10000
 
 // settle runs on the log's writer once a batch is written or has failed:
 // a written batch's records lose their undo, a failed one's are rolled
@@ -117,7 +139,7 @@ func (s *Server) snapshot() []*binding {
 	out := make([]*binding, len(list))
 	for i, b := range list {
 		copies[i] = *b
-		copies[i].was, copies[i].wasClient = nil, nil
+		copies[i].undo = nil
 		out[i] = &copies[i]
 	}
 	return out
@@ -199,7 +221,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 // activeNames lists the names of every live lease, to publish or withdraw.
 func (s *Server) activeNames(publish bool) []nameChange {
 	now := s.now().Unix()
-	var out []nameChange
+	out := make([]nameChange, 0, len(s.h.alloc.byName)) // its holders, or fewer
 	for _, b := range s.h.alloc.byAddr {
 		if s.h.alloc.holdsName(b, now) {
 			out = append(out, nameChange{publish: publish, host: b.hostname, addr: u32Addr(b.addr)})
@@ -243,14 +265,28 @@ func (s *Server) stop() {
 	s.log.Info("stopped")
 }
 
+// readEvery is the least time from one read of the socket to the next
+// while requests keep coming: those that arrive meanwhile are read, handled
+// and answered together. A read, a wake-up and a send cost the kernel
+// about as much for one datagram as for thirty, so a storm of one request
+// every hundred microseconds costs a third as much this way; a request
+// waits at most this long more. A request after a quiet spell, or a batch
+// that fills the reader, is read at once.
+const readEvery = time.Millisecond
+
 // serve is the read loop of one socket; it ends when the socket is closed.
 // It reads datagrams in batches, handles them under one lock, and sends the
 // replies that need no disk write together.
 func (s *Server) serve(cn *conn) {
-	r := newReader()
+	r, snd := newReader(), newSender()
 	var pkts []inPacket
 	var now []outcome
+	var last time.Time // the start of the last read (monotonic)
 	for {
+		if wait := readEvery - time.Since(last); wait > 0 && len(pkts) < batchSize {
+			time.Sleep(wait)
+		}
+		last = time.Now()
 		var err error
 		pkts, err = cn.read(r, pkts[:0])
 		if err != nil {
@@ -277,7 +313,7 @@ func (s *Server) serve(cn *conn) {
 			now = s.route(cn, out, p.b, p.src, 1, now)
 		}
 		s.mu.Unlock()
-		s.sendNow(cn, now)
+		s.sendNow(cn, now, snd)
 	}
 }
 
@@ -291,17 +327,37 @@ func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, at
 		s.namesInOrder(out.names)
 		go s.probeOffer(cn, out, append([]byte(nil), raw...), src, attempt)
 	case len(out.commit) > 0 || len(out.names) > 0:
-		s.store.append(out.commit, func(err error) {
-			if d, ok := s.prepare(cn, out, err); ok {
-				s.pendMu.Lock()
-				s.pend = append(s.pend, pending{cn, d})
-				s.pendMu.Unlock()
-			}
-		})
-	case out.reply != nil:
+		w, _ := s.replies.Get().(*awaitReply)
+		if w == nil {
+			w = &awaitReply{s: s}
+		}
+		w.cn, w.out = cn, out
+		s.store.await(out.commit, w)
+	case out.mt != 0:
 		now = append(now, out)
 	}
 	return now
+}
+
+// awaitReply is an outcome waiting for its bindings to be on disk (a
+// waiter of the lease log); reused.
+type awaitReply struct {
+	s   *Server
+	cn  *conn
+	out outcome
+}
+
+// written runs on the log's writer once the outcome's bindings are on
+// disk (or failed): the reply joins its batch's, sent together (flush).
+func (w *awaitReply) written(err error) {
+	s := w.s
+	if d, ok := s.prepare(w.cn, w.out, err); ok {
+		s.pendMu.Lock()
+		s.pend = append(s.pend, pending{w.cn, d})
+		s.pendMu.Unlock()
+	}
+	w.cn, w.out = nil, outcome{}
+	s.replies.Put(w)
 }
 
 // pending is a reply whose bindings are on disk, waiting for the end of
@@ -319,7 +375,7 @@ func (s *Server) flush() {
 	s.pendMu.Unlock()
 	for len(list) > 0 {
 		cn := list[0].cn
-		var ds []datagram
+		ds := s.flushing[:0]
 		rest := list[:0]
 		for _, p := range list {
 			if p.cn == cn {
@@ -328,7 +384,9 @@ func (s *Server) flush() {
 				rest = append(rest, p)
 			}
 		}
-		s.send(cn, ds)
+		s.send(cn, ds, s.flushSnd)
+		clear(ds)
+		s.flushing = ds[:0]
 		list = rest
 	}
 	s.pendMu.Lock()
@@ -336,18 +394,20 @@ func (s *Server) flush() {
 	s.pendMu.Unlock()
 }
 
-// sendNow sends replies that wait for nothing.
-func (s *Server) sendNow(cn *conn, outs []outcome) {
+// sendNow sends replies that wait for nothing, with snd, the caller's.
+func (s *Server) sendNow(cn *conn, outs []outcome, snd *sender) {
 	if len(outs) == 0 {
 		return
 	}
-	ds := make([]datagram, 0, len(outs))
+	ds := snd.ready[:0]
 	for _, out := range outs {
 		if d, ok := s.prepare(cn, out, nil); ok {
 			ds = append(ds, d)
 		}
 	}
-	s.send(cn, ds)
+	s.send(cn, ds, snd)
+	clear(ds)
+	snd.ready = ds[:0]
 }
 
 // probeOffer ARP-probes the offered address (RFC 5227 probes on the
@@ -355,7 +415,7 @@ func (s *Server) sendNow(cn *conn, outs []outcome) {
 // leaves, a taken one is quarantined and the DISCOVER handled again, a few
 // times.
 func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPort, attempt int) {
-	addr, _ := ipU32(out.reply.YourIPAddr)
+	addr := out.yiaddr
 	holder, err := cn.eth.Probe(context.Background(), u32Addr(addr), probeWait)
 	if err != nil && !errors.Is(err, net.ErrClosed) {
 		s.log.Warn("probing before an offer; offering anyway", "addr", u32Addr(addr), "err", err)
@@ -375,7 +435,7 @@ func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPor
 		}
 	}
 	s.mu.Unlock()
-	s.sendNow(cn, now)
+	s.sendNow(cn, now, newSender())
 }
 
 // probeWait is how long an offer waits for an answer to its ARP probes.
@@ -409,35 +469,34 @@ func broadcastOf(p netip.Prefix) netip.Addr {
 func (s *Server) prepare(cn *conn, out outcome, err error) (datagram, bool) {
 	if err != nil {
 		s.cnt.storeErrors.Add(1)
-		if out.reply != nil {
+		if out.mt != 0 {
 			s.h.event(slog.LevelDebug, evNoReply, "no reply: its lease could not be written", out.req.attrs("reason", err.Error())...)
 		}
 		return datagram{}, false
 	}
 	applyNames(s.names, out.names)
 	s.h.logAck(&out)
-	if out.reply == nil {
+	if out.mt == 0 {
 		if out.why != "" {
 			s.h.event(slog.LevelDebug, evNoReply, "no reply", out.req.attrs("reason", out.why)...)
 		}
 		return datagram{}, false
 	}
-	src, _ := netip.AddrFromSlice(out.reply.Options[optServerID])
-	d := datagram{b: out.wire, src: src, dst: out.to, mt: uint8(out.reply.MessageType())}
+	d := datagram{b: out.wire, src: u32Addr(out.from), dst: out.to, mt: out.mt}
 	if out.direct {
-		d.mac = out.reply.ClientHWAddr
+		d.mac = out.hw[:]
 	}
 	return d, true
 }
 
 // send writes replies and counts them: frames to a client's MAC first (one
-// the packet socket refuses is broadcast instead), then the rest in one
-// batch.
-func (s *Server) send(cn *conn, ds []datagram) {
+// the packet socket refuses is broadcast instead), then the rest in
+// batches, with snd. Their buffers then serve the next replies.
+func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 	if len(ds) == 0 {
 		return
 	}
-	rest := ds[:0:0]
+	rest := snd.rest[:0]
 	for _, d := range ds {
 		if d.mac == nil {
 			rest = append(rest, d)
@@ -451,18 +510,22 @@ func (s *Server) send(cn *conn, ds []datagram) {
 		}
 		s.cnt.out[d.mt].Add(1)
 	}
-	if len(rest) == 0 {
-		return
-	}
-	sent, err := cn.write(rest)
-	if err != nil {
-		s.cnt.sendErrors.Add(uint64(len(rest) - sent))
-		s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
-	}
-	if sent == len(rest) {
-		for _, d := range rest {
-			s.cnt.out[d.mt].Add(1)
+	if len(rest) > 0 {
+		sent, err := cn.write(snd, rest)
+		if err != nil {
+			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
+			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
 		}
+		if sent == len(rest) {
+			for _, d := range rest {
+				s.cnt.out[d.mt].Add(1)
+			}
+		}
+	}
+	clear(rest)
+	snd.rest = rest[:0]
+	for _, d := range ds {
+		s.h.wires.put(d.b)
 	}
 }
 

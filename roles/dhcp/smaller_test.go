@@ -80,13 +80,13 @@ func TestExpiredAddressesLeastRecentlyUsed(t *testing.T) {
 
 func TestInformAddressing(t *testing.T) {
 	hs := newHarness(t, testConfig())
-	inform := func(ciaddr, src string, mods ...dhcpv4.Modifier) outcome {
+	inform := func(ciaddr, src string, mods ...dhcpv4.Modifier) sent {
 		p := msg(dhcpv4.MessageTypeInform, macA, append(mods, ci(ciaddr))...)()
 		var from netip.AddrPort
 		if src != "" {
 			from = netip.MustParseAddrPort(src)
 		}
-		return hs.h.handleBytes(hs.now, p.ToBytes(), from)
+		return hs.readBack(hs.h.handleBytes(hs.now, p.ToBytes(), from))
 	}
 	for _, tc := range []struct {
 		ciaddr, src string
@@ -190,14 +190,14 @@ func TestDiscoverWithoutEnd(t *testing.T) {
 	noEnd := full[:end:end]                                    // the options stop short
 	padded := append(append([]byte(nil), full[:end]...), 0, 0) // PADs, no END
 	for name, b := range map[string][]byte{"cut": noEnd, "padded": padded} {
-		o := hs.h.handleBytes(hs.now, b, netip.AddrPort{})
+		o := hs.readBack(hs.h.handleBytes(hs.now, b, netip.AddrPort{}))
 		if o.reply == nil || o.reply.MessageType() != dhcpv4.MessageTypeOffer {
 			t.Errorf("%s: no OFFER for a DISCOVER without END: %q", name, o.why)
 		}
 	}
 	// An option that runs past the end is still malformed.
 	bad := append(append([]byte(nil), full[:end]...), optHostName, 9, 'x')
-	if o := hs.h.handleBytes(hs.now, bad, netip.AddrPort{}); o.reply != nil {
+	if o := hs.readBack(hs.h.handleBytes(hs.now, bad, netip.AddrPort{})); o.reply != nil {
 		t.Error("a truncated option was answered")
 	}
 	if hs.cnt.malformed.Load() != 1 {

@@ -88,22 +88,25 @@ type store struct {
 	mu      sync.Mutex
 	buf     []byte
 	recs    []*binding // the records in buf, for settle
-	waiters []func(error)
+	waiters []waiter
 	closed  bool
+	pacing  bool          // the writer waits for the end of the sync gap
+	full    chan struct{} // ends that wait: syncBatch records are queued
 	wake    chan struct{}
 	exited  chan struct{}
 
 	unlock func() // releases the directory's lock when the log is closed
 
 	// Owned by the writer goroutine (and open, before it starts).
-	f          *os.File
-	size       int64
-	records    int64
-	lastLive   int64
-	spare      []byte
-	spareRecs  []*binding
-	health     health
-	compacting compactState
+	f            *os.File
+	size         int64
+	records      int64
+	lastLive     int64
+	spare        []byte
+	spareRecs    []*binding
+	spareWaiters []waiter
+	health       health
+	compacting   compactState
 	// snapshot returns every binding to keep, in an order compaction writes.
 	// It is called on the writer goroutine; nil disables compaction.
 	snapshot func() []*binding
@@ -129,7 +132,7 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 		o.now = time.Now
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
-		wake: make(chan struct{}, 1), exited: make(chan struct{})}
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{})}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()
@@ -165,7 +168,7 @@ func (s *store) open(dir string, o storeOptions) (map[uint32]*binding, error) {
 		return nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	s.f = f
-	binds, rep, err := readLog(f)
+	binds, rep, err := readLog(f, fileSize(f))
 	if err != nil {
 		return nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
@@ -200,7 +203,7 @@ func (s *store) openReadOnly() (*store, map[uint32]*binding, error) {
 		return nil, nil, fmt.Errorf("opening lease log %s: %w", s.path, err)
 	}
 	defer f.Close()
-	binds, rep, err := readLog(f)
+	binds, rep, err := readLog(f, fileSize(f))
 	if err != nil {
 		return nil, nil, fmt.Errorf("reading lease log %s: %w", s.path, err)
 	}
@@ -210,6 +213,14 @@ func (s *store) openReadOnly() (*store, map[uint32]*binding, error) {
 	s.size, s.records = rep.size, rep.records
 	s.publishStats()
 	return s, binds, nil
+}
+
+// fileSize is f's size, 0 when unknown.
+func fileSize(f *os.File) int64 {
+	if st, err := f.Stat(); err == nil {
+		return st.Size()
+	}
+	return 0
 }
 
 func bindingList(binds map[uint32]*binding) []*binding {

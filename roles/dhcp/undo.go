@@ -18,7 +18,7 @@ import (
 // settled forgets the undo of records that are on disk.
 func (a *allocator) settled(recs []*binding) {
 	for _, r := range recs {
-		r.was, r.wasClient, r.pending = nil, nil, false
+		r.undo = nil
 		if r.state == bindDeleted && a.tombs[r.addr] == r {
 			delete(a.tombs, r.addr)
 		}
@@ -27,8 +27,8 @@ func (a *allocator) settled(recs []*binding) {
 
 // kept follows a chain of replaced bindings past those that failed too.
 func kept(b *binding) *binding {
-	for b != nil && b.failed {
-		b = b.was
+	for b != nil && b.failed() {
+		b = b.undo.was
 	}
 	return b
 }
@@ -40,13 +40,16 @@ func kept(b *binding) *binding {
 // changes are made only after their records are written.
 func (a *allocator) rollback(recs []*binding, now int64) {
 	for _, r := range recs {
-		r.failed = true
+		if r.undo == nil {
+			r.undo = &undo{}
+		}
+		r.undo.failed = true
 	}
 	restored := map[string]*binding{} // by client key
 	keys := map[string]bool{}
 	var named []*binding
 	for _, r := range recs {
-		if r.setsClient {
+		if r.undo.setsClient {
 			keys[r.key()] = true
 		}
 		cur := a.byAddr[r.addr]
@@ -65,7 +68,7 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 			a.dropName(cur)
 			delete(a.byAddr, r.addr)
 		}
-		t := kept(r.was)
+		t := kept(r.was())
 		switch {
 		case t == nil:
 		case t.state == bindDeleted:
@@ -97,12 +100,12 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 // one if it is, else the newest earlier one still held, else restored.
 func (a *allocator) relinkClient(k string, restored *binding) {
 	cur := a.byClient[k]
-	if cur != nil && !cur.failed && a.byAddr[cur.addr] == cur {
+	if cur != nil && !cur.failed() && a.byAddr[cur.addr] == cur {
 		return
 	}
 	var t *binding
 	if cur != nil {
-		for t = cur.wasClient; t != nil && (t.failed || a.byAddr[t.addr] != t); t = t.wasClient {
+		for t = wasClient(cur); t != nil && (t.failed() || a.byAddr[t.addr] != t); t = wasClient(t) {
 		}
 	}
 	if t == nil {
@@ -115,13 +118,22 @@ func (a *allocator) relinkClient(k string, restored *binding) {
 	a.byClient[k] = t
 }
 
+// wasClient is the client's binding that b replaced, while b's record is
+// not written.
+func wasClient(b *binding) *binding {
+	if b.undo == nil {
+		return nil
+	}
+	return b.undo.wasClient
+}
+
 // remove deletes addr's binding (leases delete) and returns the deletion
 // record to write; it stands in for the binding until written.
 func (a *allocator) remove(addr uint32) *binding {
 	old := a.byAddr[addr]
-	d := &binding{addr: addr, state: bindDeleted, was: old, pending: true}
+	d := &binding{addr: addr, state: bindDeleted, undo: &undo{was: old}}
 	if old == nil {
-		d.was = a.tombs[addr]
+		d.undo.was = a.tombs[addr]
 	}
 	a.forget(addr)
 	a.tombs[addr] = d
@@ -135,8 +147,8 @@ func (a *allocator) remove(addr uint32) *binding {
 func (a *allocator) durable() []*binding {
 	var out []*binding
 	add := func(b *binding) {
-		for b != nil && (b.pending || b.failed) {
-			b = b.was
+		for b != nil && b.pending() {
+			b = b.undo.was
 		}
 		if b != nil && b.state != bindDeleted {
 			out = append(out, b)

@@ -45,15 +45,15 @@ func TestRollbackKeepsMemoryEqualToDisk(t *testing.T) {
 			var out outcome
 			switch rng.IntN(10) {
 			case 0:
-				out = hs.send(msg(rel, mac, ci(addr), sid(srv))())
+				out = hs.send(msg(rel, mac, ci(addr), sid(srv))()).outcome
 			case 1:
-				out = hs.send(msg(dec, mac, wantIP(addr), sid(srv))())
+				out = hs.send(msg(dec, mac, wantIP(addr), sid(srv))()).outcome
 			case 2:
 				out = outcome{commit: []*binding{a.remove(addrU32(mustAddr(addr)))}}
 			case 3:
-				out = hs.send(msg(R, mac, wantIP(addr), host(fmt.Sprintf("h%d", rng.IntN(3))))())
+				out = hs.send(msg(R, mac, wantIP(addr), host(fmt.Sprintf("h%d", rng.IntN(3))))()).outcome
 			default:
-				out = hs.send(msg(R, mac, wantIP(addr))())
+				out = hs.send(msg(R, mac, wantIP(addr))()).outcome
 			}
 			open = append(open, out.commit...)
 			if rng.IntN(3) == 0 {
@@ -100,7 +100,7 @@ func checkMemoryIsDisk(t *testing.T, when string, a *allocator, disk map[uint32]
 		}
 	}
 	for name, b := range a.byName {
-		if a.byAddr[b.addr] == b && b.failed {
+		if a.byAddr[b.addr] == b && b.failed() {
 			t.Fatalf("%s: name %s held by a failed binding", when, name)
 		}
 	}
