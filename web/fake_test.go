@@ -51,7 +51,6 @@ func (f *fakeSource) set(fn func(st *Status)) {
 // testNow is the fake clock of every test.
 var testNow = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
 
-
 // hostile is a name a DHCP client or a config may carry.
 const hostile = `<script>alert("x")</script>`
 

@@ -100,6 +100,11 @@ func reserveProcs(loops int) {
 	}
 }
 
+// socketBuffer is what the kernel may queue on one UDP socket: a burst of
+// some thousands of queries (a site's clients after a power cut) waits for
+// its loop instead of being dropped, as unbound's so-rcvbuf advice has it.
+const socketBuffer = 4 << 20
+
 // listenUDP opens n sockets on addr through nt: the first bound alone, so
 // that a port another program holds is an error as it always was, then
 // opened to SO_REUSEPORT for the others, which the kernel joins to it and
@@ -150,6 +155,9 @@ func detach(pc net.PacketConn, reuse bool) (*os.File, error) {
 	fd, err := dupSocket(sc)
 	if err == nil {
 		err = unix.SetNonblock(fd, false)
+	}
+	if err == nil && unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, socketBuffer) != nil {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, socketBuffer) // capped at net.core.rmem_max
 	}
 	if err != nil {
 		if fd >= 0 {
