@@ -28,6 +28,9 @@ import (
 //     every exchange a new lease, the storm after a power cut) at rising
 //     rates (BENCH_STORM_RATES); the score is the most ACK/s at ≤ 1 %
 //     drops.
+//   - share: the storm again with each server held to BENCH_SHARE percent
+//     of one core (default 25, benchshare_test.go), so that the servers,
+//     not perfdhcp, run out first (BENCH_SHARE_RATES).
 //   - cpu: the server's CPU time (user + system, /proc) per completed
 //     exchange at a fixed rate (BENCH_CPU_RATE, default 4000/s) with fresh
 //     clients.
@@ -42,7 +45,7 @@ import (
 
 // benchParts are the parts BENCH_PARTS asks for, all by default.
 func benchParts() map[string]bool {
-	parts := map[string]bool{"storm": true, "cpu": true, "renew": true, "rss": true}
+	parts := map[string]bool{"storm": true, "share": true, "cpu": true, "renew": true, "rss": true}
 	if s := os.Getenv("BENCH_PARTS"); s != "" {
 		clear(parts)
 		for _, p := range strings.Split(s, ",") {
@@ -92,6 +95,9 @@ func BenchmarkPeers(b *testing.B) {
 		var sum []string
 		if parts["storm"] {
 			sum = append(sum, bl.storm())
+		}
+		if parts["share"] {
+			sum = append(sum, bl.shared())
 		}
 		if parts["cpu"] {
 			sum = append(sum, bl.cpu())
@@ -176,9 +182,28 @@ func (bl *benchLab) storm() string {
 		best["gatewayd"], best["kea-dhcp4"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
 }
 
+// shared is the fresh-client ladder with every server held to the same
+// share of a core.
+func (bl *benchLab) shared() string {
+	percent := envInt("BENCH_SHARE", 25)
+	bl.n.share = newCPUShare(bl.b, percent)
+	if bl.n.share == nil {
+		return "fresh clients on a share of a core: not run (no cpu controller to use)"
+	}
+	defer func() { bl.n.share = nil }()
+	rates := envInts("BENCH_SHARE_RATES", []int{1000, 2000, 3000, 4000, 5000, 6000, 8000, 10000, 12000, 14000, 16000, 18000, 20000})
+	report("share: every server held to %d%% of one core", percent)
+	best := bl.ladder("share", servers("gatewayd", "kea-dhcp4"), rates, envInt("BENCH_STORM_CLIENTS", stormClients))
+	if best["kea-dhcp4"] > 0 {
+		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-share")
+	}
+	return fmt.Sprintf("fresh clients, each server on %d%% of a core, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f; gatewayd/kea %.2f",
+		percent, best["gatewayd"], best["kea-dhcp4"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+}
+
 // renew is the steady-state ladder of a small client population.
 func (bl *benchLab) renew() string {
-	rates := envInts("BENCH_RATES", []int{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000})
+	rates := envInts("BENCH_RATES", []int{1000, 2000, 4000, 6000, 8000, 10000, 12000, 15000, 20000, 25000, 30000, 35000})
 	best := bl.ladder("renew", servers("gatewayd", "kea-dhcp4", "dnsmasq"), rates, envInt("BENCH_CLIENTS", 1000))
 	if best["kea-dhcp4"] > 0 {
 		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-renew")

@@ -249,6 +249,12 @@ func benchOne(b *testing.B, n *perfNet, srv benchServer, rate, period, clients i
 	if err != nil {
 		b.Fatalf("starting %s: %v", srv.name, err)
 	}
+	if n.share != nil {
+		if err := n.share.add(cmd.Process.Pid); err != nil {
+			stopServer(cmd)
+			b.Fatalf("holding %s to %d%% of a core: %v", srv.name, n.share.percent, err)
+		}
+	}
 	u0, s0 := cpuTimes(cmd.Process.Pid)
 	cs0 := contextSwitches(cmd.Process.Pid)
 	rcv0 := udpRcvbufErrors(n.perf)

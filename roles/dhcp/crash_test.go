@@ -31,7 +31,8 @@ const (
 type perfNet struct {
 	lab      *lab.Lab
 	gw, perf *lab.Namespace
-	rcvbuf   string // a library perfdhcp is preloaded with (benchpeers_test.go); "": none
+	rcvbuf   string    // a library perfdhcp is preloaded with (benchpeers_test.go); "": none
+	share    *cpuShare // the group servers run in (benchshare_test.go); nil: a whole core
 }
 
 func newPerfNet(t testing.TB, l *lab.Lab) *perfNet {
