@@ -183,15 +183,39 @@ func (s webSource) Status() web.Status {
 	}
 	if d, ok := st.Parts["dns"].(dns.Status); ok {
 		out.DNS = &d
+		out.Histograms.DNSQuery = map[string]*web.Histogram{}
+		for stage, h := range d.Latency {
+			out.Histograms.DNSQuery[stage] = webHistogram(h.Bounds, h.Counts, h.Count, h.Sum)
+		}
 	}
 	if d, ok := st.Parts["dhcp"].(dhcp.Status); ok {
 		out.DHCP = &d
+		f, b := d.Store.Fsync, d.Store.BatchRecords
+		out.Histograms.LeaseFsync = webHistogram(f.Bounds, f.Counts, f.Count, f.Sum)
+		out.Histograms.LeaseBatch = webHistogram(b.Bounds, b.Counts, b.Count, b.Sum)
 	}
 	s.d.mu.Lock()
 	c := s.d.cur.config()
 	s.d.mu.Unlock()
 	out.Zones = webZones(c)
 	return out
+}
+
+// webHistogram is a role's distribution (a count per bucket, the last one
+// above every bound) as Prometheus keeps one: cumulative counts by upper
+// bound, the +Inf bucket being count. A distribution without its buckets
+// is nil: left out of the metrics.
+func webHistogram(bounds []float64, counts []uint64, count uint64, sum float64) *web.Histogram {
+	if len(counts) != len(bounds)+1 {
+		return nil
+	}
+	h := &web.Histogram{Count: count, Sum: sum, Buckets: make(map[float64]uint64, len(bounds))}
+	var c uint64
+	for i, b := range bounds {
+		c += counts[i]
+		h.Buckets[b] = c
+	}
+	return h
 }
 
 // webZones is each zone's policy, its services with their ports.

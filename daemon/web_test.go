@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -70,6 +71,19 @@ func TestWebSource(t *testing.T) {
 		if !strings.Contains(w.Body.String(), line+"\n") {
 			t.Errorf("metrics lack %q", line)
 		}
+	}
+}
+
+// A role's distribution, a count per bucket, reaches the web package
+// cumulative by upper bound; one without its buckets is left out.
+func TestWebHistogram(t *testing.T) {
+	h := webHistogram([]float64{0.001, 0.01, 0.1}, []uint64{2, 0, 3, 1}, 6, 0.25)
+	want := map[float64]uint64{0.001: 2, 0.01: 2, 0.1: 5}
+	if h == nil || h.Count != 6 || h.Sum != 0.25 || !maps.Equal(h.Buckets, want) {
+		t.Errorf("webHistogram = %+v, want buckets %v", h, want)
+	}
+	if h := webHistogram(nil, nil, 0, 0); h != nil {
+		t.Errorf("no buckets: %+v", h)
 	}
 }
 

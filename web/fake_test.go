@@ -113,6 +113,14 @@ func newFake() *fakeSource {
 			{At: testNow.Add(-20 * time.Minute), Error: "config refused: gateway.toml:12:3: " + hostile},
 		}},
 		Restores: Restores{"addresses": 1},
+		Histograms: Histograms{
+			DNSQuery: map[string]*Histogram{
+				"local":   {Count: 700, Sum: 0.02, Buckets: map[float64]uint64{25e-6: 600, 50e-6: 690, 100e-6: 700, 1: 700}},
+				"forward": {Count: 200, Sum: 4.5, Buckets: map[float64]uint64{25e-6: 0, 10e-3: 120, 25e-3: 190, 1: 199}},
+			},
+			LeaseFsync: &Histogram{Count: 3, Sum: 0.003, Buckets: map[float64]uint64{500e-6: 1, 1e-3: 2, 2.5e-3: 3}},
+			LeaseBatch: &Histogram{Count: 3, Sum: 4, Buckets: map[float64]uint64{1: 2, 2: 3, 4: 3}},
+		},
 	}
 	leases := []dhcp.Lease{
 		{Address: netip.MustParseAddr("192.168.1.101"), MAC: "02:00:00:00:00:01", Hostname: "zebra", Expires: testNow.Add(2 * time.Hour), State: dhcp.StateActive},

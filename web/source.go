@@ -44,7 +44,7 @@ type Status struct {
 
 	Reloads  Reloads
 	Restores Restores
-	// Histograms are the roles' latency distributions, once they keep them.
+	// Histograms are the roles' distributions (the daemon converts them).
 	Histograms Histograms
 }
 

@@ -69,6 +69,11 @@ type StoreStatus struct {
 	// CompactionError is set while compacting fails (it is retried each
 	// minute); the log keeps growing but loses nothing.
 	CompactionError string `json:"compaction_error,omitempty"`
+	// Fsync is the time each written batch's fdatasync took, in seconds;
+	// BatchRecords the records each carried (one observation per batch
+	// of Batches).
+	Fsync        Histogram `json:"fsync"`
+	BatchRecords Histogram `json:"batch_records"`
 }
 
 // storeOptions say how the log is opened.
@@ -121,6 +126,8 @@ type store struct {
 	commits, batches, compactions atomic.Uint64
 	recovered, backup             string
 	statRecords, statBytes        atomic.Int64
+	// fsyncs and sizes are each written batch's fdatasync time and records.
+	fsyncs, sizes *histogram
 }
 
 // openStore opens (or creates) the lease log in dir, replays it, repairs
@@ -132,7 +139,8 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 		o.now = time.Now
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
-		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{})}
+		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{}),
+		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1)}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()
@@ -341,6 +349,7 @@ func (s *store) status() StoreStatus {
 		Path: s.path, Records: s.statRecords.Load(), Bytes: s.statBytes.Load(),
 		Commits: s.commits.Load(), Batches: s.batches.Load(), Compactions: s.compactions.Load(),
 		Recovered: s.recovered, Backup: s.backup, ReadOnly: s.readOnly,
+		Fsync: s.fsyncs.snapshot(), BatchRecords: s.sizes.snapshot(),
 	}
 	s.health.report(&st)
 	st.CompactionError = s.compacting.error()

@@ -202,7 +202,44 @@ func TestStoreGroupCommit(t *testing.T) {
 	if st.Commits != 800 || st.Batches >= 800 {
 		t.Errorf("800 concurrent commits took %d batches (%d commits): no batching", st.Batches, st.Commits)
 	}
+	if st.BatchRecords.Count != st.Batches || st.BatchRecords.Sum != 800 || st.Fsync.Count != st.Batches {
+		t.Errorf("%d batches of 800 records: sizes %+v, fsyncs %+v", st.Batches, st.BatchRecords, st.Fsync)
+	}
 	t.Logf("800 commits in %d batches", st.Batches)
+}
+
+// The store times every batch's fdatasync and counts its records: commits
+// one after another are one batch each.
+func TestStoreHistograms(t *testing.T) {
+	s, _ := openTestStore(t, t.TempDir())
+	defer s.close()
+	if st := s.status(); st.Fsync.Count != 0 || len(st.Fsync.Counts) != len(fsyncBounds)+1 || len(st.BatchRecords.Counts) != len(batchBounds)+1 {
+		t.Fatalf("before any commit: %+v %+v", st.Fsync, st.BatchRecords)
+	}
+	n := 0
+	for i := range 9 {
+		recs := []*binding{testBinding(n)}
+		if i < 5 {
+			recs = append(recs, testBinding(n+1), testBinding(n+2))
+		}
+		n += len(recs)
+		if err := s.commit(recs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st := s.status()
+	b, f := st.BatchRecords, st.Fsync
+	// 1 record: the bucket of bound 1; 3: the bucket above 2, at most 4.
+	if b.Count != 9 || b.Sum != float64(n) || b.Counts[0] != 4 || b.Counts[2] != 5 {
+		t.Errorf("batch sizes %+v, want 4 of 1 and 5 of 3 records", b)
+	}
+	var sum uint64
+	for _, c := range f.Counts {
+		sum += c
+	}
+	if f.Count != 9 || sum != 9 || f.Sum <= 0 || st.Batches != 9 {
+		t.Errorf("fsyncs %+v over %d batches, want 9", f, st.Batches)
+	}
 }
 
 // TestStoreSpuriousWakeups: a wake-up with nothing queued must not make the

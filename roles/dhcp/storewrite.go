@@ -187,10 +187,13 @@ func (s *store) writeBatch(buf []byte, n int) error {
 		s.f.Truncate(s.size)
 		return fmt.Errorf("writing lease log %s: %w", s.path, err)
 	}
+	start := time.Now()
 	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
 		s.f.Truncate(s.size)
 		return fmt.Errorf("syncing lease log %s: %w", s.path, err)
 	}
+	s.fsyncs.observeDuration(time.Since(start))
+	s.sizes.observe(uint64(n))
 	s.size += int64(len(buf))
 	s.records += int64(n)
 	s.commits.Add(uint64(n))

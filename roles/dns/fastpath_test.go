@@ -31,7 +31,7 @@ func fastAnswer(t testing.TB, s *Server, q *dns.Msg, client netip.Addr, now time
 // fast path's replies are.
 func generalAnswer(t testing.TB, s *Server, q *dns.Msg, client netip.Addr) []byte {
 	t.Helper()
-	m, slow := s.respond(client, false, q.Copy(), true)
+	m, _, slow := s.respond(client, false, q.Copy(), true)
 	if slow || m == nil {
 		t.Fatalf("the general path has no reply at once to %v", q)
 	}

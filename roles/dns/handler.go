@@ -3,6 +3,7 @@ package dns
 import (
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/miekg/dns"
 )
@@ -22,8 +23,10 @@ const (
 type handler struct{ s *Server }
 
 func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
+	start := time.Now() // the listener has read the query: its arrival, near enough
 	client, tcp := clientAddr(w.RemoteAddr())
 	var m *dns.Msg
+	by := byServer
 	switch h.s.checkHeader(r.Response, r.Opcode, len(r.Question), len(r.Answer), len(r.Ns), len(r.Extra)) {
 	case dns.MsgIgnore:
 	case dns.MsgReject:
@@ -31,37 +34,40 @@ func (h handler) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	case dns.MsgRejectNotImplemented:
 		m = h.s.errorReply(r.MsgHdr, r.Question, dns.RcodeNotImplemented, client)
 	default:
-		m, _ = h.s.respond(client, tcp, r, false)
+		m, by, _ = h.s.respond(client, tcp, r, false)
 	}
 	if m == nil {
 		return
 	}
 	if err := w.WriteMsg(m); err != nil {
 		h.s.log.Debug("writing a reply", "addr", w.RemoteAddr().String(), "err", err)
+		return
 	}
+	h.s.lat.shared.observe(by, time.Since(start), 1)
 }
 
 // respond answers one parsed query from client; a nil reply means nothing
 // is sent. With inline set it must not block: a query that needs an
 // upstream stops where it would wait and comes back with slow set, to be
 // run again (inline clear) on a goroutine of its own. respond never
-// panics: a panic in a stage is counted and answered SERVFAIL.
-func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (*dns.Msg, bool) {
-	m, slow, _ := s.respondOn(nil, client, tcp, r, inline)
-	return m, slow
+// panics: a panic in a stage is counted and answered SERVFAIL. by is the
+// stage that answered (byNone for no reply, and for a panic's).
+func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, by stageID, slow bool) {
+	m, by, slow, _ = s.respondOn(nil, client, tcp, r, inline)
+	return m, by, slow
 }
 
 // respondOn is respond on the UDP read loop l (nil: none), which forwards
 // a query without waiting: such a query comes back parked, without a reply
 // yet; the loop sends it when the upstreams have answered.
-func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, slow bool, pk *parked) {
+func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, by stageID, slow bool, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
 			s.log.Error("panic answering a query", "err", v)
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
-			slow, pk = false, nil
+			by, slow, pk = byNone, false, nil
 		}
 	}()
 	p := s.pipe.Load()
@@ -69,22 +75,23 @@ func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inl
 		s.counters.count(byServer, m.Rcode)
 		m.RecursionAvailable = p.serves(client)
 		p.logQuestion(client, r.Question, m.Rcode, byServer)
-		return m, false, nil
+		return m, byServer, false, nil
 	}
 	req := newRequest(r, client, tcp)
 	req.inline, req.loop = inline, l
 	if p == nil {
-		return nil, false, nil // stopped between the read and now
+		return nil, byNone, false, nil // stopped between the read and now
 	}
 	m = p.first.serve(s.ctx, req)
 	switch {
 	case req.slow:
-		return nil, true, nil
+		return nil, byNone, true, nil
 	case req.parked != nil:
 		req.parked.pipe = p
-		return nil, false, req.parked
+		return nil, byNone, false, req.parked
 	}
-	return s.settle(p, req, m), false, nil
+	m = s.settle(p, req, m)
+	return m, req.by, false, nil
 }
 
 // settle counts and logs m, the reply of pipeline p to req, and makes it

@@ -212,9 +212,9 @@ func TestAcceptQuery(t *testing.T) {
 // slow path when the query must wait for an upstream.
 func respondTo(s *Server, from net.Addr, q *dns.Msg) *dns.Msg {
 	client, tcp := clientAddr(from)
-	m, slow := s.respond(client, tcp, q, !tcp)
+	m, _, slow := s.respond(client, tcp, q, !tcp)
 	if slow {
-		m, _ = s.respond(client, tcp, q, false)
+		m, _, _ = s.respond(client, tcp, q, false)
 	}
 	return m
 }

@@ -41,6 +41,8 @@ type loop struct {
 	up     *upBatch                // buffers for upstream datagrams
 	out    [readSize]byte          // an attempt's query with its ID
 	sweep  time.Time               // when to close sockets past their life
+	lat    *loopLatency            // its query latencies (latency.go)
+	quick  batchAnswers            // the batch's replies sent at once, by stage
 
 	mu     sync.Mutex // guards inbox and closed
 	inbox  []loopMsg
@@ -68,7 +70,7 @@ func newLoop(u *udpServer, f *os.File, fd int) (*loop, error) {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
 	l := &loop{u: u, s: u.s, f: f, fd: fd, ep: ep, evfd: -1, b: newBatch(), up: new(upBatch),
-		socks: map[int32]*upSock{}, pools: map[*upstream]*portPool{}}
+		socks: map[int32]*upSock{}, pools: map[*upstream]*portPool{}, lat: u.s.lat.take()}
 	l.evfd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err == nil {
 		err = errors.Join(l.watch(fd), l.watch(l.evfd))
@@ -128,6 +130,7 @@ func (l *loop) run() {
 			l.serve(i, now)
 		}
 		l.flush()
+		l.observe(now)
 		if now.After(l.sweep) {
 			l.sweepSockets(now)
 			l.sweep = now.Add(idleWake)
@@ -145,15 +148,16 @@ func (l *loop) serve(i int, now time.Time) {
 	b := l.b
 	l.room()
 	client := b.from(i).Addr().Unmap()
-	reply, later, pk := l.s.handleOn(l, b.datagram(i), client, &b.q, b.replies[l.k][:0], now)
+	reply, by, later, pk := l.s.handleOn(l, b.datagram(i), client, &b.q, b.replies[l.k][:0], now)
 	switch {
 	case reply != nil:
 		b.queue(l.k, &b.names[i], b.msgs[i].Hdr.Namelen, reply)
 		l.k++
+		l.quick.add(by)
 	case pk != nil:
-		pk.sa, pk.salen = b.names[i], b.msgs[i].Hdr.Namelen
+		pk.sa, pk.salen, pk.arrive = b.names[i], b.msgs[i].Hdr.Namelen, now
 	case later != nil:
-		l.u.answerLater(slowQuery{l.f, client, b.names[i], b.msgs[i].Hdr.Namelen, later})
+		l.u.answerLater(slowQuery{l.f, client, b.names[i], b.msgs[i].Hdr.Namelen, later, now})
 	}
 }
 
@@ -290,6 +294,7 @@ func (l *loop) close() {
 	for _, s := range l.socks {
 		unix.Close(s.fd)
 	}
+	l.s.lat.give(l.lat)
 	if l.evfd >= 0 {
 		unix.Close(l.evfd)
 	}

@@ -65,6 +65,7 @@ type parked struct {
 	start  time.Time                 // and when the miss began
 	sa     unix.RawSockaddrInet6     // the client, as the kernel gave it
 	salen  uint32                    // 0: no reply
+	arrive time.Time                 // when the query came (its batch's read)
 	due    time.Time                 // when the exchange's timer or deadline is
 	index  int                       // in loop.parked
 	live   bool
@@ -307,6 +308,7 @@ func (l *loop) finish(pk *parked, now time.Time, abort error) {
 	if wire := pack(m, l.b.replies[l.k][:0]); wire != nil {
 		l.b.queue(l.k, &pk.sa, pk.salen, wire)
 		l.k++
+		l.lat.observe(pk.req.by, now.Sub(pk.arrive), 1)
 	}
 }
 

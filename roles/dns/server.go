@@ -33,6 +33,7 @@ type Server struct {
 	leases   *leaseTable
 	qlog     *queryLog
 	counters counters
+	lat      latencies
 	ctx      context.Context // ends with Close: in-flight forwards give up
 	cancel   context.CancelFunc
 	pipe     atomic.Pointer[pipeline]
@@ -199,6 +200,7 @@ func (s *Server) WithdrawLease(host string, addr netip.Addr) {
 func (s *Server) Status() Status {
 	var st Status
 	s.counters.snapshot(&st)
+	st.Latency = s.lat.snapshot()
 	st.Leases = s.leases.len()
 	p := s.pipe.Load()
 	if p == nil {

@@ -65,6 +65,10 @@ type Status struct {
 	Cache     CacheStatus       `json:"cache"`
 	Forward   ForwardStatus     `json:"forward"`
 	Upstreams []UpstreamStatus  `json:"upstreams,omitempty"`
+	// Latency is the time from each query's arrival to its reply, by the
+	// stage that answered (as in ByStage; queries without a reply are not
+	// in it), since the server started.
+	Latency map[string]Histogram `json:"latency,omitempty"`
 }
 
 // ForwardStatus counts what the forwarding discipline did.

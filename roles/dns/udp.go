@@ -85,18 +85,20 @@ func (u *udpServer) readLoop(f *os.File) {
 // upstream); or neither, for a datagram that gets no reply. q is the read
 // loop's own.
 func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
-	reply, later, _ = s.handleOn(nil, raw, client, q, buf, now)
+	reply, _, later, _ = s.handleOn(nil, raw, client, q, buf, now)
 	return reply, later
 }
 
 // handleOn is handleUDP on the read loop l, which forwards the queries it
-// can itself: those come back parked, their reply to be sent later.
-func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg, pk *parked) {
+// can itself: those come back parked, their reply to be sent later. by is
+// the stage that answered a reply sent at once (byServer for the
+// handler's own errors).
+func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, by stageID, later *dns.Msg, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil { // respond recovers its own; this is the fast path's
 			s.counters.panics.Add(1)
 			s.log.Error("panic answering a query", "err", v)
-			reply, later, pk = nil, nil, nil
+			reply, by, later, pk = nil, byNone, nil, nil
 		}
 	}()
 	if parseWireQuery(raw, q) {
@@ -107,35 +109,35 @@ func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, 
 			if p.qlog != nil {
 				p.qlog.query(client, strings.Clone(q.lowerName()), q.qtype, rcode, by)
 			}
-			return out, nil, nil
+			return out, by, nil, nil
 		}
 	}
 	if len(raw) < 12 {
 		s.counters.malformed.Add(1)
-		return nil, nil, nil
+		return nil, byNone, nil, nil
 	}
 	h := readHeader(raw)
 	switch s.acceptQuery(h) {
 	case dns.MsgIgnore:
-		return nil, nil, nil
+		return nil, byNone, nil, nil
 	case dns.MsgReject:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil, nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), byServer, nil, nil
 	case dns.MsgRejectNotImplemented:
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf), nil, nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeNotImplemented, client), buf), byServer, nil, nil
 	}
 	m := new(dns.Msg)
 	if err := m.Unpack(raw); err != nil {
 		s.invalidQuery(raw, err)
-		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), nil, nil
+		return pack(s.errorReply(headerOf(h), firstQuestion(raw, h), dns.RcodeFormatError, client), buf), byServer, nil, nil
 	}
-	r, slow, pk := s.respondOn(l, client, false, m, true)
+	r, by, slow, pk := s.respondOn(l, client, false, m, true)
 	switch {
 	case slow:
-		return nil, m, nil
+		return nil, byNone, m, nil
 	case r == nil:
-		return nil, nil, pk
+		return nil, byNone, nil, pk
 	}
-	return pack(r, buf), nil, nil
+	return pack(r, buf), by, nil, nil
 }
 
 // close stops the read loops, lets the queries still waiting upstream

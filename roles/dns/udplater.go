@@ -23,6 +23,7 @@ type slowQuery struct {
 	sa     unix.RawSockaddrInet6
 	salen  uint32
 	m      *dns.Msg
+	arrive time.Time // when the loop read it
 }
 
 // answerLater hands q to an idle worker, or to a new one when all are
@@ -60,7 +61,7 @@ func (u *udpServer) worker(q slowQuery) {
 // answer runs q through the pipeline, waiting for the upstreams, and sends
 // the reply.
 func (u *udpServer) answer(q slowQuery) {
-	reply, _ := u.s.respond(q.client, false, q.m, false)
+	reply, by, _ := u.s.respond(q.client, false, q.m, false)
 	if reply == nil {
 		return
 	}
@@ -83,5 +84,7 @@ func (u *udpServer) answer(q slowQuery) {
 	})
 	if err = errors.Join(err, serr); err != nil {
 		u.s.log.Debug("writing a DNS reply", "addr", q.client.String(), "err", err)
+		return
 	}
+	u.s.lat.shared.observe(by, time.Since(q.arrive), 1)
 }
