@@ -122,6 +122,14 @@ type store struct {
 	// afterBatch, when set, runs on the writer goroutine after the
 	// callbacks of each batch (the server sends their replies together).
 	afterBatch func()
+	// uncut is set while a failed batch may still be in the file past
+	// size (cutBack failed); stale while the log at path may not be f (a
+	// compaction renamed a new one there), staleDir while that rename's
+	// directory sync is owed, staleRecords the new file's records.
+	uncut, stale, staleDir bool
+	staleRecords           int64
+	// fault, set by tests, makes the file operation it names fail.
+	fault func(op string) error
 
 	commits, batches, compactions atomic.Uint64
 	recovered, backup             string
