@@ -63,7 +63,10 @@ func TestStoreCompactionReopenFails(t *testing.T) {
 			for op, n := range tc.faults {
 				f.set(op, n)
 			}
-			if err := s.rewrite([]*binding{testBinding(0), testBinding(1), testBinding(2)}); err == nil {
+			// On the writer goroutine, whose the file is, as a compaction.
+			rewritten := make(chan error, 1)
+			s.append(nil, func(error) { rewritten <- s.rewrite([]*binding{testBinding(0), testBinding(1), testBinding(2)}) })
+			if err := <-rewritten; err == nil {
 				t.Fatal("the rewrite reports success although it could not reopen the log")
 			}
 			// The reopen fails once more: this batch must fail.
