@@ -325,6 +325,12 @@ func (a *allocator) dropOffer(key string) {
 	a.refresh(addr)
 }
 
+// probing reports whether an ARP probe of addr runs for its offer.
+func (a *allocator) probing(addr uint32) bool {
+	o := a.offers[addr]
+	return o != nil && o.probing
+}
+
 // offered returns the client's live held offer.
 func (a *allocator) offered(key string, nowNs int64) (uint32, bool) {
 	addr, ok := a.offerOf[key]

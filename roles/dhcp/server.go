@@ -422,13 +422,14 @@ func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPor
 	}
 	s.mu.Lock()
 	if s.conn != cn {
+		s.h.probeAbandoned(addr)
 		s.mu.Unlock()
 		return
 	}
 	var now []outcome
-	if rec := s.h.probed(s.now(), addr, holder); rec == nil {
+	if rec, offer := s.h.probed(s.now(), addr, holder); offer {
 		now = append(now, out)
-	} else {
+	} else if rec != nil {
 		s.store.append([]*binding{rec}, nil)
 		if attempt < maxProbes {
 			now = s.route(cn, s.h.handleBytes(s.now(), raw, src), raw, src, attempt+1, now)
