@@ -297,6 +297,9 @@ func (s *Server) serve(cn *conn) {
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
+		if r.truncated > 0 {
+			s.cnt.malformed.Add(uint64(r.truncated))
+		}
 		now = now[:0]
 		s.mu.Lock()
 		if s.conn != cn {
