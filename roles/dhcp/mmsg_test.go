@@ -1,7 +1,11 @@
 package dhcp
 
 import (
+	"bytes"
+	"errors"
+	"log/slog"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -29,5 +33,27 @@ func TestReaderDropsTruncated(t *testing.T) {
 		if p, ok := r.packet(i); ok {
 			t.Errorf("datagram %d with MSG_TRUNC kept: %d bytes", i, len(p.b))
 		}
+	}
+}
+
+// A read error that persists is logged once, not at every retry; its end
+// once, with the count.
+func TestReadFailureLoggedOnce(t *testing.T) {
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	var f readFailure
+	f.note(log, nil)
+	for range 50 {
+		f.note(log, errors.New("receiving on eth1: ENOBUFS"))
+	}
+	f.note(log, errors.New("receiving on eth1: EIO"))
+	f.note(log, nil)
+	f.note(log, nil)
+	out := buf.String()
+	if n := strings.Count(out, "reading the DHCP socket fails"); n != 2 {
+		t.Errorf("2 errors logged %d times:\n%s", n, out)
+	}
+	if n := strings.Count(out, "works again"); n != 1 || !strings.Contains(out, "failed_reads=51") {
+		t.Errorf("the recovery, once with the count:\n%s", out)
 	}
 }

@@ -282,6 +282,7 @@ func (s *Server) serve(cn *conn) {
 	var pkts []inPacket
 	var now []outcome
 	var last time.Time // the start of the last read (monotonic)
+	var failing readFailure
 	for {
 		if wait := readEvery - time.Since(last); wait > 0 && len(pkts) < batchSize {
 			time.Sleep(wait)
@@ -289,11 +290,11 @@ func (s *Server) serve(cn *conn) {
 		last = time.Now()
 		var err error
 		pkts, err = cn.read(r, pkts[:0])
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		failing.note(s.log, err)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("reading the DHCP socket", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
 		}
@@ -317,6 +318,28 @@ func (s *Server) serve(cn *conn) {
 		}
 		s.mu.Unlock()
 		s.sendNow(cn, now, snd)
+	}
+}
+
+// readFailure keeps a read loop's failing reads from being logged every
+// time they are retried: a new error is logged once, the return to
+// working reads once, with the count of failed reads in between.
+type readFailure struct {
+	err   string
+	count uint64
+}
+
+func (f *readFailure) note(log *slog.Logger, err error) {
+	switch {
+	case err == nil && f.err != "":
+		log.Info("reading the DHCP socket works again", "failed_reads", f.count, "last_err", f.err)
+		f.err, f.count = "", 0
+	case err != nil && err.Error() != f.err:
+		log.Warn("reading the DHCP socket fails; retried every 10ms (logged once per error)", "err", err)
+		f.err = err.Error()
+		f.count++
+	case err != nil:
+		f.count++
 	}
 }
 
