@@ -169,8 +169,10 @@ func newSender() *sender {
 
 // write sends datagrams out of the NIC, each from its src (IP_PKTINFO), in
 // batches. A datagram the kernel refuses is skipped; write returns how
-// many were sent and the first error.
+// many were sent, moved in their order to the front of ds (so the caller
+// counts those, not the refused), and the first error.
 func (c *conn) write(s *sender, ds []datagram) (int, error) {
+	all := ds
 	sent := 0
 	var first error
 	for len(ds) > 0 {
@@ -208,6 +210,7 @@ func (c *conn) write(s *sender, ds []datagram) (int, error) {
 			}
 			n = 1 // skip the datagram the kernel refused
 		} else {
+			copy(all[sent:], ds[:n])
 			sent += n
 		}
 		ds = ds[n:]

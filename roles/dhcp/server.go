@@ -543,10 +543,8 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
 			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
 		}
-		if sent == len(rest) {
-			for _, d := range rest {
-				s.cnt.out[d.mt].Add(1)
-			}
+		for _, d := range rest[:sent] {
+			s.cnt.out[d.mt].Add(1)
 		}
 	}
 	clear(rest)
