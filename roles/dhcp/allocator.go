@@ -510,7 +510,7 @@ func (a *allocator) sweep(now, nowNs int64) []nameChange {
 			a.forget(addr)
 			continue
 		}
-		b.state = bindExpired
+		b.state = bindExpired // in place: no decision, no record (undo.go)
 		a.refresh(addr)
 	}
 	return names

@@ -84,9 +84,9 @@ func (s *store) pace() bool {
 // waits a few milliseconds more (a DHCP client waits seconds before it
 // asks again). Only a batch after one that several waited for waits for
 // the gap: a record after a quiet spell, or a caller committing one batch
-// after another, is written at once. The batch bound keeps the ACKs of one
-// sync few enough that a relay or a client's socket takes them in one
-// burst.
+// after another, is written at once. syncBatch records waiting end the
+// wait early; they bound nothing: the writer then takes everything queued,
+// so one sync carries all that arrived meanwhile, however many.
 const (
 	syncGap   = 10 * time.Millisecond
 	syncBatch = 64
