@@ -78,8 +78,11 @@ func New(opts Options) (*Server, error) {
 	}
 	log = log.With("role", "dhcp")
 	s := &Server{log: log, names: opts.Names, now: time.Now, sweepEvery: 10 * time.Second, earlier: make(chan struct{}, 1), opts: opts}
+	// The hooks run on the writer for appended records; nothing is
+	// appended before New returns, when s.h and s.flushSnd are set.
 	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log,
-		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now})
+		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now,
+			snapshot: s.snapshot, settle: s.settle, afterBatch: s.flush})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +107,6 @@ func New(opts Options) (*Server, error) {
 		debug.FreeOSMemory()
 	}
 	a.onEarlier = s.nameSooner
-	st.snapshot, st.settle, st.afterBatch = s.snapshot, s.settle, s.flush
 	level := slog.LevelInfo
 	if opts.ReadOnly {
 		level = slog.LevelDebug

@@ -81,6 +81,10 @@ type storeOptions struct {
 	readOnly   bool // read it; write, lock and repair nothing
 	acceptLoss bool // open even when the damage drops most records
 	now        func() time.Time
+	// The store's hooks (see store), set before its writer starts.
+	snapshot   func() []*binding
+	settle     func(recs []*binding, err error)
+	afterBatch func()
 }
 
 // store is the durable lease log.
@@ -148,7 +152,8 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{}),
-		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1)}
+		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1),
+		snapshot: o.snapshot, settle: o.settle, afterBatch: o.afterBatch}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()
