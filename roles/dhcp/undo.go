@@ -70,7 +70,7 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 		}
 		if cur != nil {
 			a.dropName(cur)
-			delete(a.byAddr, r.addr)
+			a.delAddr(r.addr)
 		}
 		t := kept(r.was())
 		switch {
@@ -78,7 +78,7 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 		case t.state == bindDeleted:
 			a.tombs[r.addr] = t
 		default:
-			a.byAddr[r.addr] = t
+			a.setAddr(r.addr, t)
 			if k := t.key(); k != "" {
 				keys[k] = true
 				if o := restored[k]; o == nil || o.expires < t.expires {
