@@ -67,7 +67,8 @@ type StoreStatus struct {
 	// FailedWrites counts the batches whose write failed, ever.
 	FailedWrites uint64 `json:"failed_writes"`
 	// CompactionError is set while compacting fails (it is retried each
-	// minute); the log keeps growing but loses nothing.
+	// minute); the log keeps growing. When the new file is in place but
+	// could not be reopened, writes fail (Degraded) until it is.
 	CompactionError string `json:"compaction_error,omitempty"`
 	// Fsync is the time each written batch's fdatasync took, in seconds;
 	// BatchRecords the records each carried (one observation per batch
