@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"errors"
 	"log/slog"
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
+
+	"gatewayd/lab"
 )
 
 // A datagram longer than its buffer arrives cut (recvmmsg sets MSG_TRUNC in
@@ -55,5 +60,66 @@ func TestReadFailureLoggedOnce(t *testing.T) {
 	}
 	if n := strings.Count(out, "works again"); n != 1 || !strings.Contains(out, "failed_reads=51") {
 		t.Errorf("the recovery, once with the count:\n%s", out)
+	}
+}
+
+// A send whose middle datagram the kernel refuses (UDP to port 0: EINVAL)
+// sends the others, and the replies counted as sent are those that left.
+func TestSendCountsWhatLeft(t *testing.T) {
+	ns, err := lab.New(t).Namespace("send")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cn *conn
+	var rx net.PacketConn
+	err = ns.Do(func() error {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		lo, err := net.InterfaceByName("lo")
+		if err != nil {
+			return err
+		}
+		f := os.NewFile(uintptr(fd), "udp")
+		raw, err := f.SyscallConn()
+		if err != nil {
+			return err
+		}
+		cn = &conn{f: f, raw: raw, ifname: "lo", ifindex: lo.Index}
+		rx, err = net.ListenPacket("udp4", "127.0.0.1:0")
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cn.close()
+	defer rx.Close()
+	to := netip.MustParseAddrPort(rx.LocalAddr().String())
+	lo := netip.MustParseAddr("127.0.0.1")
+	ds := []datagram{
+		{b: []byte("offer"), src: lo, dst: to, mt: offerType},
+		{b: []byte("refused"), src: lo, dst: netip.AddrPortFrom(lo, 0), mt: nakType},
+		{b: []byte("ack"), src: lo, dst: to, mt: ackType},
+	}
+	s := &Server{log: quietLog(), h: &handler{}}
+	s.send(cn, ds, newSender())
+	if got := [3]uint64{s.cnt.out[offerType].Load(), s.cnt.out[nakType].Load(), s.cnt.out[ackType].Load()}; got != [3]uint64{1, 0, 1} {
+		t.Errorf("sent counted OFFER, NAK, ACK: %v, want [1 0 1]", got)
+	}
+	if got := s.cnt.sendErrors.Load(); got != 1 {
+		t.Errorf("send errors %d, want 1", got)
+	}
+	rx.SetReadDeadline(time.Now().Add(2 * time.Second))
+	buf := make([]byte, 64)
+	for _, want := range []string{"offer", "ack"} {
+		n, _, err := rx.ReadFrom(buf)
+		if err != nil || string(buf[:n]) != want {
+			t.Fatalf("received %q, %v; want %q", buf[:n], err, want)
+		}
 	}
 }
