@@ -120,7 +120,7 @@ func (o *occupancy) live(now int64) (active, declined int, pools []int) {
 		return active, declined, pools
 	}
 	// The seconds since low, or every entry, whichever is fewer.
-	if keys := len(pools) + 2; (now-o.low) <= int64(len(o.ending)/keys) {
+	if keys := len(pools) + 2; (now - o.low) <= int64(len(o.ending)/keys) {
 		for at := o.low + 1; at <= now; at++ {
 			for p := globalDeclined; p < int32(len(pools)); p++ {
 				if n, ok := o.ending[endKey{at, p}]; ok {
