@@ -41,8 +41,8 @@ func TestOccupancyMatchesWalk(t *testing.T) {
 		testConfig(nil),
 		testConfig(func(c *Config) { c.Pools[0].Range = span("192.0.2.100", "192.0.2.120") }),
 		testConfig(func(c *Config) {
-			c.Pools = append(c.Pools, c.Pools[0])
-			c.Pools[1].Range = span("192.0.2.110", "192.0.2.200")
+			c.Pools = append(c.Pools, c.Pools[0]) // overlapping pool 0
+			c.Pools[len(c.Pools)-1].Range = span("192.0.2.105", "192.0.2.200")
 		}),
 	}
 	for seed := range uint64(4) {
