@@ -38,7 +38,7 @@ func walkOccupancy(a *allocator, now int64) (active, declined int, pools []int) 
 // now and at times ahead (leases running out before a sweep).
 func TestOccupancyMatchesWalk(t *testing.T) {
 	configs := []*Config{
-		testConfig(nil),
+		testConfig(),
 		testConfig(func(c *Config) { c.Pools[0].Range = span("192.0.2.100", "192.0.2.120") }),
 		testConfig(func(c *Config) {
 			c.Pools = append(c.Pools, c.Pools[0]) // overlapping pool 0
