@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 )
@@ -37,6 +38,9 @@ type allocator struct {
 	onEarlier func()
 	// loading is set while load installs bindings from the log.
 	loading bool
+	// occ counts the live bindings (occupancy.go); every change of
+	// byAddr goes through setAddr and delAddr to keep it.
+	occ occupancy
 }
 
 // pool is one configured range and its bitmaps.
@@ -91,6 +95,7 @@ func newAllocator(leases, names int) *allocator {
 		offers: map[uint32]*offer{}, offerOf: map[string]uint32{},
 		statics: map[string]*staticLease{}, staticAddr: map[uint32]*staticLease{},
 		byName: make(map[string]*binding, names), tombs: map[uint32]*binding{},
+		occ: occupancy{ending: map[endKey]int32{}, low: math.MaxInt64},
 	}
 }
 
@@ -121,6 +126,7 @@ func popcount(bm []uint64) int {
 // offer. Bindings outside the new pools stay until they expire.
 func (a *allocator) configure(pools []*pool, statics []Static) {
 	a.pools = pools
+	a.recount()
 	clear(a.statics)
 	clear(a.staticAddr)
 	for _, s := range statics {
@@ -325,6 +331,12 @@ func (a *allocator) dropOffer(key string) {
 	a.refresh(addr)
 }
 
+// probing reports whether an ARP probe of addr runs for its offer.
+func (a *allocator) probing(addr uint32) bool {
+	o := a.offers[addr]
+	return o != nil && o.probing
+}
+
 // offered returns the client's live held offer.
 func (a *allocator) offered(key string, nowNs int64) (uint32, bool) {
 	addr, ok := a.offerOf[key]
@@ -395,14 +407,14 @@ func (a *allocator) put(b *binding) (moved *binding) {
 					m.undo = &undo{was: prev}
 				}
 				a.dropName(prev)
-				a.byAddr[prev.addr] = &m
+				a.setAddr(prev.addr, &m)
 				moved = &m
 			}
 			a.refresh(prev.addr)
 		}
 		a.byClient[k] = b
 	}
-	a.byAddr[b.addr] = b
+	a.setAddr(b.addr, b)
 	a.refresh(b.addr)
 	return moved
 }
@@ -417,7 +429,7 @@ func (a *allocator) forget(addr uint32) {
 		delete(a.byClient, k)
 	}
 	a.dropName(b)
-	delete(a.byAddr, addr)
+	a.delAddr(addr)
 	a.refresh(addr)
 }
 
@@ -504,9 +516,11 @@ func (a *allocator) sweep(now, nowNs int64) []nameChange {
 			a.forget(addr)
 			continue
 		}
-		b.state = bindExpired
+		a.count(b, -1)
+		b.state = bindExpired // in place: no decision, no record (undo.go)
 		a.refresh(addr)
 	}
+	a.swept(now)
 	return names
 }
 
@@ -534,7 +548,7 @@ func (a *allocator) bindings() []*binding {
 func (a *allocator) load(b *binding) {
 	if k := b.key(); k != "" {
 		if prev := a.byClient[k]; prev != nil && prev.addr != b.addr && prev.expires > b.expires {
-			a.byAddr[b.addr] = b
+			a.setAddr(b.addr, b)
 			a.mark(b.addr, b)
 			return
 		}

@@ -56,8 +56,11 @@ func nicIndex(fd int, name string) (int, error) {
 }
 
 // openUDP opens the UDP socket 0.0.0.0:67 bound to the NIC of index, in
-// blocking mode and outside Go's poller (mmsg.go says why): an os.File,
-// so that closing it waits for the calls in progress.
+// blocking mode and outside Go's poller (mmsg.go says why): an os.File, so
+// that the descriptor outlives the calls in progress. Its Close does not
+// wait for them (the fd is blocking); it drops the file's reference, and
+// the descriptor is closed (close(2)) when the last call in progress
+// returns, so none of them reads or writes a number reused meanwhile.
 func openUDP(index int) (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

@@ -240,26 +240,45 @@ func (h *handler) discover(now time.Time, req *packet, c client, cands []*pool) 
 	return h.send(req, r, outcome{names: names, probe: probe})
 }
 
-// probed ends the probe of addr: a free address's OFFER may leave; an
-// address some host answers for is quarantined like a declined one, and its
-// binding is returned for the log.
-func (h *handler) probed(now time.Time, addr uint32, holder net.HardwareAddr) *binding {
-	taken := holder != nil
+// probed ends the probe of addr: a free address's OFFER may leave (offer);
+// an address some host answers for is quarantined like a declined one, and
+// its binding is returned for the log. An address a client holds live by
+// now (a lease made meanwhile) is neither offered nor quarantined: its
+// lease stands, whoever answered the probe, and the client whose DISCOVER
+// it was asks again.
+func (h *handler) probed(now time.Time, addr uint32, holder net.HardwareAddr) (rec *binding, offer bool) {
 	a := h.alloc
-	if o := a.offers[addr]; o != nil {
+	o := a.offers[addr]
+	if o != nil {
 		o.probing = false
-		if taken {
+	}
+	if b := a.byAddr[addr]; b != nil && b.live(now.Unix()) {
+		if o != nil {
 			a.dropOffer(o.key)
 		}
+		return nil, false
 	}
-	if !taken {
-		return nil
+	if holder == nil {
+		return nil, true
+	}
+	if o != nil {
+		a.dropOffer(o.key)
 	}
 	h.counters.conflicts.Add(1)
 	h.event(slog.LevelWarn, evConflict, "an address with no lease answers ARP: not offered, quarantined", "addr", u32Addr(addr), "holder", macString(holder))
 	d := &binding{addr: addr, state: bindDeclined, expires: now.Unix() + int64(h.declineTime.Seconds())}
 	a.put(d)
-	return d
+	return d, false
+}
+
+// probeAbandoned forgets the offer whose probe of addr ended without a
+// verdict (the sockets were replaced meanwhile): its OFFER never left, and
+// the client's next DISCOVER is handled again rather than dropped as being
+// probed.
+func (h *handler) probeAbandoned(addr uint32) {
+	if o := h.alloc.offers[addr]; o != nil && o.probing {
+		h.alloc.dropOffer(o.key)
+	}
 }
 
 // choose picks an address for a DISCOVER: the client's previous address, its
@@ -344,6 +363,10 @@ func (h *handler) grant(now time.Time, req *packet, c client, cands []*pool, add
 		return refuse(fmt.Sprintf("%s is outside every pool", u32Addr(addr)))
 	case !fixed && !a.available(addr, c.key, nowS, nowNs):
 		return refuse(fmt.Sprintf("%s is not free", u32Addr(addr)))
+	case !fixed && a.probing(addr):
+		// Its OFFER has not left: whether some host uses it is not known
+		// yet. The client asks again.
+		return h.ignore(fmt.Sprintf("%s is being probed", u32Addr(addr)))
 	}
 	if !fixed {
 		p = inRange(cands, addr)

@@ -508,14 +508,14 @@ func TestHandlerProbeBeforeOffer(t *testing.T) {
 		t.Error("a retransmitted DISCOVER was answered while its address was being probed")
 	}
 	// Someone answers for .100: it is quarantined and the DISCOVER tried again.
-	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.100")), mustMAC("02:00:00:00:09:09")); rec == nil || rec.state != bindDeclined {
+	if rec, offer := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.100")), mustMAC("02:00:00:00:09:09")); offer || rec == nil || rec.state != bindDeclined {
 		t.Fatalf("a taken address was not quarantined: %+v", rec)
 	}
 	o = hs.send(d())
 	if !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
 		t.Fatalf("second offer: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
 	}
-	if rec := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.101")), nil); rec != nil {
+	if rec, offer := hs.h.probed(hs.now, addrU32(netip.MustParseAddr("192.0.2.101")), nil); rec != nil || !offer {
 		t.Fatalf("a free address was quarantined")
 	}
 	if o = hs.send(d()); o.probe || o.reply == nil || !o.reply.YourIPAddr.Equal(ip("192.0.2.101")) {
@@ -531,5 +531,51 @@ func TestHandlerProbeBeforeOffer(t *testing.T) {
 	}
 	if hs.cnt.conflicts.Load() != 1 {
 		t.Errorf("conflicts %d", hs.cnt.conflicts.Load())
+	}
+}
+
+// While an address is probed, its client is not ACKed it (the OFFER has not
+// left), and a probe that ends once a client holds the address live (a lease
+// made meanwhile) leaves that lease alone: the client answering ARP for its
+// own address must not get it quarantined.
+func TestHandlerProbeRace(t *testing.T) {
+	hs := newHarness(t, testConfig(func(c *Config) { c.ProbeBeforeOffer = true }))
+	addr := addrU32(netip.MustParseAddr("192.0.2.100"))
+	if o := hs.send(msg(dhcpv4.MessageTypeDiscover, macA)()); !o.probe || !o.reply.YourIPAddr.Equal(ip("192.0.2.100")) {
+		t.Fatalf("offer: probe %v, yiaddr %v", o.probe, o.reply.YourIPAddr)
+	}
+	if o := hs.send(msg(dhcpv4.MessageTypeRequest, macA, wantIP("192.0.2.100"), sid(srv))()); o.reply != nil || len(o.commit) != 0 {
+		t.Fatalf("a REQUEST for the address being probed was answered: %v", o.reply)
+	}
+	if b := hs.h.alloc.byAddr[addr]; b != nil {
+		t.Fatalf("a REQUEST during the probe made a binding: %+v", b)
+	}
+
+	// A lease of the address made while the probe ran (by any path) stands.
+	b := &binding{addr: addr, state: bindActive, expires: hs.now.Unix() + 3600, mac: string(mustMAC(macA))}
+	hs.h.alloc.put(b)
+	rec, offer := hs.h.probed(hs.now, addr, mustMAC(macA))
+	if rec != nil || offer {
+		t.Errorf("probe answered by the address's live holder: record %+v, offer %v", rec, offer)
+	}
+	if got := hs.h.alloc.byAddr[addr]; got != b || got.state != bindActive {
+		t.Errorf("the live lease was replaced: %+v", got)
+	}
+	if hs.h.alloc.offers[addr] != nil || hs.cnt.conflicts.Load() != 0 {
+		t.Errorf("offer %+v left, %d conflicts", hs.h.alloc.offers[addr], hs.cnt.conflicts.Load())
+	}
+}
+
+// A probe whose sockets were replaced leaves no offer marked as probing:
+// the client's next DISCOVER is answered, not dropped until it expires.
+func TestHandlerProbeAbandoned(t *testing.T) {
+	hs := newHarness(t, testConfig(func(c *Config) { c.ProbeBeforeOffer = true }))
+	d := msg(dhcpv4.MessageTypeDiscover, macA)
+	if o := hs.send(d()); !o.probe {
+		t.Fatal("no probe")
+	}
+	hs.h.probeAbandoned(addrU32(netip.MustParseAddr("192.0.2.100")))
+	if o := hs.send(d()); o.reply == nil || !o.probe {
+		t.Errorf("DISCOVER after an abandoned probe: probe %v, reply %v (%s)", o.probe, o.reply, o.why)
 	}
 }

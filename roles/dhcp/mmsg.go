@@ -36,6 +36,9 @@ type reader struct {
 	names []unix.RawSockaddrInet4
 	oob   []byte
 	bufs  [][]byte
+	// truncated counts the datagrams of the last read that were longer
+	// than their buffer, and so dropped.
+	truncated int
 }
 
 func newReader() *reader {
@@ -90,17 +93,31 @@ func (c *conn) read(r *reader, out []inPacket) ([]inPacket, error) {
 	if errno != 0 {
 		return out, fmt.Errorf("receiving on %s: %w", c.ifname, errno)
 	}
+	r.truncated = 0
 	for i := range n {
-		m := &r.hdrs[i]
-		p := inPacket{b: r.bufs[i][:m.Len]}
-		if sa := &r.names[i]; m.Hdr.Namelen >= unix.SizeofSockaddrInet4 && sa.Family == unix.AF_INET {
-			port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
-			p.src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+		if p, ok := r.packet(i); ok {
+			out = append(out, p)
+		} else {
+			r.truncated++
 		}
-		p.dst = pktinfoDst(r.oob[i*pktinfoSpace : i*pktinfoSpace+int(m.Hdr.Controllen)])
-		out = append(out, p)
 	}
 	return out, nil
+}
+
+// packet is the i-th datagram of the last read; false when it was longer
+// than its buffer (MSG_TRUNC): its end is missing, so it is not parsed.
+func (r *reader) packet(i int) (inPacket, bool) {
+	m := &r.hdrs[i]
+	if m.Hdr.Flags&unix.MSG_TRUNC != 0 || int(m.Len) > len(r.bufs[i]) {
+		return inPacket{}, false
+	}
+	p := inPacket{b: r.bufs[i][:m.Len]}
+	if sa := &r.names[i]; m.Hdr.Namelen >= unix.SizeofSockaddrInet4 && sa.Family == unix.AF_INET {
+		port := binary.BigEndian.Uint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:])
+		p.src = netip.AddrPortFrom(netip.AddrFrom4(sa.Addr), port)
+	}
+	p.dst = pktinfoDst(r.oob[i*pktinfoSpace : i*pktinfoSpace+min(int(m.Hdr.Controllen), pktinfoSpace)])
+	return p, true
 }
 
 // pktinfoDst reads the destination address of the datagram from its
@@ -152,8 +169,10 @@ func newSender() *sender {
 
 // write sends datagrams out of the NIC, each from its src (IP_PKTINFO), in
 // batches. A datagram the kernel refuses is skipped; write returns how
-// many were sent and the first error.
+// many were sent, moved in their order to the front of ds (so the caller
+// counts those, not the refused), and the first error.
 func (c *conn) write(s *sender, ds []datagram) (int, error) {
+	all := ds
 	sent := 0
 	var first error
 	for len(ds) > 0 {
@@ -186,12 +205,12 @@ func (c *conn) write(s *sender, ds []datagram) (int, error) {
 			err = errno
 		}
 		if err != nil {
-			n = 0
 			if first == nil {
 				first = fmt.Errorf("sending to %s on %s: %w", ds[0].dst, c.ifname, err)
 			}
 			n = 1 // skip the datagram the kernel refused
 		} else {
+			copy(all[sent:], ds[:n])
 			sent += n
 		}
 		ds = ds[n:]

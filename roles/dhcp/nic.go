@@ -44,7 +44,9 @@ func (s *Server) connFor(want, cur *Config, old *conn) (*conn, string, error) {
 }
 
 // followNIC is Set with the Config that runs: nothing when the sockets
-// still serve the NIC, else re-open them (or wait for the NIC).
+// still serve the NIC, else re-open them (or wait for the NIC). When new
+// sockets cannot be opened, the old ones, if any, stay (Set's "on error
+// the previous state keeps running").
 func (s *Server) followNIC(cur *Config, old *conn) error {
 	if old != nil {
 		if ok, err := old.current(); err == nil && ok {
@@ -53,6 +55,11 @@ func (s *Server) followNIC(cur *Config, old *conn) error {
 	}
 	nc, waiting, err := s.connFor(cur, cur, old)
 	if err != nil {
+		if old != nil {
+			// The NIC may be there still (the lookup itself failed): the
+			// sockets that serve keep serving, and the next Set tries again.
+			return err
+		}
 		waiting = err.Error()
 	}
 	s.mu.Lock()

@@ -2,6 +2,7 @@ package dhcp
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -106,5 +107,32 @@ func TestNICAbsentAtStart(t *testing.T) {
 	}
 	if _, err := udhcpcLease(t, c); err != nil {
 		t.Fatalf("no lease after the NIC appeared: %v", err)
+	}
+}
+
+// A Set that cannot tell whether the NIC is still there (the lookup fails
+// with something other than ENODEV) and cannot open new sockets either
+// returns the error and keeps the sockets that serve: on error the
+// previous state keeps running.
+func TestFollowNICKeepsServingSockets(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	raw, err := r.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.Close() // its lookups now fail: "use of closed file", not ENODEV
+	name := strings.Repeat("x", 20) // too long for any NIC: listen fails too
+	old := &conn{f: r, raw: raw, ifname: name, ifindex: 7}
+	cur := &Config{Interface: name}
+	s := &Server{log: quietLog(), cur: cur, conn: old}
+	if err := s.followNIC(cur, old); err == nil {
+		t.Fatal("no error")
+	}
+	if s.conn != old || s.waiting != "" || old.closed.Load() {
+		t.Errorf("the serving sockets were dropped: conn %p (old %p), waiting %q, closed %v", s.conn, old, s.waiting, old.closed.Load())
 	}
 }

@@ -78,8 +78,11 @@ func New(opts Options) (*Server, error) {
 	}
 	log = log.With("role", "dhcp")
 	s := &Server{log: log, names: opts.Names, now: time.Now, sweepEvery: 10 * time.Second, earlier: make(chan struct{}, 1), opts: opts}
+	// The hooks run on the writer for appended records; nothing is
+	// appended before New returns, when s.h and s.flushSnd are set.
 	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log,
-		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now})
+		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now,
+			snapshot: s.snapshot, settle: s.settle, afterBatch: s.flush})
 	if err != nil {
 		return nil, err
 	}
@@ -104,7 +107,6 @@ func New(opts Options) (*Server, error) {
 		debug.FreeOSMemory()
 	}
 	a.onEarlier = s.nameSooner
-	st.snapshot, st.settle, st.afterBatch = s.snapshot, s.settle, s.flush
 	level := slog.LevelInfo
 	if opts.ReadOnly {
 		level = slog.LevelDebug
@@ -282,6 +284,7 @@ func (s *Server) serve(cn *conn) {
 	var pkts []inPacket
 	var now []outcome
 	var last time.Time // the start of the last read (monotonic)
+	var failing readFailure
 	for {
 		if wait := readEvery - time.Since(last); wait > 0 && len(pkts) < batchSize {
 			time.Sleep(wait)
@@ -289,13 +292,16 @@ func (s *Server) serve(cn *conn) {
 		last = time.Now()
 		var err error
 		pkts, err = cn.read(r, pkts[:0])
+		if errors.Is(err, net.ErrClosed) {
+			return
+		}
+		failing.note(s.log, err)
 		if err != nil {
-			if errors.Is(err, net.ErrClosed) {
-				return
-			}
-			s.log.Warn("reading the DHCP socket", "err", err)
 			time.Sleep(10 * time.Millisecond)
 			continue
+		}
+		if r.truncated > 0 {
+			s.cnt.malformed.Add(uint64(r.truncated))
 		}
 		now = now[:0]
 		s.mu.Lock()
@@ -314,6 +320,28 @@ func (s *Server) serve(cn *conn) {
 		}
 		s.mu.Unlock()
 		s.sendNow(cn, now, snd)
+	}
+}
+
+// readFailure keeps a read loop's failing reads from being logged every
+// time they are retried: a new error is logged once, the return to
+// working reads once, with the count of failed reads in between.
+type readFailure struct {
+	err   string
+	count uint64
+}
+
+func (f *readFailure) note(log *slog.Logger, err error) {
+	switch {
+	case err == nil && f.err != "":
+		log.Info("reading the DHCP socket works again", "failed_reads", f.count, "last_err", f.err)
+		f.err, f.count = "", 0
+	case err != nil && err.Error() != f.err:
+		log.Warn("reading the DHCP socket fails; retried every 10ms (logged once per error)", "err", err)
+		f.err = err.Error()
+		f.count++
+	case err != nil:
+		f.count++
 	}
 }
 
@@ -422,13 +450,14 @@ func (s *Server) probeOffer(cn *conn, out outcome, raw []byte, src netip.AddrPor
 	}
 	s.mu.Lock()
 	if s.conn != cn {
+		s.h.probeAbandoned(addr)
 		s.mu.Unlock()
 		return
 	}
 	var now []outcome
-	if rec := s.h.probed(s.now(), addr, holder); rec == nil {
+	if rec, offer := s.h.probed(s.now(), addr, holder); offer {
 		now = append(now, out)
-	} else {
+	} else if rec != nil {
 		s.store.append([]*binding{rec}, nil)
 		if attempt < maxProbes {
 			now = s.route(cn, s.h.handleBytes(s.now(), raw, src), raw, src, attempt+1, now)
@@ -516,10 +545,8 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
 			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
 		}
-		if sent == len(rest) {
-			for _, d := range rest {
-				s.cnt.out[d.mt].Add(1)
-			}
+		for _, d := range rest[:sent] {
+			s.cnt.out[d.mt].Add(1)
 		}
 	}
 	clear(rest)

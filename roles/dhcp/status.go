@@ -46,22 +46,10 @@ func (s *Server) Status() Status {
 		st.Interface, st.Address, st.Waiting = s.cur.Interface, s.cur.Server.Addr(), s.waiting
 	}
 	a := s.h.alloc
-	active := make([]int, len(a.pools))
-	for addr, b := range a.byAddr {
-		if !b.live(now) {
-			continue
-		}
-		if b.state == bindDeclined {
-			st.Declined++
-			continue
-		}
-		st.Active++
-		for i, p := range a.pools {
-			if p.contains(addr) {
-				active[i]++
-			}
-		}
-	}
+	// Counted as bindings change (occupancy.go): a walk of every binding
+	// under the lock would stall serving at every scrape.
+	var active []int
+	st.Active, st.Declined, active = a.occ.live(now)
 	for i, p := range a.pools {
 		st.Pools = append(st.Pools, PoolStatus{
 			Range: p.cfg.Range.String(), Subnet: p.cfg.Subnet.String(),

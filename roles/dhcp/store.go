@@ -67,7 +67,8 @@ type StoreStatus struct {
 	// FailedWrites counts the batches whose write failed, ever.
 	FailedWrites uint64 `json:"failed_writes"`
 	// CompactionError is set while compacting fails (it is retried each
-	// minute); the log keeps growing but loses nothing.
+	// minute); the log keeps growing. When the new file is in place but
+	// could not be reopened, writes fail (Degraded) until it is.
 	CompactionError string `json:"compaction_error,omitempty"`
 	// Fsync is the time each written batch's fdatasync took, in seconds;
 	// BatchRecords the records each carried (one observation per batch
@@ -81,6 +82,10 @@ type storeOptions struct {
 	readOnly   bool // read it; write, lock and repair nothing
 	acceptLoss bool // open even when the damage drops most records
 	now        func() time.Time
+	// The store's hooks (see store), set before its writer starts.
+	snapshot   func() []*binding
+	settle     func(recs []*binding, err error)
+	afterBatch func()
 }
 
 // store is the durable lease log.
@@ -122,6 +127,14 @@ type store struct {
 	// afterBatch, when set, runs on the writer goroutine after the
 	// callbacks of each batch (the server sends their replies together).
 	afterBatch func()
+	// uncut is set while a failed batch may still be in the file past
+	// size (cutBack failed); stale while the log at path may not be f (a
+	// compaction renamed a new one there), staleDir while that rename's
+	// directory sync is owed, staleRecords the new file's records.
+	uncut, stale, staleDir bool
+	staleRecords           int64
+	// fault, set by tests, makes the file operation it names fail.
+	fault func(op string) error
 
 	commits, batches, compactions atomic.Uint64
 	recovered, backup             string
@@ -140,7 +153,8 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 	}
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{}),
-		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1)}
+		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1),
+		snapshot: o.snapshot, settle: o.settle, afterBatch: o.afterBatch}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()

@@ -16,6 +16,13 @@ func testBinding(i int) *binding {
 	}
 }
 
+// commit appends and waits until the records are on disk.
+func (s *store) commit(recs []*binding) error {
+	ch := make(chan error, 1)
+	s.append(recs, func(err error) { ch <- err })
+	return <-ch
+}
+
 func openTestStore(t *testing.T, dir string) (*store, map[uint32]*binding) {
 	t.Helper()
 	s, binds, err := openStore(dir, quietLog(), storeOptions{})

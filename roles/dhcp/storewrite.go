@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -74,13 +75,6 @@ func (s *store) pace() bool {
 	return s.pacing
 }
 
-// commit appends and waits until the records are on disk.
-func (s *store) commit(recs []*binding) error {
-	ch := make(chan error, 1)
-	s.append(recs, func(err error) { ch <- err })
-	return <-ch
-}
-
 // syncGap is the least time from one fdatasync to the next, unless
 // syncBatch records are waiting. A record queued sooner waits for the
 // gap's end, and so do those queued meanwhile: they all go in one write
@@ -90,9 +84,9 @@ func (s *store) commit(recs []*binding) error {
 // waits a few milliseconds more (a DHCP client waits seconds before it
 // asks again). Only a batch after one that several waited for waits for
 // the gap: a record after a quiet spell, or a caller committing one batch
-// after another, is written at once. The batch bound keeps the ACKs of one
-// sync few enough that a relay or a client's socket takes them in one
-// burst.
+// after another, is written at once. syncBatch records waiting end the
+// wait early; they bound nothing: the writer then takes everything queued,
+// so one sync carries all that arrived meanwhile, however many.
 const (
 	syncGap   = 10 * time.Millisecond
 	syncBatch = 64
@@ -178,18 +172,27 @@ func (s *store) kick() {
 }
 
 // writeBatch writes at the end of the good part of the file and syncs. A
-// failed write is cut off again so the next batch does not follow garbage.
+// failed write is cut off again so the next batch does not follow garbage;
+// until that cut, and the reopen of a log a compaction replaced, succeed,
+// every batch fails (ready).
 func (s *store) writeBatch(buf []byte, n int) error {
 	if len(buf) == 0 {
 		return nil // only callbacks to run, in order
 	}
-	if _, err := s.f.WriteAt(buf, s.size); err != nil {
-		s.f.Truncate(s.size)
+	if err := s.ready(); err != nil {
+		return err
+	}
+	err := s.injected("write")
+	if err == nil {
+		_, err = s.f.WriteAt(buf, s.size)
+	}
+	if err != nil {
+		s.cutBack()
 		return fmt.Errorf("writing lease log %s: %w", s.path, err)
 	}
 	start := time.Now()
-	if err := unix.Fdatasync(int(s.f.Fd())); err != nil {
-		s.f.Truncate(s.size)
+	if err := s.datasync(); err != nil {
+		s.cutBack()
 		return fmt.Errorf("syncing lease log %s: %w", s.path, err)
 	}
 	s.fsyncs.observeDuration(time.Since(start))
@@ -198,6 +201,58 @@ func (s *store) writeBatch(buf []byte, n int) error {
 	s.records += int64(n)
 	s.commits.Add(uint64(n))
 	s.batches.Add(1)
+	return nil
+}
+
+// injected is the error a test's fault hook makes op fail with; nil in
+// production.
+func (s *store) injected(op string) error {
+	if s.fault == nil {
+		return nil
+	}
+	return s.fault(op)
+}
+
+func (s *store) datasync() error {
+	if err := s.injected("sync"); err != nil {
+		return err
+	}
+	return unix.Fdatasync(int(s.f.Fd()))
+}
+
+// cutBack cuts a failed batch off the file, durably. Whole records of it
+// may be there past s.size: left, a shorter next batch would overwrite
+// only their start, and at the next start they would win over older
+// records of the same addresses (the last record wins) although they were
+// rolled back. When the cut fails it is owed (s.uncut) and retried before
+// the next write.
+func (s *store) cutBack() error {
+	err := s.injected("truncate")
+	if err == nil {
+		err = s.f.Truncate(s.size)
+	}
+	if err == nil {
+		err = s.datasync()
+	}
+	s.uncut = err != nil
+	return err
+}
+
+// ready makes the file fit for the next batch: the log a compaction renamed
+// into place is the one written (reopened), and a failed batch is cut off.
+// While either fails, every batch fails: no reply waits on a write that
+// would not survive.
+func (s *store) ready() error {
+	if s.stale {
+		if err := s.reopen(); err != nil {
+			return fmt.Errorf("lease log %s was replaced by a compaction and cannot be reopened: %w", s.path, err)
+		}
+	}
+	if s.uncut {
+		if err := s.cutBack(); err != nil {
+			return fmt.Errorf("lease log %s: cutting off a failed write: %w", s.path, err)
+		}
+	}
 	return nil
 }
 
@@ -272,7 +327,7 @@ func (c *compactState) note(err error, now time.Time, log *slog.Logger, path str
 		return
 	}
 	if c.err == "" {
-		log.Warn("compacting the lease log fails; it keeps growing and loses nothing (retried each minute)", "path", path, "err", err)
+		log.Warn("compacting the lease log fails (retried each minute)", "path", path, "err", err)
 	}
 	c.err, c.retry = err.Error(), now.Add(compactRetry)
 }
@@ -285,7 +340,10 @@ func (c *compactState) error() string {
 
 // rewrite replaces the log with the given bindings (statedir.WriteFunc:
 // a temporary file, synced, renamed over the log, the directory synced) and
-// reopens it for appending.
+// reopens it for appending. Once the new file is renamed into place,
+// nothing is written to the old one (unlinked: lost at the next start):
+// when the directory sync or the reopen fails, the store is stale and
+// every batch fails until ready reopens it.
 func (s *store) rewrite(list []*binding) error {
 	err := statedir.WriteFunc(s.path, 0o640, func(w io.Writer) error {
 		var buf []byte
@@ -297,22 +355,68 @@ func (s *store) rewrite(list []*binding) error {
 		}
 		return nil
 	})
-	if err != nil {
+	if err == nil {
+		err = s.injected("replace")
+	}
+	if err != nil && !s.replaced() {
 		return fmt.Errorf("compacting lease log: %w", err)
 	}
-	f, err := statedir.Open(s.path, os.O_RDWR, 0)
+	// The directory sync is owed when WriteFunc failed after the rename:
+	// without it the rename, and so every record appended to the new file,
+	// might not survive a crash.
+	s.stale, s.staleDir, s.staleRecords = true, err != nil, int64(len(list))
 	if err != nil {
-		return fmt.Errorf("compacting lease log %s: reopening it: %w", s.path, err)
+		return fmt.Errorf("compacting lease log: %w; no lease is written until the log is reopened", err)
+	}
+	if err := s.reopen(); err != nil {
+		return fmt.Errorf("compacting lease log %s: reopening it: %w; no lease is written until it is reopened", s.path, err)
+	}
+	return nil
+}
+
+// replaced reports whether the file at the log's path is not the one open
+// (a rename put another there); true when that cannot be told.
+func (s *store) replaced() bool {
+	onDisk, err := os.Lstat(s.path)
+	if err != nil {
+		return true
+	}
+	open, err := s.f.Stat()
+	return err != nil || !os.SameFile(onDisk, open)
+}
+
+// reopen opens the file a compaction renamed over the log, after syncing
+// the directory when that is owed, and appends to it from now on.
+func (s *store) reopen() error {
+	if s.staleDir {
+		if err := statedir.SyncDir(filepath.Dir(s.path)); err != nil {
+			return err
+		}
+		s.staleDir = false
+	}
+	err := s.injected("reopen")
+	var f *os.File
+	if err == nil {
+		f, err = statedir.Open(s.path, os.O_RDWR, 0)
+	}
+	if err != nil {
+		return err
 	}
 	st, err := f.Stat()
 	if err != nil {
 		f.Close()
-		return fmt.Errorf("compacting lease log %s: %w", s.path, err)
+		return fmt.Errorf("lease log %s: %w", s.path, err)
+	}
+	if open, err := s.f.Stat(); err == nil && os.SameFile(st, open) {
+		f.Close() // not replaced after all (a failed rename)
+		s.stale = false
+		return nil
 	}
 	s.f.Close()
-	s.f, s.size, s.records, s.lastLive = f, st.Size(), int64(len(list)), int64(len(list))
+	s.f, s.size, s.records, s.lastLive = f, st.Size(), s.staleRecords, s.staleRecords
+	s.stale, s.uncut = false, false
 	s.compactions.Add(1)
-	s.log.Debug("lease log compacted", "path", s.path, "records", len(list))
+	s.log.Debug("lease log compacted", "path", s.path, "records", s.records)
 	return nil
 }
 

@@ -13,7 +13,11 @@ import (
 // the writer clears both once the record is written (settled), and rolls
 // the records of a failed batch back (rollback). Bindings in memory are
 // never changed in place by a decision (put copies), so what was replaced
-// is intact to put back.
+// is intact to put back. One change is made in place: sweep marks a binding
+// whose time has run out expired. That is no decision and writes no record
+// (the log's record already ends at that time), and putting such a binding
+// back puts it back as the clock made it: expired either way (live is false
+// once expires has passed, whatever its state says).
 
 // settled forgets the undo of records that are on disk.
 func (a *allocator) settled(recs []*binding) {
@@ -66,7 +70,7 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 		}
 		if cur != nil {
 			a.dropName(cur)
-			delete(a.byAddr, r.addr)
+			a.delAddr(r.addr)
 		}
 		t := kept(r.was())
 		switch {
@@ -74,7 +78,7 @@ func (a *allocator) rollback(recs []*binding, now int64) {
 		case t.state == bindDeleted:
 			a.tombs[r.addr] = t
 		default:
-			a.byAddr[r.addr] = t
+			a.setAddr(r.addr, t)
 			if k := t.key(); k != "" {
 				keys[k] = true
 				if o := restored[k]; o == nil || o.expires < t.expires {
