@@ -189,7 +189,7 @@ func (x *exchange) askNext() {
 		if u == nil {
 			return
 		}
-		a, err := x.send(u, u.plain())
+		a, err := x.send(u, u.plain(), false)
 		if err != nil {
 			x.fail(u, err)
 			continue
@@ -211,9 +211,10 @@ func (x *exchange) pick() *upstream {
 	return nil
 }
 
-// send asks u, with EDNS or without, and counts a retransmission or a
-// hedge when it is not the first attempt.
-func (x *exchange) send(u *upstream, plain bool) (*attempt, error) {
+// send asks u, with EDNS or without, and counts it once it is sent: as
+// an EDNS fallback (fallback set), or as a retransmission or a hedge when
+// it is not the first attempt.
+func (x *exchange) send(u *upstream, plain, fallback bool) (*attempt, error) {
 	wire := x.wire
 	if plain {
 		wire = x.plainWire()
@@ -232,6 +233,8 @@ func (x *exchange) send(u *upstream, plain bool) (*attempt, error) {
 		}
 	}
 	switch {
+	case fallback:
+		x.p.stats.ednsFallbacks.Add(1)
 	case len(x.tries) == 0:
 	case slices.ContainsFunc(x.tries, func(b *attempt) bool { return b.u == u }):
 		x.p.stats.retransmits.Add(1)
@@ -271,16 +274,19 @@ func (x *exchange) answered(a *attempt, r *dns.Msg, at time.Time) {
 	if !a.plain && (r.Rcode == dns.RcodeFormatError || r.Rcode == dns.RcodeNotImplemented) {
 		// The upstream (or a box on the way) may not take EDNS: ask it
 		// again without (RFC 6891 §7), and remember if that works.
-		if len(x.tries) < maxAttempts {
-			x.p.stats.ednsFallbacks.Add(1)
-			b, err := x.send(a.u, true)
-			if err != nil {
-				x.fail(a.u, err)
-				x.askAgain()
-				return
-			}
-			x.wake = b.sent.Add(b.wait)
+		// With no attempt left the answer stands: the client gets its
+		// SERVFAIL, not the silence of a query nobody answered.
+		if len(x.tries) >= maxAttempts {
+			x.settle(a, r)
+			return
 		}
+		b, err := x.send(a.u, true, true)
+		if err != nil {
+			x.fail(a.u, err)
+			x.askAgain()
+			return
+		}
+		x.wake = b.sent.Add(b.wait)
 		return
 	}
 	if r.Truncated {
