@@ -13,14 +13,10 @@ import (
 // retransmissions, hedges and EDNS fallbacks together.
 const maxAttempts = 12
 
-var (
-	// errNoUpstream is returned when every upstream failed the query.
-	errNoUpstream = errors.New("no upstream answered")
-	// errSilent is returned when the deadline passed and every attempt
-	// merely went unanswered: no upstream refused, failed or answered
-	// with an error. A UDP client is sent nothing then (see respond).
-	errSilent = errors.New("no upstream answered in time")
-)
+// errSilent is returned when the deadline passed and every attempt merely
+// went unanswered: no upstream refused, failed or answered with an error.
+// A UDP client is sent nothing then (see respond).
+var errSilent = errors.New("no upstream answered in time")
 
 // pool is the upstreams of one route, in failover order.
 type pool struct {
@@ -397,7 +393,9 @@ func (x *exchange) expire(now time.Time) {
 // losses due by now are recorded, the attempts released. It returns the
 // good answer; or the latest error answer, which is the client's SERVFAIL;
 // or the error that failed the query: errSilent when every attempt went
-// unanswered.
+// unanswered. (Whatever fails an upstream sets last or lastErr, and the
+// route stage never forwards over a pool without upstreams: a finished
+// exchange always has one of the three.)
 func (x *exchange) end(now time.Time) (*dns.Msg, error) {
 	x.expire(now)
 	for _, a := range x.tries {
@@ -411,8 +409,6 @@ func (x *exchange) end(now time.Time) (*dns.Msg, error) {
 		return x.last, nil
 	case x.lastErr != nil:
 		return nil, x.lastErr
-	case x.finished():
-		return nil, errNoUpstream
 	}
 	return nil, errSilent
 }
