@@ -45,10 +45,11 @@ func (p *pool) allDown() bool {
 }
 
 // transport carries an exchange's attempts: it sends each one from a
-// random port with an ID of its own and reports what comes back to the
-// exchange's handlers, on the goroutine that drives the exchange.
+// randomly bound port with an ID of its own and reports what comes back to
+// the exchange's handlers, on the goroutine that drives the exchange.
 // exchangeconn.go has the socket-per-attempt one any Net serves; the UDP
-// read loops carry their own attempts (loopforward.go).
+// read loops carry their own attempts on pooled sockets, up to portUses
+// attempts per socket (loopforward.go).
 type transport interface {
 	// send sends wire (a packed query) to a.u as attempt a.
 	send(a *attempt, wire []byte) error
