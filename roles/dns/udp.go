@@ -3,6 +3,7 @@ package dns
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -33,19 +34,56 @@ const udpBatch = 64
 type udpServer struct {
 	s        *Server
 	socks    []*os.File     // blocking sockets, outside the netpoller (listen.go)
+	loops    []*loop        // one per socket, made before any runs
 	wg       sync.WaitGroup // the read loops and the slow-query workers
 	stopping atomic.Bool
 	slow     chan slowQuery // to an idle worker (udplater.go)
 	done     chan struct{}  // closed by close: idle workers leave
 }
 
-func serveUDP(s *Server, socks []*os.File) *udpServer {
+// newUDPServer makes the read loops of socks, none running yet (start).
+// A loop that cannot be made (no descriptor left for its epoll or eventfd)
+// fails the whole server: its socket would stay in the SO_REUSEPORT group,
+// and the kernel would go on sending it a share of the clients for nobody
+// to read. The loops made are closed then; the sockets are the caller's.
+func newUDPServer(s *Server, socks []*os.File) (*udpServer, error) {
 	u := &udpServer{s: s, socks: socks, slow: make(chan slowQuery), done: make(chan struct{})}
-	for _, f := range socks {
-		u.wg.Add(1)
-		go u.readLoop(f)
+	for i, f := range socks {
+		l, err := u.loopOn(f)
+		if err != nil {
+			u.discard()
+			return nil, fmt.Errorf("read loop %d of %d: %w", i+1, len(socks), err)
+		}
+		u.loops = append(u.loops, l)
 	}
-	return u
+	return u, nil
+}
+
+// loopOn makes the read loop of socket f.
+func (u *udpServer) loopOn(f *os.File) (*loop, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var l *loop
+	cerr := rc.Control(func(fd uintptr) { l, err = newLoop(u, f, int(fd)) })
+	return l, errors.Join(cerr, err)
+}
+
+// start runs the read loops, each on a goroutine of its own.
+func (u *udpServer) start() {
+	for _, l := range u.loops {
+		u.wg.Add(1)
+		go u.readLoop(l)
+	}
+}
+
+// discard closes the loops of a server that never started.
+func (u *udpServer) discard() {
+	for _, l := range u.loops {
+		l.close()
+	}
+	u.loops = nil
 }
 
 // yieldEvery is how often a busy read loop passes through the scheduler.
@@ -55,26 +93,27 @@ func serveUDP(s *Server, socks []*os.File) *udpServer {
 // than the queries.
 const yieldEvery = 8 * time.Millisecond
 
-// readLoop serves one socket until close. It holds the socket's read lock
-// (RawConn.Read) for its whole life, so the descriptor stays open until it
-// returns, whatever close does meanwhile. It blocks in system calls, which
-// keep its thread: the goroutine is not locked to it, as locking would
-// only turn each of its rare reschedulings into a wake-up of that thread.
-func (u *udpServer) readLoop(f *os.File) {
+// readLoop runs l until close. It holds the socket's read lock
+// (RawConn.Read) for the loop's whole run, so the descriptor stays open
+// until it returns, whatever close does meanwhile. It blocks in system
+// calls, which keep its thread: the goroutine is not locked to it, as
+// locking would only turn each of its rare reschedulings into a wake-up of
+// that thread.
+func (u *udpServer) readLoop(l *loop) {
 	defer u.wg.Done()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		u.s.log.Error("serving DNS over UDP", "err", err)
-		return
-	}
-	err = rc.Read(func(fd uintptr) bool {
-		var l *loop
-		if l, err = newLoop(u, f, int(fd)); err == nil {
+	ran := false
+	rc, err := l.f.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(uintptr) bool {
+			ran = true
 			l.run()
-			l.close()
-		}
-		return true
-	})
+			l.close() // its last replies go out while the descriptor is held
+			return true
+		})
+	}
+	if !ran {
+		l.close() // nothing parked: it sends nothing
+	}
 	if err != nil && !u.stopping.Load() {
 		u.s.log.Error("serving DNS over UDP", "err", err)
 	}
