@@ -317,8 +317,12 @@ func (l *loop) finish(pk *parked, now time.Time, abort error) {
 // (respond). A panic is counted and answered SERVFAIL, as respond does.
 func (l *loop) settle(pk *parked, r *dns.Msg, err error) (m *dns.Msg) {
 	req := pk.req
+	flightOpen := pk.cache != nil
 	defer func() {
 		if v := recover(); v != nil {
+			if flightOpen { // the callers that joined must not wait for ever
+				pk.cache.flight.end(pk.key, pk.call, flightResult{})
+			}
 			l.s.counters.panics.Add(1)
 			l.s.log.Error("panic answering a query", "err", v)
 			m = new(dns.Msg).SetRcode(req.msg, dns.RcodeServerFailure)
@@ -331,6 +335,7 @@ func (l *loop) settle(pk *parked, r *dns.Msg, err error) (m *dns.Msg) {
 		m = pk.rebind.filter(req, m)
 	}
 	if pk.cache != nil {
+		flightOpen = false // settle ends it, panic or not
 		m = pk.cache.settle(req, pk.key, pk.call, pk.start, m)
 	}
 	return l.s.settle(pk.pipe, req, m)
