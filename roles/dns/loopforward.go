@@ -103,9 +103,16 @@ func (pk *parked) tcp(a *attempt, q *dns.Msg) {
 func (pk *parked) kick() { pk.l.post(loopMsg{pk: pk}) }
 
 // send sends attempt a from a socket of the pool for a.u, with an ID
-// unique on that socket.
+// unique on that socket. A datagram the kernel has no room for (EAGAIN,
+// ENOBUFS: a burst filled the socket's buffer or the device's queue) is
+// lost as on a congested link: the attempt stands and the retransmission
+// timer asks again, the upstream is not failed for it. A refusal on a
+// socket that carried attempts before is most likely the ICMP error one
+// of those drew, reported by this send: the socket is retired and the
+// attempt sent once more from a fresh one, whose refusal then counts.
 func (l *loop) send(a *attempt, wire []byte) error {
-	s, err := l.socketFor(a.u, time.Now())
+	now := time.Now()
+	s, err := l.socketFor(a.u, now)
 	if err != nil {
 		return err
 	}
@@ -119,9 +126,17 @@ func (l *loop) send(a *attempt, wire []byte) error {
 	}
 	out = out[:copy(out, wire)]
 	binary.BigEndian.PutUint16(out, id)
-	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)), unix.MSG_DONTWAIT, 0, 0)
-	if errno != 0 {
-		// An ICMP error an earlier query drew comes back here too.
+	errno := sendOn(s, out)
+	if isRefusal(errno) && s.uses > 0 {
+		l.retire(s)
+		if s, err = l.openSlot(a.u, s.pool, s.slot, now); err != nil {
+			return err
+		}
+		errno = sendOn(s, out) // the fresh socket has no attempt: id is free
+	}
+	switch errno {
+	case 0, unix.EAGAIN, unix.ENOBUFS:
+	default:
 		l.retire(s)
 		return os.NewSyscallError("sendto", errno)
 	}
@@ -130,6 +145,12 @@ func (l *loop) send(a *attempt, wire []byte) error {
 	s.attempts[id] = a
 	a.u.queries.Add(1)
 	return nil
+}
+
+// sendOn writes out on s without blocking.
+func sendOn(s *upSock, out []byte) syscall.Errno {
+	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)), unix.MSG_DONTWAIT, 0, 0)
+	return errno
 }
 
 // socketFor draws a socket of u's pool, replacing it when it has carried
@@ -147,6 +168,11 @@ func (l *loop) socketFor(u *upstream, now time.Time) (*upSock, error) {
 		}
 		l.retire(s)
 	}
+	return l.openSlot(u, p, i, now)
+}
+
+// openSlot opens a socket to u into slot i of p.
+func (l *loop) openSlot(u *upstream, p *portPool, i int, now time.Time) (*upSock, error) {
 	s, err := l.open(u, now)
 	if err != nil {
 		return nil, err
