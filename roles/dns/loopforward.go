@@ -282,7 +282,8 @@ func (l *loop) sweepSockets(now time.Time) {
 
 // readUpstream reads what came on s: answers go to the attempts they
 // answer (by ID and question), anything else is ignored; an error (an ICMP
-// refusal) fails every attempt on s, all to the same upstream.
+// refusal) fails every attempt on s, all to the same upstream, and retires
+// s first, so that the next attempts go out on other sockets.
 func (l *loop) readUpstream(s *upSock, now time.Time) {
 	n, err := l.up.recv(s.fd)
 	for i := range n {
@@ -306,6 +307,7 @@ func (l *loop) readUpstream(s *upSock, now time.Time) {
 		return
 	}
 	err = os.NewSyscallError("recvmmsg", err)
+	l.retire(s)
 	for _, a := range s.attempts {
 		pk := a.x.t.(*parked)
 		a.x.failedAttempt(a, err)

@@ -104,3 +104,22 @@ func TestLoopSendPendingRefusal(t *testing.T) {
 		t.Fatal("an earlier attempt's refusal counted against the upstream")
 	}
 }
+
+// TestLoopRecvErrorRetires: a socket whose read fails is retired, and
+// closed once no attempt is left on it.
+func TestLoopRecvErrorRetires(t *testing.T) {
+	l, u, _ := sendLoop(t)
+	var pipe [2]int
+	must(t, unix.Pipe2(pipe[:], unix.O_CLOEXEC|unix.O_NONBLOCK))
+	defer unix.Close(pipe[1])
+	// A pipe: recvmmsg fails on it (ENOTSOCK), as on a refused socket.
+	p := new(portPool)
+	s := &upSock{fd: pipe[0], pool: p, opened: time.Now(), attempts: map[uint16]*attempt{}}
+	p.slots[0] = s
+	l.pools[u] = p
+	l.socks[int32(s.fd)] = s
+	l.readUpstream(s, time.Now())
+	if !s.retired || p.slots[0] != nil || l.socks[int32(s.fd)] != nil {
+		t.Fatalf("after a read error: retired %v, in its pool %v, open %v", s.retired, p.slots[0] == s, l.socks[int32(s.fd)] == s)
+	}
+}
