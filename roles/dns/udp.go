@@ -276,19 +276,27 @@ func (b *batch) queue(k int, sa *unix.RawSockaddrInet6, salen uint32, reply []by
 }
 
 // send writes the first k queued replies, in as few calls as the kernel
-// takes them; a reply the kernel refuses is skipped. It never blocks (a
-// full send buffer drops the rest, as a full network would), so it needs
-// no word with the scheduler (RawSyscall): the reply leaves sooner.
+// takes them. It never blocks, so it needs no word with the scheduler
+// (RawSyscall): the reply leaves sooner. A full send buffer or device
+// queue (EAGAIN, ENOBUFS) drops the rest, as a full network would, where
+// trying each of them would only fail again; a reply refused for its own
+// destination (EPERM from a filter, EINVAL, ...) is skipped and the rest
+// go on. Both count as unsent.
 func (b *batch) send(fd uintptr, k int, s *Server) {
 	for off := 0; off < k; {
 		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EINTR:
-		case errno != 0:
+		switch errno {
+		case 0:
+			off += max(int(n), 1)
+		case unix.EINTR:
+		case unix.EAGAIN, unix.ENOBUFS:
+			s.counters.unsent.Add(uint64(k - off))
+			s.log.Debug("writing DNS replies", "err", errno, "dropped", k-off)
+			return
+		default:
+			s.counters.unsent.Add(1)
 			s.log.Debug("writing DNS replies", "err", errno)
 			off++
-		default:
-			off += max(int(n), 1)
 		}
 	}
 }

@@ -34,3 +34,44 @@ func TestUDPServerLoopFails(t *testing.T) {
 		t.Fatalf("%d loops made, %d closed", len(s.lat.loops), len(s.lat.free))
 	}
 }
+
+// TestBatchSendDrops: a full send buffer drops the rest of the batch at
+// once; a reply refused for its destination alone is skipped and the rest
+// are sent. Both are counted.
+func TestBatchSendDrops(t *testing.T) {
+	s := New(Options{Logger: discard})
+	defer s.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	must(t, err)
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	b := newBatch()
+	reply := make([]byte, 40)
+	// A destination no AF_UNIX socket takes (EINVAL), then two for the
+	// socket's peer (no address).
+	b.names[0].Family = unix.AF_INET6
+	b.queue(0, &b.names[0], unix.SizeofSockaddrInet6, reply)
+	b.queue(1, &b.names[1], 0, reply)
+	b.queue(2, &b.names[2], 0, reply)
+	b.send(uintptr(fds[0]), 3, s)
+	got := 0
+	for {
+		if _, _, err := unix.Recvfrom(fds[1], make([]byte, 64), unix.MSG_DONTWAIT); err != nil {
+			break
+		}
+		got++
+	}
+	if got != 2 || s.Status().Unsent != 1 {
+		t.Fatalf("one refused destination: %d sent, want 2; %d unsent, want 1", got, s.Status().Unsent)
+	}
+
+	for unix.Send(fds[0], reply, unix.MSG_DONTWAIT) == nil {
+	}
+	for i := range 5 {
+		b.queue(i, &b.names[1], 0, reply)
+	}
+	b.send(uintptr(fds[0]), 5, s)
+	if n := s.Status().Unsent; n != 1+5 {
+		t.Fatalf("a full buffer: %d unsent, want 6", n)
+	}
+}
