@@ -43,6 +43,9 @@ type loop struct {
 	sweep  time.Time               // when to close sockets past their life
 	lat    *loopLatency            // its query latencies (latency.go)
 	quick  batchAnswers            // the batch's replies sent at once, by stage
+	reads  loopFault               // recvmmsg on the listening socket failing
+	waits  loopFault               // epoll_wait failing
+	dead   bool                    // EBADF: a descriptor of the loop is gone, it stops
 
 	mu     sync.Mutex // guards inbox and closed
 	inbox  []loopMsg
@@ -109,6 +112,9 @@ func (l *loop) run() {
 			}
 			l.wait()
 			l.flush()
+			if l.dead {
+				return
+			}
 			continue
 		}
 		var n int
@@ -122,8 +128,8 @@ func (l *loop) run() {
 		if l.u.stopping.Load() {
 			continue
 		}
-		if err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
-			l.s.log.Warn("reading DNS queries", "err", err)
+		if l.reads.note(l, "reading DNS queries", err); l.dead {
+			return
 		}
 		now := time.Now()
 		for i := range n {
@@ -184,9 +190,7 @@ func (l *loop) wait() (queries bool) {
 		ms = min(ms, max(0, int((d+time.Millisecond-1)/time.Millisecond)))
 	}
 	n, err := unix.EpollWait(l.ep, l.events[:], ms)
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		l.s.log.Warn("waiting for DNS answers", "err", err)
-	}
+	l.waits.note(l, "waiting for DNS answers", err)
 	now := time.Now()
 	for _, ev := range l.events[:max(n, 0)] {
 		switch fd := int(ev.Fd); {
@@ -229,6 +233,39 @@ func (l *loop) check(pk *parked, now time.Time) {
 	}
 	pk.due = pk.x.due()
 	heap.Fix(&l.parked, pk.index)
+}
+
+// loopFault is a loop's memory of one of its system calls failing. An
+// error that persists (a socket or epoll set gone bad) would otherwise be
+// logged on every turn of the loop, and the loop would spin on it.
+type loopFault struct {
+	err    error     // the error last logged
+	logged time.Time // and when
+}
+
+const (
+	faultLogEvery = time.Second           // the same error is logged at most this often
+	faultBackoff  = 10 * time.Millisecond // and the loop waits this long before it tries again
+)
+
+// note takes the call's error: it is logged when it differs from the last
+// one logged or once faultLogEvery, and the loop backs off before it tries
+// again. EBADF stops the loop (l.dead): its descriptor is gone.
+func (f *loopFault) note(l *loop, what string, err error) {
+	if err == nil || errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+		return
+	}
+	if errors.Is(err, unix.EBADF) {
+		l.s.log.Error(what+": the loop stops", "err", err)
+		l.dead = true
+		return
+	}
+	now := time.Now()
+	if err != f.err || now.Sub(f.logged) >= faultLogEvery {
+		l.s.log.Warn(what, "err", err)
+		f.err, f.logged = err, now
+	}
+	time.Sleep(faultBackoff)
 }
 
 // post tells the loop msg from another goroutine, and wakes it.
