@@ -35,7 +35,6 @@ const (
 // upSock is one connected UDP socket of a loop towards an upstream.
 type upSock struct {
 	fd       int
-	u        *upstream
 	pool     *portPool
 	slot     int
 	opened   time.Time
@@ -206,7 +205,7 @@ func (l *loop) open(u *upstream, now time.Time) (*upSock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &upSock{fd: fd, u: u, opened: now, attempts: map[uint16]*attempt{}}
+	s := &upSock{fd: fd, opened: now, attempts: map[uint16]*attempt{}}
 	l.socks[int32(fd)] = s
 	return s, nil
 }

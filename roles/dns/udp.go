@@ -119,19 +119,13 @@ func (u *udpServer) readLoop(l *loop) {
 	}
 }
 
-// handleUDP answers one datagram from client at once, into buf; or it
-// returns the parsed query for a goroutine to answer (it waits for an
-// upstream); or neither, for a datagram that gets no reply. q is the read
-// loop's own.
-func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
-	reply, _, later, _ = s.handleOn(nil, raw, client, q, buf, now)
-	return reply, later
-}
-
-// handleOn is handleUDP on the read loop l, which forwards the queries it
-// can itself: those come back parked, their reply to be sent later. by is
-// the stage that answered a reply sent at once (byServer for the
-// handler's own errors).
+// handleOn answers one datagram from client at once, into buf; or it
+// returns the parsed query for a goroutine to answer (it waits for
+// something the loop cannot wait for); or neither, for a datagram that
+// gets no reply. q is the read loop's own. On the read loop l (nil: none)
+// the queries the loop forwards itself come back parked, their reply to
+// be sent later. by is the stage that answered a reply sent at once
+// (byServer for the handler's own errors).
 func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, by stageID, later *dns.Msg, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil { // respond recovers its own; this is the fast path's
