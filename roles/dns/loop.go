@@ -21,10 +21,14 @@ import (
 // socket alone (the calls of a bare echo responder); with queries parked
 // it blocks in epoll_wait on the listening socket, its upstream sockets
 // (loopforward.go) and an eventfd that other goroutines wake it with, until
-// the next retransmission timer or deadline. A forwarded query is asked,
-// retransmitted, hedged, answered and replied to on this one thread, as
-// dnsmasq does in its poll loop: no goroutine, channel, timer or netpoller
-// of Go's for it, no thread woken for it.
+// the next retransmission timer or deadline. A forwarded query's UDP
+// attempts are sent, retransmitted, hedged and read, and its reply sent,
+// on this one thread, as dnsmasq does in its poll loop: no goroutine,
+// channel or timer of Go's for them, no thread woken for them. What is not
+// on the loop: a TCP retry after a truncated answer runs on a goroutine of
+// its own and posts its result back (post), and the upstream sockets are
+// dialled through Net (Go's net package) before the loop takes their
+// descriptors (loopforward.go).
 type loop struct {
 	u      *udpServer
 	s      *Server
