@@ -63,7 +63,7 @@ type parked struct {
 	call   *flightCall[flightResult] // the flight,
 	start  time.Time                 // and when the miss began
 	sa     unix.RawSockaddrInet6     // the client, as the kernel gave it
-	salen  uint32                    // 0: no reply
+	salen  uint32                    // 0: no reply (see finish)
 	arrive time.Time                 // when the query came (its batch's read)
 	due    time.Time                 // when the exchange's timer or deadline is
 	index  int                       // in loop.parked
@@ -328,6 +328,10 @@ func (l *loop) finish(pk *parked, now time.Time, abort error) {
 		err = errors.Join(abort, err)
 	}
 	m := l.settle(pk, r, err)
+	// salen is set only when handleOn handed pk back to the loop (serve).
+	// A query whose respondOn recovered from a panic after parking was
+	// answered already (SERVFAIL, at once) and its parked self never got
+	// the client's address: it must not send a second reply.
 	if m == nil || pk.salen == 0 {
 		return
 	}
