@@ -103,13 +103,22 @@ func (c *cacheStage) park(ctx context.Context, req *request, key cacheKey, now t
 		return nil
 	}
 	c.store.misses.Add(1)
+	handed := false
+	defer func() {
+		if !handed { // a panic: the callers that join must not wait for ever
+			c.flight.end(key, call, flightResult{})
+		}
+	}()
 	m := c.next.serve(ctx, req)
 	if pk := req.parked; pk != nil {
 		pk.cache, pk.key, pk.call, pk.start = c, key, call, now
+		handed = true // the parked query ends the flight (loop.settle)
 		c.flight.own(call, pk)
 		return nil
 	}
-	return c.settle(req, key, call, now, m) // answered at once
+	// Answered at once: settle ends the flight, panic or not.
+	handed = true
+	return c.settle(req, key, call, now, m)
 }
 
 // settle ends the flight of a parked miss with m, the answer to req asked

@@ -13,14 +13,10 @@ import (
 // retransmissions, hedges and EDNS fallbacks together.
 const maxAttempts = 12
 
-var (
-	// errNoUpstream is returned when every upstream failed the query.
-	errNoUpstream = errors.New("no upstream answered")
-	// errSilent is returned when the deadline passed and every attempt
-	// merely went unanswered: no upstream refused, failed or answered
-	// with an error. A UDP client is sent nothing then (see respond).
-	errSilent = errors.New("no upstream answered in time")
-)
+// errSilent is returned when the deadline passed and every attempt merely
+// went unanswered: no upstream refused, failed or answered with an error.
+// A UDP client is sent nothing then (see respond).
+var errSilent = errors.New("no upstream answered in time")
 
 // pool is the upstreams of one route, in failover order.
 type pool struct {
@@ -49,10 +45,11 @@ func (p *pool) allDown() bool {
 }
 
 // transport carries an exchange's attempts: it sends each one from a
-// random port with an ID of its own and reports what comes back to the
-// exchange's handlers, on the goroutine that drives the exchange.
+// randomly bound port with an ID of its own and reports what comes back to
+// the exchange's handlers, on the goroutine that drives the exchange.
 // exchangeconn.go has the socket-per-attempt one any Net serves; the UDP
-// read loops carry their own attempts (loopforward.go).
+// read loops carry their own attempts on pooled sockets, up to portUses
+// attempts per socket (loopforward.go).
 type transport interface {
 	// send sends wire (a packed query) to a.u as attempt a.
 	send(a *attempt, wire []byte) error
@@ -189,7 +186,7 @@ func (x *exchange) askNext() {
 		if u == nil {
 			return
 		}
-		a, err := x.send(u, u.plain())
+		a, err := x.send(u, u.plain(), false)
 		if err != nil {
 			x.fail(u, err)
 			continue
@@ -211,9 +208,10 @@ func (x *exchange) pick() *upstream {
 	return nil
 }
 
-// send asks u, with EDNS or without, and counts a retransmission or a
-// hedge when it is not the first attempt.
-func (x *exchange) send(u *upstream, plain bool) (*attempt, error) {
+// send asks u, with EDNS or without, and counts it once it is sent: as
+// an EDNS fallback (fallback set), or as a retransmission or a hedge when
+// it is not the first attempt.
+func (x *exchange) send(u *upstream, plain, fallback bool) (*attempt, error) {
 	wire := x.wire
 	if plain {
 		wire = x.plainWire()
@@ -232,6 +230,8 @@ func (x *exchange) send(u *upstream, plain bool) (*attempt, error) {
 		}
 	}
 	switch {
+	case fallback:
+		x.p.stats.ednsFallbacks.Add(1)
 	case len(x.tries) == 0:
 	case slices.ContainsFunc(x.tries, func(b *attempt) bool { return b.u == u }):
 		x.p.stats.retransmits.Add(1)
@@ -271,16 +271,19 @@ func (x *exchange) answered(a *attempt, r *dns.Msg, at time.Time) {
 	if !a.plain && (r.Rcode == dns.RcodeFormatError || r.Rcode == dns.RcodeNotImplemented) {
 		// The upstream (or a box on the way) may not take EDNS: ask it
 		// again without (RFC 6891 §7), and remember if that works.
-		if len(x.tries) < maxAttempts {
-			x.p.stats.ednsFallbacks.Add(1)
-			b, err := x.send(a.u, true)
-			if err != nil {
-				x.fail(a.u, err)
-				x.askAgain()
-				return
-			}
-			x.wake = b.sent.Add(b.wait)
+		// With no attempt left the answer stands: the client gets its
+		// SERVFAIL, not the silence of a query nobody answered.
+		if len(x.tries) >= maxAttempts {
+			x.settle(a, r)
+			return
 		}
+		b, err := x.send(a.u, true, true)
+		if err != nil {
+			x.fail(a.u, err)
+			x.askAgain()
+			return
+		}
+		x.wake = b.sent.Add(b.wait)
 		return
 	}
 	if r.Truncated {
@@ -391,7 +394,9 @@ func (x *exchange) expire(now time.Time) {
 // losses due by now are recorded, the attempts released. It returns the
 // good answer; or the latest error answer, which is the client's SERVFAIL;
 // or the error that failed the query: errSilent when every attempt went
-// unanswered.
+// unanswered. (Whatever fails an upstream sets last or lastErr, and the
+// route stage never forwards over a pool without upstreams: a finished
+// exchange always has one of the three.)
 func (x *exchange) end(now time.Time) (*dns.Msg, error) {
 	x.expire(now)
 	for _, a := range x.tries {
@@ -405,8 +410,6 @@ func (x *exchange) end(now time.Time) (*dns.Msg, error) {
 		return x.last, nil
 	case x.lastErr != nil:
 		return nil, x.lastErr
-	case x.finished():
-		return nil, errNoUpstream
 	}
 	return nil, errSilent
 }

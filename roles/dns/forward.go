@@ -47,7 +47,16 @@ func (f *forwarder) park(req *request) *dns.Msg {
 		req.by = byOverload
 		return req.reply(dns.RcodeServerFailure)
 	}
+	held := true
 	pk := req.loop.newParked(req, f)
+	defer func() {
+		if held { // a panic: the slot and the attempts sent go back
+			f.release()
+			if pk.x != nil {
+				pk.x.end(time.Now())
+			}
+		}
+	}()
 	x, err := req.route.pool.newExchange(upstreamQuery(req), pk, time.Now().Add(f.timeout))
 	var r *dns.Msg
 	if err == nil {
@@ -56,10 +65,12 @@ func (f *forwarder) park(req *request) *dns.Msg {
 		if !x.finished() {
 			req.loop.park(pk)
 			req.parked = pk
+			held = false // the parked query releases it (loop.settle)
 			return nil
 		}
 		r, err = x.end(time.Now())
 	}
+	held = false
 	f.release()
 	return f.reply(req, r, err)
 }

@@ -369,3 +369,10 @@ func must(t testing.TB, err error) {
 }
 
 func netipAddr4(a, b, c, d byte) netip.Addr { return netip.AddrFrom4([4]byte{a, b, c, d}) }
+
+// handleUDP answers one datagram as a read loop would, but off any loop
+// (handleOn with none): the reply at once, or the query for a worker.
+func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
+	reply, _, later, _ = s.handleOn(nil, raw, client, q, buf, now)
+	return reply, later
+}

@@ -36,18 +36,28 @@ type listeners struct {
 // them: one UDP socket and read loop per core (see udpLoops), one TCP
 // socket. The sockets are bound with IP_FREEBIND, so they come up even
 // before the alias is on the NIC. When listen returns, every socket is
-// bound and being served.
+// bound, the TCP server accepts, and every UDP socket has its read loop
+// made and started (a loop that cannot be made fails listen).
 func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
 	lc := &net.ListenConfig{Control: freebind}
 	ctx := context.Background()
 	loops := udpLoops()
 	udp, errU := listenUDP(n, addr, loops)
+	var u *udpServer
+	if errU == nil {
+		if u, errU = newUDPServer(s, udp); errU != nil {
+			errU = fmt.Errorf("serving UDP: %w", errU)
+		}
+	}
 	var ln net.Listener
 	var errT error
 	if errU == nil {
 		ln, errT = n.Listen(ctx, lc, "tcp", addr.String())
 	}
 	if err := errors.Join(errU, errT); err != nil {
+		if u != nil {
+			u.discard()
+		}
 		closeFiles(udp)
 		return nil, fmt.Errorf("listening on %s: %w", addr, err)
 	}
@@ -71,12 +81,14 @@ func listen(n Net, addr netip.AddrPort, s *Server) (*listeners, error) {
 		events <- fmt.Errorf("serving TCP on %s: %w", addr, err)
 	}()
 	if err := <-events; err != nil {
+		u.discard()
 		closeFiles(udp)
 		ln.Close()
 		return nil, err
 	}
 	reserveProcs(loops)
-	return &listeners{addr: addr, tcp: tcp, udp: serveUDP(s, udp)}, nil
+	u.start()
+	return &listeners{addr: addr, tcp: tcp, udp: u}, nil
 }
 
 // maxUDPLoops bounds the UDP read loops, whatever the core count.

@@ -21,10 +21,14 @@ import (
 // socket alone (the calls of a bare echo responder); with queries parked
 // it blocks in epoll_wait on the listening socket, its upstream sockets
 // (loopforward.go) and an eventfd that other goroutines wake it with, until
-// the next retransmission timer or deadline. A forwarded query is asked,
-// retransmitted, hedged, answered and replied to on this one thread, as
-// dnsmasq does in its poll loop: no goroutine, channel, timer or netpoller
-// of Go's for it, no thread woken for it.
+// the next retransmission timer or deadline. A forwarded query's UDP
+// attempts are sent, retransmitted, hedged and read, and its reply sent,
+// on this one thread, as dnsmasq does in its poll loop: no goroutine,
+// channel or timer of Go's for them, no thread woken for them. What is not
+// on the loop: a TCP retry after a truncated answer runs on a goroutine of
+// its own and posts its result back (post), and the upstream sockets are
+// dialled through Net (Go's net package) before the loop takes their
+// descriptors (loopforward.go).
 type loop struct {
 	u      *udpServer
 	s      *Server
@@ -43,6 +47,9 @@ type loop struct {
 	sweep  time.Time               // when to close sockets past their life
 	lat    *loopLatency            // its query latencies (latency.go)
 	quick  batchAnswers            // the batch's replies sent at once, by stage
+	reads  loopFault               // recvmmsg on the listening socket failing
+	waits  loopFault               // epoll_wait failing
+	dead   bool                    // EBADF: a descriptor of the loop is gone, it stops
 
 	mu     sync.Mutex // guards inbox and closed
 	inbox  []loopMsg
@@ -109,6 +116,9 @@ func (l *loop) run() {
 			}
 			l.wait()
 			l.flush()
+			if l.dead {
+				return
+			}
 			continue
 		}
 		var n int
@@ -122,8 +132,8 @@ func (l *loop) run() {
 		if l.u.stopping.Load() {
 			continue
 		}
-		if err != nil && !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
-			l.s.log.Warn("reading DNS queries", "err", err)
+		if l.reads.note(l, "reading DNS queries", err); l.dead {
+			return
 		}
 		now := time.Now()
 		for i := range n {
@@ -184,9 +194,7 @@ func (l *loop) wait() (queries bool) {
 		ms = min(ms, max(0, int((d+time.Millisecond-1)/time.Millisecond)))
 	}
 	n, err := unix.EpollWait(l.ep, l.events[:], ms)
-	if err != nil && !errors.Is(err, unix.EINTR) {
-		l.s.log.Warn("waiting for DNS answers", "err", err)
-	}
+	l.waits.note(l, "waiting for DNS answers", err)
 	now := time.Now()
 	for _, ev := range l.events[:max(n, 0)] {
 		switch fd := int(ev.Fd); {
@@ -229,6 +237,39 @@ func (l *loop) check(pk *parked, now time.Time) {
 	}
 	pk.due = pk.x.due()
 	heap.Fix(&l.parked, pk.index)
+}
+
+// loopFault is a loop's memory of one of its system calls failing. An
+// error that persists (a socket or epoll set gone bad) would otherwise be
+// logged on every turn of the loop, and the loop would spin on it.
+type loopFault struct {
+	err    error     // the error last logged
+	logged time.Time // and when
+}
+
+const (
+	faultLogEvery = time.Second           // the same error is logged at most this often
+	faultBackoff  = 10 * time.Millisecond // and the loop waits this long before it tries again
+)
+
+// note takes the call's error: it is logged when it differs from the last
+// one logged or once faultLogEvery, and the loop backs off before it tries
+// again. EBADF stops the loop (l.dead): its descriptor is gone.
+func (f *loopFault) note(l *loop, what string, err error) {
+	if err == nil || errors.Is(err, unix.EINTR) || errors.Is(err, unix.EAGAIN) {
+		return
+	}
+	if errors.Is(err, unix.EBADF) {
+		l.s.log.Error(what+": the loop stops", "err", err)
+		l.dead = true
+		return
+	}
+	now := time.Now()
+	if err != f.err || now.Sub(f.logged) >= faultLogEvery {
+		l.s.log.Warn(what, "err", err)
+		f.err, f.logged = err, now
+	}
+	time.Sleep(faultBackoff)
 }
 
 // post tells the loop msg from another goroutine, and wakes it.

@@ -90,12 +90,20 @@ func upstreamSockets(t *testing.T) int {
 func TestLoopPortPool(t *testing.T) {
 	ll := newLoopLab(t)
 	const n = 300
-	askMany(t, ll.lan, dnsAlias, n, func(i int) string { return fmt.Sprintf("g-pool%d.example.com.", i) })
+	name := func(i int) string { return fmt.Sprintf("g-pool%d.example.com.", i) }
+	askMany(t, ll.lan, dnsAlias, n, name)
 	ll.up.mu.Lock()
 	ports := append([]int(nil), ll.up.ports[netip.MustParseAddr(dnsAlias)]...)
 	ll.up.mu.Unlock()
-	if len(ports) != n {
-		t.Fatalf("the upstream saw %d queries, want %d", len(ports), n)
+	// Every name was asked; under load some may have been asked again (a
+	// retransmission), so there are at least as many queries as names.
+	for i := range n {
+		if ll.up.seen(name(i)) == 0 {
+			t.Fatalf("the upstream was never asked %s", name(i))
+		}
+	}
+	if len(ports) < n {
+		t.Fatalf("the upstream saw %d queries, want at least %d", len(ports), n)
 	}
 	uses := map[int]int{}
 	for _, p := range ports {

@@ -35,7 +35,6 @@ const (
 // upSock is one connected UDP socket of a loop towards an upstream.
 type upSock struct {
 	fd       int
-	u        *upstream
 	pool     *portPool
 	slot     int
 	opened   time.Time
@@ -64,7 +63,7 @@ type parked struct {
 	call   *flightCall[flightResult] // the flight,
 	start  time.Time                 // and when the miss began
 	sa     unix.RawSockaddrInet6     // the client, as the kernel gave it
-	salen  uint32                    // 0: no reply
+	salen  uint32                    // 0: no reply (see finish)
 	arrive time.Time                 // when the query came (its batch's read)
 	due    time.Time                 // when the exchange's timer or deadline is
 	index  int                       // in loop.parked
@@ -103,9 +102,16 @@ func (pk *parked) tcp(a *attempt, q *dns.Msg) {
 func (pk *parked) kick() { pk.l.post(loopMsg{pk: pk}) }
 
 // send sends attempt a from a socket of the pool for a.u, with an ID
-// unique on that socket.
+// unique on that socket. A datagram the kernel has no room for (EAGAIN,
+// ENOBUFS: a burst filled the socket's buffer or the device's queue) is
+// lost as on a congested link: the attempt stands and the retransmission
+// timer asks again, the upstream is not failed for it. A refusal on a
+// socket that carried attempts before is most likely the ICMP error one
+// of those drew, reported by this send: the socket is retired and the
+// attempt sent once more from a fresh one, whose refusal then counts.
 func (l *loop) send(a *attempt, wire []byte) error {
-	s, err := l.socketFor(a.u, time.Now())
+	now := time.Now()
+	s, err := l.socketFor(a.u, now)
 	if err != nil {
 		return err
 	}
@@ -119,9 +125,17 @@ func (l *loop) send(a *attempt, wire []byte) error {
 	}
 	out = out[:copy(out, wire)]
 	binary.BigEndian.PutUint16(out, id)
-	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)), unix.MSG_DONTWAIT, 0, 0)
-	if errno != 0 {
-		// An ICMP error an earlier query drew comes back here too.
+	errno := sendOn(s, out)
+	if isRefusal(errno) && s.uses > 0 {
+		l.retire(s)
+		if s, err = l.openSlot(a.u, s.pool, s.slot, now); err != nil {
+			return err
+		}
+		errno = sendOn(s, out) // the fresh socket has no attempt: id is free
+	}
+	switch errno {
+	case 0, unix.EAGAIN, unix.ENOBUFS:
+	default:
 		l.retire(s)
 		return os.NewSyscallError("sendto", errno)
 	}
@@ -130,6 +144,12 @@ func (l *loop) send(a *attempt, wire []byte) error {
 	s.attempts[id] = a
 	a.u.queries.Add(1)
 	return nil
+}
+
+// sendOn writes out on s without blocking.
+func sendOn(s *upSock, out []byte) syscall.Errno {
+	_, _, errno := unix.RawSyscall6(unix.SYS_SENDTO, uintptr(s.fd), uintptr(unsafe.Pointer(&out[0])), uintptr(len(out)), unix.MSG_DONTWAIT, 0, 0)
+	return errno
 }
 
 // socketFor draws a socket of u's pool, replacing it when it has carried
@@ -147,6 +167,11 @@ func (l *loop) socketFor(u *upstream, now time.Time) (*upSock, error) {
 		}
 		l.retire(s)
 	}
+	return l.openSlot(u, p, i, now)
+}
+
+// openSlot opens a socket to u into slot i of p.
+func (l *loop) openSlot(u *upstream, p *portPool, i int, now time.Time) (*upSock, error) {
 	s, err := l.open(u, now)
 	if err != nil {
 		return nil, err
@@ -180,7 +205,7 @@ func (l *loop) open(u *upstream, now time.Time) (*upSock, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &upSock{fd: fd, u: u, opened: now, attempts: map[uint16]*attempt{}}
+	s := &upSock{fd: fd, opened: now, attempts: map[uint16]*attempt{}}
 	l.socks[int32(fd)] = s
 	return s, nil
 }
@@ -256,7 +281,8 @@ func (l *loop) sweepSockets(now time.Time) {
 
 // readUpstream reads what came on s: answers go to the attempts they
 // answer (by ID and question), anything else is ignored; an error (an ICMP
-// refusal) fails every attempt on s, all to the same upstream.
+// refusal) fails every attempt on s, all to the same upstream, and retires
+// s first, so that the next attempts go out on other sockets.
 func (l *loop) readUpstream(s *upSock, now time.Time) {
 	n, err := l.up.recv(s.fd)
 	for i := range n {
@@ -280,6 +306,7 @@ func (l *loop) readUpstream(s *upSock, now time.Time) {
 		return
 	}
 	err = os.NewSyscallError("recvmmsg", err)
+	l.retire(s)
 	for _, a := range s.attempts {
 		pk := a.x.t.(*parked)
 		a.x.failedAttempt(a, err)
@@ -301,6 +328,10 @@ func (l *loop) finish(pk *parked, now time.Time, abort error) {
 		err = errors.Join(abort, err)
 	}
 	m := l.settle(pk, r, err)
+	// salen is set only when handleOn handed pk back to the loop (serve).
+	// A query whose respondOn recovered from a panic after parking was
+	// answered already (SERVFAIL, at once) and its parked self never got
+	// the client's address: it must not send a second reply.
 	if m == nil || pk.salen == 0 {
 		return
 	}
@@ -317,8 +348,12 @@ func (l *loop) finish(pk *parked, now time.Time, abort error) {
 // (respond). A panic is counted and answered SERVFAIL, as respond does.
 func (l *loop) settle(pk *parked, r *dns.Msg, err error) (m *dns.Msg) {
 	req := pk.req
+	flightOpen := pk.cache != nil
 	defer func() {
 		if v := recover(); v != nil {
+			if flightOpen { // the callers that joined must not wait for ever
+				pk.cache.flight.end(pk.key, pk.call, flightResult{})
+			}
 			l.s.counters.panics.Add(1)
 			l.s.log.Error("panic answering a query", "err", v)
 			m = new(dns.Msg).SetRcode(req.msg, dns.RcodeServerFailure)
@@ -331,6 +366,7 @@ func (l *loop) settle(pk *parked, r *dns.Msg, err error) (m *dns.Msg) {
 		m = pk.rebind.filter(req, m)
 	}
 	if pk.cache != nil {
+		flightOpen = false // settle ends it, panic or not
 		m = pk.cache.settle(req, pk.key, pk.call, pk.start, m)
 	}
 	return l.s.settle(pk.pipe, req, m)

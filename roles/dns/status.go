@@ -33,6 +33,7 @@ type counters struct {
 	malformed atomic.Uint64     // queries that did not parse
 	panics    atomic.Uint64     // handler panics recovered
 	truncated atomic.Uint64     // UDP replies sent with TC
+	unsent    atomic.Uint64     // UDP replies the kernel did not take (batch.send)
 	rebind    atomic.Uint64     // answer records dropped by rebind protection
 	forward   forwardStats      // what forwarding did (exchange.go)
 }
@@ -60,6 +61,7 @@ type Status struct {
 	Malformed uint64            `json:"malformed"`
 	Panics    uint64            `json:"panics"`
 	Truncated uint64            `json:"truncated"`
+	Unsent    uint64            `json:"replies_unsent"` // UDP replies dropped: a full send buffer, a refused destination
 	Rebind    uint64            `json:"rebind_dropped"`
 	Leases    int               `json:"lease_names"`
 	Cache     CacheStatus       `json:"cache"`
@@ -129,6 +131,7 @@ func (c *counters) snapshot(s *Status) {
 	s.Malformed = c.malformed.Load()
 	s.Panics = c.panics.Load()
 	s.Truncated = c.truncated.Load()
+	s.Unsent = c.unsent.Load()
 	s.Rebind = c.rebind.Load()
 	f := &c.forward
 	s.Forward = ForwardStatus{

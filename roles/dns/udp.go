@@ -3,6 +3,7 @@ package dns
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"strings"
@@ -33,19 +34,56 @@ const udpBatch = 64
 type udpServer struct {
 	s        *Server
 	socks    []*os.File     // blocking sockets, outside the netpoller (listen.go)
+	loops    []*loop        // one per socket, made before any runs
 	wg       sync.WaitGroup // the read loops and the slow-query workers
 	stopping atomic.Bool
 	slow     chan slowQuery // to an idle worker (udplater.go)
 	done     chan struct{}  // closed by close: idle workers leave
 }
 
-func serveUDP(s *Server, socks []*os.File) *udpServer {
+// newUDPServer makes the read loops of socks, none running yet (start).
+// A loop that cannot be made (no descriptor left for its epoll or eventfd)
+// fails the whole server: its socket would stay in the SO_REUSEPORT group,
+// and the kernel would go on sending it a share of the clients for nobody
+// to read. The loops made are closed then; the sockets are the caller's.
+func newUDPServer(s *Server, socks []*os.File) (*udpServer, error) {
 	u := &udpServer{s: s, socks: socks, slow: make(chan slowQuery), done: make(chan struct{})}
-	for _, f := range socks {
-		u.wg.Add(1)
-		go u.readLoop(f)
+	for i, f := range socks {
+		l, err := u.loopOn(f)
+		if err != nil {
+			u.discard()
+			return nil, fmt.Errorf("read loop %d of %d: %w", i+1, len(socks), err)
+		}
+		u.loops = append(u.loops, l)
 	}
-	return u
+	return u, nil
+}
+
+// loopOn makes the read loop of socket f.
+func (u *udpServer) loopOn(f *os.File) (*loop, error) {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
+	var l *loop
+	cerr := rc.Control(func(fd uintptr) { l, err = newLoop(u, f, int(fd)) })
+	return l, errors.Join(cerr, err)
+}
+
+// start runs the read loops, each on a goroutine of its own.
+func (u *udpServer) start() {
+	for _, l := range u.loops {
+		u.wg.Add(1)
+		go u.readLoop(l)
+	}
+}
+
+// discard closes the loops of a server that never started.
+func (u *udpServer) discard() {
+	for _, l := range u.loops {
+		l.close()
+	}
+	u.loops = nil
 }
 
 // yieldEvery is how often a busy read loop passes through the scheduler.
@@ -55,44 +93,39 @@ func serveUDP(s *Server, socks []*os.File) *udpServer {
 // than the queries.
 const yieldEvery = 8 * time.Millisecond
 
-// readLoop serves one socket until close. It holds the socket's read lock
-// (RawConn.Read) for its whole life, so the descriptor stays open until it
-// returns, whatever close does meanwhile. It blocks in system calls, which
-// keep its thread: the goroutine is not locked to it, as locking would
-// only turn each of its rare reschedulings into a wake-up of that thread.
-func (u *udpServer) readLoop(f *os.File) {
+// readLoop runs l until close. It holds the socket's read lock
+// (RawConn.Read) for the loop's whole run, so the descriptor stays open
+// until it returns, whatever close does meanwhile. It blocks in system
+// calls, which keep its thread: the goroutine is not locked to it, as
+// locking would only turn each of its rare reschedulings into a wake-up of
+// that thread.
+func (u *udpServer) readLoop(l *loop) {
 	defer u.wg.Done()
-	rc, err := f.SyscallConn()
-	if err != nil {
-		u.s.log.Error("serving DNS over UDP", "err", err)
-		return
-	}
-	err = rc.Read(func(fd uintptr) bool {
-		var l *loop
-		if l, err = newLoop(u, f, int(fd)); err == nil {
+	ran := false
+	rc, err := l.f.SyscallConn()
+	if err == nil {
+		err = rc.Read(func(uintptr) bool {
+			ran = true
 			l.run()
-			l.close()
-		}
-		return true
-	})
+			l.close() // its last replies go out while the descriptor is held
+			return true
+		})
+	}
+	if !ran {
+		l.close() // nothing parked: it sends nothing
+	}
 	if err != nil && !u.stopping.Load() {
 		u.s.log.Error("serving DNS over UDP", "err", err)
 	}
 }
 
-// handleUDP answers one datagram from client at once, into buf; or it
-// returns the parsed query for a goroutine to answer (it waits for an
-// upstream); or neither, for a datagram that gets no reply. q is the read
-// loop's own.
-func (s *Server) handleUDP(raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, later *dns.Msg) {
-	reply, _, later, _ = s.handleOn(nil, raw, client, q, buf, now)
-	return reply, later
-}
-
-// handleOn is handleUDP on the read loop l, which forwards the queries it
-// can itself: those come back parked, their reply to be sent later. by is
-// the stage that answered a reply sent at once (byServer for the
-// handler's own errors).
+// handleOn answers one datagram from client at once, into buf; or it
+// returns the parsed query for a goroutine to answer (it waits for
+// something the loop cannot wait for); or neither, for a datagram that
+// gets no reply. q is the read loop's own. On the read loop l (nil: none)
+// the queries the loop forwards itself come back parked, their reply to
+// be sent later. by is the stage that answered a reply sent at once
+// (byServer for the handler's own errors).
 func (s *Server) handleOn(l *loop, raw []byte, client netip.Addr, q *wireQuery, buf []byte, now time.Time) (reply []byte, by stageID, later *dns.Msg, pk *parked) {
 	defer func() {
 		if v := recover(); v != nil { // respond recovers its own; this is the fast path's
@@ -237,19 +270,27 @@ func (b *batch) queue(k int, sa *unix.RawSockaddrInet6, salen uint32, reply []by
 }
 
 // send writes the first k queued replies, in as few calls as the kernel
-// takes them; a reply the kernel refuses is skipped. It never blocks (a
-// full send buffer drops the rest, as a full network would), so it needs
-// no word with the scheduler (RawSyscall): the reply leaves sooner.
+// takes them. It never blocks, so it needs no word with the scheduler
+// (RawSyscall): the reply leaves sooner. A full send buffer or device
+// queue (EAGAIN, ENOBUFS) drops the rest, as a full network would, where
+// trying each of them would only fail again; a reply refused for its own
+// destination (EPERM from a filter, EINVAL, ...) is skipped and the rest
+// go on. Both count as unsent.
 func (b *batch) send(fd uintptr, k int, s *Server) {
 	for off := 0; off < k; {
 		n, _, errno := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.out[off])), uintptr(k-off), unix.MSG_DONTWAIT, 0, 0)
-		switch {
-		case errno == unix.EINTR:
-		case errno != 0:
+		switch errno {
+		case 0:
+			off += max(int(n), 1)
+		case unix.EINTR:
+		case unix.EAGAIN, unix.ENOBUFS:
+			s.counters.unsent.Add(uint64(k - off))
+			s.log.Debug("writing DNS replies", "err", errno, "dropped", k-off)
+			return
+		default:
+			s.counters.unsent.Add(1)
 			s.log.Debug("writing DNS replies", "err", errno)
 			off++
-		default:
-			off += max(int(n), 1)
 		}
 	}
 }
