@@ -90,7 +90,7 @@ func newFake() *fakeSource {
 			Running: true, Addr: "192.168.1.3:53", Domain: "home.arpa",
 			ByStage:   map[string]uint64{"local": 700, "cache": 300, "forward": 200, "access": 4},
 			ByRcode:   map[string]uint64{"NOERROR": 1100, "NXDOMAIN": 100, "REFUSED": 4},
-			Malformed: 2, Truncated: 1, Leases: 1,
+			Malformed: 2, Truncated: 1, Unsent: 3, Leases: 1,
 			Cache: dns.CacheStatus{Size: 120, Capacity: 10000, Hits: 300, Misses: 210, Evictions: 5, Stale: 1, Merged: 10},
 			Upstreams: []dns.UpstreamStatus{
 				{Addr: "192.168.1.254:53", Healthy: true, Queries: 210, Failures: 3, RTTMilli: 12.5},

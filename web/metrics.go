@@ -95,7 +95,7 @@ var (
 
 	fDNSQueries     = counter("dns_queries_total", "DNS queries, by the stage that answered them (dropped: no reply).", "stage")
 	fDNSResponses   = counter("dns_responses_total", "DNS replies, by response code.", "rcode")
-	fDNSProblems    = counter("dns_problems_total", "DNS queries that went wrong, by kind: malformed, panic, truncated (TC sent), rebind (answer records dropped).", "kind")
+	fDNSProblems    = counter("dns_problems_total", "DNS queries that went wrong, by kind: malformed, panic, truncated (TC sent), rebind (answer records dropped), unsent (a reply the kernel would not take: a full send buffer, a refused destination).", "kind")
 	fDNSLeaseNames  = gauge("dns_lease_names", "DHCP hostnames published in the local zone.")
 	fDNSDuration    = histogram("dns_query_duration_seconds", "Time from a query's arrival to its reply, by the stage that answered.", "stage")
 	fCacheEntries   = gauge("dns_cache_entries", "Answers in the cache.")
@@ -340,6 +340,7 @@ func collectDNS(e emitter, s *dns.Status, h Histograms) {
 	e.emit(fDNSProblems, float64(s.Panics), "panic")
 	e.emit(fDNSProblems, float64(s.Truncated), "truncated")
 	e.emit(fDNSProblems, float64(s.Rebind), "rebind")
+	e.emit(fDNSProblems, float64(s.Unsent), "unsent")
 	e.emit(fDNSLeaseNames, float64(s.Leases))
 	for _, k := range sortedKeys(h.DNSQuery) {
 		e.histogram(fDNSDuration, h.DNSQuery[k], k)

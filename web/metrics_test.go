@@ -129,6 +129,7 @@ func TestMetricsValues(t *testing.T) {
 		{"gatewayd_dns_queries_total", []string{"stage", "local"}, 700},
 		{"gatewayd_dns_responses_total", []string{"rcode", "NXDOMAIN"}, 100},
 		{"gatewayd_dns_problems_total", []string{"kind", "malformed"}, 2},
+		{"gatewayd_dns_problems_total", []string{"kind", "unsent"}, 3},
 		{"gatewayd_dns_cache_entries", nil, 120},
 		{"gatewayd_dns_cache_capacity_entries", nil, 10000},
 		{"gatewayd_dns_cache_hits_total", nil, 300},

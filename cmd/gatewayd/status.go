@@ -388,7 +388,7 @@ func writeDNS(out io.Writer, d *dns.Status) {
 		name string
 		n    uint64
 	}{
-		{"truncated", d.Truncated}, {"rebind dropped", d.Rebind}, {"malformed", d.Malformed}, {"panics", d.Panics},
+		{"truncated", d.Truncated}, {"rebind dropped", d.Rebind}, {"replies unsent", d.Unsent}, {"malformed", d.Malformed}, {"panics", d.Panics},
 	} {
 		fmt.Fprintf(tw, "  %s\t%s\n", kv.name, num(kv.n))
 	}

@@ -124,7 +124,7 @@ func TestFollowNICKeepsServingSockets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.Close() // its lookups now fail: "use of closed file", not ENODEV
+	r.Close()                       // its lookups now fail: "use of closed file", not ENODEV
 	name := strings.Repeat("x", 20) // too long for any NIC: listen fails too
 	old := &conn{f: r, raw: raw, ifname: name, ifindex: 7}
 	cur := &Config{Interface: name}
