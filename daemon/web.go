@@ -166,7 +166,9 @@ func (s webSource) Status() web.Status {
 		Reloads: s.d.web.reloads.read(), Restores: web.Restores{},
 	}
 	for kind, r := range st.Repairs {
-		out.Restores[restoreObject[kind]] = uint64(r.Restores)
+		if object, ok := restoreObject[kind]; ok { // a new kind gets its label here first
+			out.Restores[object] = uint64(r.Restores)
+		}
 	}
 	for _, a := range st.Aliases {
 		out.Aliases = append(out.Aliases, web.Alias{Name: a.Name, Address: a.Address, Label: a.Label,
