@@ -33,7 +33,7 @@ func sendLoop(t *testing.T) (*loop, *upstream, *net.UnixConn) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	must(t, err)
 	t.Cleanup(func() { unix.Close(ep) })
-	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), unixNet{addr}, discard)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), unixNet{addr}, nil, discard)
 	t.Cleanup(u.close)
 	l := &loop{s: s, ep: ep, socks: map[int32]*upSock{}, pools: map[*upstream]*portPool{}, up: new(upBatch)}
 	return l, u, ln

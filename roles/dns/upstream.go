@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -54,9 +53,10 @@ var upstreamDialer = &net.Dialer{}
 // queries without EDNS. It lives across Set calls as long as some route
 // still names it.
 type upstream struct {
-	addr netip.AddrPort
-	dial dialer
-	log  *slog.Logger
+	addr  netip.AddrPort
+	dial  dialer
+	avoid *portSet // source ports never drawn (ports.go); nil: none
+	log   *slog.Logger
 
 	mu         sync.Mutex
 	rtt        rttInfo
@@ -75,9 +75,9 @@ type upstream struct {
 	stop     chan struct{}
 }
 
-func newUpstream(addr netip.AddrPort, d dialer, log *slog.Logger) *upstream {
+func newUpstream(addr netip.AddrPort, d dialer, avoid *portSet, log *slog.Logger) *upstream {
 	return &upstream{
-		addr: addr, dial: d, log: log.With("upstream", addr.String()),
+		addr: addr, dial: d, avoid: avoid, log: log.With("upstream", addr.String()),
 		rtt: newRTTInfo(), stop: make(chan struct{}),
 	}
 }
@@ -254,11 +254,16 @@ func (u *upstream) sendUDP(ctx context.Context, wire []byte) (net.Conn, uint16, 
 
 // dialUDP connects a UDP socket to u from a source port drawn from the
 // whole unprivileged range, 1024–65535 (the kernel's ephemeral range is
-// half of that): a spoofer must guess the port as well as the ID. A port
-// in use is drawn again; after portTries the kernel picks one.
+// half of that), minus u.avoid: a spoofer must guess the port as well as
+// the ID. A port in use is drawn again; after portTries the kernel picks
+// one.
 func (u *upstream) dialUDP(ctx context.Context) (net.Conn, error) {
 	for range portTries {
-		d := &net.Dialer{LocalAddr: &net.UDPAddr{Port: 1024 + rand.IntN(65536-1024)}}
+		port := u.avoid.draw()
+		if port == 0 {
+			break
+		}
+		d := &net.Dialer{LocalAddr: &net.UDPAddr{Port: port}}
 		c, err := u.dial.DialContext(ctx, d, "udp", u.addr.String())
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return c, err
