@@ -231,7 +231,7 @@ func (u *upstream) exchangeOnce(ctx context.Context, q *dns.Msg) (*dns.Msg, erro
 	defer c.Close()
 	stop := watch(ctx, c)
 	defer stop()
-	return readAnswer(c, id, q.Question[0])
+	return readAnswer(c, id, q.Question[0], nil) // (a probe is no pool's: nothing counts it)
 }
 
 // sendUDP opens a socket to u from a random port and sends wire (a packed
@@ -273,9 +273,10 @@ func (u *upstream) dialUDP(ctx context.Context) (net.Conn, error) {
 }
 
 // readAnswer reads from c until the answer to the query with id and
-// question q arrives; anything else is garbage or a spoofing attempt and
-// is ignored.
-func readAnswer(c net.Conn, id uint16, q dns.Question) (*dns.Msg, error) {
+// question q arrives; anything else is garbage or a spoofing attempt: it
+// is counted in unwanted (unless nil) and ignored, c being the query's
+// only socket.
+func readAnswer(c net.Conn, id uint16, q dns.Question, unwanted *atomic.Uint64) (*dns.Msg, error) {
 	buf := make([]byte, readSize)
 	for {
 		n, err := c.Read(buf)
@@ -285,6 +286,9 @@ func readAnswer(c net.Conn, id uint16, q dns.Question) (*dns.Msg, error) {
 		r := new(dns.Msg)
 		if r.Unpack(buf[:n]) == nil && answers(id, q, r) {
 			return r, nil
+		}
+		if unwanted != nil {
+			unwanted.Add(1)
 		}
 	}
 }
