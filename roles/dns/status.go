@@ -18,7 +18,7 @@ const (
 	byCache                   // a cached answer
 	byStale                   // an expired cached answer served while upstreams fail
 	byForward                 // an upstream's answer
-	byOverload                // SERVFAIL because MaxFlight queries were in flight
+	byOverload                // SERVFAIL because MaxFlight queries were in flight, or maxWorkers workers busy
 	numStages
 )
 
