@@ -137,23 +137,28 @@ func (u *upstream) answered(rtt time.Duration) {
 // lost records that a query sent with timeout wait got no answer within
 // it. Only a query that waited u's whole timeout counts towards marking u
 // down; one cut short by the deadline only backs the timeout off.
+// It logs after unlocking, as refused and needsPlain do: a handler that
+// blocks on its writer must not hold up every query to u.
 func (u *upstream) lost(wait time.Duration, full bool) {
 	u.failures.Add(1)
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.rtt.lost(wait)
 	if !full {
+		u.mu.Unlock()
 		return
 	}
 	now := time.Now()
 	u.tierLocked(now) // forget stale losses first
 	u.losses++
 	u.lastLoss = now
-	if u.losses >= downAfter && !u.down {
-		u.down = true
-		u.log.Warn("upstream down", "lost", u.losses, "rto", u.rtt.rto)
-	}
+	wentDown := u.losses >= downAfter && !u.down
+	u.down = u.down || wentDown
+	losses, rto := u.losses, u.rtt.rto
 	u.probeLocked()
+	u.mu.Unlock()
+	if wentDown {
+		u.log.Warn("upstream down", "lost", losses, "rto", rto)
+	}
 }
 
 // refused records that the host said nobody serves DNS there (ICMP port
@@ -161,13 +166,14 @@ func (u *upstream) lost(wait time.Duration, full bool) {
 func (u *upstream) refused(err error) {
 	u.failures.Add(1)
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.losses, u.lastLoss = downAfter, time.Now()
-	if !u.down {
-		u.down = true
+	wentDown := !u.down
+	u.down = true
+	u.probeLocked()
+	u.mu.Unlock()
+	if wentDown {
 		u.log.Warn("upstream down", "err", err)
 	}
-	u.probeLocked()
 }
 
 func (u *upstream) probeLocked() {
@@ -372,12 +378,13 @@ func (u *upstream) ednsAnswered() {
 // about that query alone, and losing EDNS loses DNSSEC.
 func (u *upstream) needsPlain() {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.ednsFails++
 	if u.ednsWorked && u.ednsFails < 2 || time.Now().Before(u.plainUntil) {
+		u.mu.Unlock()
 		return
 	}
 	u.plainUntil = time.Now().Add(plainFor)
+	u.mu.Unlock()
 	u.log.Info("upstream fails EDNS: asking it without", "for", plainFor)
 }
 
