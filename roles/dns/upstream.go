@@ -237,7 +237,7 @@ func (u *upstream) exchangeOnce(ctx context.Context, q *dns.Msg) (*dns.Msg, erro
 	defer c.Close()
 	stop := watch(ctx, c)
 	defer stop()
-	return readAnswer(c, id, q.Question[0], nil) // (a probe is no pool's: nothing counts it)
+	return readAnswer(c, id, q.Question[0], nil) // (a probe has no forwardStats to count in)
 }
 
 // sendUDP opens a socket to u from a random port and sends wire (a packed
