@@ -21,7 +21,7 @@ const (
 	// query's deadline; without a bound that is a goroutine, its grown
 	// stack and its query per retry. Not tied to MaxFlight: most workers
 	// wait on a flight, holding no slot, and MaxFlight may be set to 65536.
-	// 1024 stacks are a few MB; past them the queries are retries of
+	// 1024 stacks are a few MB; past them most queries are retries of
 	// questions already asked, and SERVFAIL at once (overload) tells the
 	// client what waiting would have.
 	maxWorkers = 1024
