@@ -265,7 +265,7 @@ func TestCacheStaleAtOnceWhenAllDown(t *testing.T) {
 	c := newTestCache(100, p, up, clk)
 	c.serve(context.Background(), testRequest("www.example.com.", dns.TypeA))
 	clk.add(10 * time.Minute)
-	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), discard)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), nil, discard)
 	u.down, u.losses, u.lastLoss = true, downAfter, time.Now()
 	up.gate = make(chan struct{})
 	defer close(up.gate)

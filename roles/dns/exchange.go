@@ -32,6 +32,7 @@ type forwardStats struct {
 	ednsFallbacks atomic.Uint64 // a query asked again without EDNS after FORMERR or NOTIMP
 	scrubbed      atomic.Uint64 // records dropped from upstream answers
 	timeouts      atomic.Uint64 // queries whose deadline passed with every upstream silent
+	unwanted      atomic.Uint64 // datagrams from an upstream that answer no query asked (readUpstream, readAnswer)
 }
 
 // allDown reports whether every upstream of p is marked down.

@@ -30,7 +30,7 @@ func (t *stubTransport) release(*attempt)       {}
 // stubExchange is an exchange of one question to one upstream over t.
 func stubExchange(t *testing.T, tr *stubTransport) (*exchange, *dns.Msg) {
 	t.Helper()
-	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), discard)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), nil, discard)
 	t.Cleanup(u.close)
 	p := &pool{upstreams: []*upstream{u}, stats: &forwardStats{}}
 	q := newQuery("www.example.com.", dns.TypeA, withEDNS(udpSize, false))

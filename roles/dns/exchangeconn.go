@@ -38,9 +38,9 @@ func (t *connTransport) send(a *attempt, wire []byte) error {
 	if dl, ok := t.ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
-	q := a.x.q.Question[0]
+	q, unwanted := a.x.q.Question[0], &a.x.p.stats.unwanted
 	go func() {
-		r, err := readAnswer(conn, id, q)
+		r, err := readAnswer(conn, id, q, unwanted)
 		t.reports <- report{a: a, r: r, err: err, at: time.Now()}
 	}()
 	return nil

@@ -17,7 +17,7 @@ import (
 func testForwarder(fn *fakeNet, timeout time.Duration, addrs ...string) (*forwarder, *route) {
 	p := &pool{stats: &forwardStats{}}
 	for _, a := range addrs {
-		p.upstreams = append(p.upstreams, newUpstream(netip.MustParseAddrPort(a), fn, discard))
+		p.upstreams = append(p.upstreams, newUpstream(netip.MustParseAddrPort(a), fn, nil, discard))
 	}
 	f := &forwarder{slots: make(chan struct{}, 16), timeout: timeout, scrub: scrubber{local: "home.arpa."}}
 	return f, &route{domain: ".", pool: p}

@@ -25,7 +25,7 @@ func testServerAt(t testing.TB, fn *fakeNet, now func() time.Time, edits ...func
 	p := build(siteConfig(edits...), parts{
 		leases: s.leases, cache: newCacheStore(1000), flight: s.flight, counters: &s.counters, now: now, qlog: s.qlog,
 		upstreams: func(a netip.AddrPort) *upstream {
-			u := newUpstream(a, fn, discard)
+			u := newUpstream(a, fn, nil, discard)
 			ups = append(ups, u)
 			return u
 		},

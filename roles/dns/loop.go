@@ -167,7 +167,16 @@ func (l *loop) serve(i int, now time.Time) {
 	case pk != nil:
 		pk.sa, pk.salen, pk.arrive = b.names[i], b.msgs[i].Hdr.Namelen, now
 	case later != nil:
-		l.u.answerLater(slowQuery{l.f, client, b.names[i], b.msgs[i].Hdr.Namelen, later, now})
+		if l.u.answerLater(slowQuery{l.f, client, b.names[i], b.msgs[i].Hdr.Namelen, later, now}) {
+			return
+		}
+		if m := l.s.overloaded(later, client); m != nil {
+			if wire := pack(m, b.replies[l.k][:0]); wire != nil {
+				b.queue(l.k, &b.names[i], b.msgs[i].Hdr.Namelen, wire)
+				l.k++
+				l.quick.add(byOverload)
+			}
+		}
 	}
 }
 

@@ -40,7 +40,20 @@ type upSock struct {
 	opened   time.Time
 	uses     int
 	attempts map[uint16]*attempt // in flight on it, by ID
+	carried  [portUses]uint16    // the IDs of the attempts it carried, by use
 	retired  bool                // carries no new attempt; closed when the last is released
+}
+
+// carriedID reports whether id is that of an attempt s carried: an
+// answer to it that comes after its exchange ended (a retransmission or
+// another upstream answered first) is late, not unwanted.
+func (s *upSock) carriedID(id uint16) bool {
+	for _, c := range s.carried[:min(s.uses, portUses)] {
+		if c == id {
+			return true
+		}
+	}
+	return false
 }
 
 // portPool is a loop's sockets towards one upstream.
@@ -138,6 +151,9 @@ func (l *loop) send(a *attempt, wire []byte) error {
 	default:
 		l.retire(s)
 		return os.NewSyscallError("sendto", errno)
+	}
+	if s.uses < portUses {
+		s.carried[s.uses] = id
 	}
 	s.uses++
 	a.id, a.io = id, s
@@ -280,22 +296,29 @@ func (l *loop) sweepSockets(now time.Time) {
 }
 
 // readUpstream reads what came on s: answers go to the attempts they
-// answer (by ID and question), anything else is ignored; an error (an ICMP
-// refusal) fails every attempt on s, all to the same upstream, and retires
-// s first, so that the next attempts go out on other sockets.
+// answer (by ID and question), late answers to attempts s carried are
+// ignored, anything else is unwanted; an error (an ICMP refusal) fails
+// every attempt on s, all to the same upstream, and retires s first, so
+// that the next attempts go out on other sockets.
 func (l *loop) readUpstream(s *upSock, now time.Time) {
 	n, err := l.up.recv(s.fd)
 	for i := range n {
 		d := l.up.datagram(i)
 		if len(d) < 12 {
+			l.unwanted(s)
 			continue
 		}
-		a := s.attempts[binary.BigEndian.Uint16(d)]
+		id := binary.BigEndian.Uint16(d)
+		a := s.attempts[id]
 		if a == nil {
+			if !s.carriedID(id) {
+				l.unwanted(s)
+			}
 			continue
 		}
 		r := new(dns.Msg)
 		if r.Unpack(d) != nil || !answers(a.id, a.x.q.Question[0], r) {
+			l.unwanted(s)
 			continue
 		}
 		pk := a.x.t.(*parked)
@@ -312,6 +335,18 @@ func (l *loop) readUpstream(s *upSock, now time.Time) {
 		a.x.failedAttempt(a, err)
 		l.check(pk, now)
 	}
+}
+
+// unwanted takes a datagram that came on s, so from the upstream's
+// address and port (s is connected), that answers none of the attempts s
+// carried: a blind spoofer's guess, most likely, or a broken upstream. It
+// is counted, and s retired at once (unbound's unwanted-reply-threshold,
+// at one: a socket costs little to replace), so that a spoofer who found
+// its port has it for no further attempt. The attempts on s still take
+// their answers there.
+func (l *loop) unwanted(s *upSock) {
+	l.s.counters.forward.unwanted.Add(1)
+	l.retire(s)
 }
 
 // finish ends pk's exchange and sends the client its reply, after the

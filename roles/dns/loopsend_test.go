@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ func sendLoop(t *testing.T) (*loop, *upstream, *net.UnixConn) {
 	ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	must(t, err)
 	t.Cleanup(func() { unix.Close(ep) })
-	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), unixNet{addr}, discard)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), unixNet{addr}, nil, discard)
 	t.Cleanup(u.close)
 	l := &loop{s: s, ep: ep, socks: map[int32]*upSock{}, pools: map[*upstream]*portPool{}, up: new(upBatch)}
 	return l, u, ln
@@ -121,5 +122,56 @@ func TestLoopRecvErrorRetires(t *testing.T) {
 	l.readUpstream(s, time.Now())
 	if !s.retired || p.slots[0] != nil || l.socks[int32(s.fd)] != nil {
 		t.Fatalf("after a read error: retired %v, in its pool %v, open %v", s.retired, p.slots[0] == s, l.socks[int32(s.fd)] == s)
+	}
+}
+
+// TestLoopUnwantedReply: a datagram from the upstream that answers no
+// attempt its socket carried is counted and retires the socket, which
+// keeps its attempts; a late answer to an attempt it carried is neither.
+func TestLoopUnwantedReply(t *testing.T) {
+	q := new(dns.Msg).SetQuestion("example.com.", dns.TypeA)
+	reply := func(id uint16, name string) []byte {
+		m := new(dns.Msg).SetQuestion(name, dns.TypeA)
+		m.Response, m.Id = true, id
+		wire, err := m.Pack()
+		must(t, err)
+		return wire
+	}
+	for _, tc := range []struct {
+		name    string
+		wire    func(live, over uint16) []byte
+		retires bool
+	}{
+		{"late", func(_, over uint16) []byte { return reply(over, "example.com.") }, false},
+		{"unknown id", func(live, over uint16) []byte {
+			id := live + 1
+			for id == over || id == 0 { // (the test pool's socket counts a use with ID 0)
+				id++
+			}
+			return reply(id, "example.com.")
+		}, true},
+		{"other question", func(live, _ uint16) []byte { return reply(live, "example.net.") }, true},
+		{"short", func(uint16, uint16) []byte { return []byte{1, 2, 3} }, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l, u, _ := sendLoop(t)
+			s, peer := pooled(t, l, u)
+			defer l.closeSock(s)
+			over := &attempt{u: u, x: &exchange{q: q}}
+			must(t, l.send(over, testWire))
+			l.release(over) // its exchange ended: its answer is late
+			live := &attempt{u: u, x: &exchange{q: q}}
+			must(t, l.send(live, testWire))
+			_, err := unix.Write(peer, tc.wire(live.id, over.id))
+			must(t, err)
+			l.readUpstream(s, time.Now())
+			got := l.s.counters.forward.unwanted.Load()
+			if tc.retires != (got == 1) || tc.retires != s.retired || got > 1 {
+				t.Fatalf("unwanted %d, socket retired %v", got, s.retired)
+			}
+			if s.attempts[live.id] != live || l.socks[int32(s.fd)] != s {
+				t.Fatal("the socket lost its attempt in flight")
+			}
+		})
 	}
 }

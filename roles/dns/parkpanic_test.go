@@ -88,7 +88,7 @@ func TestForwardParkPanicReleasesSlot(t *testing.T) {
 	f := &forwarder{slots: make(chan struct{}, 1), timeout: time.Second}
 	req := testRequest("www.example.com.", dns.TypeA)
 	req.inline, req.loop = true, &loop{}
-	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), discard)
+	u := newUpstream(netip.MustParseAddrPort("192.0.2.1:53"), newFakeNet(), nil, discard)
 	defer u.close()
 	req.route = &route{domain: ".", pool: &pool{upstreams: []*upstream{u}, stats: &forwardStats{}}}
 	mustPanic(t, "the exchange", func() { f.serve(context.Background(), req) })

@@ -45,6 +45,7 @@ type Server struct {
 	cache     *cacheStore
 	flight    *flight[cacheKey, flightResult]
 	upstreams map[netip.AddrPort]*upstream
+	avoid     *portSet // source ports upstream queries never take
 }
 
 // New makes a stopped Server; Set starts it.
@@ -65,6 +66,10 @@ func New(opts Options) *Server {
 		upstreams: map[netip.AddrPort]*upstream{},
 	}
 	s.qlog = newQueryLog(s.log)
+	var err error
+	if s.avoid, err = avoidedPorts(reservedPortsFile); err != nil {
+		s.log.Warn("some reserved ports are not avoided", "err", err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	return s
 }
@@ -129,7 +134,7 @@ func (s *Server) swap(c *Config) {
 		used[a] = true
 		u := s.upstreams[a]
 		if u == nil {
-			u = newUpstream(a, s.net, s.log)
+			u = newUpstream(a, s.net, s.avoid, s.log)
 			s.upstreams[a] = u
 		}
 		return u

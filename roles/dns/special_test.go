@@ -14,7 +14,7 @@ func siteStages(t testing.TB) (*special, *localZone, *nextStage, *leaseTable) {
 	c := siteConfig()
 	next := &nextStage{}
 	leases := newLeaseTable()
-	routes := buildRoutes(c, func(a netip.AddrPort) *upstream { return newUpstream(a, newFakeNet(), discard) }, &forwardStats{})
+	routes := buildRoutes(c, func(a netip.AddrPort) *upstream { return newUpstream(a, newFakeNet(), nil, discard) }, &forwardStats{})
 	z := buildZone(c, leases, routes, next)
 	s := &special{domain: c.Domain, ttl: c.TTL, routes: routes, answers: z.answersReverse, holds: z.holdsReverse, next: z}
 	return s, z, next, leases

@@ -18,7 +18,7 @@ const (
 	byCache                   // a cached answer
 	byStale                   // an expired cached answer served while upstreams fail
 	byForward                 // an upstream's answer
-	byOverload                // SERVFAIL because MaxFlight queries were in flight
+	byOverload                // SERVFAIL because MaxFlight queries were in flight, or maxWorkers workers busy
 	numStages
 )
 
@@ -81,6 +81,10 @@ type ForwardStatus struct {
 	EDNSFallbacks uint64 `json:"edns_fallbacks"` // a query asked again without EDNS after FORMERR or NOTIMP
 	Scrubbed      uint64 `json:"scrubbed"`       // records dropped from upstream answers (out of bailiwick, or the site's own names)
 	Timeouts      uint64 `json:"timeouts"`       // queries whose deadline passed with every upstream silent (UDP clients get no reply)
+	// Unwanted counts datagrams from an upstream's address and port that
+	// answer no query asked there (an unknown ID, another question): signs
+	// of spoofing. The socket they came on carries no further query.
+	Unwanted uint64 `json:"unwanted_replies"`
 }
 
 // CacheStatus describes the answer cache.
@@ -137,5 +141,6 @@ func (c *counters) snapshot(s *Status) {
 	s.Forward = ForwardStatus{
 		Retransmits: f.retransmits.Load(), Hedges: f.hedges.Load(), ClientRetries: f.clientRetries.Load(),
 		EDNSFallbacks: f.ednsFallbacks.Load(), Scrubbed: f.scrubbed.Load(), Timeouts: f.timeouts.Load(),
+		Unwanted: f.unwanted.Load(),
 	}
 }

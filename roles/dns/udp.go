@@ -38,6 +38,7 @@ type udpServer struct {
 	wg       sync.WaitGroup // the read loops and the slow-query workers
 	stopping atomic.Bool
 	slow     chan slowQuery // to an idle worker (udplater.go)
+	workers  atomic.Int32   // the workers running, at most maxWorkers
 	done     chan struct{}  // closed by close: idle workers leave
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"strings"
@@ -54,9 +53,10 @@ var upstreamDialer = &net.Dialer{}
 // queries without EDNS. It lives across Set calls as long as some route
 // still names it.
 type upstream struct {
-	addr netip.AddrPort
-	dial dialer
-	log  *slog.Logger
+	addr  netip.AddrPort
+	dial  dialer
+	avoid *portSet // source ports never drawn (ports.go); nil: none
+	log   *slog.Logger
 
 	mu         sync.Mutex
 	rtt        rttInfo
@@ -75,9 +75,9 @@ type upstream struct {
 	stop     chan struct{}
 }
 
-func newUpstream(addr netip.AddrPort, d dialer, log *slog.Logger) *upstream {
+func newUpstream(addr netip.AddrPort, d dialer, avoid *portSet, log *slog.Logger) *upstream {
 	return &upstream{
-		addr: addr, dial: d, log: log.With("upstream", addr.String()),
+		addr: addr, dial: d, avoid: avoid, log: log.With("upstream", addr.String()),
 		rtt: newRTTInfo(), stop: make(chan struct{}),
 	}
 }
@@ -137,23 +137,28 @@ func (u *upstream) answered(rtt time.Duration) {
 // lost records that a query sent with timeout wait got no answer within
 // it. Only a query that waited u's whole timeout counts towards marking u
 // down; one cut short by the deadline only backs the timeout off.
+// It logs after unlocking, as refused and needsPlain do: a handler that
+// blocks on its writer must not hold up every query to u.
 func (u *upstream) lost(wait time.Duration, full bool) {
 	u.failures.Add(1)
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.rtt.lost(wait)
 	if !full {
+		u.mu.Unlock()
 		return
 	}
 	now := time.Now()
 	u.tierLocked(now) // forget stale losses first
 	u.losses++
 	u.lastLoss = now
-	if u.losses >= downAfter && !u.down {
-		u.down = true
-		u.log.Warn("upstream down", "lost", u.losses, "rto", u.rtt.rto)
-	}
+	wentDown := u.losses >= downAfter && !u.down
+	u.down = u.down || wentDown
+	losses, rto := u.losses, u.rtt.rto
 	u.probeLocked()
+	u.mu.Unlock()
+	if wentDown {
+		u.log.Warn("upstream down", "lost", losses, "rto", rto)
+	}
 }
 
 // refused records that the host said nobody serves DNS there (ICMP port
@@ -161,13 +166,14 @@ func (u *upstream) lost(wait time.Duration, full bool) {
 func (u *upstream) refused(err error) {
 	u.failures.Add(1)
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.losses, u.lastLoss = downAfter, time.Now()
-	if !u.down {
-		u.down = true
+	wentDown := !u.down
+	u.down = true
+	u.probeLocked()
+	u.mu.Unlock()
+	if wentDown {
 		u.log.Warn("upstream down", "err", err)
 	}
-	u.probeLocked()
 }
 
 func (u *upstream) probeLocked() {
@@ -231,7 +237,7 @@ func (u *upstream) exchangeOnce(ctx context.Context, q *dns.Msg) (*dns.Msg, erro
 	defer c.Close()
 	stop := watch(ctx, c)
 	defer stop()
-	return readAnswer(c, id, q.Question[0])
+	return readAnswer(c, id, q.Question[0], nil) // (a probe has no forwardStats to count in)
 }
 
 // sendUDP opens a socket to u from a random port and sends wire (a packed
@@ -254,11 +260,16 @@ func (u *upstream) sendUDP(ctx context.Context, wire []byte) (net.Conn, uint16, 
 
 // dialUDP connects a UDP socket to u from a source port drawn from the
 // whole unprivileged range, 1024–65535 (the kernel's ephemeral range is
-// half of that): a spoofer must guess the port as well as the ID. A port
-// in use is drawn again; after portTries the kernel picks one.
+// half of that), minus u.avoid: a spoofer must guess the port as well as
+// the ID. A port in use is drawn again; after portTries the kernel picks
+// one.
 func (u *upstream) dialUDP(ctx context.Context) (net.Conn, error) {
 	for range portTries {
-		d := &net.Dialer{LocalAddr: &net.UDPAddr{Port: 1024 + rand.IntN(65536-1024)}}
+		port := u.avoid.draw()
+		if port == 0 {
+			break
+		}
+		d := &net.Dialer{LocalAddr: &net.UDPAddr{Port: port}}
 		c, err := u.dial.DialContext(ctx, d, "udp", u.addr.String())
 		if !errors.Is(err, syscall.EADDRINUSE) {
 			return c, err
@@ -268,9 +279,10 @@ func (u *upstream) dialUDP(ctx context.Context) (net.Conn, error) {
 }
 
 // readAnswer reads from c until the answer to the query with id and
-// question q arrives; anything else is garbage or a spoofing attempt and
-// is ignored.
-func readAnswer(c net.Conn, id uint16, q dns.Question) (*dns.Msg, error) {
+// question q arrives; anything else is garbage or a spoofing attempt: it
+// is counted in unwanted (unless nil) and ignored, c being the query's
+// only socket.
+func readAnswer(c net.Conn, id uint16, q dns.Question, unwanted *atomic.Uint64) (*dns.Msg, error) {
 	buf := make([]byte, readSize)
 	for {
 		n, err := c.Read(buf)
@@ -280,6 +292,9 @@ func readAnswer(c net.Conn, id uint16, q dns.Question) (*dns.Msg, error) {
 		r := new(dns.Msg)
 		if r.Unpack(buf[:n]) == nil && answers(id, q, r) {
 			return r, nil
+		}
+		if unwanted != nil {
+			unwanted.Add(1)
 		}
 	}
 }
@@ -363,12 +378,13 @@ func (u *upstream) ednsAnswered() {
 // about that query alone, and losing EDNS loses DNSSEC.
 func (u *upstream) needsPlain() {
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	u.ednsFails++
 	if u.ednsWorked && u.ednsFails < 2 || time.Now().Before(u.plainUntil) {
+		u.mu.Unlock()
 		return
 	}
 	u.plainUntil = time.Now().Add(plainFor)
+	u.mu.Unlock()
 	u.log.Info("upstream fails EDNS: asking it without", "for", plainFor)
 }
 
