@@ -91,7 +91,8 @@ func newFake() *fakeSource {
 			ByStage:   map[string]uint64{"local": 700, "cache": 300, "forward": 200, "access": 4},
 			ByRcode:   map[string]uint64{"NOERROR": 1100, "NXDOMAIN": 100, "REFUSED": 4},
 			Malformed: 2, Truncated: 1, Unsent: 3, Leases: 1,
-			Cache: dns.CacheStatus{Size: 120, Capacity: 10000, Hits: 300, Misses: 210, Evictions: 5, Stale: 1, Merged: 10},
+			Forward: dns.ForwardStatus{Retransmits: 7, Unwanted: 2},
+			Cache:   dns.CacheStatus{Size: 120, Capacity: 10000, Hits: 300, Misses: 210, Evictions: 5, Stale: 1, Merged: 10},
 			Upstreams: []dns.UpstreamStatus{
 				{Addr: "192.168.1.254:53", Healthy: true, Queries: 210, Failures: 3, RTTMilli: 12.5},
 				{Addr: "192.0.2.53:53", Domain: "corp.example", Healthy: false, Queries: 9, Failures: 9, RTTMilli: 0},

@@ -108,6 +108,7 @@ var (
 	fUpQueries      = counter("dns_upstream_queries_total", "Queries sent to the upstream.", "upstream", "domain")
 	fUpFailures     = counter("dns_upstream_failures_total", "Queries to the upstream that failed.", "upstream", "domain")
 	fUpRTT          = gauge("dns_upstream_rtt_seconds", "The upstream's smoothed round-trip time.", "upstream", "domain")
+	fDNSForward     = counter("dns_forward_events_total", "What forwarding did besides asking once: retransmit, hedge (asked the next upstream), client_retry (a client's retry asked again), edns_fallback, scrubbed (answer records dropped), timeout (every upstream silent), unwanted_reply (a datagram from an upstream answering nothing asked: spoofing signs).", "event")
 	fUpHealthy      = gauge("dns_upstream_healthy", "1 when the upstream is considered healthy.", "upstream", "domain")
 )
 
@@ -353,6 +354,16 @@ func collectDNS(e emitter, s *dns.Status, h Histograms) {
 	e.emit(fCacheStale, float64(c.Stale))
 	e.emit(fCacheMerged, float64(c.Merged))
 	e.emit(fCacheEvictions, float64(c.Evictions))
+	f := s.Forward
+	for _, ev := range []struct {
+		name string
+		n    uint64
+	}{
+		{"retransmit", f.Retransmits}, {"hedge", f.Hedges}, {"client_retry", f.ClientRetries}, {"edns_fallback", f.EDNSFallbacks},
+		{"scrubbed", f.Scrubbed}, {"timeout", f.Timeouts}, {"unwanted_reply", f.Unwanted},
+	} {
+		e.emit(fDNSForward, float64(ev.n), ev.name)
+	}
 	seen := map[[2]string]bool{}
 	for _, u := range s.Upstreams {
 		key := [2]string{u.Addr, u.Domain}

@@ -130,6 +130,8 @@ func TestMetricsValues(t *testing.T) {
 		{"gatewayd_dns_responses_total", []string{"rcode", "NXDOMAIN"}, 100},
 		{"gatewayd_dns_problems_total", []string{"kind", "malformed"}, 2},
 		{"gatewayd_dns_problems_total", []string{"kind", "unsent"}, 3},
+		{"gatewayd_dns_forward_events_total", []string{"event", "retransmit"}, 7},
+		{"gatewayd_dns_forward_events_total", []string{"event", "unwanted_reply"}, 2},
 		{"gatewayd_dns_cache_entries", nil, 120},
 		{"gatewayd_dns_cache_capacity_entries", nil, 10000},
 		{"gatewayd_dns_cache_hits_total", nil, 300},

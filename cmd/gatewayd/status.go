@@ -393,8 +393,8 @@ func writeDNS(out io.Writer, d *dns.Status) {
 		fmt.Fprintf(tw, "  %s\t%s\n", kv.name, num(kv.n))
 	}
 	f := d.Forward
-	fmt.Fprintf(tw, "  forwarding\tretransmits %s, hedges %s, client retries %s, EDNS fallbacks %s, scrubbed %s\n",
-		num(f.Retransmits), num(f.Hedges), num(f.ClientRetries), num(f.EDNSFallbacks), num(f.Scrubbed))
+	fmt.Fprintf(tw, "  forwarding\tretransmits %s, hedges %s, client retries %s, EDNS fallbacks %s, scrubbed %s, unwanted replies %s\n",
+		num(f.Retransmits), num(f.Hedges), num(f.ClientRetries), num(f.EDNSFallbacks), num(f.Scrubbed), num(f.Unwanted))
 	for _, u := range d.Upstreams {
 		fmt.Fprintf(tw, "  upstream\t%s\n", upstream(u))
 	}
