@@ -61,6 +61,8 @@ func (s *Server) respond(client netip.Addr, tcp bool, r *dns.Msg, inline bool) (
 // a query without waiting: such a query comes back parked, without a reply
 // yet; the loop sends it when the upstreams have answered.
 func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inline bool) (m *dns.Msg, by stageID, slow bool, pk *parked) {
+	p := s.pipe.Load()
+	var req *request
 	defer func() {
 		if v := recover(); v != nil {
 			s.counters.panics.Add(1)
@@ -68,16 +70,21 @@ func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inl
 			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
 			m.Extra = nil
 			by, slow, pk = byNone, false, nil
+			if req != nil && req.parked != nil {
+				// Parked before the panic: the loop still settles it (its
+				// flight, its counters) but sends nothing, having no client
+				// address (salen 0); the client has this SERVFAIL.
+				req.parked.pipe = p
+			}
 		}
 	}()
-	p := s.pipe.Load()
 	if m := precheck(r); m != nil {
 		s.counters.count(byServer, m.Rcode)
 		m.RecursionAvailable = p.serves(client)
 		p.logQuestion(client, r.Question, m.Rcode, byServer)
 		return m, byServer, false, nil
 	}
-	req := newRequest(r, client, tcp)
+	req = newRequest(r, client, tcp)
 	req.inline, req.loop = inline, l
 	if p == nil {
 		return nil, byNone, false, nil // stopped between the read and now

@@ -152,6 +152,31 @@ func TestRespondRecoversPanics(t *testing.T) {
 	}
 }
 
+// TestRespondPanicAfterParking: a stage panics after the forwarder below it
+// parked the query. The client gets the SERVFAIL now; the parked query keeps
+// its pipeline, so the loop can still settle it (and sends it nothing).
+func TestRespondPanicAfterParking(t *testing.T) {
+	s := New(Options{Logger: discard})
+	defer s.Close()
+	var parkedReq *request
+	p := &pipeline{cfg: &Config{}, first: stageFunc(func(ctx context.Context, req *request) *dns.Msg {
+		req.parked = &parked{req: req}
+		parkedReq = req
+		panic("boom")
+	})}
+	s.pipe.Store(p)
+	m, _, slow, pk := s.respondOn(&loop{s: s}, netip.MustParseAddr("192.168.1.50"), false, newQuery("x.example.", dns.TypeA), true)
+	if m == nil || m.Rcode != dns.RcodeServerFailure || slow || pk != nil {
+		t.Fatalf("a panic after parking: %v, slow %v, parked %v", m, slow, pk)
+	}
+	if parkedReq.parked.pipe != p {
+		t.Fatal("the parked query lost its pipeline: the loop could not settle it")
+	}
+	if parkedReq.parked.salen != 0 {
+		t.Fatal("the parked query has a client address: it would get a second reply")
+	}
+}
+
 func TestRespondCountsStages(t *testing.T) {
 	s := testServer(t, upstreamSite())
 	queries := []struct {
