@@ -106,10 +106,15 @@ func (s *Server) sweeper(stopped chan struct{}) {
 	}
 }
 
+// expireNames withdraws the names that ran out; nothing once the role is
+// stopped, as sweep.
 func (s *Server) expireNames() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return
+	}
 	s.namesInOrder(s.h.alloc.expireNames(s.now().Unix()))
-	s.mu.Unlock()
 }
 
 // nameSooner wakes the sweeper when a lease holding a name ends before

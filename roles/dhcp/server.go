@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -45,6 +46,10 @@ type Server struct {
 	// lease's end, expiry.go).
 	sweepEvery time.Duration
 	earlier    chan struct{} // wakes the sweeper for an earlier name expiry
+	// running counts the role's goroutines (the sweeper, the read loops,
+	// the probes); Close waits for them before it closes the lease log.
+	running sync.WaitGroup
+	live    atomic.Int32 // how many of them run, for the tests
 
 	setMu sync.Mutex // serialises Set and Close
 
@@ -210,7 +215,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	<-published
 
 	if starting {
-		go s.sweeper(stopped)
+		s.spawn(func() { s.sweeper(stopped) })
 	}
 	msg := "serving"
 	if waiting != "" {
@@ -218,6 +223,15 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	}
 	s.log.Info(msg, "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
 	return nil
+}
+
+// spawn runs f on a goroutine of the role, one Close waits for.
+func (s *Server) spawn(f func()) {
+	s.live.Add(1)
+	s.running.Go(func() {
+		defer s.live.Add(-1)
+		f()
+	})
 }
 
 // activeNames lists the names of every live lease, to publish or withdraw.
@@ -234,15 +248,20 @@ func (s *Server) activeNames(publish bool) []nameChange {
 
 // namesInOrder makes the name changes after everything queued on the lease
 // log before them, so Names sees the changes in the order they were decided.
-// Call it with s.mu held; the channel closes once they are made.
+// Call it with s.mu held; the channel closes once they are made. A closed
+// log runs the callback at once, on the caller's goroutine and under its
+// locks, where Names must not be called: then nothing is made (the names
+// were withdrawn when the role stopped).
 func (s *Server) namesInOrder(names []nameChange) <-chan struct{} {
 	done := make(chan struct{})
 	if len(names) == 0 {
 		close(done)
 		return done
 	}
-	s.store.append(nil, func(error) {
-		applyNames(s.names, names)
+	s.store.append(nil, func(err error) {
+		if !errors.Is(err, errStoreClosed) {
+			applyNames(s.names, names)
+		}
 		close(done)
 	})
 	return done
@@ -353,7 +372,8 @@ func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, at
 	switch {
 	case out.probe:
 		s.namesInOrder(out.names)
-		go s.probeOffer(cn, out, append([]byte(nil), raw...), src, attempt)
+		raw := append([]byte(nil), raw...)
+		s.spawn(func() { s.probeOffer(cn, out, raw, src, attempt) })
 	case len(out.commit) > 0 || len(out.names) > 0:
 		w, _ := s.replies.Get().(*awaitReply)
 		if w == nil {
@@ -556,18 +576,27 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 	}
 }
 
+// sweep ends what has run out; nothing once the role is stopped (a
+// sweeper that waited for s.mu while it stopped): the names are withdrawn,
+// and the next start sweeps.
 func (s *Server) sweep() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return
+	}
 	now := s.now()
 	s.namesInOrder(s.h.alloc.sweep(now.Unix(), now.UnixNano()))
-	s.mu.Unlock()
 }
 
-// Close stops the role and closes the lease log after writing what is queued.
+// Close stops the role, waits for its goroutines to return (the sockets
+// are closed, the sweeper stopped) and closes the lease log after writing
+// what is queued.
 func (s *Server) Close() error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	s.stop()
+	s.running.Wait()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
