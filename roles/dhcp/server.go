@@ -50,6 +50,9 @@ type Server struct {
 	// the probes); Close waits for them before it closes the lease log.
 	running sync.WaitGroup
 	live    atomic.Int32 // how many of them run, for the tests
+	// sendFailed keeps replies the kernel does not take from being logged
+	// more than once a second.
+	sendFailed failureLog
 
 	setMu sync.Mutex // serialises Set and Close
 
@@ -563,7 +566,9 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 		sent, err := cn.write(snd, rest)
 		if err != nil {
 			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
-			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
+			if unsent, ok := s.sendFailed.note(len(rest)-sent, time.Now().UnixNano()); ok {
+				s.log.Warn("replies not sent (logged at most once a second)", "unsent", unsent, "err", err)
+			}
 		}
 		for _, d := range rest[:sent] {
 			s.cnt.out[d.mt].Add(1)
@@ -574,19 +579,6 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 	for _, d := range ds {
 		s.h.wires.put(d.b)
 	}
-}
-
-// sweep ends what has run out; nothing once the role is stopped (a
-// sweeper that waited for s.mu while it stopped): the names are withdrawn,
-// and the next start sweeps.
-func (s *Server) sweep() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cur == nil {
-		return
-	}
-	now := s.now()
-	s.namesInOrder(s.h.alloc.sweep(now.Unix(), now.UnixNano()))
 }
 
 // Close stops the role, waits for its goroutines to return (the sockets
