@@ -31,6 +31,8 @@ type Options struct {
 	// --accept-lease-loss`). Without it New fails with ErrLeaseLoss and
 	// leaves the file as it is.
 	AcceptLeaseLoss bool
+	// compactSlack, set by tests, is the lease log's (storeOptions).
+	compactSlack int64
 }
 
 // Server is the DHCP role. New opens the lease log; Set starts, reconfigures
@@ -89,7 +91,7 @@ func New(opts Options) (*Server, error) {
 	// The hooks run on the writer for appended records; nothing is
 	// appended before New returns, when s.h and s.flushSnd are set.
 	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log,
-		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now,
+		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now, compactSlack: opts.compactSlack,
 			snapshot: s.snapshot, settle: s.settle, afterBatch: s.flush})
 	if err != nil {
 		return nil, err
