@@ -41,6 +41,11 @@ type allocator struct {
 	// occ counts the live bindings (occupancy.go); every change of
 	// byAddr goes through setAddr and delAddr to keep it.
 	occ occupancy
+	// made collects, while track is set, the bindings put by the request
+	// being handled, so a request that panics halfway is rolled back
+	// (handleBytes): its records are never queued.
+	made  []*binding
+	track bool
 }
 
 // pool is one configured range and its bitmaps.
@@ -416,6 +421,12 @@ func (a *allocator) put(b *binding) (moved *binding) {
 	}
 	a.setAddr(b.addr, b)
 	a.refresh(b.addr)
+	if a.track {
+		a.made = append(a.made, b)
+		if moved != nil {
+			a.made = append(a.made, moved)
+		}
+	}
 	return moved
 }
 

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +26,15 @@ import (
 // run a DHCP server instead of the tests: the crash test kills it with
 // SIGKILL, the benchmark measures it. It prints "ready" once serving.
 const childEnv = "GATEWAYD_DHCP_CHILD"
+
+// compactEnv, when set to a number, is the child's compaction slack
+// (storeOptions.compactSlack), so that its lease log compacts every few
+// records; the child then keeps the count of its compactions in the file
+// compactionsFile of its state directory.
+const (
+	compactEnv      = "GATEWAYD_DHCP_COMPACT"
+	compactionsFile = "compactions"
+)
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(childEnv); spec != "" {
@@ -44,7 +54,14 @@ func runChild(spec string) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
 	}
-	s, err := New(Options{StateDir: stateDir, Logger: log})
+	opts := Options{StateDir: stateDir, Logger: log}
+	if v := os.Getenv(compactEnv); v != "" {
+		if opts.compactSlack, err = strconv.ParseInt(v, 10, 64); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+	}
+	s, err := New(opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
@@ -52,6 +69,9 @@ func runChild(spec string) int {
 	if err := s.Set(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2
+	}
+	if opts.compactSlack != 0 {
+		go countCompactions(s, filepath.Join(stateDir, compactionsFile))
 	}
 	if path := os.Getenv(profileEnv); path != "" {
 		f, err := os.Create(path)
@@ -75,6 +95,22 @@ func runChild(spec string) int {
 		return 1
 	}
 	return 0
+}
+
+// countCompactions keeps the store's count of compactions in path, until
+// the process ends (the crash test kills it).
+func countCompactions(s *Server, path string) {
+	last := uint64(0)
+	for {
+		if n := s.Status().Store.Compactions; n != last {
+			last = n
+			tmp := path + ".tmp"
+			if os.WriteFile(tmp, []byte(strconv.FormatUint(n, 10)), 0o644) == nil {
+				os.Rename(tmp, path)
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // writeConfig writes the child's Config as JSON.

@@ -3,6 +3,7 @@ package dhcp
 import (
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"github.com/insomniacslk/dhcp/dhcpv4"
 )
@@ -42,7 +43,10 @@ type Counters struct {
 	// size the client takes (option 57, else 576 bytes).
 	OptionsDropped uint64 `json:"options_dropped"`
 	// Panics are handler failures caught and counted; the packet is dropped.
-	Panics      uint64 `json:"panics"`
+	Panics uint64 `json:"panics"`
+	// SendErrors counts replies the kernel did not take: a full send
+	// buffer (the rest of the batch is dropped, the client asks again) or
+	// a destination it refuses.
 	SendErrors  uint64 `json:"send_errors"`
 	StoreErrors uint64 `json:"store_errors"`
 }
@@ -68,4 +72,23 @@ func (c *counters) snapshot() Counters {
 // typeName is "discover", "ack", ... for a message type.
 func typeName(t uint8) string {
 	return strings.ToLower(strings.TrimPrefix(dhcpv4.MessageType(t).String(), "DHCP"))
+}
+
+// failureLog lets a failure that repeats be logged at most once a second,
+// with the count of what failed since the last line; safe for concurrent
+// use (replies leave from the read loops and the lease log's writer).
+type failureLog struct {
+	last  atomic.Int64  // Unix nanoseconds of the last line
+	since atomic.Uint64 // failed since the last line
+}
+
+// note adds n failures at now (Unix nanoseconds); ok says to log a line
+// now, with total, the failures it reports.
+func (l *failureLog) note(n int, now int64) (total uint64, ok bool) {
+	l.since.Add(uint64(n))
+	last := l.last.Load()
+	if now-last < int64(time.Second) || !l.last.CompareAndSwap(last, now) {
+		return 0, false
+	}
+	return l.since.Swap(0), true
 }

@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -90,11 +93,34 @@ func ackedLeases(out string) (map[string]string, error) {
 // loads it, and checks that every lease perfdhcp received an ACK for is in
 // the lease log the next server opens.
 func TestCrashKeepsAckedLeases(t *testing.T) {
+	crashKeepsAcked(t, nil)
+}
+
+// TestCrashDuringCompaction is TestCrashKeepsAckedLeases with a log that
+// compacts every few records: compactions run between the batches of
+// ACKs, and the kill may come during one; every ACKed lease is still in
+// the log the next server opens.
+func TestCrashDuringCompaction(t *testing.T) {
+	state := crashKeepsAcked(t, []string{compactEnv + "=10"})
+	b, err := os.ReadFile(filepath.Join(state, compactionsFile))
+	if err != nil {
+		t.Fatalf("the child counted no compaction: %v", err)
+	}
+	if n, err := strconv.Atoi(string(b)); err != nil || n < 3 {
+		t.Fatalf("the log compacted %q times before the kill, want several; the test proves nothing", b)
+	} else {
+		t.Logf("the log compacted %d times before the kill", n)
+	}
+}
+
+// crashKeepsAcked runs the crash test with env added to the child's
+// environment; it returns the state directory.
+func crashKeepsAcked(t *testing.T, env []string) string {
 	lab.RequireTools(t, "perfdhcp")
 	l := lab.New(t)
 	n := newPerfNet(t, l)
 	state := t.TempDir()
-	child := startChild(t, n.gw, benchConfig(), state)
+	child := startChildWith(t, n.gw, benchConfig(), state, []string{os.Args[0], "-test.run=^$"}, env)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -144,4 +170,5 @@ func TestCrashKeepsAckedLeases(t *testing.T) {
 		}
 	}
 	t.Logf("perfdhcp got %d ACKs before SIGKILL; the log holds %d leases, %d lost; store: %+v", len(acked), len(have), lost, srv.Status().Store)
+	return state
 }

@@ -106,10 +106,28 @@ func (s *Server) sweeper(stopped chan struct{}) {
 	}
 }
 
+// sweep ends what has run out; nothing once the role is stopped (a
+// sweeper that waited for s.mu while it stopped): the names are withdrawn,
+// and the next start sweeps.
+func (s *Server) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return
+	}
+	now := s.now()
+	s.namesInOrder(s.h.alloc.sweep(now.Unix(), now.UnixNano()))
+}
+
+// expireNames withdraws the names that ran out; nothing once the role is
+// stopped, as sweep.
 func (s *Server) expireNames() {
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cur == nil {
+		return
+	}
 	s.namesInOrder(s.h.alloc.expireNames(s.now().Unix()))
-	s.mu.Unlock()
 }
 
 // nameSooner wakes the sweeper when a lease holding a name ends before

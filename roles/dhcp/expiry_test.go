@@ -2,6 +2,8 @@ package dhcp
 
 import (
 	"fmt"
+	"net/netip"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +73,47 @@ func TestNameEndsWithTheLease(t *testing.T) {
 	})
 	if l, ok := n.lease(off.YourIPAddr.String()); ok {
 		t.Errorf("the lease is still live: %+v", l)
+	}
+}
+
+// callCount counts the calls made to Names.
+type callCount struct{ n atomic.Int32 }
+
+func (c *callCount) PublishLease(string, netip.Addr)  { c.n.Add(1) }
+func (c *callCount) WithdrawLease(string, netip.Addr) { c.n.Add(1) }
+
+// TestCloseStopsEverything: Close returns once the role's goroutines (read
+// loop, sweeper) have returned, and a sweep or name expiry that comes
+// after it (a sweeper that waited for the lock) changes nothing and calls
+// nothing.
+func TestCloseStopsEverything(t *testing.T) {
+	n := newTestNet(t)
+	c := newPeerClient(t, n, "client", "02:00:00:00:10:02")
+	off := c.discover(t)
+	req, _ := dhcpv4.NewRequestFromOffer(off, dhcpv4.WithBroadcast(true), dhcpv4.WithOption(dhcpv4.OptHostName("brief")))
+	if _, _, err := c.mustReply(req, "255.255.255.255:67", dhcpv4.MessageTypeAck); err != nil {
+		t.Fatal(err)
+	}
+	s := n.srv
+	if got := s.live.Load(); got < 2 {
+		t.Fatalf("%d goroutines while serving, want the read loop and the sweeper", got)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.live.Load(); got != 0 {
+		t.Fatalf("%d goroutines of the role still run after Close", got)
+	}
+	calls := &callCount{}
+	s.names = calls
+	later := time.Now().Add(24 * time.Hour)
+	s.now = func() time.Time { return later }
+	s.sweep()
+	s.expireNames()
+	if got := calls.n.Load(); got != 0 {
+		t.Errorf("%d calls to Names after Close", got)
+	}
+	if b := s.h.alloc.byAddr[addrU32(mustAddr(off.YourIPAddr.String()))]; b == nil || b.state != bindActive {
+		t.Errorf("a sweep after Close changed the lease: %+v", b)
 	}
 }

@@ -99,9 +99,19 @@ const (
 
 // handleBytes parses and handles one packet. Anything malformed is dropped
 // and counted, and a panic is caught as the last line of defence.
+// The bindings the request put are rolled back on a panic: their records
+// are never queued, and memory must not hold what the disk never will.
 func (h *handler) handleBytes(now time.Time, b []byte, src netip.AddrPort) (out outcome) {
+	a := h.alloc
+	a.track, a.made = true, a.made[:0]
 	defer func() {
-		if r := recover(); r != nil {
+		r := recover()
+		if r != nil {
+			a.rollback(a.made, now.Unix())
+		}
+		clear(a.made)
+		a.track = false
+		if r != nil {
 			h.counters.panics.Add(1)
 			h.log.Error("handling a DHCP packet failed; dropped", "err", fmt.Sprint(r), "src", src)
 			out = outcome{why: "panic"}

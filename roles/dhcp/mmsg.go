@@ -168,9 +168,14 @@ func newSender() *sender {
 }
 
 // write sends datagrams out of the NIC, each from its src (IP_PKTINFO), in
-// batches. A datagram the kernel refuses is skipped; write returns how
+// batches, and never waits: it runs on the lease log's writer (flush), so
+// waiting for room in a full send buffer would hold up every ACK behind
+// it. A full buffer (EAGAIN, ENOBUFS) drops the rest, as a full network
+// would and as Kea and dnsmasq do (the client asks again), where trying
+// each of them would only fail again; a datagram the kernel refuses for
+// its own destination is skipped and the rest go on. write returns how
 // many were sent, moved in their order to the front of ds (so the caller
-// counts those, not the refused), and the first error.
+// counts those, not the dropped), and the first error.
 func (c *conn) write(s *sender, ds []datagram) (int, error) {
 	all := ds
 	sent := 0
@@ -191,9 +196,6 @@ func (c *conn) write(s *sender, ds []datagram) (int, error) {
 			hdrs := uintptr(unsafe.Pointer(&s.hdrs[0]))
 			for {
 				r1, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, hdrs, uintptr(k), unix.MSG_DONTWAIT, 0, 0)
-				if e == unix.EAGAIN { // the send buffer is full: wait for room
-					r1, _, e = unix.Syscall6(unix.SYS_SENDMMSG, fd, hdrs, uintptr(k), 0, 0, 0)
-				}
 				if e == unix.EINTR {
 					continue
 				}
@@ -207,6 +209,9 @@ func (c *conn) write(s *sender, ds []datagram) (int, error) {
 		if err != nil {
 			if first == nil {
 				first = fmt.Errorf("sending to %s on %s: %w", ds[0].dst, c.ifname, err)
+			}
+			if errno == unix.EAGAIN || errno == unix.ENOBUFS {
+				break // the send buffer is full: the rest are dropped
 			}
 			n = 1 // skip the datagram the kernel refused
 		} else {

@@ -123,3 +123,81 @@ func TestSendCountsWhatLeft(t *testing.T) {
 		}
 	}
 }
+
+// A send on a socket whose buffer is full returns at once: the replies
+// the kernel does not take are dropped and counted, none is counted as
+// sent. A datagram socket pair whose reader does not read stands in for
+// a full send buffer (with no addresses: the pair is connected).
+func TestSendDropsWhenFull(t *testing.T) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fds[1])
+	if err := unix.SetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF, 4096); err != nil {
+		t.Fatal(err)
+	}
+	filled := false
+	for range 100000 {
+		if err := unix.Send(fds[0], make([]byte, 300), unix.MSG_DONTWAIT); err == unix.EAGAIN {
+			filled = true
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !filled {
+		t.Fatal("the send buffer never filled")
+	}
+	f := os.NewFile(uintptr(fds[0]), "pair")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cn := &conn{f: f, raw: raw, ifname: "pair"}
+	defer cn.close()
+	snd := newSender()
+	for i := range snd.hdrs {
+		snd.hdrs[i].Hdr.Namelen = 0
+	}
+	to := netip.MustParseAddrPort("192.0.2.100:68")
+	src := netip.MustParseAddr("192.0.2.2")
+	ds := []datagram{{b: []byte("offer"), src: src, dst: to, mt: offerType}, {b: []byte("ack"), src: src, dst: to, mt: ackType}}
+	s := &Server{log: quietLog(), h: &handler{}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.send(cn, ds, snd)
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second): // a hang, not a timing: the send blocks
+		t.Fatal("a send on a full buffer blocked")
+	}
+	if got := s.cnt.sendErrors.Load(); got != 2 {
+		t.Errorf("unsent counted %d, want 2", got)
+	}
+	if got := s.cnt.out[offerType].Load() + s.cnt.out[ackType].Load(); got != 0 {
+		t.Errorf("%d replies counted as sent", got)
+	}
+}
+
+// A failure that repeats is logged at most once a second, with what
+// failed since the last line.
+func TestFailureLogOncePerSecond(t *testing.T) {
+	var l failureLog
+	t0 := int64(1_700_000_000) * int64(time.Second)
+	for _, tc := range []struct {
+		n     int
+		at    time.Duration
+		total uint64
+		ok    bool
+	}{
+		{1, 0, 1, true}, {2, 300 * time.Millisecond, 0, false}, {5, 999 * time.Millisecond, 0, false},
+		{1, time.Second, 8, true}, {1, 1500 * time.Millisecond, 0, false}, {3, 5 * time.Second, 4, true},
+	} {
+		if total, ok := l.note(tc.n, t0+int64(tc.at)); total != tc.total || ok != tc.ok {
+			t.Errorf("%d at %v: %d %v, want %d %v", tc.n, tc.at, total, ok, tc.total, tc.ok)
+		}
+	}
+}

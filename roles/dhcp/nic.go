@@ -89,6 +89,6 @@ func (s *Server) useConn(cn *conn, waiting string) {
 		s.log.Info("the NIC is there: serving", "iface", cn.ifname, "index", cn.ifindex)
 	}
 	if cn != nil {
-		go s.serve(cn)
+		s.spawn(func() { s.serve(cn) })
 	}
 }

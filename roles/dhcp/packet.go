@@ -203,7 +203,20 @@ func (r *reply) start(req *packet, mt uint8, serverID uint32) {
 }
 
 // bytes keeps v in the reply's own buffer and returns it there.
-func (r *reply) bytes(v ...byte) []byte {
+func (r *reply) bytes(v ...byte) []byte { return keep(r, v) }
+
+// str keeps s in the reply's own buffer and returns it there.
+func (r *reply) str(s string) []byte { return keep(r, s) }
+
+func (r *reply) addr(a uint32) []byte {
+	return r.bytes(byte(a>>24), byte(a>>16), byte(a>>8), byte(a))
+}
+
+func (r *reply) seconds(s uint32) []byte { return r.addr(s) }
+
+// keep copies v to the end of the reply's own buffer and returns the copy,
+// capped so that an append to it cannot reach the next value.
+func keep[T ~string | ~[]byte](r *reply, v T) []byte {
 	start := len(r.own)
 	if cap(r.own)-start < len(v) {
 		// A new buffer: values already handed out keep pointing at the
@@ -212,23 +225,6 @@ func (r *reply) bytes(v ...byte) []byte {
 		start = 0
 	}
 	r.own = append(r.own, v...)
-	return r.own[start:len(r.own):len(r.own)]
-}
-
-func (r *reply) addr(a uint32) []byte {
-	return r.bytes(byte(a>>24), byte(a>>16), byte(a>>8), byte(a))
-}
-
-func (r *reply) seconds(s uint32) []byte { return r.addr(s) }
-
-// str keeps s in the reply's own buffer and returns it there.
-func (r *reply) str(s string) []byte {
-	start := len(r.own)
-	if cap(r.own)-start < len(s) {
-		r.own = make([]byte, 0, max(512, 2*cap(r.own)+len(s)))
-		start = 0
-	}
-	r.own = append(r.own, s...)
 	return r.own[start:len(r.own):len(r.own)]
 }
 

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,6 +31,8 @@ type Options struct {
 	// --accept-lease-loss`). Without it New fails with ErrLeaseLoss and
 	// leaves the file as it is.
 	AcceptLeaseLoss bool
+	// compactSlack, set by tests, is the lease log's (storeOptions).
+	compactSlack int64
 }
 
 // Server is the DHCP role. New opens the lease log; Set starts, reconfigures
@@ -45,6 +48,13 @@ type Server struct {
 	// lease's end, expiry.go).
 	sweepEvery time.Duration
 	earlier    chan struct{} // wakes the sweeper for an earlier name expiry
+	// running counts the role's goroutines (the sweeper, the read loops,
+	// the probes); Close waits for them before it closes the lease log.
+	running sync.WaitGroup
+	live    atomic.Int32 // how many of them run, for the tests
+	// sendFailed keeps replies the kernel does not take from being logged
+	// more than once a second.
+	sendFailed failureLog
 
 	setMu sync.Mutex // serialises Set and Close
 
@@ -81,7 +91,7 @@ func New(opts Options) (*Server, error) {
 	// The hooks run on the writer for appended records; nothing is
 	// appended before New returns, when s.h and s.flushSnd are set.
 	st, binds, err := openStore(filepath.Join(opts.StateDir, "dhcp"), log,
-		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now,
+		storeOptions{readOnly: opts.ReadOnly, acceptLoss: opts.AcceptLeaseLoss, now: s.now, compactSlack: opts.compactSlack,
 			snapshot: s.snapshot, settle: s.settle, afterBatch: s.flush})
 	if err != nil {
 		return nil, err
@@ -210,7 +220,7 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	<-published
 
 	if starting {
-		go s.sweeper(stopped)
+		s.spawn(func() { s.sweeper(stopped) })
 	}
 	msg := "serving"
 	if waiting != "" {
@@ -218,6 +228,15 @@ func (s *Server) Set(ctx context.Context, c *Config) error {
 	}
 	s.log.Info(msg, "iface", want.Interface, "addr", want.Server.Addr(), "pools", len(want.Pools), "static", len(want.Static))
 	return nil
+}
+
+// spawn runs f on a goroutine of the role, one Close waits for.
+func (s *Server) spawn(f func()) {
+	s.live.Add(1)
+	s.running.Go(func() {
+		defer s.live.Add(-1)
+		f()
+	})
 }
 
 // activeNames lists the names of every live lease, to publish or withdraw.
@@ -234,15 +253,20 @@ func (s *Server) activeNames(publish bool) []nameChange {
 
 // namesInOrder makes the name changes after everything queued on the lease
 // log before them, so Names sees the changes in the order they were decided.
-// Call it with s.mu held; the channel closes once they are made.
+// Call it with s.mu held; the channel closes once they are made. A closed
+// log runs the callback at once, on the caller's goroutine and under its
+// locks, where Names must not be called: then nothing is made (the names
+// were withdrawn when the role stopped).
 func (s *Server) namesInOrder(names []nameChange) <-chan struct{} {
 	done := make(chan struct{})
 	if len(names) == 0 {
 		close(done)
 		return done
 	}
-	s.store.append(nil, func(error) {
-		applyNames(s.names, names)
+	s.store.append(nil, func(err error) {
+		if !errors.Is(err, errStoreClosed) {
+			applyNames(s.names, names)
+		}
 		close(done)
 	})
 	return done
@@ -353,7 +377,8 @@ func (s *Server) route(cn *conn, out outcome, raw []byte, src netip.AddrPort, at
 	switch {
 	case out.probe:
 		s.namesInOrder(out.names)
-		go s.probeOffer(cn, out, append([]byte(nil), raw...), src, attempt)
+		raw := append([]byte(nil), raw...)
+		s.spawn(func() { s.probeOffer(cn, out, raw, src, attempt) })
 	case len(out.commit) > 0 || len(out.names) > 0:
 		w, _ := s.replies.Get().(*awaitReply)
 		if w == nil {
@@ -543,7 +568,9 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 		sent, err := cn.write(snd, rest)
 		if err != nil {
 			s.cnt.sendErrors.Add(uint64(len(rest) - sent))
-			s.log.Warn("sending replies", "failed", len(rest)-sent, "err", err)
+			if unsent, ok := s.sendFailed.note(len(rest)-sent, time.Now().UnixNano()); ok {
+				s.log.Warn("replies not sent (logged at most once a second)", "unsent", unsent, "err", err)
+			}
 		}
 		for _, d := range rest[:sent] {
 			s.cnt.out[d.mt].Add(1)
@@ -556,18 +583,14 @@ func (s *Server) send(cn *conn, ds []datagram, snd *sender) {
 	}
 }
 
-func (s *Server) sweep() {
-	s.mu.Lock()
-	now := s.now()
-	s.namesInOrder(s.h.alloc.sweep(now.Unix(), now.UnixNano()))
-	s.mu.Unlock()
-}
-
-// Close stops the role and closes the lease log after writing what is queued.
+// Close stops the role, waits for its goroutines to return (the sockets
+// are closed, the sweeper stopped) and closes the lease log after writing
+// what is queued.
 func (s *Server) Close() error {
 	s.setMu.Lock()
 	defer s.setMu.Unlock()
 	s.stop()
+	s.running.Wait()
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()

@@ -1,6 +1,7 @@
 package dhcp
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -82,6 +83,10 @@ type storeOptions struct {
 	readOnly   bool // read it; write, lock and repair nothing
 	acceptLoss bool // open even when the damage drops most records
 	now        func() time.Time
+	// compactSlack is how many records past twice the live ones make the
+	// writer compact the log; 0: compactSlack's default. Tests lower it
+	// to compact often.
+	compactSlack int64
 	// The store's hooks (see store), set before its writer starts.
 	snapshot   func() []*binding
 	settle     func(recs []*binding, err error)
@@ -112,6 +117,7 @@ type store struct {
 	size         int64
 	records      int64
 	lastLive     int64
+	compactSlack int64 // see storeOptions
 	spare        []byte
 	spareRecs    []*binding
 	spareWaiters []waiter
@@ -154,7 +160,7 @@ func openStore(dir string, log *slog.Logger, o storeOptions) (*store, map[uint32
 	s := &store{path: filepath.Join(dir, logName), log: log, now: o.now, readOnly: o.readOnly,
 		wake: make(chan struct{}, 1), full: make(chan struct{}, 1), exited: make(chan struct{}),
 		fsyncs: newHistogram(fsyncBounds, 1e-9), sizes: newHistogram(batchBounds, 1),
-		snapshot: o.snapshot, settle: o.settle, afterBatch: o.afterBatch}
+		snapshot: o.snapshot, settle: o.settle, afterBatch: o.afterBatch, compactSlack: cmp.Or(o.compactSlack, compactSlack)}
 	s.health.log, s.health.path = log, s.path
 	if o.readOnly {
 		return s.openReadOnly()

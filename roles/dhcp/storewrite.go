@@ -92,6 +92,12 @@ const (
 	syncBatch = 64
 )
 
+// compactSlack is how many records past twice the live leases (at the
+// last compaction) the log may hold before the writer compacts it: a
+// compaction writes every live lease again, so it waits until most of
+// the log is records that no longer count.
+const compactSlack = 8192
+
 // writer is the single goroutine that writes the log: every wake-up takes
 // all queued records and writes them with one write and one fdatasync, at
 // most one every syncGap unless syncBatch records wait.
@@ -147,7 +153,7 @@ func (s *store) writer() {
 			clear(recs)
 			clear(waiters)
 			s.spare, s.spareRecs, s.spareWaiters = buf[:0], recs[:0], waiters[:0]
-			if err == nil && s.snapshot != nil && s.records > 2*s.lastLive+8192 && s.compacting.due(s.now()) {
+			if err == nil && s.snapshot != nil && s.records > 2*s.lastLive+s.compactSlack && s.compacting.due(s.now()) {
 				s.compacting.note(s.rewrite(s.snapshot()), s.now(), s.log, s.path)
 			}
 			s.publishStats()

@@ -1,10 +1,13 @@
 package dhcp
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -139,5 +142,92 @@ func TestDeleteRolledBack(t *testing.T) {
 	a.rollback([]*binding{d}, hs.now.Unix())
 	if a.byAddr[b.addr] != b || a.byClient[b.key()] != b || a.nameHolder("pc", hs.now.Unix()) != b || len(a.tombs) != 0 {
 		t.Errorf("after the rollback: %+v, client %+v, name %+v", a.byAddr[b.addr], a.byClient[b.key()], a.nameHolder("pc", hs.now.Unix()))
+	}
+}
+
+// panicOn is a log handler that panics on a record whose message starts
+// with prefix while armed: a fault after the handler decided.
+type panicOn struct {
+	prefix string
+	armed  *bool
+}
+
+func (p panicOn) Enabled(context.Context, slog.Level) bool { return true }
+func (p panicOn) WithAttrs([]slog.Attr) slog.Handler       { return p }
+func (p panicOn) WithGroup(string) slog.Handler            { return p }
+func (p panicOn) Handle(_ context.Context, r slog.Record) error {
+	if *p.armed && strings.HasPrefix(r.Message, p.prefix) {
+		panic("injected: " + r.Message)
+	}
+	return nil
+}
+
+// allocState renders what the allocator holds: bindings, clients, names,
+// tombstones, the pools' bitmaps and the occupancy.
+func allocState(a *allocator) string {
+	var lines []string
+	for _, b := range a.bindings() {
+		lines = append(lines, fmt.Sprintf("addr %q pending=%v", encodeRecord(nil, b), b.pending()))
+	}
+	for k, b := range a.byClient {
+		lines = append(lines, fmt.Sprintf("client %x %s", k, u32Addr(b.addr)))
+	}
+	for n, b := range a.byName {
+		lines = append(lines, fmt.Sprintf("name %s %s", n, u32Addr(b.addr)))
+	}
+	for addr := range a.tombs {
+		lines = append(lines, fmt.Sprintf("tomb %s", u32Addr(addr)))
+	}
+	for _, p := range a.pools {
+		lines = append(lines, fmt.Sprintf("pool %s used %x known %x", u32Addr(p.start), p.used, p.known))
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n") + fmt.Sprintf("\nactive %d declined %d pools %v", a.occ.active, a.occ.declined, a.occ.pools)
+}
+
+// TestPanicAfterPutRollsBack: a request that panics after the allocator
+// took its decision (while the reply is encoded or the decision logged)
+// leaves the allocator as it was before the request: nothing of it is
+// queued, so nothing of it may stay in memory.
+func TestPanicAfterPutRollsBack(t *testing.T) {
+	R, rel, dec := dhcpv4.MessageTypeRequest, dhcpv4.MessageTypeRelease, dhcpv4.MessageTypeDecline
+	for _, tc := range []struct {
+		name, prefix string
+		pkt          func() *dhcpv4.DHCPv4
+	}{
+		// The ACK drops an option that does not fit and logs it from encode.
+		{"ack moving the client", "an option does not fit", msg(R, macA, wantIP("192.0.2.101"), host("pc"))},
+		{"ack of a new client", "an option does not fit", msg(R, macB, wantIP("192.0.2.102"), host("pc"))},
+		{"release", "DHCPRELEASE", msg(rel, macA, ci("192.0.2.100"), sid(srv))},
+		{"decline", "DHCPDECLINE", msg(dec, macA, wantIP("192.0.2.100"), sid(srv))},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			hs := newHarness(t, testConfig(plain, func(c *Config) {
+				c.Pools[0].Options = []Option{big(224, 255, true), big(225, 255, true)}
+			}))
+			armed := false
+			hs.h.log = slog.New(panicOn{prefix: tc.prefix, armed: &armed})
+			a := hs.h.alloc
+			out := hs.send(msg(R, macA, wantIP("192.0.2.100"), host("pc"))())
+			if out.mt != ackType {
+				t.Fatalf("setup: no ACK: %s", out.why)
+			}
+			a.settled(out.commit)
+			before := allocState(a)
+			clear(hs.h.dropLogged)
+			armed = true
+			out = hs.send(tc.pkt())
+			armed = false
+			if out.why != "panic" || hs.cnt.panics.Load() != 1 {
+				t.Fatalf("no panic: %+v", out.outcome)
+			}
+			if after := allocState(a); after != before {
+				t.Fatalf("before the request:\n%s\nafter it panicked:\n%s", before, after)
+			}
+			// The next request is served from that state.
+			if out := hs.send(tc.pkt()); out.why == "panic" {
+				t.Fatalf("the request panicked again: %+v", out.outcome)
+			}
+		})
 	}
 }
