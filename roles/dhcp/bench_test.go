@@ -178,8 +178,8 @@ func (bl *benchLab) storm() string {
 	if best["kea-dhcp4"] > 0 {
 		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-storm")
 	}
-	return fmt.Sprintf("fresh clients, ACK/s at <=1%% drops: gatewayd %.0f (every ACK fdatasynced), kea-dhcp4 %.0f (memfile, no fsync); gatewayd/kea %.2f",
-		best["gatewayd"], best["kea-dhcp4"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+	return fmt.Sprintf("fresh clients, ACK/s at <=1%% drops: gatewayd %.0f (every ACK fdatasynced), kea-dhcp4 %.0f (memfile, no fsync); %s",
+		best["gatewayd"], best["kea-dhcp4"], versusKea(best))
 }
 
 // shared is the fresh-client ladder with every server held to the same
@@ -197,8 +197,17 @@ func (bl *benchLab) shared() string {
 	if best["kea-dhcp4"] > 0 {
 		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-share")
 	}
-	return fmt.Sprintf("fresh clients, each server on %d%% of a core, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f; gatewayd/kea %.2f",
-		percent, best["gatewayd"], best["kea-dhcp4"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+	return fmt.Sprintf("fresh clients, each server on %d%% of a core, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f; %s",
+		percent, best["gatewayd"], best["kea-dhcp4"], versusKea(best))
+}
+
+// versusKea is gatewayd's score as a ratio to Kea's, or says there is none
+// when Kea passed no rate of the ladder (its lowest rate is then too high).
+func versusKea(best map[string]float64) string {
+	if best["kea-dhcp4"] == 0 {
+		return "no ratio: kea-dhcp4 passed no rate of this ladder"
+	}
+	return fmt.Sprintf("gatewayd/kea %.2f", best["gatewayd"]/best["kea-dhcp4"])
 }
 
 // renew is the steady-state ladder of a small client population.
@@ -208,8 +217,8 @@ func (bl *benchLab) renew() string {
 	if best["kea-dhcp4"] > 0 {
 		bl.b.ReportMetric(best["gatewayd"]/best["kea-dhcp4"], "x-kea-renew")
 	}
-	return fmt.Sprintf("renewals, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f (fsync per lease); gatewayd/kea %.2f",
-		best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], best["gatewayd"]/max(best["kea-dhcp4"], 1))
+	return fmt.Sprintf("renewals, ACK/s at <=1%% drops: gatewayd %.0f, kea-dhcp4 %.0f, dnsmasq %.0f (fsync per lease); %s",
+		best["gatewayd"], best["kea-dhcp4"], best["dnsmasq"], versusKea(best))
 }
 
 // cpu measures CPU per exchange at a fixed rate with fresh clients; each
