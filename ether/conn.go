@@ -167,11 +167,25 @@ func pad(frame []byte) []byte {
 	return frame
 }
 
-// write sends a whole frame.
+// write sends a whole frame, or fails at once: it never waits for room in
+// the socket's buffer. Frames queue there while the NIC cannot send (its
+// carrier down, its queue full), and a caller such as the DHCP role's lease
+// writer must not stall behind them; an ARP announcement is repeated and a
+// DHCP client asks again, so a frame the kernel will not take is dropped
+// with an error (EAGAIN, ENOBUFS).
 func (c *Conn) write(frame []byte) error {
-	// A bound packet socket sends out of the interface it is bound to.
-	if _, err := c.f.Write(frame); err != nil {
+	rc, err := c.f.SyscallConn()
+	if err != nil {
 		return fmt.Errorf("sending a frame on interface %d: %w", c.Index(), err)
+	}
+	var werr error
+	err = rc.Write(func(fd uintptr) bool {
+		// A bound packet socket sends out of the interface it is bound to.
+		_, werr = unix.Write(int(fd), frame)
+		return true // never wait for the poller
+	})
+	if err = errors.Join(err, werr); err != nil {
+		return fmt.Errorf("sending a frame on interface %d: %w", c.Index(), os.NewSyscallError("write", err))
 	}
 	return nil
 }

@@ -337,3 +337,33 @@ func TestCloseEndsProbes(t *testing.T) {
 		t.Error("Announce after Close succeeded")
 	}
 }
+
+// TestSendNeverWaits: frames held in a slow queue fill the socket's send
+// buffer; a send then fails at once instead of waiting for room (a DHCP
+// reply sent from the lease log's writer must not stall it).
+func TestSendNeverWaits(t *testing.T) {
+	r := newRig(t)
+	// A queue that lets one frame out every few seconds keeps the rest, and
+	// the socket's buffer with them.
+	r.gw.MustRun(t, "tc", "qdisc", "add", "dev", "eth1", "root", "tbf", "rate", "1kbit", "burst", "1600", "limit", "10000000")
+	done := make(chan error, 1)
+	go func() {
+		payload := make([]byte, 1000)
+		for range 2000 { // some 2 MB: more than any default send buffer
+			if err := r.c.Send(r.nbMAC, 0x88b5, payload); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("2,000 frames into a stalled queue were all taken: the test did not fill the buffer")
+		}
+		t.Logf("a send into a full buffer: %v", err)
+	case <-time.After(30 * time.Second): // a hang detector, not a timing
+		t.Fatal("a send waited for room in the socket's buffer")
+	}
+}
