@@ -181,7 +181,7 @@ func (d *Daemon) repair(ctx context.Context, now time.Time) {
 		return
 	}
 	d.repairOne(driftRouter, now, d.sub.Router.Writes, func() error { return d.sub.Router.Set(ctx, g.want.Router) })
-	d.repairOne(driftDHCP, now, nil, func() error { return d.sub.DHCP.Set(ctx, g.want.DHCP) })
+	d.repairOne(driftDHCP, now, d.sub.DHCP.Reopens, func() error { return d.sub.DHCP.Set(ctx, g.want.DHCP) })
 }
 
 // repairOne runs set for one kind within its budget, and records whether it

@@ -333,5 +333,6 @@ type fakeDHCP struct{ *fakeRole[dhcp.Config] }
 func (fakeDHCP) Status() dhcp.Status              { return dhcp.Status{} }
 func (fakeDHCP) Leases() []dhcp.Lease             { return nil }
 func (fakeDHCP) Import([]dhcp.Lease) (int, error) { return 0, nil }
+func (fakeDHCP) Reopens() uint64                  { return 0 }
 
 func (fakeDHCP) Delete(netip.Addr, net.HardwareAddr) ([]dhcp.Lease, error) { return nil, nil }

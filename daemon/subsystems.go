@@ -75,6 +75,7 @@ type (
 		Leases() []dhcp.Lease
 		Import(leases []dhcp.Lease) (int, error)
 		Delete(addr netip.Addr, mac net.HardwareAddr) ([]dhcp.Lease, error)
+		Reopens() uint64
 		Close() error
 	}
 )

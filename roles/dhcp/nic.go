@@ -62,11 +62,19 @@ func (s *Server) followNIC(cur *Config, old *conn) error {
 		}
 		waiting = err.Error()
 	}
+	if nc != nil {
+		s.reopens.Add(1)
+	}
 	s.mu.Lock()
 	s.useConn(nc, waiting)
 	s.mu.Unlock()
 	return err
 }
+
+// Reopens counts the times a Set with the running config opened the
+// sockets again because the NIC was re-created or appeared: the role's
+// restores, for the daemon's drift loop.
+func (s *Server) Reopens() uint64 { return s.reopens.Load() }
 
 // useConn makes cn the role's sockets (nil: none, for the reason in
 // waiting), starts its read loop and closes the previous ones, logging

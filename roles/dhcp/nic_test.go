@@ -54,8 +54,8 @@ func TestNICRecreated(t *testing.T) {
 	}
 	conn := n.srv.conn
 	n.set(n.cfg) // nothing changed: nothing re-opened
-	if n.srv.conn != conn {
-		t.Fatal("Set with the same Config and the same NIC re-opened the sockets")
+	if n.srv.conn != conn || n.srv.Reopens() != 0 {
+		t.Fatalf("Set with the same Config and the same NIC re-opened the sockets (%d reopens)", n.srv.Reopens())
 	}
 
 	// Deleted and created again between two Sets.
@@ -67,6 +67,9 @@ func TestNICRecreated(t *testing.T) {
 	}
 	if _, err := udhcpcLease(t, c); err != nil {
 		t.Fatalf("no lease after the NIC was created again: %v", err)
+	}
+	if n.srv.Reopens() != 1 {
+		t.Fatalf("re-opening on the new NIC counted %d times, want 1", n.srv.Reopens())
 	}
 
 	// Gone at a Set: the role waits, without an error, and says so.
@@ -82,8 +85,8 @@ func TestNICRecreated(t *testing.T) {
 	}
 	n.replug(true)
 	n.set(n.cfg)
-	if st := n.srv.Status(); st.Waiting != "" || n.srv.conn == nil {
-		t.Fatalf("after the NIC came back: status %+v", st)
+	if st := n.srv.Status(); st.Waiting != "" || n.srv.conn == nil || n.srv.Reopens() != 2 {
+		t.Fatalf("after the NIC came back: status %+v, %d reopens (want 2)", st, n.srv.Reopens())
 	}
 	if _, err := udhcpcLease(t, c); err != nil {
 		t.Fatalf("no lease after the NIC came back: %v", err)

@@ -52,6 +52,9 @@ type Server struct {
 	// the probes); Close waits for them before it closes the lease log.
 	running sync.WaitGroup
 	live    atomic.Int32 // how many of them run, for the tests
+	// reopens counts the sockets opened again by a Set with the running
+	// config because the NIC was re-created or appeared (followNIC).
+	reopens atomic.Uint64
 	// sendFailed keeps replies the kernel does not take from being logged
 	// more than once a second.
 	sendFailed failureLog
