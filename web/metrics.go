@@ -120,7 +120,7 @@ var families = []family{
 	fStoreCommits, fStoreBatches, fStoreCompacts, fStoreRecords, fStoreBytes, fStoreFsync, fStoreBatchSize,
 	fDNSQueries, fDNSResponses, fDNSProblems, fDNSLeaseNames, fDNSDuration,
 	fCacheEntries, fCacheCapacity, fCacheHits, fCacheMisses, fCacheStale, fCacheMerged, fCacheEvictions,
-	fUpQueries, fUpFailures, fUpRTT, fUpHealthy,
+	fDNSForward, fUpQueries, fUpFailures, fUpRTT, fUpHealthy,
 }
 
 // collector reads the source once per scrape: the figures are the roles'

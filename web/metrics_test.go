@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -316,4 +317,16 @@ func TestMetricsOnlyGet(t *testing.T) {
 		t.Errorf("HEAD /metrics: %d", w.Code)
 	}
 	_, _ = io.Copy(io.Discard, w.Body)
+}
+
+// TestMetricsDescribed: every family the collector emits is one it
+// describes; a pedantic registry refuses any other.
+func TestMetricsDescribed(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(newCollector(newFake())); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Gather(); err != nil {
+		t.Fatalf("a family emitted but not described: %v", err)
+	}
 }
