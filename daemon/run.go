@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"gatewayd/config"
 	"gatewayd/statedir"
@@ -27,7 +28,9 @@ func Run(ctx context.Context, path string, logOut io.Writer, opts RunOptions) er
 	if err != nil {
 		return err
 	}
-	log, level := newLogger(logOut, c.Gateway.LogLevel, c.Gateway.LogFormat)
+	lw := newLogWriter(logOut, c.Gateway.LogFormat)
+	defer lw.Close(2 * time.Second)
+	log, level := newLogger(lw, c.Gateway.LogLevel, c.Gateway.LogFormat)
 	if err := statedir.Check(c.Gateway.StateDir); err != nil {
 		return err
 	}
