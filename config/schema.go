@@ -36,7 +36,7 @@ type fileGateway struct {
 	StateDir         string         `toml:"state_dir" default:"\"/var/lib/gatewayd\"" doc:"Where the leases and the record of the addresses gatewayd added are kept (an absolute path)."`
 	ControlSocket    string         `toml:"control_socket" default:"\"/run/gatewayd/control.sock\"" doc:"The unix socket the commands use to talk to the daemon (an absolute path)."`
 	LogLevel         string         `toml:"log_level" default:"\"info\"" doc:"The least severe level logged: debug, info, warn or error."`
-	LogFormat        string         `toml:"log_format" default:"\"text\"" doc:"How log lines are written: text or json."`
+	LogFormat        string         `toml:"log_format" default:"\"text\"" doc:"How log lines are written: text or json. Lines go to standard error through a queue of 4096: when its reader (journald) stops taking them, the daemon drops the lines that do not fit and says how many once it takes them again, rather than let a DNS or DHCP path wait for the log."`
 	ProbeTimeout     duration       `toml:"probe_timeout" default:"\"500ms\"" doc:"How long an ARP probe (RFC 5227) waits for a holder before an address is claimed; \"0s\" turns probing off."`
 	AnnounceCount    int            `toml:"announce_count" default:"3" doc:"Gratuitous ARPs sent after adding an address (0-100)."`
 	AnnounceInterval duration       `toml:"announce_interval" default:"\"500ms\"" doc:"The time between those gratuitous ARPs."`
