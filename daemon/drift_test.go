@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -57,20 +56,8 @@ func TestDriftIsRepaired(t *testing.T) {
 	g.ns.MustRun(t, "ip", "link", "set", "eth1", "up")
 	lab.Eventually(t, 3*time.Second, defaultRoute)
 
-	out, err := g.cli("status", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		Repairs map[string]struct {
-			Restores int `json:"restores"`
-		} `json:"repairs"`
-		Degraded string `json:"degraded"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatal(err)
-	}
+	st := g.status()
 	if st.Repairs["firewall"].Restores < 2 || st.Repairs["routes and sysctls"].Restores < 2 || st.Degraded != "" {
-		t.Errorf("status after the repairs: %s", out)
+		t.Errorf("status after the repairs: %+v, degraded %q", st.Repairs, st.Degraded)
 	}
 }

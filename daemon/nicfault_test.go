@@ -2,7 +2,6 @@ package daemon_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -86,20 +85,8 @@ func TestNICFaults(t *testing.T) {
 	}
 	// The DHCP role's sockets were opened again on the re-created NIC: a
 	// restore of the drift loop, as the firewall's and the routes' are.
-	out, err := s.gw1.cli("status", "--json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var st struct {
-		Repairs map[string]struct {
-			Restores int `json:"restores"`
-		} `json:"repairs"`
-	}
-	if err := json.Unmarshal([]byte(out), &st); err != nil {
-		t.Fatal(err)
-	}
-	if st.Repairs["dhcp"].Restores < 1 {
-		t.Errorf("the DHCP sockets' re-open is not counted: %s", out)
+	if st := s.gw1.status(); st.Repairs["dhcp"].Restores < 1 {
+		t.Errorf("the DHCP sockets' re-open is not counted: %+v", st.Repairs)
 	}
 }
 
