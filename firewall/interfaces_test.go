@@ -228,7 +228,7 @@ func TestClosedInterfaces(t *testing.T) {
 		t.Errorf("lan saw %v, want the vpn client's own address (no NAT between zones)", got)
 	}
 	expectReach(t, "lan → vpn host", tcp(s.lan, vpnClient+":8080"))
-	gw6 := linkLocalOf(t, s.gw, "wg0")
+	gw6 := s.gw.LinkLocal(t, "wg0")
 	expectReach(t, "vpn → ping the gateway over IPv6 (ping follows the zone's service)", ping(vpn, gw6.WithZone("eth0").String()))
 	expectDropped(t, "vpn (wg0) → dns (not allowed)", tcp(vpn, "192.168.1.3:53"))
 	expectDropped(t, "mgmt (eth2) still → router ssh", tcp(mgmt, "192.168.1.1:22"))

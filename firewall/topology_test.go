@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -244,26 +243,6 @@ func ping(ns *lab.Namespace, addr string) func(time.Duration) error {
 		}
 		return err
 	}
-}
-
-// linkLocalOf returns the IPv6 link-local address of ifname in ns.
-func linkLocalOf(t *testing.T, ns *lab.Namespace, ifname string) netip.Addr {
-	t.Helper()
-	var addr netip.Addr
-	lab.Eventually(t, 5*time.Second, func() error {
-		out := ns.MustRun(t, "ip", "-6", "-o", "addr", "show", "dev", ifname, "scope", "link")
-		if strings.Contains(out, "tentative") {
-			return fmt.Errorf("link-local address still tentative: %s", out)
-		}
-		for _, f := range strings.Fields(out) {
-			if p, err := netip.ParsePrefix(f); err == nil && p.Addr().IsLinkLocalUnicast() {
-				addr = p.Addr()
-				return nil
-			}
-		}
-		return fmt.Errorf("no link-local address on %s in %s: %q", ifname, ns.Name, out)
-	})
-	return addr
 }
 
 // dialTCPFrom connects from local address laddr inside ns.

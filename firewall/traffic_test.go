@@ -136,8 +136,8 @@ func TestIPv6Link(t *testing.T) {
 	if err := s.fw.Set(Build(seedPolicy())); err != nil {
 		t.Fatal(err)
 	}
-	gw := linkLocalOf(t, s.gw, "eth1")
-	client := linkLocalOf(t, s.lan, "eth0")
+	gw := s.gw.LinkLocal(t, "eth1")
+	client := s.lan.LinkLocal(t, "eth0")
 	expectReach(t, "gateway → lan client over IPv6 (ND and the reply pass)", ping(s.gw, client.WithZone("eth1").String()))
 	expectDropped(t, "lan client → gateway over IPv6", ping(s.lan, gw.WithZone("eth0").String()))
 	c, err := s.fw.Counters()

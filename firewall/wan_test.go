@@ -3,12 +3,10 @@ package firewall
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
-
-	icmpmsg "golang.org/x/net/icmp"
-	"golang.org/x/net/ipv6"
 
 	"gatewayd/lab"
 )
@@ -179,7 +177,7 @@ func TestRouterAdvertisements(t *testing.T) {
 	raRoute := func(ifname string) string {
 		return strings.TrimSpace(s.gw.MustRun(t, "ip", "-6", "route", "show", "default", "dev", ifname, "proto", "ra"))
 	}
-	sendRA(t, s.lan, "eth0")
+	s.lan.SendRA(t, "eth0", netip.Prefix{})
 	lab.Eventually(t, 5*time.Second, func() error {
 		if raRoute("eth1") == "" {
 			return fmt.Errorf("no route from the RA yet")
@@ -193,7 +191,7 @@ func TestRouterAdvertisements(t *testing.T) {
 	if err := s.fw.Set(Build(p)); err != nil {
 		t.Fatal(err)
 	}
-	sendRA(t, isp, "eth0")
+	isp.SendRA(t, "eth0", netip.Prefix{})
 	lab.Eventually(t, 5*time.Second, func() error {
 		if raRoute("wan0") == "" {
 			return fmt.Errorf("the ISP's RA on the WAN port was not taken")
@@ -202,7 +200,7 @@ func TestRouterAdvertisements(t *testing.T) {
 	})
 	link, closed := s.fw.mustCount(t, LinkCounter), s.fw.mustCount(t, ClosedCounter("drop"))
 	for range 3 {
-		sendRA(t, s.lan, "eth0")
+		s.lan.SendRA(t, "eth0", netip.Prefix{})
 	}
 	// Once the firewall has dropped them (IPv6 on the alias NIC is
 	// closed), they cannot reach the kernel's neighbour discovery.
@@ -234,44 +232,4 @@ func (f *Firewall) mustCount(t *testing.T, name string) uint64 {
 	}
 	t.Fatalf("no counter %s", name)
 	return 0
-}
-
-// sendRA sends, from ns out of ifname, a router advertisement to all nodes
-// as a router would: hop limit 255, from its link-local address, a router
-// lifetime of 30 minutes.
-func sendRA(t *testing.T, ns *lab.Namespace, ifname string) {
-	t.Helper()
-	linkLocalOf(t, ns, ifname) // the source must not be tentative
-	err := ns.Do(func() error {
-		ifi, err := net.InterfaceByName(ifname)
-		if err != nil {
-			return err
-		}
-		c, err := icmpmsg.ListenPacket("ip6:ipv6-icmp", "::")
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		pc := c.IPv6PacketConn()
-		if err := pc.SetMulticastInterface(ifi); err != nil {
-			return err
-		}
-		if err := pc.SetMulticastHopLimit(255); err != nil {
-			return err
-		}
-		// Current hop limit 64, no flags, router lifetime 1800 s, no
-		// reachable time or retransmission timer.
-		body := []byte{64, 0, 0x07, 0x08, 0, 0, 0, 0, 0, 0, 0, 0}
-		msg := icmpmsg.Message{Type: ipv6.ICMPTypeRouterAdvertisement, Body: &icmpmsg.RawBody{Data: body}}
-		wire, err := msg.Marshal(nil) // the kernel fills in the checksum
-		if err != nil {
-			return err
-		}
-		dst := &net.IPAddr{IP: net.ParseIP("ff02::1"), Zone: fmt.Sprint(ifi.Index)}
-		_, err = c.WriteTo(wire, dst)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("sending an RA from %s: %v", ns.Name, err)
-	}
 }
