@@ -78,6 +78,7 @@ func (d *Daemon) confirmLocked(how string) error {
 	}
 	d.confirm.timer.Stop()
 	d.confirm = nil
+	d.forgetConfirm() // else the next start would return to the config before it
 	d.log.Info("reload " + how)
 	return nil
 }

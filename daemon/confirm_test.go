@@ -132,4 +132,20 @@ func TestConfirmSurvivesARestart(t *testing.T) {
 	s.g.stop()
 	s.g.start()
 	wantOpen(t, "the proxy after a second restart, with the file as it is", proxy)
+
+	// Confirmed, a reload stays across a restart too: the confirmation
+	// forgets the config it would have returned to.
+	s.g.write(old)
+	resp, err = daemon.Call(ctx, filepath.Join(s.g.dir, "run", "control.sock"),
+		daemon.Request{Op: "reload", Path: s.g.conf, Config: old, Confirm: time.Hour})
+	if err != nil || !resp.OK {
+		t.Fatalf("reload --confirm 1h: %+v %v", resp, err)
+	}
+	wantClosed(t, "the proxy right after the second reload --confirm", proxy)
+	if resp, err := daemon.Call(ctx, filepath.Join(s.g.dir, "run", "control.sock"), daemon.Request{Op: "confirm"}); err != nil || !resp.OK {
+		t.Fatalf("confirm: %+v %v", resp, err)
+	}
+	s.g.stop()
+	s.g.start()
+	wantClosed(t, "the proxy after a restart that follows a confirmed reload", proxy)
 }
