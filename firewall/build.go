@@ -42,7 +42,7 @@ func Build(p Policy) *Ruleset {
 	if p.Masquerade {
 		r.Chains = append(r.Chains, srcnatChain(r, p.SNAT))
 	}
-	r.Chains = append(r.Chains, upstreamInputChain(r), upstreamForwardChain(r))
+	r.Chains = append(r.Chains, upstreamInputChain(), upstreamForwardChain())
 	zones := map[string]ZoneInfo{}
 	for _, z := range r.Zones {
 		zones[z.Name] = z

@@ -99,16 +99,13 @@ func logPrefix(zone string) string {
 // WAN port whose address DHCP learns needs no rule: the router's DHCP
 // client reads through a packet socket, which sees the server's answers
 // before netfilter does.
-func upstreamInputChain(*Ruleset) Chain {
+func upstreamInputChain() Chain {
 	return zoneOrigin(UpstreamZone).close(Chain{Name: InChain(UpstreamZone)}, false)
 }
 
 // upstreamForwardChain: the upstream is routed nowhere, replies aside.
-func upstreamForwardChain(*Ruleset) Chain {
-	o := zoneOrigin(UpstreamZone)
-	c := Chain{Name: FwdChain(UpstreamZone), Rules: o.established(true)}
-	c.Rules = append(c.Rules, o.dropRules()...)
-	return c
+func upstreamForwardChain() Chain {
+	return zoneOrigin(UpstreamZone).close(Chain{Name: FwdChain(UpstreamZone)}, true)
 }
 
 func zoneInputChain(z ZoneInfo) Chain {
