@@ -229,9 +229,17 @@ func (d *Daemon) Reload(path string, text []byte, confirm time.Duration) (change
 
 // logWarnings logs the config's warnings and returns them as text.
 func logWarnings(log *slog.Logger, c *config.Config) []string {
+	out := warningLines(c)
+	for _, w := range out {
+		log.Warn("config", "warning", w)
+	}
+	return out
+}
+
+// warningLines are the config's warnings as text.
+func warningLines(c *config.Config) []string {
 	var out []string
 	for _, w := range c.Warnings {
-		log.Warn("config", "warning", w.String())
 		out = append(out, w.String())
 	}
 	return out
@@ -244,9 +252,7 @@ func (d *Daemon) PlanText(path string, text []byte) (steps, warnings []string, e
 	if err != nil {
 		return nil, nil, err
 	}
-	for _, w := range c.Warnings {
-		warnings = append(warnings, w.String())
-	}
+	warnings = warningLines(c)
 	d.applyMu.Lock()
 	defer d.applyMu.Unlock()
 	if err := d.checkImmutable(c); err != nil {
