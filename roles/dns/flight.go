@@ -85,14 +85,12 @@ func (g *flight[K, V]) addLocked(key K, kick chan struct{}) *flightCall[V] {
 
 // run runs fn for c and releases c's waiters, even when fn panics.
 func (g *flight[K, V]) run(key K, c *flightCall[V], fn func(kick <-chan struct{}) V) {
+	var v V
 	defer func() {
 		c.panicked = recover()
-		g.mu.Lock()
-		delete(g.calls, key)
-		g.mu.Unlock()
-		close(c.done)
+		g.end(key, c, v)
 	}()
-	c.val = fn(c.kick)
+	v = fn(c.kick)
 }
 
 // begin starts a call for key that the caller runs without waiting, or

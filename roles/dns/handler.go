@@ -65,10 +65,7 @@ func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inl
 	var req *request
 	defer func() {
 		if v := recover(); v != nil {
-			s.counters.panics.Add(1)
-			s.log.Error("panic answering a query", "err", v)
-			m = new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
-			m.Extra = nil
+			m = s.panicReply(r, v)
 			by, slow, pk = byNone, false, nil
 			if req != nil && req.parked != nil {
 				// Parked before the panic: the loop still settles it (its
@@ -99,6 +96,16 @@ func (s *Server) respondOn(l *loop, client netip.Addr, tcp bool, r *dns.Msg, inl
 	}
 	m = s.settle(p, req, m)
 	return m, req.by, false, nil
+}
+
+// panicReply counts and logs a panic answering r, and is the SERVFAIL the
+// client gets instead.
+func (s *Server) panicReply(r *dns.Msg, v any) *dns.Msg {
+	s.counters.panics.Add(1)
+	s.log.Error("panic answering a query", "err", v)
+	m := new(dns.Msg).SetRcode(r, dns.RcodeServerFailure)
+	m.Extra = nil
+	return m
 }
 
 // settle counts and logs m, the reply of pipeline p to req, and makes it

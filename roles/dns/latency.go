@@ -10,19 +10,17 @@ import (
 // query latency distribution: from a local answer on an idle box (tens of
 // microseconds) to a forwarded query that waited for its deadline. The
 // last bucket, above every bound, takes the rest.
-var queryBounds = []float64{
+var queryBounds = [...]float64{
 	25e-6, 50e-6, 100e-6, 250e-6, 500e-6,
 	1e-3, 2.5e-3, 5e-3, 10e-3, 25e-3, 50e-3, 100e-3, 250e-3, 500e-3,
 	1, 2.5,
 }
 
-// numBuckets is len(queryBounds)+1; queryLimits are the bounds as durations.
-const numBuckets = 17
+// numBuckets is one more than the bounds; queryLimits are the bounds as
+// durations.
+const numBuckets = len(queryBounds) + 1
 
-var queryLimits = func() (d [numBuckets - 1]time.Duration) {
-	if len(queryBounds) != len(d) {
-		panic("dns: queryBounds and numBuckets disagree")
-	}
+var queryLimits = func() (d [len(queryBounds)]time.Duration) {
 	for i, b := range queryBounds {
 		d[i] = time.Duration(b * float64(time.Second))
 	}
@@ -120,7 +118,7 @@ func (l *latencies) snapshot() map[string]Histogram {
 	l.mu.Unlock()
 	out := map[string]Histogram{}
 	for by := range numStages {
-		h := Histogram{Bounds: queryBounds, Counts: make([]uint64, numBuckets)}
+		h := Histogram{Bounds: queryBounds[:], Counts: make([]uint64, numBuckets)}
 		var ns uint64
 		for _, s := range all {
 			for i := range h.Counts {

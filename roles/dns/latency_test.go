@@ -9,7 +9,7 @@ import (
 
 // A latency lands in the first bucket whose bound it does not exceed.
 func TestLatencyBuckets(t *testing.T) {
-	if !slices.IsSorted(queryBounds) || len(queryBounds) != numBuckets-1 {
+	if !slices.IsSorted(queryBounds[:]) || len(queryBounds) != numBuckets-1 {
 		t.Fatalf("bounds %v", queryBounds)
 	}
 	for _, tt := range []struct {

@@ -389,10 +389,7 @@ func (l *loop) settle(pk *parked, r *dns.Msg, err error) (m *dns.Msg) {
 			if flightOpen { // the callers that joined must not wait for ever
 				pk.cache.flight.end(pk.key, pk.call, flightResult{})
 			}
-			l.s.counters.panics.Add(1)
-			l.s.log.Error("panic answering a query", "err", v)
-			m = new(dns.Msg).SetRcode(req.msg, dns.RcodeServerFailure)
-			m.Extra = nil
+			m = l.s.panicReply(req.msg, v)
 		}
 	}()
 	pk.f.release()
