@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -17,6 +18,7 @@ import (
 // Its methods are safe for concurrent use.
 type Conn struct {
 	f          *os.File
+	raw        syscall.RawConn // f's, fetched once
 	closed     chan struct{}
 	closeOnce  sync.Once
 	readerDone chan struct{}
@@ -60,8 +62,15 @@ func OpenUnbound() (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening a packet socket: %w", err)
 	}
+	f := os.NewFile(uintptr(fd), "packet")
+	raw, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("opening a packet socket: %w", err)
+	}
 	c := &Conn{
-		f:          os.NewFile(uintptr(fd), "packet"),
+		f:          f,
+		raw:        raw,
 		closed:     make(chan struct{}),
 		readerDone: make(chan struct{}),
 		waiters:    map[netip.Addr][]*waiter{},
@@ -88,13 +97,9 @@ func (c *Conn) bind(ifindex int) error {
 		// 0 would bind to every interface.
 		return fmt.Errorf("binding a packet socket: interface index %d is not an interface", ifindex)
 	}
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("binding a packet socket to interface %d: %w", ifindex, err)
-	}
 	var sa unix.Sockaddr
 	var serr error
-	err = rc.Control(func(fd uintptr) {
+	err := c.raw.Control(func(fd uintptr) {
 		serr = unix.Bind(int(fd), &unix.SockaddrLinklayer{Protocol: htons(EtherTypeARP), Ifindex: ifindex})
 		if serr == nil {
 			sa, serr = unix.Getsockname(int(fd))
@@ -174,12 +179,8 @@ func pad(frame []byte) []byte {
 // DHCP client asks again, so a frame the kernel will not take is dropped
 // with an error (EAGAIN, ENOBUFS).
 func (c *Conn) write(frame []byte) error {
-	rc, err := c.f.SyscallConn()
-	if err != nil {
-		return fmt.Errorf("sending a frame on interface %d: %w", c.Index(), err)
-	}
 	var werr error
-	err = rc.Write(func(fd uintptr) bool {
+	err := c.raw.Write(func(fd uintptr) bool {
 		// A bound packet socket sends out of the interface it is bound to.
 		_, werr = unix.Write(int(fd), frame)
 		return true // never wait for the poller
