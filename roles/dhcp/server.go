@@ -336,12 +336,13 @@ func (s *Server) serve(cn *conn) {
 			s.mu.Unlock()
 			return
 		}
+		at := s.now() // one clock read for the batch: its datagrams came within the same read
 		for _, p := range pkts {
 			if !s.forUs(p.dst) {
 				s.cnt.ignored.Add(1)
 				continue
 			}
-			out := s.h.handleBytes(s.now(), p.b, p.src)
+			out := s.h.handleBytes(at, p.b, p.src)
 			s.h.logReceived(&out)
 			now = s.route(cn, out, p.b, p.src, 1, now)
 		}
