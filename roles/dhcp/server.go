@@ -69,11 +69,11 @@ type Server struct {
 	stopped chan struct{} // closed to stop the sweeper
 	closed  bool
 
-	pendMu sync.Mutex
-	pend   []pending // replies of the log batch being written
-	spare  []pending
-	// flushing is the writer goroutine's: the replies of a batch and the
-	// sender that writes them.
+	// pend and flushing are the log writer's: the replies of the batch
+	// being written (only a written batch has replies: written gets an
+	// error on any other goroutine, and prepare sends nothing for it), and
+	// the sender that writes them.
+	pend     []pending
 	flushing []datagram
 	flushSnd *sender
 	replies  sync.Pool // of *awaitReply
@@ -409,9 +409,7 @@ type awaitReply struct {
 func (w *awaitReply) written(err error) {
 	s := w.s
 	if d, ok := s.prepare(w.cn, w.out, err); ok {
-		s.pendMu.Lock()
 		s.pend = append(s.pend, pending{w.cn, d})
-		s.pendMu.Unlock()
 	}
 	w.cn, w.out = nil, outcome{}
 	s.replies.Put(w)
@@ -426,10 +424,7 @@ type pending struct {
 
 // flush sends the replies of a log batch; it runs on the log's writer.
 func (s *Server) flush() {
-	s.pendMu.Lock()
 	list := s.pend
-	s.pend = s.spare[:0]
-	s.pendMu.Unlock()
 	for len(list) > 0 {
 		cn := list[0].cn
 		ds := s.flushing[:0]
@@ -446,9 +441,8 @@ func (s *Server) flush() {
 		s.flushing = ds[:0]
 		list = rest
 	}
-	s.pendMu.Lock()
-	s.spare = list[:0]
-	s.pendMu.Unlock()
+	clear(s.pend)
+	s.pend = s.pend[:0]
 }
 
 // sendNow sends replies that wait for nothing, with snd, the caller's.
